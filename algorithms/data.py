@@ -1,0 +1,467 @@
+"""Built-in benchmark tasks and user data, turned into :class:`Task` objects.
+
+Built-in data lives as small ``.npz`` files in ``datasets/`` (see the PROVENANCE notes there). Every split
+here is stratified with a fixed seed (:data:`SPLIT_SEED`) that is independent of any trial seed, so all trials
+of a search see exactly the same source-train / source-val / target samples.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .domains import Domain, Task
+from .errors import InputError
+
+DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
+SPLIT_SEED = 0
+
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+DIGITS_SIDE = 28
+# Office-Caltech10 class order of the GFK release: label k (1-based in the .mat files) is OFFICE_CLASSES[k-1].
+OFFICE_CLASSES = (
+    "back_pack",
+    "bike",
+    "calculator",
+    "headphones",
+    "keyboard",
+    "laptop_computer",
+    "monitor",
+    "mouse",
+    "mug",
+    "projector",
+)
+OFFICE_DOMAINS = {"A": "amazon", "C": "Caltech10", "W": "webcam", "D": "dslr"}
+
+BUILTIN_TASKS: tuple[str, ...] = (
+    "mnist->usps",
+    "usps->mnist",
+    *(f"office-surf:{s}->{t}" for s in OFFICE_DOMAINS for t in OFFICE_DOMAINS if s != t),
+)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_USER_FORMATS = "a .npz file, a .parquet table or an image folder"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split sample indices into ``(kept, held_out)`` with about ``fraction`` of every class held out.
+
+    The held-out total is ``round(fraction * N)`` (at least 1, and every class keeps at least one sample when
+    it can), shared out over classes by largest remainder so class proportions are preserved. Both index
+    arrays are sorted; the result depends only on ``y``, ``fraction`` and ``seed``.
+    """
+    y = np.asarray(y)
+    n = len(y)
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    capacity = np.maximum(counts - 1, 0)  # keep one sample of each class on the kept side
+    total = min(max(int(round(fraction * n)), 1 if fraction > 0 else 0), int(capacity.sum()))
+    quota = total * counts / max(n, 1)
+    take = np.minimum(np.floor(quota).astype(int), capacity)
+    # Largest remainder first; ties go to the earlier class so the result is deterministic.
+    for c in sorted(range(len(classes)), key=lambda c: (-(quota[c] - take[c]), c)):
+        if take.sum() >= total:
+            break
+        if take[c] < capacity[c]:
+            take[c] += 1
+    rng = np.random.default_rng(seed)
+    held = [rng.permutation(np.flatnonzero(inverse == c))[: take[c]] for c in range(len(classes))]
+    held_idx = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=int)
+    kept_idx = np.setdiff1d(np.arange(n), held_idx)
+    return kept_idx, held_idx
+
+
+def _check_fraction(fraction: float) -> None:
+    if not 0.0 < fraction < 1.0:
+        raise InputError("source_val_fraction", f"a number strictly between 0 and 1, got {fraction!r}")
+
+
+def _split_source(name: str, x: torch.Tensor, y: np.ndarray, fraction: float) -> tuple[Domain, Domain]:
+    train_idx, val_idx = stratified_split(y, fraction, SPLIT_SEED)
+    labels = torch.as_tensor(np.asarray(y, dtype=np.int64))
+    return (
+        Domain(f"{name}/train", x[train_idx], labels[train_idx]),
+        Domain(f"{name}/val", x[val_idx], labels[val_idx]),
+    )
+
+
+def _transductive_target(name: str, x: torch.Tensor) -> tuple[Domain, Domain]:
+    # The standard "full" protocol: adapt on all target samples and evaluate on the same samples.
+    return Domain(f"{name}/train", x), Domain(f"{name}/val", x)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Built-in tasks
+
+
+@functools.cache
+def _builtin_arrays(filename: str) -> dict[str, np.ndarray]:
+    with np.load(DATASETS_DIR / filename, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    for array in arrays.values():
+        array.flags.writeable = False  # shared by every caller of the cache
+    return arrays
+
+
+def _digit_images(x: np.ndarray) -> torch.Tensor:
+    """uint8 ``[N, H, W]`` -> float32 ``[N, 1, 28, 28]`` in [-1, 1] (bilinear resize when H, W differ)."""
+    images = torch.tensor(x, dtype=torch.float32).unsqueeze(1) / 127.5 - 1.0
+    if images.shape[-2:] != (DIGITS_SIDE, DIGITS_SIDE):
+        images = F.interpolate(images, size=(DIGITS_SIDE, DIGITS_SIDE), mode="bilinear", align_corners=False)
+    return images
+
+
+def _digits_task(name: str, fraction: float) -> Task:
+    mnist, usps = _builtin_arrays("mnist_t10k.npz"), _builtin_arrays("usps.npz")
+    mnist_x, mnist_y = _digit_images(mnist["x"]), mnist["y"]
+    usps_x, usps_y = _digit_images(usps["x_train"]), usps["y_train"]
+    note = (
+        "MNIST is its 10k test set (the 60k train set is not shipped), so results are close to, not the "
+        "same as, the published deep protocol. Images 1x28x28 in [-1, 1]; USPS upsampled from 16x16."
+    )
+    if name == "mnist->usps":
+        source_train, source_val = _split_source("mnist", mnist_x, mnist_y, fraction)
+        target_train = Domain("usps/train", usps_x)
+        target_val = Domain("usps/test", _digit_images(usps["x_test"]))
+        oracle = usps["y_test"]
+        description = f"MNIST -> USPS digits; target_train = USPS train, target_val = USPS test. {note}"
+    else:
+        source_train, source_val = _split_source("usps", usps_x, usps_y, fraction)
+        train_idx, val_idx = stratified_split(mnist_y, 0.2, SPLIT_SEED)
+        target_train = Domain("mnist/train", mnist_x[train_idx])
+        target_val = Domain("mnist/val", mnist_x[val_idx])
+        oracle = mnist_y[val_idx]
+        description = f"USPS -> MNIST digits; the MNIST pool is split 80/20 into target train / val. {note}"
+    return Task(
+        name=name,
+        source_train=source_train,
+        source_val=source_val,
+        target_train=target_train,
+        target_val=target_val,
+        classes=DIGIT_CLASSES,
+        input_kind="images",
+        default_backbone="lenet",
+        target_oracle=torch.as_tensor(oracle.astype(np.int64)),
+        description=description,
+        extra={
+            "protocol": "digits-deep",
+            "source_domain": source_train.name.split("/")[0],
+            "target_domain": target_train.name.split("/")[0],
+        },
+    )
+
+
+def load_office_surf_domain(key: str) -> tuple[np.ndarray, np.ndarray]:
+    """One Office-Caltech10 SURF domain (``A``, ``C``, ``W`` or ``D``), with the standard preprocessing.
+
+    Each row is divided by its sum, then each feature is z-scored with this domain's own mean and population
+    std (MATLAB ``zscore(fts, 1)``; a constant feature keeps std 1). Returns float64 ``[n, 800]`` features
+    and int64 0-based labels.
+    """
+    if key not in OFFICE_DOMAINS:
+        expected = ", ".join(OFFICE_DOMAINS)
+        raise InputError("task", f"unknown Office-Caltech10 domain '{key}'; expected one of {expected}")
+    arrays = _builtin_arrays("office_caltech10_surf.npz")
+    x = arrays[f"x_{key}"].astype(np.float64)
+    x /= x.sum(axis=1, keepdims=True)
+    std = x.std(axis=0)
+    x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    return x, arrays[f"y_{key}"].astype(np.int64)
+
+
+def _office_task(name: str, fraction: float) -> Task:
+    source_key, target_key = name.removeprefix("office-surf:").split("->")
+    source, target = OFFICE_DOMAINS[source_key], OFFICE_DOMAINS[target_key]
+    xs, ys = load_office_surf_domain(source_key)
+    xt, yt = load_office_surf_domain(target_key)
+    source_train, source_val = _split_source(source, torch.tensor(xs, dtype=torch.float32), ys, fraction)
+    target_train, target_val = _transductive_target(target, torch.tensor(xt, dtype=torch.float32))
+    return Task(
+        name=name,
+        source_train=source_train,
+        source_val=source_val,
+        target_train=target_train,
+        target_val=target_val,
+        classes=OFFICE_CLASSES,
+        input_kind="features",
+        default_backbone="mlp",
+        target_oracle=torch.as_tensor(yt),
+        description=(
+            f"Office-Caltech10 SURF, {source} -> {target}: 800-d bag-of-visual-words, rows L1-normalised and "
+            "z-scored per domain; transductive protocol (target_val = all target samples)."
+        ),
+        extra={"protocol": "transductive", "source_domain": source, "target_domain": target},
+    )
+
+
+def _unknown_task(name: str) -> InputError:
+    close = difflib.get_close_matches(name, BUILTIN_TASKS, n=3, cutoff=0.6)
+    ordered = close + [t for t in BUILTIN_TASKS if t not in close]
+    expected = ", ".join(ordered) + ", or --source/--target paths"
+    return InputError("task", f"unknown task '{name}'; expected one of: {expected}")
+
+
+def load_task(name: str, source_val_fraction: float = 0.1) -> Task:
+    """Build a built-in task by name (see :data:`BUILTIN_TASKS`)."""
+    if name not in BUILTIN_TASKS:
+        raise _unknown_task(name)
+    _check_fraction(source_val_fraction)
+    if name.startswith("office-surf:"):
+        return _office_task(name, source_val_fraction)
+    return _digits_task(name, source_val_fraction)
+
+
+def list_tasks() -> list[dict]:
+    """One dict per built-in task: name, input_kind, default_backbone, num_classes, sizes, description."""
+    summaries = []
+    for name in BUILTIN_TASKS:
+        task = load_task(name)
+        summaries.append(
+            {
+                "name": name,
+                "input_kind": task.input_kind,
+                "default_backbone": task.default_backbone,
+                "num_classes": task.num_classes,
+                **task.sizes(),
+                "description": task.description,
+            }
+        )
+    return summaries
+
+
+# ---------------------------------------------------------------------------------------------------------
+# User data
+
+
+@dataclass(frozen=True)
+class _RawDomain:
+    x: torch.Tensor  # float32 [N, D] or [N, C, H, W]
+    labels: np.ndarray | None  # class names (str) per sample, or None when unlabeled
+
+
+def _label_names(values: np.ndarray, field: str, path: Path) -> np.ndarray:
+    """Labels (ints, integral floats or strings) -> their class names as strings."""
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64).astype(str)
+    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.rint(values)):
+        return values.astype(np.int64).astype(str)
+    if values.dtype.kind == "U" or (values.dtype.kind == "O" and all(isinstance(v, str) for v in values)):
+        return values.astype(str)
+    raise InputError(field, f"{path}: labels must be integers or strings, got values of type {values.dtype}")
+
+
+def _finite_features(x: np.ndarray, field: str, path: Path) -> torch.Tensor:
+    if x.dtype.kind not in "iubf":
+        raise InputError(field, f"{path}: features must be numeric, got {x.dtype}")
+    x = np.asarray(x, dtype=np.float32)
+    if not np.all(np.isfinite(x)):
+        raise InputError(field, f"{path}: features contain NaN or infinite values; expected finite numbers")
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def _read_npz(path: Path, field: str) -> _RawDomain:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            found = list(npz.files)
+            arrays = {key: npz[key] for key in ("x", "y") if key in found}
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise InputError(field, f"cannot read {path} as .npz ({error})") from None
+    if "x" not in arrays:
+        raise InputError(
+            field,
+            f"{path} has no array 'x' (found: {', '.join(found) or 'none'}); "
+            "expected x ([N, D] features or [N, H, W] / [N, C, H, W] images) and optional y",
+        )
+    x, y = arrays["x"], arrays.get("y")
+    if x.ndim not in (2, 3, 4):
+        raise InputError(field, f"{path}: x has shape {x.shape}; expected [N, D], [N, H, W] or [N, C, H, W]")
+    if x.ndim == 3:
+        x = x[:, None]  # grey images get an explicit channel axis
+    if x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
+        raise InputError(field, f"{path}: x has shape {x.shape}, which looks channels-last; expected [N, C, H, W]")
+    if y is not None and y.shape != (len(x),):
+        raise InputError(field, f"{path}: y has shape {y.shape}; expected one label per sample ({len(x)},)")
+    labels = None if y is None else _label_names(y, field, path)
+    return _RawDomain(_finite_features(x, field, path), labels)
+
+
+def _read_parquet(path: Path, field: str) -> _RawDomain:
+    import pandas as pd
+
+    try:
+        table = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises many types for a bad file
+        raise InputError(field, f"cannot read {path} as a Parquet table ({error})") from None
+    columns = [c for c in table.columns if c != "label"]
+    bad = [str(c) for c in columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if bad:
+        raise InputError(
+            field,
+            f"{path}: non-numeric feature columns {', '.join(bad[:10])}{' ...' * (len(bad) > 10)}; "
+            "expected numeric feature columns plus an optional 'label' column",
+        )
+    if not columns:
+        raise InputError(field, f"{path}: no feature columns; expected numeric feature columns")
+    labels = None
+    if "label" in table.columns:
+        column = table["label"]
+        if column.isna().any():
+            raise InputError(field, f"{path}: the 'label' column has missing values; expected one per row")
+        values = column.to_numpy() if pd.api.types.is_numeric_dtype(column) else column.astype(str).to_numpy()
+        labels = _label_names(values, field, path)
+    return _RawDomain(_finite_features(table[columns].to_numpy(), field, path), labels)
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and _is_image(p))
+
+
+def _read_image_folder(path: Path, field: str, image_size: int) -> _RawDomain:
+    from PIL import Image
+
+    class_dirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if class_dirs:  # ImageFolder layout: one subfolder per class
+        files = [(f, d.name) for d in class_dirs for f in _image_files(d)]
+    else:  # a flat folder of images: unlabeled
+        files = [(f, None) for f in sorted(path.iterdir()) if f.is_file() and _is_image(f)]
+    if not files:
+        raise InputError(
+            field,
+            f"{path} contains no readable images; expected class subfolders of image files "
+            f"({', '.join(IMAGE_EXTENSIONS)}) or, for an unlabeled target, image files directly inside",
+        )
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    images = torch.empty(len(files), 3, image_size, image_size)
+    for i, (file, _) in enumerate(files):
+        try:
+            with Image.open(file) as image:
+                rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+        except (OSError, ValueError) as error:
+            raise InputError(field, f"cannot read image {file} ({error}); expected an image file") from None
+        pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        images[i] = (pixels - mean) / std
+    labels = np.array([label for _, label in files], dtype=str) if class_dirs else None
+    return _RawDomain(images, labels)
+
+
+def _read_domain(path_like: str | Path, field: str, image_size: int) -> _RawDomain:
+    path = Path(path_like)
+    if not path.exists():
+        raise InputError(field, f"path does not exist: {path}; expected {_USER_FORMATS}")
+    if path.is_dir():
+        raw = _read_image_folder(path, field, image_size)
+    elif path.suffix.lower() == ".npz":
+        raw = _read_npz(path, field)
+    elif path.suffix.lower() == ".parquet":
+        raw = _read_parquet(path, field)
+    else:
+        kind = path.suffix or "without extension"
+        raise InputError(field, f"unsupported file type '{kind}' for {path}; expected {_USER_FORMATS}")
+    if len(raw.x) == 0:
+        raise InputError(field, f"{path} has 0 samples; expected a non-empty domain")
+    return raw
+
+
+def _class_key(name: str) -> tuple:
+    # Integer-like names in numeric order (so "10" follows "9"), then the others alphabetically.
+    try:
+        return (0, int(name), "")
+    except ValueError:
+        return (1, 0, name)
+
+
+def _encode(names: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    unique, inverse = np.unique(names, return_inverse=True)
+    return np.array([index[u] for u in unique], dtype=np.int64)[inverse]
+
+
+def _default_backbone(shape: tuple[int, ...]) -> str:
+    if len(shape) == 1:
+        return "mlp"
+    channels, height, width = shape
+    # Small single-channel square images (digits-like) suit the LeNet-style network; anything else a ResNet.
+    return "lenet" if channels == 1 and height == width and 16 <= height <= 64 else "resnet18"
+
+
+def load_user_task(
+    source: str | Path, target: str | Path, source_val_fraction: float = 0.1, image_size: int = 224
+) -> Task:
+    """Build a task from user data paths (``.npz``, ``.parquet`` or an image folder).
+
+    The source must be labeled; it is split stratified (seed :data:`SPLIT_SEED`) into train / val. All target
+    samples form both target_train and target_val (transductive), unlabeled; target labels, when given, only
+    become ``target_oracle``. Classes are the sorted label names of the source, mapped the same way in both
+    domains. Arrays from ``.npz`` / ``.parquet`` are only converted to float32 (no scaling); image folders
+    are read as RGB, resized to ``image_size`` and normalised with the ImageNet mean / std.
+    """
+    _check_fraction(source_val_fraction)
+    if not isinstance(image_size, int) or image_size < 1:
+        raise InputError("image_size", f"a positive integer number of pixels, got {image_size!r}")
+    src = _read_domain(source, "source", image_size)
+    if src.labels is None:
+        raise InputError(
+            "source",
+            f"{source} is unlabeled; the source must be labeled (an .npz with 'y', a Parquet table "
+            "with a 'label' column, or an image folder with one subfolder per class)",
+        )
+    tgt = _read_domain(target, "target", image_size)
+    classes = tuple(sorted(set(src.labels.tolist()), key=_class_key))
+    if tgt.labels is not None:
+        target_classes = set(tgt.labels.tolist())
+        only_source = sorted(set(classes) - target_classes, key=_class_key)
+        only_target = sorted(target_classes - set(classes), key=_class_key)
+        if only_source or only_target:
+            raise InputError(
+                "target",
+                f"classes of {target} do not match the source: only in source: "
+                f"{', '.join(only_source) or 'none'}; only in target: {', '.join(only_target) or 'none'}",
+            )
+    shape = tuple(src.x.shape[1:])
+    if tuple(tgt.x.shape[1:]) != shape:
+        raise InputError(
+            "target",
+            f"{target} samples have shape {tuple(tgt.x.shape[1:])} but source samples {shape}; "
+            "expected the same feature dimension / image shape in both domains",
+        )
+    source_name, target_name = Path(source).stem, Path(target).stem
+    source_y = _encode(src.labels, classes)
+    source_train, source_val = _split_source(source_name, src.x, source_y, source_val_fraction)
+    target_train, target_val = _transductive_target(target_name, tgt.x)
+    oracle = None if tgt.labels is None else torch.as_tensor(_encode(tgt.labels, classes))
+    input_kind = "features" if len(shape) == 1 else "images"
+    return Task(
+        name=f"{source_name}->{target_name}",
+        source_train=source_train,
+        source_val=source_val,
+        target_train=target_train,
+        target_val=target_val,
+        classes=classes,
+        input_kind=input_kind,
+        default_backbone=_default_backbone(shape),
+        target_oracle=oracle,
+        description=(
+            f"user data: source {source} ({len(src.x)} labeled), target {target} ({len(tgt.x)} "
+            f"{'labeled, oracle only' if oracle is not None else 'unlabeled'}); {input_kind} {list(shape)}, "
+            f"{len(classes)} classes; transductive protocol (target_val = all target samples)."
+        ),
+        extra={"protocol": "transductive", "source_path": str(source), "target_path": str(target)},
+    )

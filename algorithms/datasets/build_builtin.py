@@ -1,0 +1,111 @@
+"""Maintainer script: rebuild the built-in ``.npz`` files of this folder from the shared raw data.
+
+Run by hand, never at run time (it needs scipy, which the service does not)::
+
+    python algorithms/datasets/build_builtin.py [--data /work/shared/data]
+
+It checks the sha256 of every raw file against the PROVENANCE notes before converting, so a rebuilt npz
+always comes from the exact files those notes describe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parents[2] / "shared" / "data"
+
+# sha256 of the raw files (by folder of the shared data), as listed in the PROVENANCE_*.md notes here.
+SHA256 = {
+    "mnist_t10k": {
+        "t10k-images-idx3-ubyte.gz": "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b",
+        "t10k-labels-idx1-ubyte.gz": "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",
+    },
+    "usps_16x16": {
+        "zip.train.gz": "66ebf231ab51f2cf6ac1a892d0f98ccffee1079d7a5db638c1f11f366046ca16",
+        "zip.test.gz": "8dacc3c6e136af6c3488de9e5113a7daf140c8c2f1f0b61c54ee02f03f1a962f",
+    },
+    "office_caltech10_surf": {
+        "amazon_SURF_L10.mat": "df32548b994e18d364c99e1f317e1fae100597259f0423a41b90f4f68187bb1f",
+        "Caltech10_SURF_L10.mat": "4f9334c8ced489d5054de97a5fd51a61f017f3bcd1f38c9a85c6d78cb9d7bda5",
+        "webcam_SURF_L10.mat": "a6a9c78b4b7181dfbb58bcfd351d4ebd737f171c31247b8884948aa156d3f700",
+        "dslr_SURF_L10.mat": "44d673c68e1d07b837893aa74dba3b986e4a6cc3fd66f0dd357683bdef059216",
+    },
+}
+
+SURF_FILES = {
+    "A": "amazon_SURF_L10.mat",
+    "C": "Caltech10_SURF_L10.mat",
+    "W": "webcam_SURF_L10.mat",
+    "D": "dslr_SURF_L10.mat",
+}
+
+
+def _checked(data: Path, folder: str, name: str) -> Path:
+    path = data / folder / name
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != SHA256[folder][name]:
+        raise SystemExit(f"{path}: sha256 {digest} does not match the provenance note")
+    return path
+
+
+def _idx(path: Path, offset: int) -> np.ndarray:
+    with gzip.open(path) as fh:
+        return np.frombuffer(fh.read(), np.uint8, offset=offset)
+
+
+def build_mnist(data: Path, out: Path) -> None:
+    x = _idx(_checked(data, "mnist_t10k", "t10k-images-idx3-ubyte.gz"), 16).reshape(-1, 28, 28)
+    y = _idx(_checked(data, "mnist_t10k", "t10k-labels-idx1-ubyte.gz"), 8)
+    assert x.shape == (10000, 28, 28) and y.shape == (10000,)
+    np.savez_compressed(out / "mnist_t10k.npz", x=x, y=y)
+
+
+def _usps_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    a = np.loadtxt(path)
+    y = a[:, 0].astype(np.uint8)
+    # Stored as [-1, 1]; map back to the 0..255 grey levels the values were scaled from.
+    x = np.rint((a[:, 1:] + 1.0) / 2.0 * 255.0).clip(0, 255).astype(np.uint8).reshape(-1, 16, 16)
+    return x, y
+
+
+def build_usps(data: Path, out: Path) -> None:
+    x_train, y_train = _usps_split(_checked(data, "usps_16x16", "zip.train.gz"))
+    x_test, y_test = _usps_split(_checked(data, "usps_16x16", "zip.test.gz"))
+    assert x_train.shape == (7291, 16, 16) and x_test.shape == (2007, 16, 16)
+    np.savez_compressed(out / "usps.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def build_office_surf(data: Path, out: Path) -> None:
+    import scipy.io
+
+    arrays = {}
+    for key, name in SURF_FILES.items():
+        mat = scipy.io.loadmat(_checked(data, "office_caltech10_surf", name))
+        fts, labels = mat["fts"], mat["labels"].ravel()
+        # The counts are small non-negative integers; keep them exact in uint8 (checked, not assumed).
+        assert fts.min() >= 0 and fts.max() <= 255 and np.array_equal(fts, np.rint(fts))
+        assert labels.min() == 1 and labels.max() == 10
+        arrays[f"x_{key}"] = fts.astype(np.uint8)
+        arrays[f"y_{key}"] = (labels - 1).astype(np.uint8)
+    np.savez_compressed(out / "office_caltech10_surf.npz", **arrays)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared raw data folder")
+    parser.add_argument("--out", type=Path, default=HERE, help="where to write the npz files")
+    args = parser.parse_args()
+    for build in (build_mnist, build_usps, build_office_surf):
+        build(args.data, args.out)
+    for path in sorted(args.out.glob("*.npz")):
+        print(f"{path.name}: {path.stat().st_size / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""What a task is made of: labeled source data, unlabeled target data, and target labels kept apart."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Samples of one domain: ``x`` is float32 ``[N, D]`` (features) or ``[N, C, H, W]`` (images).
+
+    ``y`` holds int64 class indices ``[N]`` for a labeled domain and is ``None`` for an unlabeled one.
+    """
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.y is not None and len(self.y) != len(self.x):
+            raise ValueError(f"domain {self.name}: {len(self.x)} samples but {len(self.y)} labels")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def labeled(self) -> bool:
+        return self.y is not None
+
+    def fingerprint(self) -> str:
+        """A content hash, so cached frozen-backbone outputs can be keyed by the data they came from."""
+        digest = hashlib.sha1()
+        digest.update(str(tuple(self.x.shape)).encode())
+        digest.update(self.x.contiguous().numpy().tobytes())
+        if self.y is not None:
+            digest.update(self.y.numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A source->target problem.
+
+    Training sees ``source_train`` (labeled) and ``target_train`` (never labeled). Proxies are computed on
+    ``source_val`` (labeled, held out from training) and ``target_val`` (unlabeled). ``target_oracle`` holds
+    the labels of ``target_val`` when they exist; only the oracle column reads them, never training,
+    selection or early stopping.
+    """
+
+    name: str
+    source_train: Domain
+    source_val: Domain
+    target_train: Domain
+    target_val: Domain
+    classes: tuple[str, ...]
+    input_kind: str  # "features" or "images"
+    default_backbone: str  # "lenet", "mlp", "resnet18", ...
+    target_oracle: torch.Tensor | None = None
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.target_train.labeled or self.target_val.labeled:
+            raise ValueError("target domains must be unlabeled; pass target labels as target_oracle")
+        if self.target_oracle is not None and len(self.target_oracle) != len(self.target_val):
+            raise ValueError("target_oracle must label every sample of target_val")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.source_train.x.shape[1:])
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "source_train": len(self.source_train),
+            "source_val": len(self.source_val),
+            "target_train": len(self.target_train),
+            "target_val": len(self.target_val),
+        }

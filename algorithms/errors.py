@@ -1,0 +1,14 @@
+"""The one error type for bad user input, so every entry point can report it the same way."""
+
+
+class InputError(ValueError):
+    """Bad user input: a config field, path, task, method or proxy that cannot be used.
+
+    ``field`` names what was wrong (``"task"``, ``"methods"``, ``"source"``, ...) and ``expected`` says what
+    would have been accepted; ``str(error)`` is the one line the CLI prints before exiting with code 2.
+    """
+
+    def __init__(self, field: str, expected: str):
+        self.field = field
+        self.expected = expected
+        super().__init__(f"{field}: {expected}")

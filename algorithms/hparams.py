@@ -1,0 +1,52 @@
+"""The hyperparameter registry: every searchable knob, its Optuna distribution and its default.
+
+Shared knobs (``lr``, ``freeze_depth``, ``adv_weight``) live here; each method declares its own next to its
+loss. The search space is built from these declarations only, so a new knob is one line in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter: a float/int range (optionally log-scaled) or a categorical choice."""
+
+    name: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] | None = None
+    help: str = ""
+
+    @property
+    def kind(self) -> str:
+        if self.choices is not None:
+            return "categorical"
+        return "int" if isinstance(self.default, int) and not isinstance(self.default, bool) else "float"
+
+    def suggest(self, trial: Any) -> Any:
+        """Draw a value from an Optuna trial (define-by-run)."""
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+
+    def with_range(self, low: float, high: float) -> Param:
+        return Param(self.name, min(max(self.default, low), high), low, high, self.log, self.choices, self.help)
+
+    def describe(self) -> str:
+        if self.kind == "categorical":
+            space = "{" + ", ".join(map(str, self.choices)) + "}"
+        else:
+            space = f"[{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
+        return f"{self.name} {space} default {self.default}"
+
+
+LR = Param("lr", 1e-2, 1e-4, 1e-1, log=True, help="SGD learning rate of the head; the backbone uses the same")
+FREEZE_DEPTH = Param("freeze_depth", 0, 0, 0, help="leading backbone blocks kept frozen; max = feature extraction")
+ADV_WEIGHT = Param("adv_weight", 1.0, 1e-2, 3.0, log=True, help="weight of the adversarial domain loss")

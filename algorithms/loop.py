@@ -1,0 +1,219 @@
+"""The one training loop every deep method shares, and the plain-torch trial built on it.
+
+A trial = build the backbone, split it at ``freeze_depth``, encode the data through the frozen prefix
+(once, via a :class:`FeatureStore`), then train the rest with the method's loss. After every epoch one
+evaluation pass over held-out source and unlabeled target data feeds every proxy, and the caller's
+``report`` callback receives the metrics plus a function that returns the checkpointable state.
+Ray is not imported here: ``search.trial`` adapts ``report`` and :class:`Runtime` to Tune or Train.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .backbones import build_backbone
+from .domains import Task
+from .features import FeatureStore, MemoryStore, encode_task
+from .methods import Batch, Method, get_method
+from .proxies import Evaluation, compute_proxies, oracle_accuracy
+
+StateFn = Callable[[], dict[str, Any]]
+ReportFn = Callable[[dict[str, Any], StateFn], None]
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite; the trial cannot continue."""
+
+
+@dataclass
+class TrialSpec:
+    """Everything a trial needs besides the data: fixed settings plus the sampled hyperparameters."""
+
+    method: str
+    hparams: dict[str, Any]
+    backbone: str
+    epochs: int
+    weights: str | None = None
+    batch_size: int = 64
+    seed: int = 0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    amp: bool = False
+    steps_per_epoch: int | None = None  # default: one pass over the source training set
+    eval_batch_size: int = 1024
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Runtime:
+    """Where the loop runs. The default is one local process; Ray Train supplies a data-parallel one."""
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    rank: int = 0
+    world_size: int = 1
+    wrap: Callable[[nn.Module], nn.Module] = lambda module: module  # e.g. DistributedDataParallel
+
+    @classmethod
+    def local(cls, use_gpu: bool | None = None) -> Runtime:
+        cuda = torch.cuda.is_available() if use_gpu is None else use_gpu
+        return cls(device=torch.device("cuda" if cuda else "cpu"))
+
+
+class Classifier(nn.Module):
+    """Trainable backbone blocks followed by a linear head; returns (features, logits)."""
+
+    def __init__(self, body: nn.Module, feature_dim: int, num_classes: int):
+        super().__init__()
+        self.body = body
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.body(x)
+        return features, self.head(features)
+
+
+class TrainStep(nn.Module):
+    """Classifier + method as one module, so a data-parallel wrapper sees every trained parameter."""
+
+    def __init__(self, classifier: Classifier, method: Method):
+        super().__init__()
+        self.classifier = classifier
+        self.method = method
+
+    def forward(self, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor | None, progress: float):
+        if xt is None:
+            fs, ls = self.classifier(xs)
+            ft = lt = None
+        else:  # one forward over both domains keeps batch-norm statistics of the joint batch, as TLlib does
+            f, logits = self.classifier(torch.cat([xs, xt]))
+            fs, ft, ls, lt = f[: len(xs)], f[len(xs) :], logits[: len(xs)], logits[len(xs) :]
+        return self.method.loss(Batch(fs, ls, ys, ft, lt, progress))
+
+
+def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator, rank: int, world: int):
+    """``steps`` index batches drawn from fresh permutations of ``range(n)``, this rank's shard only."""
+    perm, pos = torch.randperm(n, generator=generator), 0
+    for _ in range(steps):
+        if pos + batch_size * world > len(perm):
+            perm, pos = torch.randperm(n, generator=generator), 0
+        chunk = perm[pos : pos + batch_size * world]
+        pos += batch_size * world
+        yield chunk[rank::world]
+
+
+def evaluate(classifier: Classifier, task: Task, batch_size: int, device: torch.device) -> Evaluation:
+    """One pass over held-out source and unlabeled target data, in eval mode, results on the CPU."""
+    classifier.eval()
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [classifier(x[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+        return torch.cat([f.float().cpu() for f, _ in outputs]), torch.cat([lg.float().cpu() for _, lg in outputs])
+
+    with torch.no_grad():
+        fs, ls = run(task.source_val.x)
+        ft, lt = run(task.target_val.x)
+    classifier.train()
+    return Evaluation(ls, task.source_val.y, fs, lt, ft)
+
+
+def run_trial(
+    task: Task,
+    spec: TrialSpec,
+    report: ReportFn,
+    *,
+    runtime: Runtime | None = None,
+    store: FeatureStore | None = None,
+    resume_state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train one configuration and call ``report`` after every epoch; returns the last metrics."""
+    runtime = runtime or Runtime.local()
+    device = runtime.device
+    torch.manual_seed(spec.seed)
+    method_cls = get_method(spec.method)
+    hparams = {**method_cls.defaults(), **spec.hparams}
+    freeze_depth = int(hparams.get("freeze_depth", 0))
+
+    backbone = build_backbone(spec.backbone, task.input_shape, weights=spec.weights)
+    frozen, body = backbone.split(freeze_depth)
+    # A random-init prefix depends on the seed, so the seed is part of what the cached outputs came from.
+    weights_id = spec.weights or f"random-init-seed{spec.seed}"
+    data = encode_task(task, frozen, backbone=spec.backbone, weights=weights_id, freeze_depth=freeze_depth,
+                       store=store or MemoryStore(), device=device, batch_size=spec.eval_batch_size)
+
+    classifier = Classifier(body, backbone.out_features, task.num_classes)
+    method = method_cls(hparams, backbone.out_features, task.num_classes)
+    step_module = TrainStep(classifier, method).to(device)
+    parameters = [p for p in step_module.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(parameters, lr=hparams["lr"], momentum=spec.momentum,
+                                weight_decay=spec.weight_decay, nesterov=True)
+    # TLlib's inverse decay: lr_t = lr * (1 + 0.001 t)^-0.75, robust across a wide range of budgets.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: (1 + 1e-3 * t) ** -0.75)
+    wrapped = runtime.wrap(step_module)
+
+    start_epoch = 0
+    if resume_state is not None:
+        step_module.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        start_epoch = int(resume_state["epoch"])
+
+    n_source, n_target = len(data.source_train), len(data.target_train)
+    steps = spec.steps_per_epoch or max(1, math.ceil(n_source / (spec.batch_size * runtime.world_size)))
+    total_steps = steps * spec.epochs
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp and device.type == "cuda")
+    xs_all, ys_all, xt_all = data.source_train.x, data.source_train.y, data.target_train.x
+    metrics: dict[str, Any] = {}
+
+    for epoch in range(start_epoch, spec.epochs):
+        epoch_start = time.perf_counter()
+        # Seeded per epoch (batches and dropout), so a trial resumed from a checkpoint continues exactly.
+        epoch_seed = spec.seed * 100_003 + epoch
+        torch.manual_seed(epoch_seed)
+        generator = torch.Generator().manual_seed(epoch_seed)
+        source_batches = _batches(n_source, spec.batch_size, steps, generator, runtime.rank, runtime.world_size)
+        target_batches = _batches(n_target, spec.batch_size, steps, generator, runtime.rank, runtime.world_size)
+        sums: dict[str, torch.Tensor] = {}
+        for step, (si, ti) in enumerate(zip(source_batches, target_batches)):
+            xs, ys = xs_all[si].to(device, non_blocking=True), ys_all[si].to(device, non_blocking=True)
+            xt = xt_all[ti].to(device, non_blocking=True) if method.uses_target else None
+            with amp:
+                loss, logs = wrapped(xs, ys, xt, (epoch * steps + step) / total_steps)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            for key, value in {"loss": loss.detach(), **logs}.items():
+                sums[key] = sums.get(key, 0.0) + value.float()
+        train_s = time.perf_counter() - epoch_start
+        train_logs = {k: (v / steps).item() for k, v in sums.items()}
+        if not math.isfinite(train_logs["loss"]):
+            raise Diverged(f"loss became {train_logs['loss']} in epoch {epoch + 1}")
+
+        eval_start = time.perf_counter()
+        evaluation = evaluate(classifier, data, spec.eval_batch_size, device)
+        proxies = compute_proxies(evaluation)
+        target_acc = oracle_accuracy(evaluation.target_logits, data.target_oracle)
+        metrics = {
+            "epoch": epoch + 1,
+            **{f"train_{k}": v for k, v in train_logs.items()},
+            **proxies,
+            "source_acc": proxies["proxy_source_acc"],
+            "target_acc": float("nan") if target_acc is None else target_acc,
+            "train_s": train_s,
+            "eval_s": time.perf_counter() - eval_start,
+            "samples_per_s": steps * spec.batch_size * runtime.world_size / max(train_s, 1e-9),
+        }
+
+        def state(epoch: int = epoch) -> dict[str, Any]:
+            return {"model": step_module.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1}
+
+        report(metrics, state)
+    return metrics

@@ -1,0 +1,1 @@
+"""Reading and writing results: the Parquet leaderboard schema, tables and reports."""

@@ -1,0 +1,145 @@
+"""The leaderboard and history Parquet files: schema, atomic writes, reading back, printing.
+
+``leaderboard.parquet`` has one row per trial, ``history.parquet`` one row per (trial, epoch). Both carry
+``schema_version`` in the file metadata. Files are written to a temporary name in the same directory and
+renamed over the old one, so a reader (or a crash) never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = "1"
+LEADERBOARD = "leaderboard.parquet"
+HISTORY = "history.parquet"
+
+# Column -> Arrow type, in display order. Hyperparameter and proxy_<name> columns are added per run.
+LEADERBOARD_COLUMNS: dict[str, pa.DataType] = {
+    "trial_id": pa.string(),
+    "status": pa.string(),  # completed | stopped (early, by the scheduler) | error | diverged
+    "method": pa.string(),
+    "freeze_depth": pa.int64(),
+    "lr": pa.float64(),
+    "adv_weight": pa.float64(),
+    "proxy": pa.string(),
+    "score": pa.float64(),
+    "rank": pa.int64(),
+    "target_acc": pa.float64(),
+    "source_acc": pa.float64(),
+    "best_epoch": pa.int64(),
+    "epochs": pa.int64(),
+    "wall_s": pa.float64(),
+    "node_ip": pa.string(),
+    "node_id": pa.string(),
+    "seed": pa.int64(),
+    "config_hash": pa.string(),
+    "versions": pa.string(),
+    "started_at": pa.float64(),
+    "ended_at": pa.float64(),
+    "error": pa.string(),
+}
+FINISHED = ("completed", "stopped")
+
+
+class RunError(ValueError):
+    """A directory that is not a readable adaptune run."""
+
+
+def write_atomic(df: pd.DataFrame, path: str, schema: pa.Schema | None = None) -> None:
+    """Write ``df`` as Parquet to ``path`` via a temp file + rename (atomic on POSIX filesystems)."""
+    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    metadata = {**(table.schema.metadata or {}), b"schema_version": SCHEMA_VERSION.encode()}
+    table = table.replace_schema_metadata(metadata)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def rank_rows(rows: list[dict[str, Any]]) -> None:
+    """Set ``rank`` (1 = best score) on finished rows with a finite score; others get None."""
+    scored = [r for r in rows if r["status"] in FINISHED and _finite(r.get("score"))]
+    scored.sort(key=lambda r: -r["score"])
+    for row in rows:
+        row["rank"] = None
+    for position, row in enumerate(scored, start=1):
+        row["rank"] = position
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def leaderboard_frame(rows: list[dict[str, Any]], param_names: list[str], proxy_names: list[str]) -> pd.DataFrame:
+    """Rows -> a DataFrame with the fixed columns, then one column per hyperparameter and per proxy."""
+    columns = list(LEADERBOARD_COLUMNS)
+    extra = [p for p in param_names if p not in columns] + [f"proxy_{p}" for p in proxy_names]
+    frame = pd.DataFrame([{c: row.get(c) for c in columns + extra} for row in rows], columns=columns + extra)
+    for name, dtype in LEADERBOARD_COLUMNS.items():
+        if pa.types.is_integer(dtype):
+            frame[name] = frame[name].astype("Int64")
+        elif pa.types.is_floating(dtype):
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        else:
+            frame[name] = frame[name].astype("string")
+    for name in extra:
+        if name.startswith("proxy_"):
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return frame.sort_values("rank", na_position="last", kind="stable").reset_index(drop=True)
+
+
+def versions_json(versions: dict[str, str]) -> str:
+    return json.dumps(versions, sort_keys=True)
+
+
+def read_run(directory: str, name: str = LEADERBOARD) -> pd.DataFrame:
+    """Read one of a run's Parquet files, with a clear error for anything that is not a run."""
+    path = os.path.join(directory, name)
+    if not os.path.isdir(directory):
+        raise RunError(f"run: {directory} is not a directory")
+    if not os.path.isfile(path):
+        raise RunError(f"run: {directory} has no {name}; expected the --out directory of `adaptune search`")
+    try:
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowInvalid, OSError) as error:
+        raise RunError(f"run: {path} is not a readable Parquet file ({error})") from None
+
+
+def schema_version(path: str) -> str | None:
+    metadata = pq.read_schema(path).metadata or {}
+    value = metadata.get(b"schema_version")
+    return value.decode() if value else None
+
+
+def format_table(df: pd.DataFrame, top: int | None, by: str | None, fmt: str) -> str:
+    """The leaderboard as a text table, CSV or JSON (records), best first by ``rank`` or ``by`` (descending)."""
+    if by is not None:
+        if by not in df.columns:
+            raise RunError(f"by: unknown column {by!r}; expected one of: {', '.join(df.columns)}")
+        df = df.sort_values(by, ascending=by in ("rank", "trial_id"), na_position="last", kind="stable")
+    if top is not None:
+        df = df.head(top)
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "json":
+        return df.to_json(orient="records", indent=2)
+    shown = [c for c in df.columns if c not in ("versions", "config_hash", "node_id", "started_at", "ended_at",
+                                                "error") and not df[c].isna().all()]
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.float_format",
+                           "{:.4g}".format):
+        return df[shown].to_string(index=False)

@@ -1,0 +1,171 @@
+"""``adaptune``: search | leaderboard | tasks | methods.
+
+Bad input of any kind prints one line, ``adaptune: error: <field>: <what was expected>``, and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from adaptune.algorithms.errors import InputError
+from adaptune.reports.leaderboard import RunError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line instead of usage + message
+        _fail(f"arguments: {message} (see `{self.prog} --help`)")
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"adaptune: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="adaptune", description="Find the best domain-adaptation method and hyperparameters "
+                     "for an unlabeled target domain.")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    search = commands.add_parser("search", help="run a search (default: mnist->usps, all methods)")
+    search.add_argument("config", nargs="?", help="YAML config file; flags override its values")
+    search.add_argument("--task", help="built-in task (see `adaptune tasks`)")
+    search.add_argument("--source", help="labeled source data: .npz, .parquet or image folder")
+    search.add_argument("--target", help="unlabeled (or oracle-labeled) target data, same formats")
+    search.add_argument("--methods", help="comma-separated method names, or 'all'")
+    search.add_argument("--trials", type=int, help="number of trials")
+    search.add_argument("--epochs", type=int, help="epochs per trial (ASHA may stop a trial earlier)")
+    search.add_argument("--proxy", help="selecting proxy (see `adaptune methods`)")
+    search.add_argument("--out", help="run directory (default adaptune-runs/<task>-<time>)")
+    search.add_argument("--address", help="join an existing Ray cluster (auto, HOST:PORT, ray://HOST:PORT)")
+    search.add_argument("--seed", type=int, help="random seed of the sampler and the trials")
+    search.add_argument("--backbone", help="lenet, mlp, resnet18, resnet50 (default: the task's)")
+    search.add_argument("--weights", help="backbone weights: a local file or a torchvision weights name")
+    search.add_argument("--runner", choices=("auto", "tune", "train"), help="run trials in Tune or Ray Train")
+    search.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (per worker with Ray Train)")
+    search.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (fractions pack trials)")
+    search.add_argument("--workers", type=int, help="Ray Train data-parallel workers per trial")
+    search.add_argument("--quiet", action="store_true", default=None, help="no progress lines")
+
+    board = commands.add_parser("leaderboard", help="print a run's leaderboard")
+    board.add_argument("dir")
+    board.add_argument("--top", type=int)
+    board.add_argument("--by", help="sort by this column (descending) instead of rank")
+    board.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    board.add_argument("--history", action="store_true", help="print history.parquet (one row per epoch)")
+
+    commands.add_parser("tasks", help="list built-in tasks with their sizes")
+    commands.add_parser("methods", help="list methods, their hyperparameters and ranges, and the proxies")
+    return parser
+
+
+_FLAG_TO_FIELD = {"cpus_per_trial": ("resources", "cpus_per_trial"), "gpus_per_trial": ("resources", "gpus_per_trial"),
+                  "workers": ("resources", "workers"), "runner": ("resources", "runner")}
+
+
+def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
+    from .config import load_yaml
+
+    raw = load_yaml(args.config) if args.config else {}
+    for name in ("task", "source", "target", "methods", "trials", "epochs", "proxy", "out", "address", "seed",
+                 "backbone", "weights", "quiet", *_FLAG_TO_FIELD):
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name in _FLAG_TO_FIELD:
+            section, key = _FLAG_TO_FIELD[name]
+            raw[section] = {**(raw.get(section) or {}), key: value}
+        else:
+            raw[name] = value
+    if (args.source or args.target) and args.task is None:
+        raw.pop("task", None)
+    if args.task is not None:
+        raw.pop("source", None), raw.pop("target", None)
+    return raw
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .config import build_config
+    from .run import prepare, run_search
+
+    prepared = prepare(build_config(_raw_config(args)))
+    c = prepared.config
+    print(f"adaptune: searching {c.task_label()} with {', '.join(c.methods)}: {c.trials} trials x {c.epochs} epochs, "
+          f"proxy {c.proxy}, out {c.out}", file=sys.stderr)
+    summary = run_search(prepared)
+    from adaptune.reports.leaderboard import format_table, read_run
+
+    print(format_table(read_run(summary["out"]), top=10, by=None, fmt="table"))
+    print(f"\nleaderboard: {os.path.join(summary['out'], 'leaderboard.parquet')}  "
+          f"({summary['trials']} trials in {summary['wall_s']:.0f}s)")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from adaptune.reports.leaderboard import HISTORY, LEADERBOARD, format_table, read_run
+
+    df = read_run(args.dir, HISTORY if args.history else LEADERBOARD)
+    print(format_table(df, top=args.top, by=args.by, fmt=args.format))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from adaptune.algorithms.data import list_tasks
+
+    print(f"{'task':<22} {'kind':<9} {'backbone':<9} {'classes':>7} {'src_train':>9} {'src_val':>7} "
+          f"{'tgt_train':>9} {'tgt_val':>7}")
+    for t in list_tasks():
+        print(f"{t['name']:<22} {t['input_kind']:<9} {t['default_backbone']:<9} {t['num_classes']:>7} "
+              f"{t['source_train']:>9} {t['source_val']:>7} {t['target_train']:>9} {t['target_val']:>7}")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from adaptune.algorithms.methods import METHODS
+    from adaptune.algorithms.proxies import DEFAULT_PROXY, PROXIES
+
+    from .space import method_params
+
+    default_ranges = {"lr": (1e-4, 1e-1), "freeze_depth": (0, 0), "adv_weight": (1e-2, 3.0)}
+    for name, cls in sorted(METHODS.items()):
+        print(f"{name}  [{cls.family}]  {cls.summary}")
+        for param in method_params(name, default_ranges):
+            print(f"    {param.describe()}")
+    print("\nfreeze_depth ranges over 0..(backbone depth) when --weights gives a pretrained backbone, else 0.")
+    print("\nproxies (higher is better):")
+    for name, proxy in PROXIES.items():
+        print(f"    {name:<11} {proxy.summary}{'  (default)' if name == DEFAULT_PROXY else ''}")
+    return 0
+
+
+def _quiet_runtime() -> None:
+    # No usage-stats upload (no network beyond loopback) and no per-checkpoint snapshot warnings.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0; ours prints progress
+    import logging
+
+    for name in ("ray.tune", "ray.train", "optuna"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_runtime()
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        args = build_parser().parse_args(["search", *(argv or [])])
+    handlers = {"search": cmd_search, "leaderboard": cmd_leaderboard, "tasks": cmd_tasks, "methods": cmd_methods}
+    try:
+        return handlers[args.command](args)
+    except (InputError, RunError) as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        print("adaptune: interrupted; the leaderboard holds every finished trial", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

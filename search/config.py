@@ -1,0 +1,210 @@
+"""The search configuration: YAML file + CLI flags, validated before Ray starts.
+
+Every problem is an :class:`InputError` naming the field and what was expected; the CLI turns it into one
+line and exit code 2. The resolved config is also what ``config_hash`` identifies a search by.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import yaml
+
+from adaptune.algorithms.errors import InputError
+from adaptune.algorithms.methods import METHODS
+from adaptune.algorithms.proxies import PROXIES
+
+RUNNERS = ("auto", "tune", "train")
+
+
+@dataclass
+class Resources:
+    """What one trial gets. ``runner`` decides whether Ray Train wraps the loop (see search.trial)."""
+
+    runner: str = "auto"
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    workers: int = 1
+    max_concurrent: int | None = None
+
+    @property
+    def resolved_runner(self) -> str:
+        # Ray Train's worker group costs ~20 s per trial on this class of machine; it buys data parallelism,
+        # so by default it is used only when there is more than one worker to coordinate.
+        if self.runner != "auto":
+            return self.runner
+        return "train" if self.workers > 1 else "tune"
+
+
+@dataclass
+class SchedulerConfig:
+    grace_period: int = 2
+    reduction_factor: int = 2
+
+
+@dataclass
+class SearchConfig:
+    task: str | None = "mnist->usps"
+    source: str | None = None
+    target: str | None = None
+    methods: list[str] = field(default_factory=lambda: sorted(METHODS))
+    trials: int = 16
+    epochs: int = 15
+    proxy: str = "im"
+    out: str | None = None
+    address: str | None = None
+    seed: int = 0
+    backbone: str | None = None
+    weights: str | None = None
+    batch_size: int = 64
+    steps_per_epoch: int | None = None
+    search_space: dict[str, list[float]] = field(default_factory=dict)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    resources: Resources = field(default_factory=Resources)
+    time_budget_s: float | None = None
+    quiet: bool = False
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define what is searched (not where it runs or is written)."""
+        data = asdict(self)
+        for key in ("out", "address", "quiet"):
+            data.pop(key)
+        return data
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def task_label(self) -> str:
+        return self.task if self.task else f"{os.path.basename(self.source)}->{os.path.basename(self.target)}"
+
+
+SHARED_RANGES = ("lr", "freeze_depth", "adv_weight")
+
+
+def _expect_type(name: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise InputError(name, f"expected {what}, got {value!r}")
+    if not isinstance(value, kind):
+        raise InputError(name, f"expected {what}, got {value!r}")
+    return value
+
+
+def _build_section(cls: type, name: str, raw: Any) -> Any:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise InputError(name, f"expected a mapping of {', '.join(f.name for f in fields(cls))}")
+    known = {f.name for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise InputError(f"{name}.{key}", f"unknown key; expected one of: {', '.join(sorted(known))}")
+    return cls(**raw)
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    if not os.path.isfile(path):
+        raise InputError("config", f"expected a readable YAML file, {path!r} does not exist")
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)  # safe loader: a config never constructs Python objects
+    except yaml.YAMLError as error:
+        raise InputError("config", f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError("config", f"expected a YAML mapping of settings in {path}")
+    return data
+
+
+def build_config(raw: dict[str, Any]) -> SearchConfig:
+    """Validate a mapping (YAML merged with CLI flags) into a :class:`SearchConfig`."""
+    known = {f.name for f in fields(SearchConfig)}
+    for key in raw:
+        if key not in known:
+            raise InputError(key, f"unknown config key; expected one of: {', '.join(sorted(known))}")
+    raw = dict(raw)
+    raw["scheduler"] = _build_section(SchedulerConfig, "scheduler", raw.get("scheduler"))
+    raw["resources"] = _build_section(Resources, "resources", raw.get("resources"))
+    if isinstance(raw.get("methods"), str):
+        raw["methods"] = sorted(METHODS) if raw["methods"] == "all" else raw["methods"].split(",")
+    config = SearchConfig(**raw)
+    validate(config)
+    return config
+
+
+def validate(c: SearchConfig) -> None:
+    if c.source or c.target:
+        if not (c.source and c.target):
+            raise InputError("source" if not c.source else "target", "expected both --source and --target paths")
+        c.task = None
+    elif not c.task:
+        raise InputError("task", "expected a built-in task name (see `adaptune tasks`) or --source/--target")
+    else:
+        from adaptune.algorithms.data import BUILTIN_TASKS
+
+        if not (c.task in BUILTIN_TASKS or c.task.startswith("synthetic:")):
+            from adaptune.algorithms.data import load_task
+
+            load_task(c.task)  # raises the InputError that lists the known tasks
+    _expect_type("methods", c.methods, list, "a list of method names or 'all'")
+    if not c.methods:
+        raise InputError("methods", f"expected at least one of: {', '.join(sorted(METHODS))}")
+    for name in c.methods:
+        if name not in METHODS:
+            raise InputError("methods", f"unknown method {name!r}; expected one of: {', '.join(sorted(METHODS))}")
+    if len(set(c.methods)) != len(c.methods):
+        raise InputError("methods", "expected each method at most once")
+    if c.proxy not in PROXIES:
+        raise InputError("proxy", f"unknown proxy {c.proxy!r}; expected one of: {', '.join(PROXIES)}")
+    for name in ("trials", "epochs", "batch_size"):
+        value = _expect_type(name, getattr(c, name), int, "a positive integer")
+        if value < 1:
+            raise InputError(name, f"expected a positive integer, got {value}")
+    _expect_type("seed", c.seed, int, "an integer")
+    if c.steps_per_epoch is not None and _expect_type("steps_per_epoch", c.steps_per_epoch, int, "an integer") < 1:
+        raise InputError("steps_per_epoch", "expected a positive integer or null")
+    if c.time_budget_s is not None and _expect_type("time_budget_s", c.time_budget_s, (int, float), "seconds") <= 0:
+        raise InputError("time_budget_s", "expected a positive number of seconds or null")
+    if c.backbone is not None:
+        from adaptune.algorithms.backbones import BACKBONES
+
+        if c.backbone not in BACKBONES:
+            raise InputError("backbone", f"unknown backbone {c.backbone!r}; expected one of: {', '.join(BACKBONES)}")
+    _expect_type("search_space", c.search_space, dict, "a mapping of lr/freeze_depth/adv_weight to [low, high]")
+    for key, bounds in c.search_space.items():
+        if key not in SHARED_RANGES:
+            raise InputError(f"search_space.{key}", f"unknown key; expected one of: {', '.join(SHARED_RANGES)}")
+        if not (isinstance(bounds, list | tuple) and len(bounds) == 2 and all(
+                isinstance(b, int | float) and not isinstance(b, bool) for b in bounds) and bounds[0] <= bounds[1]):
+            raise InputError(f"search_space.{key}", f"expected [low, high] with low <= high, got {bounds!r}")
+        if key in ("lr", "adv_weight") and bounds[0] <= 0:
+            raise InputError(f"search_space.{key}", "expected a positive lower bound (log scale)")
+    s, r = c.scheduler, c.resources
+    if _expect_type("scheduler.grace_period", s.grace_period, int, "a positive integer") < 1:
+        raise InputError("scheduler.grace_period", "expected a positive integer")
+    if _expect_type("scheduler.reduction_factor", s.reduction_factor, int, "an integer >= 2") < 2:
+        raise InputError("scheduler.reduction_factor", "expected an integer >= 2")
+    if r.runner not in RUNNERS:
+        raise InputError("resources.runner", f"expected one of: {', '.join(RUNNERS)}, got {r.runner!r}")
+    if _expect_type("resources.cpus_per_trial", r.cpus_per_trial, (int, float), "a number of CPUs") <= 0:
+        raise InputError("resources.cpus_per_trial", "expected a positive number of CPUs")
+    if _expect_type("resources.gpus_per_trial", r.gpus_per_trial, (int, float), "a number of GPUs") < 0:
+        raise InputError("resources.gpus_per_trial", "expected zero or a positive (fractional) number of GPUs")
+    if _expect_type("resources.workers", r.workers, int, "a positive integer") < 1:
+        raise InputError("resources.workers", "expected a positive integer")
+    if r.max_concurrent is not None and _expect_type("resources.max_concurrent", r.max_concurrent, int, "int") < 1:
+        raise InputError("resources.max_concurrent", "expected a positive integer or null")
+    if r.runner == "tune" and r.workers > 1:
+        raise InputError("resources.runner", "expected 'train' or 'auto' with workers > 1 (tune runs one process)")
+    if c.out is None:
+        slug = "".join(ch if ch.isalnum() else "-" for ch in c.task_label()).strip("-")
+        c.out = os.path.join("adaptune-runs", f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if os.path.exists(os.path.join(c.out, "leaderboard.parquet")):
+        raise InputError("out", f"expected a new directory; {c.out} already holds a run")
+    if os.path.exists(c.out) and not os.path.isdir(c.out):
+        raise InputError("out", f"expected a directory path, {c.out} is a file")

@@ -1,0 +1,56 @@
+"""The define-by-run Optuna space, built only from the method registry and the shared hyperparameters.
+
+``method`` is drawn first, then the shared knobs that apply to it, then the method's own knobs, so every
+method has its own conditional subspace. The function must be importable at module level because Tune
+pickles the searcher with the standard pickler; the per-search bounds travel in a ``functools.partial``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from adaptune.algorithms.hparams import ADV_WEIGHT, FREEZE_DEPTH, LR, Param
+from adaptune.algorithms.methods import METHODS
+
+
+def method_params(method: str, ranges: dict[str, tuple[float, float]]) -> list[Param]:
+    """The knobs a method searches: the shared ones with this search's bounds, then its own."""
+    cls = METHODS[method]
+    return [p.with_range(*ranges[p.name]) for p in cls.shared_params()] + list(cls.params)
+
+
+def define_space(trial: Any, methods: list[str], ranges: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    method = trial.suggest_categorical("method", methods)
+    constants = {}
+    for param in method_params(method, ranges):
+        if param.kind != "categorical" and param.low == param.high:
+            constants[param.name] = param.default  # a one-point range is not a search dimension
+        else:
+            param.suggest(trial)
+    return constants
+
+
+def make_space(methods: list[str], ranges: dict[str, tuple[float, float]]) -> Callable[[Any], dict[str, Any]]:
+    return functools.partial(define_space, methods=list(methods), ranges=dict(ranges))
+
+
+def default_points(methods: list[str], ranges: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
+    """One configuration per method with its default hyperparameters, evaluated before the sampler takes over."""
+    points = []
+    for method in methods:
+        point: dict[str, Any] = {"method": method}
+        for param in method_params(method, ranges):
+            if param.kind == "categorical" or param.low != param.high:
+                point[param.name] = param.default
+        points.append(point)
+    return points
+
+
+def all_param_names() -> list[str]:
+    """Every hyperparameter column a leaderboard can have, in a stable order."""
+    names = [LR.name, FREEZE_DEPTH.name, ADV_WEIGHT.name]
+    for cls in METHODS.values():
+        names += [p.name for p in cls.params if p.name not in names]
+    return names

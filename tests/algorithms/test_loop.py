@@ -1,0 +1,65 @@
+import copy
+import math
+
+import pytest
+import torch
+
+from adaptune.algorithms.features import MemoryStore
+from adaptune.algorithms.loop import Diverged, TrialSpec, run_trial
+
+
+def _collect(task, spec, **kwargs):
+    reports = []
+    run_trial(task, spec, lambda metrics, state: reports.append((metrics, copy.deepcopy(state()))), **kwargs)
+    return reports
+
+
+def test_reports_every_epoch_with_proxies_and_oracle(blobs_task):
+    reports = _collect(blobs_task, TrialSpec("dann", {"lr": 0.01}, "mlp", epochs=3, batch_size=16))
+    assert [m["epoch"] for m, _ in reports] == [1, 2, 3]
+    metrics = reports[-1][0]
+    for key in ("proxy_source_acc", "proxy_entropy", "proxy_im", "target_acc", "source_acc", "train_adv_loss"):
+        assert math.isfinite(metrics[key]), key
+    assert 0.0 <= metrics["target_acc"] <= 1.0
+
+
+def test_resume_from_state_continues_identically(blobs_task):
+    spec = TrialSpec("source_only", {"lr": 0.05}, "mlp", epochs=3, batch_size=16, seed=3)
+    straight = _collect(blobs_task, spec)
+    first = straight[0][1]  # the state saved after epoch 1
+    resumed = _collect(blobs_task, spec, resume_state=first)
+    assert [m["epoch"] for m, _ in resumed] == [2, 3]
+    assert resumed[-1][0]["proxy_im"] == pytest.approx(straight[-1][0]["proxy_im"], abs=1e-5)
+
+
+def test_frozen_prefix_is_computed_once_per_store(blobs_task):
+    calls = []
+
+    class CountingStore(MemoryStore):
+        def get_or_compute(self, key, compute):
+            calls.append(key)
+            return super().get_or_compute(key, compute)
+
+    store = CountingStore()
+    for lr in (0.01, 0.02):
+        _collect(blobs_task, TrialSpec("source_only", {"lr": lr, "freeze_depth": 1}, "mlp", epochs=1), store=store)
+    assert len(store._items) == 3  # source_train, source_val, target (train and val are the same samples)
+    assert len(calls) == 8  # two trials x four splits, all served by the same three cached tensors
+
+
+def test_nan_loss_raises_diverged(blobs_task):
+    task = blobs_task
+    poisoned = task.source_train.x.clone()
+    poisoned[0, 0] = float("nan")
+    from dataclasses import replace
+
+    task = replace(task, source_train=replace(task.source_train, x=poisoned))
+    with pytest.raises(Diverged):
+        run_trial(task, TrialSpec("source_only", {"lr": 0.01}, "mlp", epochs=1, batch_size=500), lambda m, s: None)
+
+
+def test_seed_makes_a_trial_reproducible(blobs_task):
+    spec = TrialSpec("dann", {"lr": 0.01}, "mlp", epochs=2, batch_size=16, seed=7)
+    a, b = _collect(blobs_task, spec), _collect(blobs_task, spec)
+    assert a[-1][0]["proxy_im"] == b[-1][0]["proxy_im"]
+    assert torch.equal(a[-1][1]["model"]["classifier.head.weight"], b[-1][1]["model"]["classifier.head.weight"])

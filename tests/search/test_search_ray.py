@@ -1,0 +1,68 @@
+"""Integration: real Ray Tune + Optuna + Parquet, on a tiny in-memory task."""
+
+import json
+import math
+
+import pyarrow.parquet as pq
+import pytest
+
+from adaptune.reports.leaderboard import LEADERBOARD_COLUMNS, schema_version
+from adaptune.search.cli import main
+from adaptune.search.config import build_config
+from adaptune.search.run import prepare, run_search
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _search(out, **overrides):
+    raw = {"task": "synthetic:blobs", "trials": 4, "epochs": 3, "out": str(out), "steps_per_epoch": 60,
+           "batch_size": 16, "quiet": True, **overrides}
+    return run_search(prepare(build_config(raw)))
+
+
+def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys):
+    out = tmp_path / "run"
+    summary = _search(out)
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    assert len(board) == 4 and summary["trials"] == 4
+    assert set(LEADERBOARD_COLUMNS) <= set(board.columns)
+    assert {"proxy_source_acc", "proxy_entropy", "proxy_im", "disc_hidden"} <= set(board.columns)
+    assert set(board["status"]) <= {"completed", "stopped"} and "completed" in set(board["status"])
+    assert set(board["method"]) == {"source_only", "dann"}  # each method's defaults run first
+    assert sorted(board["rank"].dropna().tolist()) == [1, 2, 3, 4]
+    assert (board["proxy"] == "im").all() and board["score"].equals(board["proxy_im"])
+    assert board.loc[board["rank"] == 1, "score"].item() == board["score"].max()
+    assert board.loc[board["method"] == "source_only", "adv_weight"].isna().all()
+    assert board["target_acc"].between(0, 1).all() and board["node_id"].notna().all()
+    assert json.loads(board["versions"][0]).keys() == {"adaptune", "ray", "torch", "optuna"}
+    assert schema_version(str(out / "leaderboard.parquet")) == "1"
+
+    history = pq.read_table(out / "history.parquet").to_pandas()
+    assert len(history) == int(board["epochs"].sum())
+    for _, row in board.iterrows():  # the reported score is the trial's best epoch by the proxy
+        epochs = history[history["trial_id"] == row["trial_id"]]
+        assert math.isclose(row["score"], epochs["proxy_im"].max())
+    assert summary["max_running"] >= 2, "trials ran one at a time"
+
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), "--format", "json", "--top", "2"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+
+
+def test_train_runner_wraps_trials_in_ray_train(ray_local, tmp_path):
+    out = tmp_path / "run"
+    summary = _search(out, trials=2, epochs=2, methods=["dann"],
+                      resources={"runner": "train", "cpus_per_trial": 0.75, "max_concurrent": 2})
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    assert summary["runner"] == "train"
+    assert len(board) == 2 and set(board["status"]) <= {"completed", "stopped"}
+    assert (out / "ray").is_dir() and any((out / "ray").glob("train-*"))

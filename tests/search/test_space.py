@@ -1,0 +1,46 @@
+import optuna
+
+from adaptune.search.space import all_param_names, default_points, define_space, make_space
+
+RANGES = {"lr": (1e-4, 1e-1), "freeze_depth": (0, 2), "adv_weight": (1e-2, 3.0)}
+
+
+def _sample(methods, n=30, ranges=RANGES):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    configs = []
+    for _ in range(n):
+        trial = study.ask()
+        constants = define_space(trial, methods, ranges)
+        configs.append({**trial.params, **constants})
+        study.tell(trial, 0.0)
+    return configs
+
+
+def test_space_is_conditional_on_the_method():
+    configs = _sample(["source_only", "dann"])
+    assert {c["method"] for c in configs} == {"source_only", "dann"}
+    for c in configs:
+        assert 1e-4 <= c["lr"] <= 1e-1 and 0 <= c["freeze_depth"] <= 2
+        if c["method"] == "dann":
+            assert 1e-2 <= c["adv_weight"] <= 3.0 and c["disc_hidden"] in (256, 512, 1024)
+        else:
+            assert "adv_weight" not in c and "disc_hidden" not in c
+
+
+def test_one_point_range_becomes_a_constant():
+    configs = _sample(["source_only"], n=3, ranges={**RANGES, "freeze_depth": (0, 0)})
+    assert all(c["freeze_depth"] == 0 for c in configs)
+
+
+def test_default_points_cover_every_method_with_defaults():
+    points = default_points(["source_only", "dann"], RANGES)
+    assert [p["method"] for p in points] == ["source_only", "dann"]
+    assert points[1]["adv_weight"] == 1.0 and points[1]["disc_hidden"] == 512 and "adv_weight" not in points[0]
+
+
+def test_space_function_pickles_for_tune():
+    import pickle
+
+    space = pickle.loads(pickle.dumps(make_space(["dann"], RANGES)))
+    assert space.keywords["methods"] == ["dann"]
+    assert {"lr", "freeze_depth", "adv_weight", "disc_hidden"} <= set(all_param_names())
