@@ -39,11 +39,15 @@ OFFICE_CLASSES = (
     "projector",
 )
 OFFICE_DOMAINS = {"A": "amazon", "C": "Caltech10", "W": "webcam", "D": "dslr"}
+# Amazon reviews (400-d version of Gong et al. 2013): label 0 is a negative review, 1 a positive one.
+AMAZON_CLASSES = ("negative", "positive")
+AMAZON_DOMAINS = {"B": "books", "D": "dvd", "E": "elec", "K": "kitchen"}
 
 BUILTIN_TASKS: tuple[str, ...] = (
     "mnist->usps",
     "usps->mnist",
     *(f"office-surf:{s}->{t}" for s in OFFICE_DOMAINS for t in OFFICE_DOMAINS if s != t),
+    *(f"amazon:{s}->{t}" for s in AMAZON_DOMAINS for t in AMAZON_DOMAINS if s != t),
 )
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -164,17 +168,46 @@ def _digits_task(name: str, fraction: float) -> Task:
     )
 
 
-def load_office_surf_domain(key: str) -> tuple[np.ndarray, np.ndarray]:
-    """One Office-Caltech10 SURF domain (``A``, ``C``, ``W`` or ``D``), with the standard preprocessing.
+@dataclass(frozen=True)
+class _FeatureBenchmark:
+    """A shallow benchmark shipped as one npz of per-domain count features ``x_<key>`` and labels ``y_<key>``."""
 
-    Each row is divided by its sum, then each feature is z-scored with this domain's own mean and population
-    std (MATLAB ``zscore(fts, 1)``; a constant feature keeps std 1). Returns float64 ``[n, 800]`` features
-    and int64 0-based labels.
-    """
-    if key not in OFFICE_DOMAINS:
-        expected = ", ".join(OFFICE_DOMAINS)
-        raise InputError("task", f"unknown Office-Caltech10 domain '{key}'; expected one of {expected}")
-    arrays = _builtin_arrays("office_caltech10_surf.npz")
+    prefix: str  # task names are "<prefix>:<source key>-><target key>"
+    collection: str  # for messages: "unknown <collection> domain ..."
+    title: str  # for task descriptions
+    features: str  # what a feature vector is, for task descriptions
+    filename: str
+    domains: dict[str, str]  # key -> domain name
+    classes: tuple[str, ...]
+
+
+_OFFICE_SURF = _FeatureBenchmark(
+    prefix="office-surf",
+    collection="Office-Caltech10",
+    title="Office-Caltech10 SURF",
+    features="800-d bag-of-visual-words",
+    filename="office_caltech10_surf.npz",
+    domains=OFFICE_DOMAINS,
+    classes=OFFICE_CLASSES,
+)
+_AMAZON = _FeatureBenchmark(
+    prefix="amazon",
+    collection="Amazon reviews",
+    title="Amazon reviews (400-d)",
+    features="bag-of-words counts of the 400 most frequent words, negative / positive sentiment",
+    filename="amazon_review_400.npz",
+    domains=AMAZON_DOMAINS,
+    classes=AMAZON_CLASSES,
+)
+_FEATURE_BENCHMARKS = {b.prefix: b for b in (_OFFICE_SURF, _AMAZON)}
+
+
+def _feature_domain(benchmark: _FeatureBenchmark, key: str) -> tuple[np.ndarray, np.ndarray]:
+    # The standard preprocessing of these benchmarks: L1 rows, then z-score each feature within the domain.
+    if key not in benchmark.domains:
+        expected = ", ".join(benchmark.domains)
+        raise InputError("task", f"unknown {benchmark.collection} domain '{key}'; expected one of {expected}")
+    arrays = _builtin_arrays(benchmark.filename)
     x = arrays[f"x_{key}"].astype(np.float64)
     x /= x.sum(axis=1, keepdims=True)
     std = x.std(axis=0)
@@ -182,11 +215,32 @@ def load_office_surf_domain(key: str) -> tuple[np.ndarray, np.ndarray]:
     return x, arrays[f"y_{key}"].astype(np.int64)
 
 
-def _office_task(name: str, fraction: float) -> Task:
-    source_key, target_key = name.removeprefix("office-surf:").split("->")
-    source, target = OFFICE_DOMAINS[source_key], OFFICE_DOMAINS[target_key]
-    xs, ys = load_office_surf_domain(source_key)
-    xt, yt = load_office_surf_domain(target_key)
+def load_office_surf_domain(key: str) -> tuple[np.ndarray, np.ndarray]:
+    """One Office-Caltech10 SURF domain (``A``, ``C``, ``W`` or ``D``), with the standard preprocessing.
+
+    Each row is divided by its sum, then each feature is z-scored with this domain's own mean and population
+    std (MATLAB ``zscore(fts, 1)``; a constant feature keeps std 1). Returns float64 ``[n, 800]`` features
+    and int64 0-based labels.
+    """
+    return _feature_domain(_OFFICE_SURF, key)
+
+
+def load_amazon_domain(key: str) -> tuple[np.ndarray, np.ndarray]:
+    """One Amazon reviews 400-d domain (``B``, ``D``, ``E`` or ``K``), with the standard preprocessing.
+
+    The same as :func:`load_office_surf_domain`: each row of word counts is divided by its sum (which gives
+    back the word frequencies of the original release bit for bit), then each feature is z-scored with this
+    domain's own mean and population std (a constant feature keeps std 1). Returns float64 ``[n, 400]``
+    features and int64 labels (0 = negative, 1 = positive).
+    """
+    return _feature_domain(_AMAZON, key)
+
+
+def _feature_task(benchmark: _FeatureBenchmark, name: str, fraction: float) -> Task:
+    source_key, target_key = name.removeprefix(f"{benchmark.prefix}:").split("->")
+    source, target = benchmark.domains[source_key], benchmark.domains[target_key]
+    xs, ys = _feature_domain(benchmark, source_key)
+    xt, yt = _feature_domain(benchmark, target_key)
     source_train, source_val = _split_source(source, torch.tensor(xs, dtype=torch.float32), ys, fraction)
     target_train, target_val = _transductive_target(target, torch.tensor(xt, dtype=torch.float32))
     return Task(
@@ -195,12 +249,12 @@ def _office_task(name: str, fraction: float) -> Task:
         source_val=source_val,
         target_train=target_train,
         target_val=target_val,
-        classes=OFFICE_CLASSES,
+        classes=benchmark.classes,
         input_kind="features",
         default_backbone="mlp",
         target_oracle=torch.as_tensor(yt),
         description=(
-            f"Office-Caltech10 SURF, {source} -> {target}: 800-d bag-of-visual-words, rows L1-normalised and "
+            f"{benchmark.title}, {source} -> {target}: {benchmark.features}, rows L1-normalised and "
             "z-scored per domain; transductive protocol (target_val = all target samples)."
         ),
         extra={"protocol": "transductive", "source_domain": source, "target_domain": target},
@@ -219,8 +273,9 @@ def load_task(name: str, source_val_fraction: float = 0.1) -> Task:
     if name not in BUILTIN_TASKS:
         raise _unknown_task(name)
     _check_fraction(source_val_fraction)
-    if name.startswith("office-surf:"):
-        return _office_task(name, source_val_fraction)
+    benchmark = _FEATURE_BENCHMARKS.get(name.split(":", 1)[0])
+    if benchmark is not None:
+        return _feature_task(benchmark, name, source_val_fraction)
     return _digits_task(name, source_val_fraction)
 
 

@@ -6,6 +6,8 @@ loss. The search space is built from these declarations only, so a new knob is o
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,14 @@ class Param:
         if self.kind == "int":
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+
+    def sample(self, rng: random.Random) -> Any:
+        """A uniform (or log-uniform) random draw without Optuna, for plain-torch benchmarks."""
+        if self.kind == "categorical":
+            return rng.choice(self.choices)
+        low, high = float(self.low), float(self.high)
+        value = math.exp(rng.uniform(math.log(low), math.log(high))) if self.log else rng.uniform(low, high)
+        return int(round(value)) if self.kind == "int" else value
 
     def with_range(self, low: float, high: float) -> Param:
         return Param(self.name, min(max(self.default, low), high), low, high, self.log, self.choices, self.help)

@@ -21,7 +21,7 @@ from torch import nn
 from .backbones import build_backbone
 from .domains import Task
 from .features import FeatureStore, MemoryStore, encode_task
-from .methods import Batch, Method, get_method
+from .methods import Batch, Method, ShallowMethod, get_method
 from .proxies import Evaluation, compute_proxies, oracle_accuracy
 
 StateFn = Callable[[], dict[str, Any]]
@@ -48,6 +48,7 @@ class TrialSpec:
     amp: bool = False
     steps_per_epoch: int | None = None  # default: one pass over the source training set
     eval_batch_size: int = 1024
+    bottleneck_dim: int = 256  # 0 = features straight from the backbone
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,15 +68,26 @@ class Runtime:
 
 
 class Classifier(nn.Module):
-    """Trainable backbone blocks followed by a linear head; returns (features, logits)."""
+    """Trainable backbone blocks, an optional bottleneck, and a linear head; returns (features, logits).
 
-    def __init__(self, body: nn.Module, feature_dim: int, num_classes: int):
+    The bottleneck (Linear + BatchNorm + ReLU, as in TLlib's ImageClassifier) gives every deep method the same
+    normalised feature space to align; without it, MMD and adversarial losses can collapse or blow up the
+    raw backbone features. ``features`` is the bottleneck output, the representation methods adapt.
+    """
+
+    def __init__(self, body: nn.Module, feature_dim: int, num_classes: int, bottleneck_dim: int = 0):
         super().__init__()
         self.body = body
+        self.bottleneck = nn.Identity()
+        if bottleneck_dim:
+            self.bottleneck = nn.Sequential(nn.Linear(feature_dim, bottleneck_dim), nn.BatchNorm1d(bottleneck_dim),
+                                            nn.ReLU())
+            feature_dim = bottleneck_dim
+        self.out_features = feature_dim
         self.head = nn.Linear(feature_dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.body(x)
+        features = self.bottleneck(self.body(x))
         return features, self.head(features)
 
 
@@ -87,14 +99,17 @@ class TrainStep(nn.Module):
         self.classifier = classifier
         self.method = method
 
-    def forward(self, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor | None, progress: float):
+    def forward(self, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor | None, source_index: torch.Tensor,
+                progress: float):
         if xt is None:
             fs, ls = self.classifier(xs)
             ft = lt = None
         else:  # one forward over both domains keeps batch-norm statistics of the joint batch, as TLlib does
             f, logits = self.classifier(torch.cat([xs, xt]))
             fs, ft, ls, lt = f[: len(xs)], f[len(xs) :], logits[: len(xs)], logits[len(xs) :]
-        return self.method.loss(Batch(fs, ls, ys, ft, lt, progress))
+        batch = Batch(fs, ls, ys, ft, lt, progress, source_inputs=xs, target_inputs=xt, source_index=source_index,
+                      classifier=self.classifier)
+        return self.method.loss(batch)
 
 
 def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator, rank: int, world: int):
@@ -123,6 +138,54 @@ def evaluate(classifier: Classifier, task: Task, batch_size: int, device: torch.
     return Evaluation(ls, task.source_val.y, fs, lt, ft)
 
 
+def build(task: Task, spec: TrialSpec, method_cls: type[Method], hparams: dict[str, Any], store: FeatureStore,
+          device: torch.device) -> tuple[Task, Classifier, Method]:
+    """Backbone split at ``freeze_depth``, data through the frozen prefix, then classifier and method.
+
+    Feature-extraction methods freeze the whole backbone; without pretrained weights they work on the raw
+    (flattened) inputs instead, since a frozen random network extracts nothing worth aligning. Shallow
+    methods then fit their transform on the extracted features and the head trains on the result.
+    """
+    backbone = build_backbone(spec.backbone, task.input_shape, weights=spec.weights)
+    # A random-init prefix depends on the seed, so the seed is part of what the cached outputs came from.
+    weights_id = spec.weights or f"random-init-seed{spec.seed}"
+    if method_cls.feature_extraction:
+        if spec.weights:
+            frozen, _ = backbone.split(backbone.depth)
+            freeze_depth, feature_dim = backbone.depth, backbone.out_features
+        else:
+            frozen, freeze_depth, weights_id = nn.Flatten(), -1, "raw-inputs"
+            feature_dim = math.prod(task.input_shape)
+        body: nn.Module = nn.Identity()
+    else:
+        freeze_depth = int(hparams.get("freeze_depth", 0))
+        frozen, body = backbone.split(freeze_depth)
+        feature_dim = backbone.out_features
+    data = encode_task(task, frozen, backbone=spec.backbone, weights=weights_id, freeze_depth=freeze_depth,
+                       store=store, device=device, batch_size=spec.eval_batch_size)
+    bottleneck = 0 if method_cls.feature_extraction else spec.bottleneck_dim
+    classifier = Classifier(body, feature_dim, task.num_classes, bottleneck)
+    method = method_cls(hparams, classifier.out_features, task.num_classes, tuple(data.source_train.x.shape[1:]))
+    if isinstance(method, ShallowMethod):
+        data = method.adapt(data)
+        classifier = Classifier(body, data.source_train.x.shape[1], task.num_classes)
+    return data, classifier, method
+
+
+def parameter_groups(step_module: TrainStep, hparams: dict[str, Any]) -> list[dict[str, Any]]:
+    """Trainable parameters; the backbone body gets ``lr * backbone_lr_mult`` (pretrained layers move less).
+
+    The new layers (bottleneck, head, method modules) keep the base ``lr``.
+    """
+    body = [p for p in step_module.classifier.body.parameters() if p.requires_grad]
+    body_ids = {id(p) for p in body}
+    rest = [p for p in step_module.parameters() if p.requires_grad and id(p) not in body_ids]
+    groups = [{"params": rest}]
+    if body:
+        groups.append({"params": body, "lr": hparams["lr"] * hparams.get("backbone_lr_mult", 1.0)})
+    return groups
+
+
 def run_trial(
     task: Task,
     spec: TrialSpec,
@@ -138,20 +201,9 @@ def run_trial(
     torch.manual_seed(spec.seed)
     method_cls = get_method(spec.method)
     hparams = {**method_cls.defaults(), **spec.hparams}
-    freeze_depth = int(hparams.get("freeze_depth", 0))
-
-    backbone = build_backbone(spec.backbone, task.input_shape, weights=spec.weights)
-    frozen, body = backbone.split(freeze_depth)
-    # A random-init prefix depends on the seed, so the seed is part of what the cached outputs came from.
-    weights_id = spec.weights or f"random-init-seed{spec.seed}"
-    data = encode_task(task, frozen, backbone=spec.backbone, weights=weights_id, freeze_depth=freeze_depth,
-                       store=store or MemoryStore(), device=device, batch_size=spec.eval_batch_size)
-
-    classifier = Classifier(body, backbone.out_features, task.num_classes)
-    method = method_cls(hparams, backbone.out_features, task.num_classes)
+    data, classifier, method = build(task, spec, method_cls, hparams, store or MemoryStore(), device)
     step_module = TrainStep(classifier, method).to(device)
-    parameters = [p for p in step_module.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(parameters, lr=hparams["lr"], momentum=spec.momentum,
+    optimizer = torch.optim.SGD(parameter_groups(step_module, hparams), lr=hparams["lr"], momentum=spec.momentum,
                                 weight_decay=spec.weight_decay, nesterov=True)
     # TLlib's inverse decay: lr_t = lr * (1 + 0.001 t)^-0.75, robust across a wide range of budgets.
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: (1 + 1e-3 * t) ** -0.75)
@@ -168,7 +220,9 @@ def run_trial(
     steps = spec.steps_per_epoch or max(1, math.ceil(n_source / (spec.batch_size * runtime.world_size)))
     total_steps = steps * spec.epochs
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp and device.type == "cuda")
-    xs_all, ys_all, xt_all = data.source_train.x, data.source_train.y, data.target_train.x
+    # Training tensors live on the device once, so a step costs one gather instead of a host-to-device copy.
+    xs_all, ys_all = data.source_train.x.to(device), data.source_train.y.to(device)
+    xt_all = data.target_train.x.to(device)
     metrics: dict[str, Any] = {}
 
     for epoch in range(start_epoch, spec.epochs):
@@ -181,18 +235,19 @@ def run_trial(
         target_batches = _batches(n_target, spec.batch_size, steps, generator, runtime.rank, runtime.world_size)
         sums: dict[str, torch.Tensor] = {}
         for step, (si, ti) in enumerate(zip(source_batches, target_batches)):
-            xs, ys = xs_all[si].to(device, non_blocking=True), ys_all[si].to(device, non_blocking=True)
-            xt = xt_all[ti].to(device, non_blocking=True) if method.uses_target else None
+            si, ti = si.to(device), ti.to(device)
+            xs, ys = xs_all[si], ys_all[si]
+            xt = xt_all[ti] if method.uses_target else None
             with amp:
-                loss, logs = wrapped(xs, ys, xt, (epoch * steps + step) / total_steps)
+                loss, logs = wrapped(xs, ys, xt, si, (epoch * steps + step) / total_steps)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             for key, value in {"loss": loss.detach(), **logs}.items():
                 sums[key] = sums.get(key, 0.0) + value.float()
+        train_logs = {k: (v / steps).item() for k, v in sums.items()}  # .item() waits for queued GPU work
         train_s = time.perf_counter() - epoch_start
-        train_logs = {k: (v / steps).item() for k, v in sums.items()}
         if not math.isfinite(train_logs["loss"]):
             raise Diverged(f"loss became {train_logs['loss']} in epoch {epoch + 1}")
 

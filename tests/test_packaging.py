@@ -16,7 +16,8 @@ def test_wheel_layout_and_import(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert top_level == {"adaptune"}, top_level
-    for data in ("mnist_t10k.npz", "usps.npz", "office_caltech10_surf.npz", "PROVENANCE_mnist.md"):
+    for data in ("mnist_t10k.npz", "usps.npz", "office_caltech10_surf.npz", "amazon_review_400.npz",
+                 "PROVENANCE_mnist.md", "PROVENANCE_amazon_review_400.md"):
         assert f"adaptune/algorithms/datasets/{data}" in names
     assert "entry_points.txt" in " ".join(names)
 
@@ -26,11 +27,11 @@ def test_wheel_layout_and_import(tmp_path):
                    check=True, timeout=300)
     code = ("import adaptune.search.cli, adaptune.algorithms.data as d, adaptune.reports.leaderboard, sys; "
             "assert d.__file__.startswith(sys.argv[1]), d.__file__; "
-            "t = d.load_task('office-surf:A->W'); print(t.num_classes)")
+            "t = d.load_task('office-surf:A->W'); print(t.num_classes, d.load_task('amazon:B->D').num_classes)")
     env = {**os.environ, "PYTHONPATH": str(target)}
     result = subprocess.run([sys.executable, "-c", code, str(target)], env=env, capture_output=True, text=True,
                             timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "10"
+    assert result.stdout.strip() == "10 2"
     for name in ("search", "algorithms", "reports"):
         assert not (target / name).exists()

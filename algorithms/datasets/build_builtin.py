@@ -2,7 +2,7 @@
 
 Run by hand, never at run time (it needs scipy, which the service does not)::
 
-    python algorithms/datasets/build_builtin.py [--data /work/shared/data]
+    python algorithms/datasets/build_builtin.py [--data /work/shared/data] [--only amazon_review_400 ...]
 
 It checks the sha256 of every raw file against the PROVENANCE notes before converting, so a rebuilt npz
 always comes from the exact files those notes describe.
@@ -36,6 +36,12 @@ SHA256 = {
         "webcam_SURF_L10.mat": "a6a9c78b4b7181dfbb58bcfd351d4ebd737f171c31247b8884948aa156d3f700",
         "dslr_SURF_L10.mat": "44d673c68e1d07b837893aa74dba3b986e4a6cc3fd66f0dd357683bdef059216",
     },
+    "amazon_review_400": {
+        "books_400.mat": "7a53b54f0c0e81e7ee4774d762a927399cede9a802a2409732ba00cc1c23a17a",
+        "dvd_400.mat": "13a71d399f9c7ae57064952979c830455057ffd0a8da73f2c9075338d64d98ce",
+        "elec_400.mat": "f1dd6e01c1eed956d3abe6493a6bb5efc95e6585b8b9b2d856c0c07e12893a35",
+        "kitchen_400.mat": "b1f4e5ddfbd7b37ad2638fccbf83bd8558abf63b3e8d69a9d5bca77b1a49fed5",
+    },
 }
 
 SURF_FILES = {
@@ -44,6 +50,14 @@ SURF_FILES = {
     "W": "webcam_SURF_L10.mat",
     "D": "dslr_SURF_L10.mat",
 }
+
+AMAZON_FILES = {
+    "B": "books_400.mat",
+    "D": "dvd_400.mat",
+    "E": "elec_400.mat",
+    "K": "kitchen_400.mat",
+}
+AMAZON_SIZES = {"B": (1000, 1000), "D": (1000, 999), "E": (1000, 998), "K": (1000, 999)}
 
 
 def _checked(data: Path, folder: str, name: str) -> Path:
@@ -96,13 +110,68 @@ def build_office_surf(data: Path, out: Path) -> None:
     np.savez_compressed(out / "office_caltech10_surf.npz", **arrays)
 
 
+def _word_counts(fts: np.ndarray) -> np.ndarray:
+    """Recover the integer word counts ``c`` of rows stored as ``c / c.sum()`` (checked bit for bit).
+
+    For each row, the denominator is the smallest ``s`` with ``fts * s`` within 1e-6 of integers summing to ``s``;
+    the row is accepted only if ``counts / s`` (one IEEE division per entry) gives back exactly the float64
+    values of the file, so storing the counts is lossless.
+    """
+    counts = np.zeros(fts.shape, dtype=np.int64)
+    for i, row in enumerate(fts):
+        for s in range(1, 10_000):
+            c = np.rint(row * s)
+            if c.sum() == s and np.abs(row * s - c).max() < 1e-6:
+                break
+        else:
+            raise SystemExit(f"row {i}: no integer counts c with c / c.sum() == the stored frequencies")
+        if not np.array_equal(c / s, row):
+            raise SystemExit(f"row {i}: counts / {s} does not reproduce the stored float64 values exactly")
+        counts[i] = c
+    return counts
+
+
+def build_amazon_review(data: Path, out: Path) -> None:
+    import scipy.io
+
+    arrays = {}
+    for key, name in AMAZON_FILES.items():
+        mat = scipy.io.loadmat(_checked(data, "amazon_review_400", name))
+        fts, labels = mat["fts"], mat["labels"].ravel()
+        assert fts.shape == (sum(AMAZON_SIZES[key]), 400) and fts.dtype == np.float64
+        assert tuple(np.bincount(labels, minlength=2)) == AMAZON_SIZES[key]
+        # Every row is word counts divided by their sum; the counts (0-61) fit uint8 and give the rows back exactly.
+        counts = _word_counts(fts)
+        assert counts.max() <= 255 and counts.sum(axis=1).min() >= 1
+        x = counts.astype(np.uint8)
+        assert np.array_equal(x / x.sum(axis=1, keepdims=True, dtype=np.float64), fts)
+        arrays[f"x_{key}"] = x
+        arrays[f"y_{key}"] = labels.astype(np.uint8)
+    np.savez_compressed(out / "amazon_review_400.npz", **arrays)
+
+
+BUILDERS = {
+    "mnist": build_mnist,
+    "usps": build_usps,
+    "office_surf": build_office_surf,
+    "amazon_review_400": build_amazon_review,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared raw data folder")
     parser.add_argument("--out", type=Path, default=HERE, help="where to write the npz files")
+    parser.add_argument(
+        "--only",
+        choices=sorted(BUILDERS),
+        action="append",
+        help="build only this file (repeatable); np.savez_compressed stamps the time, so a rebuild is never "
+        "byte-identical: rebuild only what changed",
+    )
     args = parser.parse_args()
-    for build in (build_mnist, build_usps, build_office_surf):
-        build(args.data, args.out)
+    for name in args.only or BUILDERS:
+        BUILDERS[name](args.data, args.out)
     for path in sorted(args.out.glob("*.npz")):
         print(f"{path.name}: {path.stat().st_size / 1e6:.2f} MB")
 

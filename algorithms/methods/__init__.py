@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..domains import Task
 from ..errors import InputError
 from ..hparams import ADV_WEIGHT, FREEZE_DEPTH, LR, Param
 
@@ -31,6 +33,10 @@ class Batch:
     target_features: torch.Tensor | None
     target_logits: torch.Tensor | None
     progress: float
+    source_inputs: torch.Tensor | None = None  # inputs of the trainable part, for methods that re-run the model
+    target_inputs: torch.Tensor | None = None
+    source_index: torch.Tensor | None = None  # positions in the source training set (per-sample weights)
+    classifier: nn.Module | None = None  # returns (features, logits); meta and generative methods call it again
 
 
 class Method(nn.Module):
@@ -44,13 +50,17 @@ class Method(nn.Module):
     summary: ClassVar[str] = ""
     adversarial: ClassVar[bool] = False
     uses_target: ClassVar[bool] = True
+    feature_extraction: ClassVar[bool] = False  # the whole backbone stays frozen (no freeze_depth to search)
+    adaptation_weight: ClassVar[str | None] = None  # the knob that turns the adaptation term off at 0
     params: ClassVar[tuple[Param, ...]] = ()
 
-    def __init__(self, hparams: dict[str, Any], feature_dim: int, num_classes: int):
+    def __init__(self, hparams: dict[str, Any], feature_dim: int, num_classes: int,
+                 input_shape: tuple[int, ...] = ()):
         super().__init__()
         self.hparams = hparams
         self.feature_dim = feature_dim
         self.num_classes = num_classes
+        self.input_shape = input_shape  # shape of one input to the trainable part (after the frozen prefix)
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss for one step and the named terms to log (detached scalar tensors, averaged per epoch)."""
@@ -59,11 +69,31 @@ class Method(nn.Module):
     @classmethod
     def shared_params(cls) -> tuple[Param, ...]:
         """The registry-wide knobs this method uses (``adv_weight`` only for adversarial methods)."""
-        return (LR, FREEZE_DEPTH, ADV_WEIGHT) if cls.adversarial else (LR, FREEZE_DEPTH)
+        shared = (LR,) if cls.feature_extraction else (LR, FREEZE_DEPTH)
+        return (*shared, ADV_WEIGHT) if cls.adversarial else shared
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         return {p.name: p.default for p in (*cls.shared_params(), *cls.params)}
+
+
+class ShallowMethod(Method):
+    """A closed-form adaptation on extracted features (SA, CORAL, TCA, JDA, KMM).
+
+    :meth:`adapt` fits on the source and target training features and returns the task with every domain
+    transformed; a linear head is then trained on the result by the shared loop, so shallow and deep methods
+    meet on one leaderboard. Fitted matrices should be registered as buffers so checkpoints hold them.
+    """
+
+    feature_extraction = True
+    uses_target = False
+
+    def adapt(self, task: Task) -> Task:
+        raise NotImplementedError
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = F.cross_entropy(batch.source_logits, batch.source_labels)
+        return loss, {"cls_loss": loss.detach()}
 
 
 METHODS: dict[str, type[Method]] = {}
@@ -81,4 +111,14 @@ def get_method(name: str) -> type[Method]:
 
 
 # Importing the family modules fills the registry.
-from . import adversarial, finetune  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    adversarial,
+    collaborative,
+    discrepancy,
+    finetune,
+    generative,
+    meta,
+    reweight,
+    self_training,
+    subspace,
+)

@@ -1,22 +1,41 @@
-"""Fine-tuning family: train on labeled source only (``freeze_depth`` decides how much is fine-tuned)."""
+"""Fine-tuning family: train on labeled source only, all of it (``freeze_depth``) or just the head."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from ..hparams import Param
 from . import Batch, Method, register
 
 
 @register
 class SourceOnly(Method):
-    """Plain supervised fine-tuning on the source domain: the no-adaptation baseline every method must beat."""
+    """Supervised fine-tuning on the source domain: the no-adaptation baseline every method must beat.
+
+    ``freeze_depth`` keeps the leading backbone blocks fixed and ``backbone_lr_mult`` scales the learning
+    rate of the blocks that do train, the usual recipe for pretrained layers (Yosinski et al., NeurIPS 2014).
+    """
 
     name = "source_only"
     family = "finetune"
     summary = "fine-tuning on labeled source (no adaptation term)"
     uses_target = False
+    params = (Param("backbone_lr_mult", 1.0, 0.01, 1.0, log=True, help="learning-rate factor of backbone blocks"),)
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss = F.cross_entropy(batch.source_logits, batch.source_labels)
         return loss, {"cls_loss": loss.detach()}
+
+
+@register
+class LinearProbe(SourceOnly):
+    """Feature extraction: the whole backbone is frozen and only the linear head trains on source labels.
+
+    Without pretrained weights the head trains on the raw inputs (multinomial logistic regression).
+    """
+
+    name = "linear_probe"
+    summary = "frozen backbone, train only the head"
+    feature_extraction = True
+    params = ()

@@ -68,3 +68,39 @@ def test_each_method_step_lowers_its_loss_on_a_tiny_problem(name, blobs_task):
               lambda metrics, state: losses.append(metrics["train_cls_loss"]))
     assert len(losses) == 4
     assert losses[-1] < losses[0] * 0.7
+
+
+def _gradients(task, name, hparams, seed=0):
+    from adaptune.algorithms.features import MemoryStore
+    from adaptune.algorithms.loop import TrainStep, TrialSpec, build
+
+    torch.manual_seed(seed)
+    cls = get_method(name)
+    spec = TrialSpec(name, hparams, "mlp", epochs=1)
+    full = {**cls.defaults(), **hparams}
+    data, classifier, method = build(task, spec, cls, full, MemoryStore(), torch.device("cpu"))
+    step = TrainStep(classifier, method)
+    xs, ys, xt = data.source_train.x[:32], data.source_train.y[:32], data.target_train.x[:32]
+    torch.manual_seed(seed + 1)
+    loss, _ = step(xs, ys, xt if method.uses_target else None, torch.arange(32), 0.5)
+    loss.backward()
+    return {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for n, p in step.named_parameters()}
+
+
+ADAPTIVE = sorted(n for n, c in METHODS.items() if c.adaptation_weight)
+
+
+def test_every_adaptive_method_names_its_weight():
+    plain = {n for n, c in METHODS.items() if not c.adaptation_weight and not c.feature_extraction}
+    assert plain == {"source_only"}, plain
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_adaptation_term_changes_the_update(name, blobs_task):
+    """Fails if a method's adaptation term does nothing: weight 0 and weight > 0 must give different gradients."""
+    weight = METHODS[name].adaptation_weight
+    extra = {"threshold": 0.0} if name == "self_training" else {}  # untrained predictions are not confident
+    off = _gradients(blobs_task, name, {weight: 0.0, **extra})
+    on = _gradients(blobs_task, name, {weight: 1.0, **extra})
+    differs = [n for n in on if not torch.allclose(on[n], off[n], atol=1e-7)]
+    assert differs, f"{name}: {weight} had no effect on any gradient"

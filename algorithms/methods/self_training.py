@@ -1,0 +1,71 @@
+"""Self-training family: use the model's own target predictions as a training signal."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..hparams import Param
+from . import Batch, Method, register
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
+
+
+def minimum_class_confusion(target_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """MCC loss (Jin et al., ECCV 2020): off-diagonal mass of the entropy-weighted class-correlation matrix."""
+    probs = F.softmax(target_logits / temperature, dim=1)
+    n, classes = probs.shape
+    weight = 1 + torch.exp(-entropy(probs).detach())
+    weight = (n * weight / weight.sum()).unsqueeze(1)
+    confusion = (probs * weight).T @ probs
+    confusion = confusion / confusion.sum(dim=1, keepdim=True)
+    return (confusion.sum() - torch.trace(confusion)) / classes
+
+
+@register
+class MCC(Method):
+    """Minimum Class Confusion (Jin et al., ECCV 2020): penalise between-class confusion on target batches."""
+
+    name = "mcc"
+    family = "self_training"
+    summary = "minimum class confusion on target predictions"
+    adaptation_weight = "mcc_weight"
+    params = (
+        Param("mcc_weight", 1.0, 0.1, 3.0, log=True, help="weight of the class-confusion loss"),
+        Param("temperature", 2.5, 1.0, 5.0, help="softmax temperature of the confusion matrix"),
+    )
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cls_loss = F.cross_entropy(batch.source_logits, batch.source_labels)
+        mcc = minimum_class_confusion(batch.target_logits.float(), self.hparams["temperature"])
+        return cls_loss + self.hparams["mcc_weight"] * mcc, {"cls_loss": cls_loss.detach(), "mcc_loss": mcc.detach()}
+
+
+@register
+class SelfTraining(Method):
+    """Confidence-thresholded pseudo-labelling (Lee, ICML-W 2013; the FixMatch-style threshold of Sohn et al.).
+
+    Target samples whose predicted probability exceeds ``threshold`` are trained on their predicted class,
+    weighted by ``pseudo_weight`` (ramped up with training progress so early mistakes are not reinforced).
+    """
+
+    name = "self_training"
+    family = "self_training"
+    summary = "confidence-thresholded target pseudo-labels"
+    adaptation_weight = "pseudo_weight"
+    params = (
+        Param("threshold", 0.9, 0.5, 0.99, help="minimum confidence for a target pseudo-label"),
+        Param("pseudo_weight", 1.0, 0.1, 3.0, log=True, help="weight of the pseudo-label loss"),
+    )
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cls_loss = F.cross_entropy(batch.source_logits, batch.source_labels)
+        confidence, pseudo = F.softmax(batch.target_logits.detach().float(), dim=1).max(dim=1)
+        mask = (confidence >= self.hparams["threshold"]).float()
+        per_sample = F.cross_entropy(batch.target_logits, pseudo, reduction="none")
+        pseudo_loss = (per_sample * mask).sum() / mask.sum().clamp_min(1.0)
+        weight = self.hparams["pseudo_weight"] * min(1.0, 2 * batch.progress)
+        return cls_loss + weight * pseudo_loss, {"cls_loss": cls_loss.detach(), "pseudo_loss": pseudo_loss.detach(),
+                                                 "pseudo_fraction": mask.mean()}

@@ -1,0 +1,132 @@
+"""Every method on real benchmarks: target accuracy picked by the default proxy and by the oracle.
+
+Plain torch (no Ray, no Optuna), so it also runs on a GPU machine where Ray is absent. For each task and
+method it trains ``--configs`` configurations: the method's defaults, then random draws from its declared
+search space (the same ``Param`` objects the Optuna search uses), with the run_trial loop the search uses.
+Every (trial, epoch) is recorded; selection is then:
+  * by proxy: the (trial, epoch) with the highest default proxy (``im``); its target accuracy is reported;
+  * by oracle: the (trial, epoch) with the highest target accuracy (an upper bound; never used to select).
+
+  python benchmarks/methods_bench.py run --group surf --out results-surf.jsonl [--workers 2] [--device cpu]
+  python benchmarks/methods_bench.py report results-*.jsonl        # writes benchmarks/results/methods.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import sys
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+GROUPS = {
+    "digits": ["mnist->usps", "usps->mnist"],
+    "surf": [f"office-surf:{s}->{t}" for s in "ACWD" for t in "ACWD" if s != t],
+    "amazon": [f"amazon:{s}->{t}" for s in "BDEK" for t in "BDEK" if s != t],
+}
+SETTINGS = {  # epochs and batch size per group: the budget of one trial
+    "digits": {"epochs": 15, "batch_size": 64},
+    "surf": {"epochs": 40, "batch_size": 32},
+    "amazon": {"epochs": 30, "batch_size": 64},
+}
+PROXY = "proxy_im"
+
+
+def configs(task: str, method: str, n: int) -> list[dict]:
+    from adaptune.algorithms.methods import get_method
+
+    cls = get_method(method)
+    # Narrower than the search's defaults: with a handful of draws, lr < 1e-3 never trains in this budget.
+    ranges = {"lr": (1e-3, 1e-1), "adv_weight": (0.1, 3.0)}
+    params = [p.with_range(*ranges[p.name]) if p.name in ranges else p
+              for p in (*cls.shared_params(), *cls.params) if p.name != "freeze_depth"]
+    rng = random.Random(zlib.crc32(f"{task}|{method}".encode()))
+    out = [{p.name: p.default for p in params}]
+    out += [{p.name: p.sample(rng) for p in params} for _ in range(n - 1)]
+    return out
+
+
+def run_one(job: dict) -> list[dict]:
+    from adaptune.algorithms.data import load_task
+    from adaptune.algorithms.loop import Diverged, TrialSpec, run_trial
+
+    torch.set_num_threads(job["threads"])
+    task = load_task(job["task"])
+    device = torch.device(job["device"])
+    rows: list[dict] = []
+    started = time.perf_counter()
+
+    def report(metrics: dict, state) -> None:  # noqa: ANN001
+        rows.append({**{k: job[k] for k in ("task", "method", "config_index")}, "hparams": job["hparams"],
+                     **{k: v for k, v in metrics.items() if isinstance(v, int | float)}})
+
+    spec = TrialSpec(job["method"], job["hparams"], task.default_backbone, epochs=job["epochs"],
+                     batch_size=job["batch_size"], seed=job["config_index"], amp=job["amp"])
+    from adaptune.algorithms.loop import Runtime
+
+    try:
+        run_trial(task, spec, report, runtime=Runtime(device=device))
+    except Diverged as error:
+        rows.append({**{k: job[k] for k in ("task", "method", "config_index")}, "hparams": job["hparams"],
+                     "diverged": str(error)})
+    for row in rows:
+        row["trial_wall_s"] = time.perf_counter() - started
+    return rows
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from adaptune.algorithms.methods import METHODS
+
+    methods = args.methods.split(",") if args.methods else sorted(METHODS)
+    tasks = [t for g in args.group.split(",") for t in GROUPS[g]]
+    group_of = {t: g for g in GROUPS for t in GROUPS[g]}
+    jobs = [{"task": t, "method": m, "config_index": i, "hparams": h, "device": args.device, "amp": args.amp,
+             "threads": args.threads, **SETTINGS[group_of[t]], **({"epochs": args.epochs} if args.epochs else {})}
+            for t in tasks for m in methods for i, h in enumerate(configs(t, m, args.configs))]
+    started = time.time()
+    spawn = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked workers
+    with open(args.out, "w") as handle, ProcessPoolExecutor(args.workers, mp_context=spawn) as pool:
+        futures = [pool.submit(run_one, job) for job in jobs]
+        for done, future in enumerate(as_completed(futures), start=1):
+            for row in future.result():
+                handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            if done % 20 == 0 or done == len(jobs):
+                print(f"{done}/{len(jobs)} trials, {time.time() - started:.0f}s", flush=True)
+    with open(args.out + ".meta.json", "w") as handle:
+        json.dump({"command": " ".join(sys.argv), "wall_s": time.time() - started, "device": args.device,
+                   "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+                   "torch": torch.__version__, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                                           time.gmtime())}, handle)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--group", required=True, help="digits, surf, amazon (comma-separated)")
+    run.add_argument("--methods", help="comma-separated (default: all)")
+    run.add_argument("--configs", type=int, default=4)
+    run.add_argument("--epochs", type=int)
+    run.add_argument("--workers", type=int, default=2)
+    run.add_argument("--threads", type=int, default=1)
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--amp", action="store_true")
+    run.add_argument("--out", required=True)
+    report = sub.add_parser("report")
+    report.add_argument("files", nargs="+")
+    args = parser.parse_args()
+    if args.command == "run":
+        cmd_run(args)
+    else:
+        from methods_report import cmd_report
+
+        cmd_report(args.files)
