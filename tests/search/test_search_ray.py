@@ -25,7 +25,7 @@ def ray_local():
 
 def _search(out, **overrides):
     raw = {"task": "synthetic:blobs", "trials": 4, "epochs": 3, "out": str(out), "steps_per_epoch": 60,
-           "batch_size": 16, "quiet": True, **overrides}
+           "batch_size": 16, "quiet": True, "methods": ["source_only", "dann"], **overrides}
     return run_search(prepare(build_config(raw)))
 
 
@@ -66,3 +66,11 @@ def test_train_runner_wraps_trials_in_ray_train(ray_local, tmp_path):
     assert summary["runner"] == "train"
     assert len(board) == 2 and set(board["status"]) <= {"completed", "stopped"}
     assert (out / "ray").is_dir() and any((out / "ray").glob("train-*"))
+
+
+def test_a_budget_of_one_trial_per_method_covers_every_method(ray_local, tmp_path):
+    methods = ["coral", "mcc", "linear_probe", "importance_weighting", "jda"]
+    _search(tmp_path / "run", trials=len(methods), epochs=1, methods=methods)
+    board = pq.read_table(tmp_path / "run" / "leaderboard.parquet").to_pandas()
+    assert sorted(board["method"]) == sorted(methods)
+    assert board["freeze_depth"].isna().sum() == 3  # feature-extraction methods have no freeze_depth to search
