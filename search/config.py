@@ -53,8 +53,8 @@ class SearchConfig:
     source: str | None = None
     target: str | None = None
     methods: list[str] = field(default_factory=lambda: sorted(METHODS))
-    trials: int = 16
-    epochs: int = 15
+    trials: int | None = None  # default: one per method (their defaults) + 8 for the sampler
+    epochs: int = 12
     proxy: str = "im"
     out: str | None = None
     address: str | None = None
@@ -161,6 +161,8 @@ def validate(c: SearchConfig) -> None:
         raise InputError("methods", "expected each method at most once")
     if c.proxy not in PROXIES:
         raise InputError("proxy", f"unknown proxy {c.proxy!r}; expected one of: {', '.join(PROXIES)}")
+    if c.trials is None:
+        c.trials = len(c.methods) + 8
     for name in ("trials", "epochs", "batch_size"):
         value = _expect_type(name, getattr(c, name), int, "a positive integer")
         if value < 1:

@@ -74,3 +74,13 @@ def test_a_budget_of_one_trial_per_method_covers_every_method(ray_local, tmp_pat
     board = pq.read_table(tmp_path / "run" / "leaderboard.parquet").to_pandas()
     assert sorted(board["method"]) == sorted(methods)
     assert board["freeze_depth"].isna().sum() == 3  # feature-extraction methods have no freeze_depth to search
+
+
+def test_train_runner_data_parallel_workers(ray_local, tmp_path):
+    """Ray Train with two workers: DDP over gloo, each rank on its shard of every epoch."""
+    out = tmp_path / "run"
+    summary = _search(out, trials=1, epochs=2, methods=["dann"],
+                      resources={"workers": 2, "cpus_per_trial": 0.75, "max_concurrent": 1})
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    assert summary["runner"] == "train"  # auto picks Ray Train for workers > 1
+    assert board["status"].tolist() == ["completed"] and math.isfinite(board["score"][0])
