@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -57,10 +58,11 @@ def select(rows: list[dict]) -> tuple[float, float, int]:
 def cmd_report(files: list[str]) -> None:
     rows, metas = [], []
     for path in files:
-        with open(path) as handle:
+        with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as handle:
             rows += [json.loads(line) for line in handle if line.strip()]
-        if os.path.exists(path + ".meta.json"):
-            with open(path + ".meta.json") as handle:
+        meta = path.removesuffix(".gz") + ".meta.json"
+        if os.path.exists(meta):
+            with open(meta) as handle:
                 metas.append(json.load(handle))
     by_key: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
