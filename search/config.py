@@ -63,6 +63,7 @@ class SearchConfig:
     weights: str | None = None
     batch_size: int = 64
     steps_per_epoch: int | None = None
+    amp: bool = False  # bf16 autocast on CUDA
     search_space: dict[str, list[float]] = field(default_factory=dict)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     resources: Resources = field(default_factory=Resources)
@@ -168,6 +169,7 @@ def validate(c: SearchConfig) -> None:
         if value < 1:
             raise InputError(name, f"expected a positive integer, got {value}")
     _expect_type("seed", c.seed, int, "an integer")
+    _expect_type("amp", c.amp, bool, "true or false")
     if c.steps_per_epoch is not None and _expect_type("steps_per_epoch", c.steps_per_epoch, int, "an integer") < 1:
         raise InputError("steps_per_epoch", "expected a positive integer or null")
     if c.time_budget_s is not None and _expect_type("time_budget_s", c.time_budget_s, (int, float), "seconds") <= 0:

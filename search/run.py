@@ -119,6 +119,7 @@ def run_search(prepared: Prepared) -> dict[str, Any]:
         "task": c.task, "source": c.source and os.path.abspath(c.source),
         "target": c.target and os.path.abspath(c.target), "backbone": prepared.backbone, "weights": c.weights,
         "epochs": c.epochs, "batch_size": c.batch_size, "steps_per_epoch": c.steps_per_epoch, "seed": c.seed,
+        "amp": c.amp,
         "cpus_per_trial": r.cpus_per_trial, "gpus_per_trial": r.gpus_per_trial, "workers": r.workers,
         "storage": os.path.join(out, "ray"),
     }
