@@ -7,6 +7,7 @@ the same pass but kept apart: it is reported, never used to select.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,39 @@ class Evaluation:
     source_features: torch.Tensor
     target_logits: torch.Tensor
     target_features: torch.Tensor
+
+    @functools.cached_property
+    def importance_weights(self) -> torch.Tensor:
+        """Density ratio p_t(x) / p_s(x) at each held-out source sample, from a domain classifier on features.
+
+        Shared by IWCV and DEV, so the classifier is fitted once per evaluation.
+        """
+        return domain_density_ratio(self.source_features, self.target_features)
+
+
+def domain_density_ratio(source: torch.Tensor, target: torch.Tensor, l2: float = 1e-2) -> torch.Tensor:
+    """Fit an L2-regularised logistic regression target-vs-source and return its odds on ``source``.
+
+    Odds are rescaled by n_s / n_t so unequal sample counts do not bias the ratio, and clipped to [0, 20].
+    """
+    x = torch.cat([source, target]).double()
+    x = (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
+    y = torch.cat([torch.zeros(len(source)), torch.ones(len(target))]).double()
+    w = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w], max_iter=50, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        logits = x @ w[:-1] + w[-1]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + l2 * w[:-1].pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        odds = torch.exp((x[: len(source)] @ w[:-1] + w[-1]).clamp(-20, 20)) * len(source) / len(target)
+    return odds.clamp(0.0, 20.0).float()
 
 
 def _entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -54,6 +88,56 @@ def information_maximization(ev: Evaluation) -> float:
     return (_entropy(probs.mean(0)) - _entropy(probs).mean()).item()
 
 
+def batch_nuclear_norm(ev: Evaluation) -> float:
+    """Nuclear norm of the target prediction matrix / N (BNM, Cui et al., CVPR 2020): confident and diverse."""
+    return (torch.linalg.matrix_norm(ev.target_logits.softmax(1), ord="nuc") / len(ev.target_logits)).item()
+
+
+def soft_neighborhood_density(ev: Evaluation, temperature: float = 0.05) -> float:
+    """SND (Saito et al., ICCV 2021): mean entropy of each target sample's softmax over its neighbours' similarity.
+
+    Similarity is the cosine of L2-normalised target predictions, scaled by 1/T, the sample itself excluded.
+    Dense neighbourhoods (clusters) give high entropy; higher is better.
+    """
+    probs = torch.nn.functional.normalize(ev.target_logits.softmax(1), dim=1)
+    similarity = probs @ probs.T / temperature
+    similarity.fill_diagonal_(float("-inf"))
+    return _entropy(similarity.softmax(1)).mean().item()
+
+
+def average_thresholded_confidence(ev: Evaluation) -> float:
+    """ATC (Garg et al., ICLR 2022), max-confidence variant: the predicted target accuracy.
+
+    The threshold t makes the share of held-out source samples with confidence above t equal the source
+    accuracy; the score is the share of target samples above t.
+    """
+    source_conf = ev.source_logits.softmax(1).max(1).values
+    accuracy = (ev.source_logits.argmax(1) == ev.source_labels).float().mean()
+    threshold = torch.quantile(source_conf, (1 - accuracy).clamp(0.0, 1.0).item())
+    return (ev.target_logits.softmax(1).max(1).values > threshold).float().mean().item()
+
+
+def importance_weighted_accuracy(ev: Evaluation) -> float:
+    """IWCV (Sugiyama et al., JMLR 2007): held-out source accuracy weighted by the density ratio p_t / p_s."""
+    weights = ev.importance_weights
+    correct = (ev.source_logits.argmax(1) == ev.source_labels).float()
+    return ((weights * correct).sum() / weights.sum().clamp_min(1e-12)).item()
+
+
+def deep_embedded_validation(ev: Evaluation) -> float:
+    """DEV (You et al., ICML 2019): importance-weighted source loss with a control variate, negated.
+
+    risk = mean(w l) + eta (mean(w) - 1), eta = -Cov(w l, w) / Var(w), which cuts the variance of the
+    weighted estimate. Returned as -risk so higher is better.
+    """
+    weights = ev.importance_weights.double()
+    losses = torch.nn.functional.cross_entropy(ev.source_logits, ev.source_labels, reduction="none").double()
+    weighted = weights * losses
+    variance = weights.var()
+    eta = -torch.cov(torch.stack([weighted, weights]))[0, 1] / variance if variance > 0 else weights.new_zeros(())
+    return -(weighted.mean() + eta * weights.mean() - eta).item()
+
+
 @dataclass(frozen=True)
 class Proxy:
     name: str
@@ -67,6 +151,11 @@ PROXIES: dict[str, Proxy] = {
         Proxy("source_acc", source_accuracy, "held-out source accuracy"),
         Proxy("entropy", negative_entropy, "minus mean target prediction entropy"),
         Proxy("im", information_maximization, "information maximization: H(mean p) - mean H(p)"),
+        Proxy("bnm", batch_nuclear_norm, "batch nuclear norm of target predictions / N"),
+        Proxy("snd", soft_neighborhood_density, "soft neighborhood density of target predictions"),
+        Proxy("atc", average_thresholded_confidence, "average thresholded confidence (predicted target acc)"),
+        Proxy("iwcv", importance_weighted_accuracy, "importance-weighted held-out source accuracy"),
+        Proxy("dev", deep_embedded_validation, "deep embedded validation (weighted source loss, control variate)"),
     )
 }
 DEFAULT_PROXY = "im"

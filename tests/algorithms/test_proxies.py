@@ -65,3 +65,62 @@ def test_unknown_proxy_names_field():
     with pytest.raises(InputError) as error:
         get_proxy("accuracy")
     assert error.value.field == "proxy"
+
+
+def _ev_from_probs(target_probs, source_probs=None, source_labels=None):
+    sp = torch.tensor(source_probs or [[0.9, 0.1]], dtype=torch.float32)
+    return Evaluation(torch.log(sp), torch.tensor(source_labels or [0]), torch.zeros(len(sp), 2),
+                      torch.log(torch.tensor(target_probs, dtype=torch.float32)), torch.zeros(len(target_probs), 2))
+
+
+def test_bnm_hand_computed():
+    from adaptune.algorithms.proxies import batch_nuclear_norm
+
+    assert batch_nuclear_norm(_ev_from_probs([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(1.0, abs=1e-5)
+    # two identical rows: one singular value sqrt(2), divided by N = 2
+    assert batch_nuclear_norm(_ev_from_probs([[1.0, 0.0], [1.0, 0.0]])) == pytest.approx(math.sqrt(2) / 2, abs=1e-5)
+
+
+def test_snd_hand_computed():
+    from adaptune.algorithms.proxies import soft_neighborhood_density
+
+    # three identical predictions: each sample's two neighbours are equally similar -> entropy ln 2
+    assert soft_neighborhood_density(_ev_from_probs([[0.7, 0.3]] * 3)) == pytest.approx(math.log(2), abs=1e-5)
+    # two samples: a single neighbour gets all the mass -> entropy 0
+    assert soft_neighborhood_density(_ev_from_probs([[0.7, 0.3], [0.2, 0.8]])) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_atc_hand_computed():
+    from adaptune.algorithms.proxies import average_thresholded_confidence
+
+    source = [[0.6, 0.4], [0.7, 0.3], [0.8, 0.2], [0.9, 0.1]]  # confidences 0.6..0.9, all predict class 0
+    ev = _ev_from_probs([[0.95, 0.05], [0.7, 0.3], [0.8, 0.2], [0.55, 0.45]], source, [0, 1, 0, 1])
+    # source accuracy 0.5 -> threshold = median confidence 0.75 -> target confidences above it: 0.95, 0.8
+    assert average_thresholded_confidence(ev) == pytest.approx(0.5)
+
+
+def test_iwcv_and_dev_hand_computed():
+    from adaptune.algorithms.proxies import deep_embedded_validation, importance_weighted_accuracy
+
+    # source losses 1 and 2 (label 0, logits [0, z] with log(1 + e^z) = loss); the first is correct
+    z1, z2 = math.log(math.e - 1), math.log(math.e**2 - 1)
+    ev = Evaluation(torch.tensor([[0.0, -1.0], [0.0, z2]]), torch.tensor([0, 0]), torch.zeros(2, 2),
+                    torch.zeros(2, 2), torch.zeros(2, 2))
+    ev.__dict__["importance_weights"] = torch.tensor([1.0, 3.0])  # fixed density ratio for a hand computation
+    assert importance_weighted_accuracy(ev) == pytest.approx(1 / 4)
+    ev = Evaluation(torch.tensor([[0.0, z1], [0.0, z2]]), torch.tensor([0, 0]), torch.zeros(2, 2),
+                    torch.zeros(2, 2), torch.zeros(2, 2))
+    ev.__dict__["importance_weights"] = torch.tensor([1.0, 3.0])
+    # weighted losses [1, 6]: mean 3.5; Cov = 5, Var(w) = 2 -> eta = -2.5; risk = 3.5 - 2.5 * 2 + 2.5 = 1.0
+    assert deep_embedded_validation(ev) == pytest.approx(-1.0, abs=1e-5)
+
+
+def test_density_ratio_grows_towards_the_target():
+    from adaptune.algorithms.proxies import domain_density_ratio
+
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(400, 1, generator=g)
+    target = torch.randn(400, 1, generator=g) + 2.0
+    weights = domain_density_ratio(source, target)
+    order = source[:, 0].argsort()
+    assert weights[order[-20:]].mean() > 5 * weights[order[:20]].mean()
