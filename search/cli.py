@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--format", choices=("table", "csv", "json"), default="table")
     board.add_argument("--history", action="store_true", help="print history.parquet (one row per epoch)")
 
+    proxies = commands.add_parser("proxies", help="how well each proxy agrees with the oracle (needs target labels)")
+    proxies.add_argument("dir")
+
     commands.add_parser("tasks", help="list built-in tasks with their sizes")
     commands.add_parser("methods", help="list methods, their hyperparameters and ranges, and the proxies")
     return parser
@@ -112,6 +115,22 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_proxies(args: argparse.Namespace) -> int:
+    from adaptune.reports.proxy_quality import PROXY_QUALITY, write_proxy_quality
+
+    table = write_proxy_quality(args.dir)
+    with pd_options():
+        print(table.to_string(index=False))
+    print(f"\nwritten: {os.path.join(args.dir, PROXY_QUALITY)}")
+    return 0
+
+
+def pd_options():  # noqa: ANN201
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format)
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from adaptune.algorithms.data import list_tasks
 
@@ -157,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:
         args = build_parser().parse_args(["search", *(argv or [])])
-    handlers = {"search": cmd_search, "leaderboard": cmd_leaderboard, "tasks": cmd_tasks, "methods": cmd_methods}
+    handlers = {"search": cmd_search, "leaderboard": cmd_leaderboard, "proxies": cmd_proxies, "tasks": cmd_tasks,
+                "methods": cmd_methods}
     try:
         return handlers[args.command](args)
     except (InputError, RunError) as error:
