@@ -134,8 +134,23 @@ def evaluate(classifier: Classifier, task: Task, batch_size: int, device: torch.
     with torch.no_grad():
         fs, ls = run(task.source_val.x)
         ft, lt = run(task.target_val.x)
+        mixed, mix_labels = mixup_pairs(task.target_val.x, lt.argmax(1))
+        _, mix_logits = run(mixed)
     classifier.train()
-    return Evaluation(ls, task.source_val.y, fs, lt, ft)
+    return Evaluation(ls, task.source_val.y, fs, lt, ft, mix_logits=mix_logits, mix_labels=mix_labels)
+
+
+def mixup_pairs(x: torch.Tensor, pseudo_labels: torch.Tensor, pairs: int = 512, weight: float = 0.55,
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """MixVal's probes (Hu et al., NeurIPS 2023): ``weight * x_i + (1 - weight) * x_j`` for random target pairs.
+
+    The mix should keep x_i's pseudo-label, the dominant side. A fixed seed and a bounded number of pairs keep
+    the probe identical across epochs and trials and its cost small.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    i = torch.randint(0, len(x), (min(pairs, len(x)),), generator=generator)
+    j = torch.randint(0, len(x), (len(i),), generator=generator)
+    return weight * x[i] + (1 - weight) * x[j], pseudo_labels[i]
 
 
 def build(task: Task, spec: TrialSpec, method_cls: type[Method], hparams: dict[str, Any], store: FeatureStore,

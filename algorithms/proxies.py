@@ -26,6 +26,8 @@ class Evaluation:
     source_features: torch.Tensor
     target_logits: torch.Tensor
     target_features: torch.Tensor
+    mix_logits: torch.Tensor | None = None  # predictions on MixVal's mixed target pairs
+    mix_labels: torch.Tensor | None = None  # pseudo-label of each pair's dominant sample
 
     @functools.cached_property
     def importance_weights(self) -> torch.Tensor:
@@ -138,6 +140,16 @@ def deep_embedded_validation(ev: Evaluation) -> float:
     return -(weighted.mean() + eta * weights.mean() - eta).item()
 
 
+def mixup_validation(ev: Evaluation) -> float:
+    """MixVal (Hu et al., NeurIPS 2023): agreement of predictions on mixed target pairs with the pseudo-label
+    of the dominant sample (mix weight 0.55). A model whose decisions are locally consistent between target
+    clusters scores high. NaN when the evaluation carries no mixed pairs.
+    """
+    if ev.mix_logits is None or ev.mix_labels is None or len(ev.mix_labels) == 0:
+        return float("nan")
+    return (ev.mix_logits.argmax(1) == ev.mix_labels).float().mean().item()
+
+
 @dataclass(frozen=True)
 class Proxy:
     name: str
@@ -156,6 +168,7 @@ PROXIES: dict[str, Proxy] = {
         Proxy("atc", average_thresholded_confidence, "average thresholded confidence (predicted target acc)"),
         Proxy("iwcv", importance_weighted_accuracy, "importance-weighted held-out source accuracy"),
         Proxy("dev", deep_embedded_validation, "deep embedded validation (weighted source loss, control variate)"),
+        Proxy("mixval", mixup_validation, "mixup validation: predictions on mixed target pairs vs pseudo-labels"),
     )
 }
 DEFAULT_PROXY = "im"

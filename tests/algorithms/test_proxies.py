@@ -124,3 +124,25 @@ def test_density_ratio_grows_towards_the_target():
     weights = domain_density_ratio(source, target)
     order = source[:, 0].argsort()
     assert weights[order[-20:]].mean() > 5 * weights[order[:20]].mean()
+
+
+def test_mixval_hand_computed():
+    from adaptune.algorithms.proxies import mixup_validation
+
+    ev = _ev_from_probs([[0.5, 0.5]])
+    assert math.isnan(mixup_validation(ev))  # no mixed pairs in this evaluation
+    ev.mix_logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0]])  # predicts 0, 1, 0, 1
+    ev.mix_labels = torch.tensor([0, 0, 0, 1])
+    assert mixup_validation(ev) == pytest.approx(3 / 4)
+
+
+def test_mixup_pairs_keep_the_dominant_pseudo_label():
+    from adaptune.algorithms.loop import mixup_pairs
+
+    x = torch.tensor([[0.0], [10.0]])
+    mixed, labels = mixup_pairs(x, torch.tensor([0, 1]), pairs=8)
+    assert len(mixed) == 2  # at most one pair per target sample
+    # 0.55 x_i + 0.45 x_j is one of 0, 4.5 (i = sample 0) or 5.5, 10 (i = sample 1); the label follows i
+    for value, label in zip(mixed[:, 0].tolist(), labels.tolist()):
+        assert min(abs(value - v) for v in (0.0, 4.5, 5.5, 10.0)) < 1e-5
+        assert label == int(value > 5.0)
