@@ -37,7 +37,6 @@ SETTINGS = {  # epochs and batch size per group: the budget of one trial
     "surf": {"epochs": 40, "batch_size": 32},
     "amazon": {"epochs": 30, "batch_size": 64},
 }
-PROXY = "proxy_im"
 
 
 def configs(task: str, method: str, n: int) -> list[dict]:
@@ -56,7 +55,7 @@ def configs(task: str, method: str, n: int) -> list[dict]:
 
 def run_one(job: dict) -> list[dict]:
     from adaptune.algorithms.data import load_task
-    from adaptune.algorithms.loop import Diverged, TrialSpec, run_trial
+    from adaptune.algorithms.loop import Diverged, Runtime, TrialSpec, run_trial
 
     torch.set_num_threads(job["threads"])
     task = load_task(job["task"])
@@ -70,8 +69,6 @@ def run_one(job: dict) -> list[dict]:
 
     spec = TrialSpec(job["method"], job["hparams"], task.default_backbone, epochs=job["epochs"],
                      batch_size=job["batch_size"], seed=job["config_index"], amp=job["amp"])
-    from adaptune.algorithms.loop import Runtime
-
     try:
         run_trial(task, spec, report, runtime=Runtime(device=device))
     except Diverged as error:

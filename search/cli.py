@@ -116,19 +116,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_proxies(args: argparse.Namespace) -> int:
+    from adaptune.reports.leaderboard import format_table
     from adaptune.reports.proxy_quality import PROXY_QUALITY, write_proxy_quality
 
-    table = write_proxy_quality(args.dir)
-    with pd_options():
-        print(table.to_string(index=False))
+    print(format_table(write_proxy_quality(args.dir), top=None, by=None, fmt="table"))
     print(f"\nwritten: {os.path.join(args.dir, PROXY_QUALITY)}")
     return 0
-
-
-def pd_options():  # noqa: ANN201
-    import pandas as pd
-
-    return pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

@@ -96,6 +96,12 @@ class ShallowMethod(Method):
         return loss, {"cls_loss": loss.detach()}
 
 
+def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Source cross-entropy as a weighted mean over the batch: sum(w_i CE_i) / sum(w_i)."""
+    per_sample = F.cross_entropy(logits, labels, reduction="none")
+    return (weights * per_sample).sum() / weights.sum().clamp_min(1e-6)
+
+
 METHODS: dict[str, type[Method]] = {}
 
 

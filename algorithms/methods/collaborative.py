@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..hparams import Param
-from . import Batch, Method, register
+from . import Batch, Method, register, weighted_cross_entropy
 from .adversarial import DISC_HIDDEN, domain_adversarial_loss, domain_discriminator
 
 WARMUP_STEPS = 20  # steps of confusion statistics before class weights are trusted
@@ -60,8 +60,7 @@ class IWDAN(Method):
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self.update_weights(batch)
         weights = self.class_weights[batch.source_labels]
-        per_sample = F.cross_entropy(batch.source_logits, batch.source_labels, reduction="none")
-        cls_loss = (weights * per_sample).sum() / weights.sum().clamp_min(1e-6)
+        cls_loss = weighted_cross_entropy(batch.source_logits, batch.source_labels, weights)
         adv_loss, domain_acc = domain_adversarial_loss(self.discriminator, batch.source_features,
                                                        batch.target_features, batch.progress, source_weight=weights)
         total = cls_loss + self.hparams["adv_weight"] * adv_loss

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..domains import Task
 from ..hparams import Param
-from . import Batch, Method, ShallowMethod, register
+from . import Batch, Method, ShallowMethod, register, weighted_cross_entropy
 from .subspace import MAX_FIT, fit_subset, kernel_matrix, median_gamma
 
 
@@ -176,8 +176,7 @@ class ImportanceWeighting(Method):
         with torch.no_grad():
             odds = torch.exp(logits[: len(fs)].clamp(max=20.0))  # p(target | x) / p(source | x)
             weights = odds.clamp(max=self.hparams["iw_clip"]) ** self.hparams["iw_strength"]
-            weights = weights / weights.mean().clamp_min(1e-12)
-        per_sample = F.cross_entropy(batch.source_logits, batch.source_labels, reduction="none")
-        cls_loss = (weights * per_sample).mean()
+            weights = weights / weights.mean().clamp_min(1e-12)  # mean 1, so max_weight reads as a ratio
+        cls_loss = weighted_cross_entropy(batch.source_logits, batch.source_labels, weights)
         return cls_loss + domain_loss, {"cls_loss": cls_loss.detach(), "domain_loss": domain_loss.detach(),
                                         "max_weight": weights.max()}
