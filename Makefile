@@ -16,10 +16,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Headless Chromium (Debian's package) for the browser check of `adaptune report` in tests/reports/test_report.py:
+# installed through apt-get when missing and we are root. Otherwise that test skips, or fails when CI is set.
+CHROMIUM ?= $(or $(shell command -v chromium || command -v chromium-browser),/usr/bin/chromium)
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "chromium: not installed and not root; the report's browser test will skip (and fail when CI is set)"; \
+	fi
+
 demo: $(STAMP)
 	$(BIN)/adaptune search
 
-test: $(STAMP)
+test: $(STAMP) | $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

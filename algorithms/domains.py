@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -47,7 +48,8 @@ class Task:
     Training sees ``source_train`` (labeled) and ``target_train`` (never labeled). Proxies are computed on
     ``source_val`` (labeled, held out from training) and ``target_val`` (unlabeled). ``target_oracle`` holds
     the labels of ``target_val`` when they exist; only the oracle column reads them, never training,
-    selection or early stopping.
+    selection or early stopping. ``target_fewshot`` is the one labeled target set a search may select on:
+    k samples per class the user opted to supply (:func:`with_fewshot`), never part of ``target_val``.
     """
 
     name: str
@@ -61,6 +63,7 @@ class Task:
     target_oracle: torch.Tensor | None = None
     description: str = ""
     extra: dict = field(default_factory=dict)
+    target_fewshot: Domain | None = None
 
     def __post_init__(self) -> None:
         if self.target_train.labeled or self.target_val.labeled:
@@ -76,6 +79,17 @@ class Task:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.source_train.x.shape[1:])
 
+    def map_domains(self, source: Callable[[Domain], Domain], target: Callable[[Domain], Domain]) -> Task:
+        """The same task with every source domain mapped through ``source`` and every target one through ``target``."""
+        return replace(
+            self,
+            source_train=source(self.source_train),
+            source_val=source(self.source_val),
+            target_train=target(self.target_train),
+            target_val=target(self.target_val),
+            target_fewshot=None if self.target_fewshot is None else target(self.target_fewshot),
+        )
+
     def sizes(self) -> dict[str, int]:
         return {
             "source_train": len(self.source_train),
@@ -83,3 +97,29 @@ class Task:
             "target_train": len(self.target_train),
             "target_val": len(self.target_val),
         }
+
+
+def with_fewshot(task: Task, per_class: int, seed: int = 0) -> Task:
+    """Move ``per_class`` labeled target samples per class from ``target_val`` into ``target_fewshot``.
+
+    This is the user's opt-in to select with a few target labels (the ``fewshot`` proxy). The samples leave
+    ``target_val`` and the oracle, so the oracle column is still measured on samples nobody selected with.
+    """
+    if per_class <= 0:
+        return task
+    if task.target_oracle is None:
+        raise ValueError("fewshot needs target labels")
+    generator = torch.Generator().manual_seed(seed)
+    picked = []
+    for label in range(task.num_classes):
+        members = torch.nonzero(task.target_oracle == label).flatten()
+        picked.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    chosen = torch.zeros(len(task.target_val), dtype=torch.bool)
+    chosen[torch.cat(picked)] = True
+    val = task.target_val
+    return replace(
+        task,
+        target_val=replace(val, x=val.x[~chosen]),
+        target_oracle=task.target_oracle[~chosen],
+        target_fewshot=Domain(f"{val.name}-fewshot", val.x[chosen], task.target_oracle[chosen]),
+    )

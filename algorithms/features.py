@@ -66,10 +66,4 @@ def encode_task(
         x = store.get_or_compute(key, lambda: run_blocks(frozen, domain.x, batch_size, device))
         return replace(domain, x=x)
 
-    return replace(
-        task,
-        source_train=encode(task.source_train),
-        source_val=encode(task.source_val),
-        target_train=encode(task.target_train),
-        target_val=encode(task.target_val),
-    )
+    return task.map_domains(encode, encode)

@@ -28,6 +28,9 @@ StateFn = Callable[[], dict[str, Any]]
 ReportFn = Callable[[dict[str, Any], StateFn], None]
 
 
+PREDICTIONS = "target_probs"  # key of the target predictions in a checkpoint's state
+
+
 class Diverged(RuntimeError):
     """The loss became NaN or infinite; the trial cannot continue."""
 
@@ -136,8 +139,11 @@ def evaluate(classifier: Classifier, task: Task, batch_size: int, device: torch.
         ft, lt = run(task.target_val.x)
         mixed, mix_labels = mixup_pairs(task.target_val.x, lt.argmax(1))
         _, mix_logits = run(mixed)
+        fewshot = task.target_fewshot
+        fewshot_logits = None if fewshot is None else run(fewshot.x)[1]
     classifier.train()
-    return Evaluation(ls, task.source_val.y, fs, lt, ft, mix_logits=mix_logits, mix_labels=mix_labels)
+    return Evaluation(ls, task.source_val.y, fs, lt, ft, mix_logits=mix_logits, mix_labels=mix_labels,
+                      fewshot_logits=fewshot_logits, fewshot_labels=None if fewshot is None else fewshot.y)
 
 
 def mixup_pairs(x: torch.Tensor, pseudo_labels: torch.Tensor, pairs: int = 512, weight: float = 0.55,
@@ -268,7 +274,7 @@ def run_trial(
 
         eval_start = time.perf_counter()
         evaluation = evaluate(classifier, data, spec.eval_batch_size, device)
-        proxies = compute_proxies(evaluation)
+        proxies = compute_proxies(evaluation, final=epoch + 1 == spec.epochs)
         target_acc = oracle_accuracy(evaluation.target_logits, data.target_oracle)
         metrics = {
             "epoch": epoch + 1,
@@ -281,9 +287,10 @@ def run_trial(
             "samples_per_s": steps * spec.batch_size * runtime.world_size / max(train_s, 1e-9),
         }
 
-        def state(epoch: int = epoch) -> dict[str, Any]:
+        # Target predictions travel with the checkpoint: the search's ensemble row averages them.
+        def state(epoch: int = epoch, logits: torch.Tensor = evaluation.target_logits) -> dict[str, Any]:
             return {"model": step_module.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1}
+                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1, PREDICTIONS: logits.softmax(1).half()}
 
         report(metrics, state)
     return metrics

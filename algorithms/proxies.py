@@ -11,10 +11,14 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .domains import Task
 
 
 @dataclass
@@ -28,6 +32,8 @@ class Evaluation:
     target_features: torch.Tensor
     mix_logits: torch.Tensor | None = None  # predictions on MixVal's mixed target pairs
     mix_labels: torch.Tensor | None = None  # pseudo-label of each pair's dominant sample
+    fewshot_logits: torch.Tensor | None = None  # the user's opt-in labeled target samples, if any
+    fewshot_labels: torch.Tensor | None = None
 
     @functools.cached_property
     def importance_weights(self) -> torch.Tensor:
@@ -38,28 +44,39 @@ class Evaluation:
         return domain_density_ratio(self.source_features, self.target_features)
 
 
-def domain_density_ratio(source: torch.Tensor, target: torch.Tensor, l2: float = 1e-2) -> torch.Tensor:
-    """Fit an L2-regularised logistic regression target-vs-source and return its odds on ``source``.
+def fit_softmax_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float = 1e-2
+                           ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """L2-regularised multinomial logistic regression by L-BFGS on standardised ``x``; returns a logits function.
 
-    Odds are rescaled by n_s / n_t so unequal sample counts do not bias the ratio, and clipped to [0, 20].
+    Deterministic (zero init, full batch), so a proxy built on it gives the same value for the same inputs.
     """
-    x = torch.cat([source, target]).double()
-    x = (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
-    y = torch.cat([torch.zeros(len(source)), torch.ones(len(target))]).double()
-    w = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+    x = x.double()
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones(x.shape[1], dtype=x.dtype)
+    z = (x - mean) / std
+    w = torch.zeros(x.shape[1] + 1, num_classes, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([w], max_iter=50, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        logits = x @ w[:-1] + w[-1]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + l2 * w[:-1].pow(2).sum()
+        loss = torch.nn.functional.cross_entropy(z @ w[:-1] + w[-1], y) + l2 * w[:-1].pow(2).sum()
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimizer.step(closure)
+    weights = w.detach()
+    return lambda inputs: ((inputs.double() - mean) / std) @ weights[:-1] + weights[-1]
+
+
+def domain_density_ratio(source: torch.Tensor, target: torch.Tensor, l2: float = 1e-2) -> torch.Tensor:
+    """Fit a domain classifier (target vs source) on features and return its odds p_t / p_s on ``source``.
+
+    Odds are rescaled by n_s / n_t so unequal sample counts do not bias the ratio, and clipped to [0, 20].
+    """
+    domain = torch.cat([torch.zeros(len(source)), torch.ones(len(target))]).long()
+    logits = fit_softmax_regression(torch.cat([source, target]), domain, 2, l2)(source)
     with torch.no_grad():
-        odds = torch.exp((x[: len(source)] @ w[:-1] + w[-1]).clamp(-20, 20)) * len(source) / len(target)
+        odds = torch.exp((logits[:, 1] - logits[:, 0]).clamp(-20, 20)) * len(source) / len(target)
     return odds.clamp(0.0, 20.0).float()
 
 
@@ -150,28 +167,138 @@ def mixup_validation(ev: Evaluation) -> float:
     return (ev.mix_logits.argmax(1) == ev.mix_labels).float().mean().item()
 
 
+def circular_validation(ev: Evaluation) -> float:
+    """Circular (reverse) validation (Bruzzone & Marconcini, TPAMI 2010; SKADA's CircularValidation).
+
+    Pseudo-label the target with the trial's model, train a reverse classifier on the target with those
+    labels, and score it on the labeled held-out source: a model whose target labels are consistent with
+    the source classes scores high. The reverse classifier is a softmax regression on the trial's learned
+    features rather than a retrained network, which keeps the cost to one L-BFGS fit; it runs once, on the
+    trial's final checkpoint (NaN on earlier epochs).
+    """
+    pseudo = ev.target_logits.argmax(1)
+    reverse = fit_softmax_regression(ev.target_features, pseudo, ev.target_logits.shape[1])
+    with torch.no_grad():
+        return (reverse(ev.source_features).argmax(1) == ev.source_labels).float().mean().item()
+
+
+def kmeans(x: torch.Tensor, k: int, iterations: int = 30, seed: int = 0) -> torch.Tensor:
+    """Cluster indices from Lloyd's k-means with k-means++ seeding (seeded: the same input gives the same result)."""
+    x = x.double()
+    generator = torch.Generator().manual_seed(seed)
+    centers = x[torch.randint(len(x), (1,), generator=generator)]
+    for _ in range(1, k):
+        distance = torch.cdist(x, centers).min(1).values.pow(2)
+        if distance.sum() <= 0:
+            break
+        centers = torch.cat([centers, x[torch.multinomial(distance, 1, generator=generator)]])
+    assignment = torch.cdist(x, centers).argmin(1)
+    for _ in range(iterations):
+        sums = torch.zeros_like(centers).index_add_(0, assignment, x)
+        counts = torch.bincount(assignment, minlength=len(centers)).unsqueeze(1)
+        centers = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
+        updated = torch.cdist(x, centers).argmin(1)
+        if torch.equal(updated, assignment):
+            break
+        assignment = updated
+    return assignment
+
+
+def adjusted_mutual_information(a: torch.Tensor, b: torch.Tensor) -> float:
+    """AMI of two labelings (Vinh, Epps & Bailey, JMLR 2010), arithmetic-mean normalisation as in scikit-learn.
+
+    (MI - E[MI]) / (mean(H(a), H(b)) - E[MI]), the expectation under random labelings with the same cluster
+    sizes (hypergeometric model). 1 for identical partitions, about 0 for independent ones.
+    """
+    _, a = torch.unique(a, return_inverse=True)
+    _, b = torch.unique(b, return_inverse=True)
+    n = len(a)
+    table = torch.zeros(int(a.max()) + 1, int(b.max()) + 1, dtype=torch.float64)
+    table.index_put_((a, b), torch.ones(n, dtype=torch.float64), accumulate=True)
+    if table.shape[0] == table.shape[1] == 1:
+        return 1.0
+    rows, cols = table.sum(1), table.sum(0)
+    nonzero = table > 0
+    mi = (table[nonzero] / n * torch.log(n * table[nonzero] / torch.outer(rows, cols)[nonzero])).sum()
+    # Expected MI: sum over cells and every feasible count nij of nij/n log(n nij / (a_i b_j)) P(nij).
+    ai, bj = rows[:, None, None], cols[None, :, None]
+    nij = torch.arange(1, int(min(rows.max(), cols.max())) + 1, dtype=torch.float64)[None, None, :]
+    feasible = (nij >= torch.clamp(ai + bj - n, min=1)) & (nij <= torch.minimum(ai, bj))
+    lg = torch.lgamma
+    log_p = (lg(ai + 1) + lg(bj + 1) + lg(n - ai + 1) + lg(n - bj + 1) - lg(torch.tensor(n + 1.0, dtype=torch.float64))
+             - lg(nij + 1) - lg((ai - nij).clamp_min(0) + 1) - lg((bj - nij).clamp_min(0) + 1)
+             - lg((n - ai - bj + nij).clamp_min(0) + 1))
+    terms = nij / n * torch.log(n * nij / (ai * bj)) * torch.exp(log_p)
+    emi = torch.where(feasible, terms, torch.zeros_like(terms)).sum()
+
+    def entropy(counts: torch.Tensor) -> torch.Tensor:
+        p = counts[counts > 0] / n
+        return -(p * p.log()).sum()
+
+    denominator = (entropy(rows) + entropy(cols)) / 2 - emi
+    if abs(denominator) < 1e-15:
+        return 1.0 if abs(mi - emi) < 1e-15 else 0.0
+    return ((mi - emi) / denominator).item()
+
+
+def class_cluster_agreement(ev: Evaluation) -> float:
+    """ClassAMI (Musgrave et al. 2022): AMI between k-means clusters of target features (k = classes) and
+    the predicted target classes. Features that cluster the way the classifier labels score high.
+    """
+    clusters = kmeans(ev.target_features, ev.target_logits.shape[1])
+    return adjusted_mutual_information(clusters, ev.target_logits.argmax(1))
+
+
+def fewshot_accuracy(ev: Evaluation) -> float:
+    """Accuracy on the k labeled target samples per class the user opted to supply; NaN without them.
+
+    Not unsupervised: it is there for users who do have a few target labels (e.g. Saito et al., ICCV 2019 use
+    3 per class), and is only computed when they opt in (``fewshot_k``).
+    """
+    if ev.fewshot_logits is None or ev.fewshot_labels is None or len(ev.fewshot_labels) == 0:
+        return float("nan")
+    return (ev.fewshot_logits.argmax(1) == ev.fewshot_labels).float().mean().item()
+
+
 @dataclass(frozen=True)
 class Proxy:
     name: str
     fn: Callable[[Evaluation], float]
     summary: str
+    final_only: bool = False  # costly: computed on a trial's final checkpoint only
+    target_only: bool = False  # reads target predictions alone, so it also scores an ensemble's averaged output
 
 
 PROXIES: dict[str, Proxy] = {
     p.name: p
     for p in (
         Proxy("source_acc", source_accuracy, "held-out source accuracy"),
-        Proxy("entropy", negative_entropy, "minus mean target prediction entropy"),
-        Proxy("im", information_maximization, "information maximization: H(mean p) - mean H(p)"),
-        Proxy("bnm", batch_nuclear_norm, "batch nuclear norm of target predictions / N"),
-        Proxy("snd", soft_neighborhood_density, "soft neighborhood density of target predictions"),
+        Proxy("entropy", negative_entropy, "minus mean target prediction entropy", target_only=True),
+        Proxy("im", information_maximization, "information maximization: H(mean p) - mean H(p)", target_only=True),
+        Proxy("bnm", batch_nuclear_norm, "batch nuclear norm of target predictions / N", target_only=True),
+        Proxy("snd", soft_neighborhood_density, "soft neighborhood density of target predictions", target_only=True),
         Proxy("atc", average_thresholded_confidence, "average thresholded confidence (predicted target acc)"),
         Proxy("iwcv", importance_weighted_accuracy, "importance-weighted held-out source accuracy"),
         Proxy("dev", deep_embedded_validation, "deep embedded validation (weighted source loss, control variate)"),
         Proxy("mixval", mixup_validation, "mixup validation: predictions on mixed target pairs vs pseudo-labels"),
+        Proxy("class_ami", class_cluster_agreement, "AMI of k-means target clusters vs predicted classes"),
+        Proxy("circular", circular_validation, "circular validation: reverse classifier from target pseudo-labels, "
+              "scored on source (final checkpoint only)", final_only=True),
+        Proxy("fewshot", fewshot_accuracy, "accuracy on k labeled target samples per class (opt-in, fewshot_k)"),
     )
 }
 DEFAULT_PROXY = "im"
+# ``--proxy auto``: per input kind, the proxy with the lowest mean top-1 regret against the oracle over a
+# search of all methods in our own benchmark (benchmarks/results/proxies.md, benchmarks/proxies_bench.py).
+# Opt-in (fewshot) and final-only (circular) proxies are not candidates.
+AUTO_PROXY = {"images": "im", "features": "im"}
+
+
+def resolve_proxy(name: str, task: Task) -> str:
+    """The proxy a search selects with: ``name`` itself, or for ``auto`` the :data:`AUTO_PROXY` rule."""
+    if name != "auto":
+        return get_proxy(name).name
+    return AUTO_PROXY.get(task.input_kind, DEFAULT_PROXY)
 
 
 def get_proxy(name: str) -> Proxy:
@@ -180,11 +307,14 @@ def get_proxy(name: str) -> Proxy:
     return PROXIES[name]
 
 
-def compute_proxies(ev: Evaluation) -> dict[str, float]:
-    """Every proxy, keyed ``proxy_<name>``. Non-finite values become NaN so one bad proxy does not crash."""
+def compute_proxies(ev: Evaluation, final: bool = False) -> dict[str, float]:
+    """Every proxy, keyed ``proxy_<name>``; final-only ones are NaN unless ``final``.
+
+    Non-finite values become NaN so one bad proxy does not crash a trial.
+    """
     out = {}
     for proxy in PROXIES.values():
-        value = proxy.fn(ev)
+        value = proxy.fn(ev) if final or not proxy.final_only else float("nan")
         out[f"proxy_{proxy.name}"] = value if math.isfinite(value) else float("nan")
     return out
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -53,19 +54,27 @@ def configs(task: str, method: str, n: int) -> list[dict]:
     return out
 
 
-def run_one(job: dict) -> list[dict]:
+def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor]]]:
+    """One trial: its (trial, epoch) rows, and per proxy the trial's best score with that epoch's predictions."""
     from adaptune.algorithms.data import load_task
-    from adaptune.algorithms.loop import Diverged, Runtime, TrialSpec, run_trial
+    from adaptune.algorithms.domains import with_fewshot
+    from adaptune.algorithms.loop import PREDICTIONS, Diverged, Runtime, TrialSpec, run_trial
 
     torch.set_num_threads(job["threads"])
-    task = load_task(job["task"])
+    task = with_fewshot(load_task(job["task"]), job["fewshot_k"])
     device = torch.device(job["device"])
     rows: list[dict] = []
+    best: dict[str, tuple[float, torch.Tensor]] = {}  # proxy -> (score, target probabilities) for the ensemble
     started = time.perf_counter()
 
     def report(metrics: dict, state) -> None:  # noqa: ANN001
         rows.append({**{k: job[k] for k in ("task", "method", "config_index")}, "hparams": job["hparams"],
                      **{k: v for k, v in metrics.items() if isinstance(v, int | float)}})
+        probs = None
+        for key, value in metrics.items():
+            if key.startswith("proxy_") and math.isfinite(value) and value > best.get(key, (-math.inf,))[0]:
+                probs = state()[PREDICTIONS] if probs is None else probs
+                best[key] = (value, probs)
 
     spec = TrialSpec(job["method"], job["hparams"], task.default_backbone, epochs=job["epochs"],
                      batch_size=job["batch_size"], seed=job["config_index"], amp=job["amp"])
@@ -76,7 +85,21 @@ def run_one(job: dict) -> list[dict]:
                      "diverged": str(error)})
     for row in rows:
         row["trial_wall_s"] = time.perf_counter() - started
-    return rows
+    return rows, best
+
+
+def ensemble_rows(task: str, trials: list[dict[str, tuple[float, torch.Tensor]]], oracle: torch.Tensor,
+                  k: int = 5) -> list[dict]:
+    """Per proxy: average the predictions of the top-k trials by that proxy (the search's ensemble row)."""
+    from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics
+
+    out = []
+    for key in sorted({key for trial in trials for key in trial}):
+        ranked = sorted((t[key] for t in trials if key in t), key=lambda pair: -pair[0])[:k]
+        metrics = ensemble_metrics(average_predictions([probs for _, probs in ranked]), oracle)
+        out.append({"kind": "ensemble", "task": task, "selected_by": key, "members": len(ranked),
+                    "ensemble_target_acc": metrics["target_acc"]})
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -86,18 +109,29 @@ def cmd_run(args: argparse.Namespace) -> None:
     tasks = [t for g in args.group.split(",") for t in GROUPS[g]]
     group_of = {t: g for g in GROUPS for t in GROUPS[g]}
     jobs = [{"task": t, "method": m, "config_index": i, "hparams": h, "device": args.device, "amp": args.amp,
+             "fewshot_k": args.fewshot_k,
              "threads": args.threads, **SETTINGS[group_of[t]], **({"epochs": args.epochs} if args.epochs else {})}
             for t in tasks for m in methods for i, h in enumerate(configs(t, m, args.configs))]
     started = time.time()
     spawn = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked workers
+    predictions: dict[str, list] = {t: [] for t in tasks}
     with open(args.out, "w") as handle, ProcessPoolExecutor(args.workers, mp_context=spawn) as pool:
-        futures = [pool.submit(run_one, job) for job in jobs]
+        futures = {pool.submit(run_one, job): job["task"] for job in jobs}
         for done, future in enumerate(as_completed(futures), start=1):
-            for row in future.result():
+            rows, best = future.result()
+            predictions[futures[future]].append(best)
+            for row in rows:
                 handle.write(json.dumps(row) + "\n")
             handle.flush()
             if done % 20 == 0 or done == len(jobs):
                 print(f"{done}/{len(jobs)} trials, {time.time() - started:.0f}s", flush=True)
+        for task_name, trials in predictions.items():
+            from adaptune.algorithms.data import load_task
+            from adaptune.algorithms.domains import with_fewshot
+
+            oracle = with_fewshot(load_task(task_name), args.fewshot_k).target_oracle
+            for row in ensemble_rows(task_name, trials, oracle):
+                handle.write(json.dumps(row) + "\n")
     with open(args.out + ".meta.json", "w") as handle:
         json.dump({"command": " ".join(sys.argv), "wall_s": time.time() - started, "device": args.device,
                    "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
@@ -117,6 +151,8 @@ if __name__ == "__main__":
     run.add_argument("--threads", type=int, default=1)
     run.add_argument("--device", default="cpu")
     run.add_argument("--amp", action="store_true")
+    run.add_argument("--fewshot-k", type=int, default=3, help="labeled target samples per class for proxy_fewshot "
+                     "(taken out of the oracle's samples); 0 = none")
     run.add_argument("--out", required=True)
     report = sub.add_parser("report")
     report.add_argument("files", nargs="+")

@@ -24,7 +24,7 @@ HISTORY = "history.parquet"
 # Column -> Arrow type, in display order. Hyperparameter and proxy_<name> columns are added per run.
 LEADERBOARD_COLUMNS: dict[str, pa.DataType] = {
     "trial_id": pa.string(),
-    "status": pa.string(),  # completed | stopped (early, by the scheduler) | error | diverged
+    "status": pa.string(),  # completed | stopped (early, by the scheduler) | error | diverged | ensemble
     "method": pa.string(),
     "freeze_depth": pa.int64(),
     "lr": pa.float64(),
@@ -45,6 +45,7 @@ LEADERBOARD_COLUMNS: dict[str, pa.DataType] = {
     "started_at": pa.float64(),
     "ended_at": pa.float64(),
     "error": pa.string(),
+    "members": pa.string(),  # the ensemble row's member trial ids (status "ensemble")
 }
 FINISHED = ("completed", "stopped")
 

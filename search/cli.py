@@ -1,4 +1,4 @@
-"""``adaptune``: search | leaderboard | tasks | methods.
+"""``adaptune``: search | leaderboard | proxies | report | tasks | methods.
 
 Bad input of any kind prints one line, ``adaptune: error: <field>: <what was expected>``, and exits 2.
 """
@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--methods", help="comma-separated method names, or 'all'")
     search.add_argument("--trials", type=int, help="number of trials")
     search.add_argument("--epochs", type=int, help="epochs per trial (ASHA may stop a trial earlier)")
-    search.add_argument("--proxy", help="selecting proxy (see `adaptune methods`)")
+    search.add_argument("--proxy", help="selecting proxy, or auto (see `adaptune methods`)")
+    search.add_argument("--fewshot-k", dest="fewshot_k", type=int,
+                        help="opt in: k labeled target samples per class for the fewshot proxy")
     search.add_argument("--out", help="run directory (default adaptune-runs/<task>-<time>)")
     search.add_argument("--address", help="join an existing Ray cluster (auto, HOST:PORT, ray://HOST:PORT)")
     search.add_argument("--seed", type=int, help="random seed of the sampler and the trials")
@@ -60,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     proxies = commands.add_parser("proxies", help="how well each proxy agrees with the oracle (needs target labels)")
     proxies.add_argument("dir")
 
+    report = commands.add_parser("report", help="one self-contained HTML (or Markdown) report of one or more runs")
+    report.add_argument("dirs", nargs="+", metavar="DIR", help="run directories; several add a cross-task table")
+    report.add_argument("--out", help="output file, - for stdout (default DIR/report.html, or adaptune-report.html "
+                        "for several runs)")
+    report.add_argument("--format", choices=("html", "md"), help="html (default) or md (Markdown; from --out *.md)")
+    report.add_argument("--published", metavar="CSV", help="published results (columns method,task,accuracy) shown "
+                        "beside ours in the cross-task table")
+
     commands.add_parser("tasks", help="list built-in tasks with their sizes")
     commands.add_parser("methods", help="list methods, their hyperparameters and ranges, and the proxies")
     return parser
@@ -73,8 +83,8 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     from .config import load_yaml
 
     raw = load_yaml(args.config) if args.config else {}
-    for name in ("task", "source", "target", "methods", "trials", "epochs", "proxy", "out", "address", "seed",
-                 "backbone", "weights", "quiet", *_FLAG_TO_FIELD):
+    for name in ("task", "source", "target", "methods", "trials", "epochs", "proxy", "fewshot_k", "out", "address",
+                 "seed", "backbone", "weights", "quiet", *_FLAG_TO_FIELD):
         value = getattr(args, name)
         if value is None:
             continue
@@ -97,7 +107,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     prepared = prepare(build_config(_raw_config(args)))
     c = prepared.config
     print(f"adaptune: searching {c.task_label()} with {', '.join(c.methods)}: {c.trials} trials x {c.epochs} epochs, "
-          f"proxy {c.proxy}, out {c.out}", file=sys.stderr)
+          f"proxy {prepared.proxy}{' (auto)' if c.proxy == 'auto' else ''}, out {c.out}", file=sys.stderr)
     summary = run_search(prepared)
     from adaptune.reports.leaderboard import format_table, read_run
 
@@ -124,6 +134,15 @@ def cmd_proxies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from adaptune.reports.report import write_report
+
+    path = write_report(args.dirs, out=args.out, fmt=args.format, published=args.published)
+    if path != "-":
+        print(f"report: {path}")
+    return 0
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from adaptune.algorithms.data import list_tasks
 
@@ -137,7 +156,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from adaptune.algorithms.methods import METHODS
-    from adaptune.algorithms.proxies import DEFAULT_PROXY, PROXIES
+    from adaptune.algorithms.proxies import AUTO_PROXY, DEFAULT_PROXY, PROXIES
 
     from .space import method_params
 
@@ -150,6 +169,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
     print("\nproxies (higher is better):")
     for name, proxy in PROXIES.items():
         print(f"    {name:<11} {proxy.summary}{'  (default)' if name == DEFAULT_PROXY else ''}")
+    rule = ", ".join(f"{kind}: {name}" for kind, name in AUTO_PROXY.items())
+    print(f"    {'auto':<11} by input kind, the proxy with the least regret in our benchmark ({rule})")
     return 0
 
 
@@ -170,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args = build_parser().parse_args(["search", *(argv or [])])
     handlers = {"search": cmd_search, "leaderboard": cmd_leaderboard, "proxies": cmd_proxies, "tasks": cmd_tasks,
-                "methods": cmd_methods}
+                "methods": cmd_methods, "report": cmd_report}
     try:
         return handlers[args.command](args)
     except (InputError, RunError) as error:

@@ -55,7 +55,9 @@ class SearchConfig:
     methods: list[str] = field(default_factory=lambda: sorted(METHODS))
     trials: int | None = None  # default: one per method (their defaults) + 8 for the sampler
     epochs: int = 12
-    proxy: str = "im"
+    proxy: str = "im"  # a proxy name, or "auto" (see algorithms.proxies.AUTO_PROXY)
+    fewshot_k: int = 0  # opt-in: k labeled target samples per class for the fewshot proxy (0 = none)
+    ensemble_k: int = 5  # the leaderboard's ensemble row averages the top-k trials by the proxy (0 = no row)
     out: str | None = None
     address: str | None = None
     seed: int = 0
@@ -160,8 +162,14 @@ def validate(c: SearchConfig) -> None:
             raise InputError("methods", f"unknown method {name!r}; expected one of: {', '.join(sorted(METHODS))}")
     if len(set(c.methods)) != len(c.methods):
         raise InputError("methods", "expected each method at most once")
-    if c.proxy not in PROXIES:
-        raise InputError("proxy", f"unknown proxy {c.proxy!r}; expected one of: {', '.join(PROXIES)}")
+    if c.proxy not in PROXIES and c.proxy != "auto":
+        raise InputError("proxy", f"unknown proxy {c.proxy!r}; expected auto or one of: {', '.join(PROXIES)}")
+    if _expect_type("fewshot_k", c.fewshot_k, int, "a number of labeled target samples per class") < 0:
+        raise InputError("fewshot_k", f"expected 0 (off) or a positive number per class, got {c.fewshot_k}")
+    if _expect_type("ensemble_k", c.ensemble_k, int, "a number of trials") < 0:
+        raise InputError("ensemble_k", f"expected 0 (no ensemble row) or a positive count, got {c.ensemble_k}")
+    if c.proxy == "fewshot" and c.fewshot_k == 0:
+        raise InputError("proxy", "fewshot selects on labeled target samples: opt in with fewshot_k: K (per class)")
     if c.trials is None:
         c.trials = len(c.methods) + 8
     for name in ("trials", "epochs", "batch_size"):

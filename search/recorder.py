@@ -96,6 +96,11 @@ class Recorder(tune.Callback):
         self.write()
         self.print_progress(trials)
 
+    def add_ensemble(self, row: dict[str, Any] | None) -> None:
+        """The ensemble of the top-k trials: an extra row, not ranked among the trials."""
+        if row is not None:
+            self.rows[row["trial_id"]] = {**self.common, **row}
+
     def finished_rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.rows.values() if r["status"] != "running"]
 

@@ -7,8 +7,11 @@ before Ray starts, so a wrong config exits with code 2 and writes nothing.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+import subprocess
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -19,7 +22,7 @@ import yaml
 from adaptune.algorithms.backbones import build_backbone
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.errors import InputError
-from adaptune.algorithms.proxies import PROXIES
+from adaptune.algorithms.proxies import PROXIES, resolve_proxy
 
 from .config import SearchConfig
 from .space import all_param_names, default_points, make_space
@@ -34,11 +37,13 @@ class Prepared:
     task: Task
     backbone: str
     ranges: dict[str, tuple[float, float]]
+    proxy: str  # the selecting proxy, with "auto" resolved
 
 
 def prepare(config: SearchConfig) -> Prepared:
     """Load the task and check the backbone and search ranges against it: all before Ray starts."""
-    task = resolve_task({"task": config.task, "source": config.source, "target": config.target})
+    task = resolve_task({"task": config.task, "source": config.source, "target": config.target,
+                         "fewshot_k": config.fewshot_k, "seed": config.seed})
     backbone_name = config.backbone or task.default_backbone
     try:
         backbone = build_backbone(backbone_name, task.input_shape, weights=config.weights)
@@ -60,13 +65,27 @@ def prepare(config: SearchConfig) -> Prepared:
         raise InputError("search_space.freeze_depth", f"expected integers within 0..{backbone.depth} for "
                          f"{backbone_name}, got [{low}, {high}]")
     ranges["freeze_depth"] = (int(low), int(high))
-    return Prepared(config, task, backbone_name, ranges)
+    return Prepared(config, task, backbone_name, ranges, resolve_proxy(config.proxy, task))
 
 
 def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     return {name: version(name) for name in ("adaptune", "ray", "torch", "optuna")}
+
+
+def git_revision() -> str | None:
+    """The commit of the adaptune source tree (``+dirty`` with uncommitted changes), None outside a git checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def _init_ray(address: str | None) -> None:
@@ -95,11 +114,60 @@ def _max_concurrent(c: SearchConfig, per_trial_cpu: float) -> int:
     return max(1, min(x for x in (by_cpu, by_gpu, c.trials) if x is not None))
 
 
+def _best_checkpoint(result: Any, metric: str) -> Any:
+    """The checkpoint of a trial's best epoch by the proxy (Tune keeps it; Ray Train reports its path)."""
+    from ray.train import Checkpoint
+
+    if result.best_checkpoints:
+        return max(result.best_checkpoints, key=lambda pair: _score(pair[1].get(metric)))[0]
+    frame = result.metrics_dataframe
+    if frame is None or "checkpoint_path" not in frame or metric not in frame:
+        return None
+    frame = frame[frame["checkpoint_path"].notna()]
+    if frame.empty:
+        return None
+    return Checkpoint(frame.loc[frame[metric].fillna(-math.inf).idxmax(), "checkpoint_path"])
+
+
+def _score(value: Any) -> float:
+    return value if isinstance(value, float | int) and math.isfinite(value) else -math.inf
+
+
+def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int) -> dict[str, Any] | None:
+    """Average the target predictions of the top-k finished trials by the proxy into one leaderboard row."""
+    import torch
+
+    from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, top_k
+    from adaptune.reports.leaderboard import FINISHED
+
+    from .trial import PREDICTIONS_FILE
+
+    finished = [r for r in recorder.finished_rows() if r["status"] in FINISHED]
+    by_trial = {r.metrics.get("trial_id"): r for r in results if r.metrics}
+    members, probs = [], []
+    for trial_id in top_k([(r["trial_id"], r.get("score")) for r in finished], len(finished)):
+        checkpoint = _best_checkpoint(by_trial[trial_id], metric) if trial_id in by_trial else None
+        if checkpoint is None:
+            continue
+        with checkpoint.as_directory() as directory:
+            path = os.path.join(directory, PREDICTIONS_FILE)
+            if os.path.exists(path):
+                probs.append(torch.load(path, map_location="cpu", weights_only=True))
+                members.append(trial_id)
+        if len(members) == k:
+            break
+    if not members:
+        return None
+    values = ensemble_metrics(average_predictions(probs), task.target_oracle)
+    return {"trial_id": f"ensemble-top{len(members)}", "status": "ensemble", "method": "ensemble",
+            "score": values[metric], "members": ",".join(members), "epochs": None, **values}
+
+
 def run_search(prepared: Prepared) -> dict[str, Any]:
     """Run the search and return a summary; leaderboard/history are in ``config.out``."""
     import optuna
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
     from .recorder import Recorder
@@ -119,7 +187,7 @@ def run_search(prepared: Prepared) -> dict[str, Any]:
         "task": c.task, "source": c.source and os.path.abspath(c.source),
         "target": c.target and os.path.abspath(c.target), "backbone": prepared.backbone, "weights": c.weights,
         "epochs": c.epochs, "batch_size": c.batch_size, "steps_per_epoch": c.steps_per_epoch, "seed": c.seed,
-        "amp": c.amp,
+        "amp": c.amp, "fewshot_k": c.fewshot_k,
         "cpus_per_trial": r.cpus_per_trial, "gpus_per_trial": r.gpus_per_trial, "workers": r.workers,
         "storage": os.path.join(out, "ray"),
     }
@@ -130,7 +198,9 @@ def run_search(prepared: Prepared) -> dict[str, Any]:
         # Tune does not count the Train worker group's resources, so concurrency is capped by hand below.
         resources = {"CPU": DRIVER_CPU}
         trainable, per_trial_cpu = train_trial, DRIVER_CPU + r.workers * r.cpus_per_trial
-    metric = f"proxy_{c.proxy}"
+    proxy = PROXIES[prepared.proxy]
+    metric = f"proxy_{proxy.name}"
+    settings["checkpoint_metric"] = None if proxy.final_only else metric
     methods = list(c.methods)
     sampler = optuna.samplers.TPESampler(
         seed=c.seed, multivariate=True, group=True, constant_liar=True,
@@ -138,10 +208,13 @@ def run_search(prepared: Prepared) -> dict[str, Any]:
     )
     searcher = OptunaSearch(space=make_space(methods, prepared.ranges), metric=metric, mode="max",
                             sampler=sampler, points_to_evaluate=default_points(methods, prepared.ranges))
-    scheduler = ASHAScheduler(metric=metric, mode="max", time_attr="training_iteration", max_t=c.epochs,
-                              grace_period=min(c.scheduler.grace_period, c.epochs),
-                              reduction_factor=c.scheduler.reduction_factor)
-    recorder = Recorder(out, proxy=c.proxy, epochs=c.epochs, total_trials=c.trials,
+    if proxy.final_only:  # no value before the last epoch, so nothing for ASHA to stop on
+        scheduler = FIFOScheduler()
+    else:
+        scheduler = ASHAScheduler(metric=metric, mode="max", time_attr="training_iteration", max_t=c.epochs,
+                                  grace_period=min(c.scheduler.grace_period, c.epochs),
+                                  reduction_factor=c.scheduler.reduction_factor)
+    recorder = Recorder(out, proxy=proxy.name, epochs=c.epochs, total_trials=c.trials,
                         param_names=all_param_names(), proxy_names=list(PROXIES), config_hash=c.config_hash(),
                         seed=c.seed, versions=json.dumps(versions(), sort_keys=True), quiet=c.quiet)
     max_concurrent = _max_concurrent(c, per_trial_cpu)
@@ -152,20 +225,30 @@ def run_search(prepared: Prepared) -> dict[str, Any]:
                                     time_budget_s=c.time_budget_s),
         run_config=tune.RunConfig(
             name="tune", storage_path=os.path.join(out, "ray"), callbacks=[recorder], verbose=0,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric,
+            # The kept checkpoint is the trial's best epoch by the proxy (its last, for a final-only proxy).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1,
+                                                    checkpoint_score_attribute=None if proxy.final_only else metric,
                                                     checkpoint_score_order="max"),
         ),
     )
     started = time.time()
     try:
-        tuner.fit()
+        results = tuner.fit()
     finally:
         recorder.write()  # also on Ctrl-C or a crash: every finished trial stays in the leaderboard
-    rows = recorder.finished_rows()
+    if c.ensemble_k:
+        recorder.add_ensemble(ensemble_row(recorder, results, prepared.task, metric, c.ensemble_k))
+        recorder.write()
+    rows = [r for r in recorder.finished_rows() if r["status"] != "ensemble"]
     summary = {
         "out": out, "trials": len(rows), "wall_s": time.time() - started, "runner": runner,
         "max_concurrent": max_concurrent, "max_running": recorder.max_running, "machine": platform.node(),
         "statuses": {s: sum(r["status"] == s for r in rows) for s in {r["status"] for r in rows}},
+        "proxy": prepared.proxy, "proxy_requested": c.proxy,
+        # provenance, read by `adaptune report`
+        "command": list(sys.argv), "git_revision": git_revision(), "config_hash": c.config_hash(),
+        "versions": versions(), "python": platform.python_version(), "platform": platform.platform(),
+        "started_at": started, "ended_at": time.time(),
     }
     with open(os.path.join(out, "summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2)

@@ -23,27 +23,37 @@ import torch
 
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.features import MemoryStore
-from adaptune.algorithms.loop import Runtime, StateFn, TrialSpec, run_trial
+from adaptune.algorithms.loop import PREDICTIONS, Runtime, StateFn, TrialSpec, run_trial
 
 STATE_FILE = "state.pt"
+PREDICTIONS_FILE = "target_probs.pt"  # kept apart from the state, so the ensemble reads it without the weights
 # Lives as long as the trial process; with actor reuse it serves every trial that process runs.
 _STORE = MemoryStore()
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_task(task: str | None, source: str | None, target: str | None) -> Task:
+def _cached_task(task: str | None, source: str | None, target: str | None, fewshot_k: int, seed: int) -> Task:
     from adaptune.algorithms.data import load_task, load_user_task
+    from adaptune.algorithms.domains import with_fewshot
+    from adaptune.algorithms.errors import InputError
     from adaptune.algorithms.synthetic import make_blobs_task
 
     if task is None:
-        return load_user_task(source, target)
-    if task.startswith("synthetic:"):
-        return make_blobs_task(task)
-    return load_task(task)
+        loaded = load_user_task(source, target)
+    elif task.startswith("synthetic:"):
+        loaded = make_blobs_task(task)
+    else:
+        loaded = load_task(task)
+    if fewshot_k and loaded.target_oracle is None:
+        raise InputError("fewshot_k", f"task {loaded.name} has no target labels to take {fewshot_k} per class from; "
+                         "supply a labeled target file or set fewshot_k: 0")
+    return with_fewshot(loaded, fewshot_k, seed)
 
 
 def resolve_task(settings: dict[str, Any]) -> Task:
-    return _cached_task(settings.get("task"), settings.get("source"), settings.get("target"))
+    """The task a trial trains on; the same call on the driver and in every trial gives the same samples."""
+    return _cached_task(settings.get("task"), settings.get("source"), settings.get("target"),
+                        settings.get("fewshot_k", 0), settings.get("seed", 0))
 
 
 def trial_spec(config: dict[str, Any], settings: dict[str, Any]) -> TrialSpec:
@@ -81,7 +91,9 @@ def _report_with_checkpoint(report_fn: Any, checkpoint_cls: Any, metrics: dict[s
         report_fn(metrics)
         return
     with tempfile.TemporaryDirectory() as directory:
-        torch.save(state(), os.path.join(directory, STATE_FILE))
+        full = state()
+        torch.save(full.pop(PREDICTIONS), os.path.join(directory, PREDICTIONS_FILE))
+        torch.save(full, os.path.join(directory, STATE_FILE))
         report_fn(metrics, checkpoint=checkpoint_cls.from_directory(directory))
 
 
@@ -146,6 +158,9 @@ def train_trial(config: dict[str, Any], settings: dict[str, Any]) -> None:
             name=f"train-{tune.get_context().get_trial_id()}",
             storage_path=settings["storage"],
             callbacks=[TuneReportCallback()],
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            # Keep the best epoch by the proxy (Tune's rule too); the last, when the proxy is final-only.
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1,
+                                                         checkpoint_score_attribute=settings.get("checkpoint_metric"),
+                                                         checkpoint_score_order="max"),
         ),
     ).fit()

@@ -12,3 +12,19 @@ def blobs_task():
     from adaptune.algorithms.synthetic import make_blobs_task
 
     return make_blobs_task(n_per_class=40)
+
+
+def _check_final_metrics(metrics: dict) -> None:
+    """A final epoch's metrics: every proxy finite except the opt-in fewshot one, which is NaN without labels."""
+    import math
+
+    for key, value in metrics.items():
+        if key == "proxy_fewshot":
+            assert math.isnan(value), key
+        elif key.startswith("proxy_") or key in ("target_acc", "source_acc", "train_loss"):
+            assert math.isfinite(value), key
+
+
+@pytest.fixture
+def check_final_metrics():
+    return _check_final_metrics

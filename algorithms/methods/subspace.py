@@ -233,8 +233,7 @@ def transform_task(task: Task, source: Transform, target: Transform) -> Task:
     def apply(domain: Domain, fn: Transform) -> Domain:
         return replace(domain, x=fn(domain.x.flatten(1).to(torch.float64)).to(torch.float32).contiguous())
 
-    return replace(task, source_train=apply(task.source_train, source), source_val=apply(task.source_val, source),
-                   target_train=apply(task.target_train, target), target_val=apply(task.target_val, target))
+    return task.map_domains(lambda domain: apply(domain, source), lambda domain: apply(domain, target))
 
 
 def fit_subset(n: int, limit: int, generator: torch.Generator) -> torch.Tensor:

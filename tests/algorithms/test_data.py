@@ -247,3 +247,18 @@ def test_user_data_errors(tmp_path) -> None:
         assert error.value.field == field, message
         assert phrase in message and "\n" not in message, message
         assert (source if field == "source" else target) in message, message
+
+
+def test_with_fewshot_moves_k_labeled_per_class_out_of_the_oracle(blobs_task):
+    from adaptune.algorithms.domains import with_fewshot
+
+    task = with_fewshot(blobs_task, 3, seed=0)
+    assert task.target_fewshot is not None and task.target_fewshot.labeled
+    assert torch.bincount(task.target_fewshot.y).tolist() == [3] * blobs_task.num_classes
+    assert len(task.target_val) == len(blobs_task.target_val) - 3 * blobs_task.num_classes
+    assert len(task.target_oracle) == len(task.target_val)
+    # Nothing selected on is left in the oracle's set.
+    val_rows = {tuple(r.tolist()) for r in task.target_val.x}
+    assert not any(tuple(r.tolist()) in val_rows for r in task.target_fewshot.x)
+    assert torch.equal(with_fewshot(blobs_task, 3, seed=0).target_fewshot.x, task.target_fewshot.x)
+    assert with_fewshot(blobs_task, 0) is blobs_task

@@ -63,3 +63,17 @@ def test_seed_makes_a_trial_reproducible(blobs_task):
     a, b = _collect(blobs_task, spec), _collect(blobs_task, spec)
     assert a[-1][0]["proxy_im"] == b[-1][0]["proxy_im"]
     assert torch.equal(a[-1][1]["model"]["classifier.head.weight"], b[-1][1]["model"]["classifier.head.weight"])
+
+
+def test_fewshot_and_circular_proxies_and_predictions_in_the_state(blobs_task):
+    from adaptune.algorithms.domains import with_fewshot
+    from adaptune.algorithms.loop import PREDICTIONS
+
+    task = with_fewshot(blobs_task, 2)
+    reports = _collect(task, TrialSpec("source_only", {"lr": 0.05}, "mlp", epochs=2, batch_size=16))
+    (first, _), (last, state) = reports
+    assert math.isfinite(first["proxy_fewshot"]) and math.isfinite(last["proxy_fewshot"])
+    assert math.isnan(first["proxy_circular"]) and 0.0 <= last["proxy_circular"] <= 1.0  # final checkpoint only
+    probs = state[PREDICTIONS]
+    assert probs.shape == (len(task.target_val), task.num_classes) and probs.dtype == torch.float16
+    assert torch.allclose(probs.float().sum(1), torch.ones(len(probs)), atol=1e-2)

@@ -146,3 +146,80 @@ def test_mixup_pairs_keep_the_dominant_pseudo_label():
     for value, label in zip(mixed[:, 0].tolist(), labels.tolist()):
         assert min(abs(value - v) for v in (0.0, 4.5, 5.5, 10.0)) < 1e-5
         assert label == int(value > 5.0)
+
+
+def test_adjusted_mutual_information_matches_reference_values():
+    from adaptune.algorithms.proxies import adjusted_mutual_information as ami
+
+    t = torch.tensor
+    assert ami(t([0, 0, 1, 1]), t([1, 1, 0, 0])) == pytest.approx(1.0)  # same partition, renamed
+    # Reference values from scikit-learn's adjusted_mutual_info_score (arithmetic normalisation).
+    assert ami(t([0, 0, 0, 1, 1, 1]), t([0, 0, 1, 1, 2, 2])) == pytest.approx(0.2987924581708901, abs=1e-9)
+    assert ami(t([0, 0, 1, 1]), t([0, 1, 0, 1])) == pytest.approx(-0.5, abs=1e-9)
+    assert ami(t([0, 0, 1, 1, 1, 2, 2, 0]), t([1, 1, 0, 0, 2, 2, 2, 0])) == pytest.approx(0.31967265056964694, abs=1e-9)
+
+
+def test_kmeans_recovers_separated_clusters_deterministically():
+    from adaptune.algorithms.proxies import kmeans
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(30, 3, generator=g) + 10 * c for c in range(3)])
+    clusters = kmeans(x, 3)
+    assert torch.equal(clusters, kmeans(x, 3))
+    for c in range(3):  # each true cluster maps to one k-means cluster
+        assert clusters[30 * c : 30 * (c + 1)].unique().numel() == 1
+    assert clusters.unique().numel() == 3
+
+
+def _clustered_evaluation(predictions_follow_clusters: bool) -> Evaluation:
+    g = torch.Generator().manual_seed(1)
+    features = torch.cat([torch.randn(40, 2, generator=g) + torch.tensor([8.0 * c, 0.0]) for c in range(2)])
+    truth = torch.arange(2).repeat_interleave(40)
+    predicted = truth if predictions_follow_clusters else torch.arange(80) % 2
+    logits = torch.nn.functional.one_hot(predicted, 2).float() * 4
+    source_labels = truth.clone()
+    return Evaluation(logits.clone(), source_labels, features.clone(), logits, features)
+
+
+def test_class_ami_high_when_predictions_follow_feature_clusters():
+    from adaptune.algorithms.proxies import class_cluster_agreement
+
+    assert class_cluster_agreement(_clustered_evaluation(True)) == pytest.approx(1.0)
+    assert class_cluster_agreement(_clustered_evaluation(False)) == pytest.approx(0.0, abs=0.05)
+
+
+def test_circular_validation_hand_computed():
+    from adaptune.algorithms.proxies import circular_validation
+
+    # Target pseudo-labels follow the clusters; the reverse classifier then labels the source (same clusters,
+    # same labels) perfectly: 1.0. Source labels swapped: the reverse classifier gets every one wrong: 0.0.
+    ev = _clustered_evaluation(True)
+    assert circular_validation(ev) == pytest.approx(1.0)
+    ev.source_labels = 1 - ev.source_labels
+    assert circular_validation(ev) == pytest.approx(0.0)
+
+
+def test_circular_only_on_the_final_checkpoint():
+    ev = _clustered_evaluation(True)
+    assert math.isnan(compute_proxies(ev)["proxy_circular"])
+    assert compute_proxies(ev, final=True)["proxy_circular"] == pytest.approx(1.0)
+
+
+def test_fewshot_accuracy_hand_computed_and_nan_without_labels():
+    from adaptune.algorithms.proxies import fewshot_accuracy
+
+    ev = _evaluation([[0.7, 0.3]])
+    assert math.isnan(fewshot_accuracy(ev))
+    ev.fewshot_logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 3.0]])
+    ev.fewshot_labels = torch.tensor([0, 1, 1, 1])
+    assert fewshot_accuracy(ev) == pytest.approx(0.75)
+
+
+def test_auto_proxy_resolves_by_input_kind(blobs_task):
+    from adaptune.algorithms.proxies import AUTO_PROXY, resolve_proxy
+
+    assert resolve_proxy("auto", blobs_task) == AUTO_PROXY[blobs_task.input_kind]
+    assert resolve_proxy("entropy", blobs_task) == "entropy"
+    assert set(AUTO_PROXY.values()) <= set(PROXIES) and not {"fewshot", "circular"} & set(AUTO_PROXY.values())
+    with pytest.raises(InputError):
+        resolve_proxy("nope", blobs_task)

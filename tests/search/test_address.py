@@ -38,4 +38,6 @@ def test_search_joins_an_existing_cluster(head_node, tmp_path):
         env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
-    assert len(board) == 2 and set(board["status"]) <= {"completed", "stopped"}
+    trials = board[board["status"] != "ensemble"]
+    assert len(trials) == 2 and set(trials["status"]) <= {"completed", "stopped"}
+    assert (board["status"] == "ensemble").sum() == 1  # checkpoints read back from the run's storage

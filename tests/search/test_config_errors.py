@@ -31,6 +31,8 @@ def _npz(path, n=6, classes=(0, 1), dim=4):
         (["search", "--task", "mnist->svhn"], "task"),
         (["search", "--task", "synthetic:blobs", "--methods", "dann,fancy"], "methods"),
         (["search", "--task", "synthetic:blobs", "--proxy", "accuracy"], "proxy"),
+        (["search", "--task", "synthetic:blobs", "--proxy", "fewshot"], "proxy"),
+        (["search", "--task", "synthetic:blobs", "--fewshot-k", "-1"], "fewshot_k"),
         (["search", "--task", "synthetic:blobs", "--trials", "0"], "trials"),
         (["search", "--task", "synthetic:blobs", "--backbone", "vgg"], "backbone"),
         (["search", "--source", "/nonexistent/source.npz", "--target", "/nonexistent/t.npz"], "source"),
@@ -103,3 +105,13 @@ def test_flags_override_yaml(tmp_path):
     raw = _raw_config(args)
     assert raw["trials"] == 5 and raw["resources"] == {"cpus_per_trial": 2, "workers": 2}
     assert "task" not in raw and raw["source"] == "s"
+
+
+def test_fewshot_needs_target_labels(capsys, tmp_path):
+    source = _npz(tmp_path / "s.npz", n=20)
+    target = tmp_path / "t.npz"
+    np.savez(target, x=np.zeros((10, 4), dtype="float32"))  # unlabeled
+    line = _run(capsys, ["search", "--source", source, "--target", str(target), "--fewshot-k", "2",
+                         "--out", str(tmp_path / "run")])
+    assert line.startswith("adaptune: error: fewshot_k:"), line
+    assert not (tmp_path / "run").exists()

@@ -3,6 +3,7 @@
 import json
 import math
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -32,7 +33,8 @@ def _search(out, **overrides):
 def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys):
     out = tmp_path / "run"
     summary = _search(out)
-    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    everything = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    board = everything[everything["status"] != "ensemble"].reset_index(drop=True)
     assert len(board) == 4 and summary["trials"] == 4
     assert set(LEADERBOARD_COLUMNS) <= set(board.columns)
     assert {"proxy_source_acc", "proxy_entropy", "proxy_im", "disc_hidden"} <= set(board.columns)
@@ -53,6 +55,15 @@ def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys)
         assert math.isclose(row["score"], epochs["proxy_im"].max())
     assert summary["max_running"] >= 2, "trials ran one at a time"
 
+    # The ensemble row: the top trials by the proxy (all four here, k=5), its averaged predictions scored.
+    ensemble = everything[everything["status"] == "ensemble"]
+    assert len(ensemble) == 1
+    row = ensemble.iloc[0]
+    assert set(row["members"].split(",")) == set(board["trial_id"]) and row["trial_id"] == "ensemble-top4"
+    assert pd.isna(row["rank"])  # shown, not ranked among the trials
+    assert 0 <= row["target_acc"] <= 1 and math.isclose(row["score"], row["proxy_im"])
+    assert math.isnan(row["proxy_source_acc"])  # needs source predictions, which an ensemble row has none of
+
     capsys.readouterr()
     assert main(["leaderboard", str(out), "--format", "json", "--top", "2"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 2
@@ -64,13 +75,16 @@ def test_train_runner_wraps_trials_in_ray_train(ray_local, tmp_path):
                       resources={"runner": "train", "cpus_per_trial": 0.75, "max_concurrent": 2})
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
     assert summary["runner"] == "train"
-    assert len(board) == 2 and set(board["status"]) <= {"completed", "stopped"}
+    trials = board[board["status"] != "ensemble"]
+    assert len(trials) == 2 and set(trials["status"]) <= {"completed", "stopped"}
     assert (out / "ray").is_dir() and any((out / "ray").glob("train-*"))
+    # Ray Train checkpoints (reported by path) reach the ensemble as well.
+    assert board.loc[board["status"] == "ensemble", "members"].item().count(",") == 1
 
 
 def test_a_budget_of_one_trial_per_method_covers_every_method(ray_local, tmp_path):
     methods = ["coral", "mcc", "linear_probe", "importance_weighting", "jda"]
-    _search(tmp_path / "run", trials=len(methods), epochs=1, methods=methods)
+    _search(tmp_path / "run", trials=len(methods), epochs=1, methods=methods, ensemble_k=0)
     board = pq.read_table(tmp_path / "run" / "leaderboard.parquet").to_pandas()
     assert sorted(board["method"]) == sorted(methods)
     assert board["freeze_depth"].isna().sum() == 3  # feature-extraction methods have no freeze_depth to search
@@ -79,8 +93,21 @@ def test_a_budget_of_one_trial_per_method_covers_every_method(ray_local, tmp_pat
 def test_train_runner_data_parallel_workers(ray_local, tmp_path):
     """Ray Train with two workers: DDP over gloo, each rank on its shard of every epoch."""
     out = tmp_path / "run"
-    summary = _search(out, trials=1, epochs=2, methods=["dann"],
+    summary = _search(out, trials=1, epochs=2, methods=["dann"], ensemble_k=0,
                       resources={"workers": 2, "cpus_per_trial": 0.75, "max_concurrent": 1})
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
     assert summary["runner"] == "train"  # auto picks Ray Train for workers > 1
     assert board["status"].tolist() == ["completed"] and math.isfinite(board["score"][0])
+
+
+def test_final_only_proxy_runs_every_trial_to_the_end_and_auto_resolves(ray_local, tmp_path):
+    out = tmp_path / "run"
+    _search(out, trials=2, epochs=2, proxy="circular", ensemble_k=0)
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    assert board["status"].tolist() == ["completed", "completed"]  # no early stopping without a value
+    assert (board["best_epoch"] == 2).all() and board["score"].between(0, 1).all()
+
+    from adaptune.algorithms.proxies import AUTO_PROXY
+
+    auto = prepare(build_config({"task": "synthetic:blobs", "proxy": "auto", "out": str(tmp_path / "a")}))
+    assert auto.proxy == AUTO_PROXY["features"]
