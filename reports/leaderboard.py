@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 SCHEMA_VERSION = "1"
 LEADERBOARD = "leaderboard.parquet"
 HISTORY = "history.parquet"
+STATUS = "status.json"
 
 # Column -> Arrow type, in display order. Hyperparameter and proxy_<name> columns are added per run.
 LEADERBOARD_COLUMNS: dict[str, pa.DataType] = {
@@ -65,6 +66,21 @@ def write_atomic(df: pd.DataFrame, path: str, schema: pa.Schema | None = None) -
     os.close(fd)
     try:
         pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(data: Any, path: str) -> None:
+    """Write JSON via a temp file + rename, like the Parquet files: a reader never sees half of it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, default=str)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -135,12 +151,14 @@ def format_table(df: pd.DataFrame, top: int | None, by: str | None, fmt: str) ->
         df = df.sort_values(by, ascending=by in ("rank", "trial_id"), na_position="last", kind="stable")
     if top is not None:
         df = df.head(top)
+    if fmt == "table" and df.empty:
+        return "(no finished trials yet)"
     if fmt == "csv":
         return df.to_csv(index=False)
     if fmt == "json":
         return df.to_json(orient="records", indent=2)
     shown = [c for c in df.columns if c not in ("versions", "config_hash", "node_id", "started_at", "ended_at",
-                                                "error") and not df[c].isna().all()]
+                                                "error", "members") and not df[c].isna().all()]
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.float_format",
                            "{:.4g}".format):
         return df[shown].to_string(index=False)

@@ -1,4 +1,4 @@
-"""``adaptune``: search | leaderboard | proxies | report | tasks | methods.
+"""``adaptune``: search | resume | status | submit | leaderboard | proxies | report | tasks | methods.
 
 Bad input of any kind prints one line, ``adaptune: error: <field>: <what was expected>``, and exits 2.
 """
@@ -70,6 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--published", metavar="CSV", help="published results (columns method,task,accuracy) shown "
                         "beside ours in the cross-task table")
 
+    resume = commands.add_parser("resume", help="continue an interrupted search (driver killed, Ctrl-C)")
+    resume.add_argument("dir")
+    resume.add_argument("config", nargs="?", help="optional: must be the run's config (resume refuses changes)")
+    resume.add_argument("--address", help="the Ray cluster to continue on (default: the run's)")
+
+    status = commands.add_parser("status", help="trials done/running/failed, best proxy, nodes and time of a run")
+    status.add_argument("dir")
+
+    submit = commands.add_parser("submit", help="submit a search to a Ray cluster as a Ray Job")
+    submit.add_argument("config", help="YAML config file")
+    submit.add_argument("--address", required=True, help="the cluster's dashboard, http://HEAD:8265")
+    submit.add_argument("--out", help="absolute run directory on the cluster's shared storage")
+    submit.add_argument("--pip", action="append", help="requirement to install in the job (repeatable), e.g. a "
+                        "pinned adaptune==VERSION when the cluster image lacks it")
+    submit.add_argument("--wait", action="store_true", help="wait for the job to end; exit 1 unless it succeeded")
+
     commands.add_parser("tasks", help="list built-in tasks with their sizes")
     commands.add_parser("methods", help="list methods, their hyperparameters and ranges, and the proxies")
     return parser
@@ -114,6 +130,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(format_table(read_run(summary["out"]), top=10, by=None, fmt="table"))
     print(f"\nleaderboard: {os.path.join(summary['out'], 'leaderboard.parquet')}  "
           f"({summary['trials']} trials in {summary['wall_s']:.0f}s)")
+    if summary["state"] != "finished":
+        print(f"adaptune: interrupted; the leaderboard holds every finished trial; continue with: adaptune resume "
+              f"{summary['out']}", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -141,6 +161,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     if path != "-":
         print(f"report: {path}")
     return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from adaptune.reports.leaderboard import format_table, read_run
+
+    from .jobs import resume
+
+    summary = resume(args.dir, args.config, args.address)
+    print(format_table(read_run(summary["out"]), top=10, by=None, fmt="table"))
+    print(f"\n{summary['state']}: {summary['trials']} trials in {summary['out']}")
+    return 0 if summary["state"] == "finished" else 130
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .jobs import format_status, read_status
+
+    print(format_status(read_status(args.dir)))
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .jobs import follow_hint, submit
+
+    job_id, status = submit(args.config, args.address, args.out, args.pip, args.wait)
+    print(follow_hint(job_id, args.address, args.out) if status == "SUBMITTED" else f"job {job_id}: {status}")
+    return 0 if status in ("SUBMITTED", "SUCCEEDED") else 1
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -191,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args = build_parser().parse_args(["search", *(argv or [])])
     handlers = {"search": cmd_search, "leaderboard": cmd_leaderboard, "proxies": cmd_proxies, "tasks": cmd_tasks,
-                "methods": cmd_methods, "report": cmd_report}
+                "methods": cmd_methods, "report": cmd_report, "resume": cmd_resume, "status": cmd_status,
+                "submit": cmd_submit}
     try:
         return handlers[args.command](args)
     except (InputError, RunError) as error:

@@ -71,11 +71,13 @@ class SearchConfig:
     resources: Resources = field(default_factory=Resources)
     time_budget_s: float | None = None
     quiet: bool = False
+    storage: str | None = None  # trial checkpoints + experiment state: a path or s3://, gs://, file:// URI
+    max_failures: int = 3  # retries of a trial whose worker or node fails, from its last checkpoint
 
     def identity(self) -> dict[str, Any]:
         """The fields that define what is searched (not where it runs or is written)."""
         data = asdict(self)
-        for key in ("out", "address", "quiet"):
+        for key in ("out", "address", "quiet", "storage", "max_failures"):
             data.pop(key)
         return data
 
@@ -87,6 +89,20 @@ class SearchConfig:
 
 
 SHARED_RANGES = ("lr", "freeze_depth", "adv_weight")
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "abfs", "abfss")
+
+
+def _validate_storage(storage: str) -> None:
+    """A local or shared-filesystem path, or a URI of a filesystem pyarrow knows (no network call here)."""
+    if "://" in storage:
+        scheme = storage.split("://", 1)[0]
+        if scheme not in STORAGE_SCHEMES:
+            raise InputError("storage", f"unknown URI scheme {scheme!r}; expected a path or one of: "
+                             f"{', '.join(s + '://' for s in STORAGE_SCHEMES)}")
+        return
+    parent = os.path.dirname(os.path.abspath(storage))
+    if not os.path.isdir(parent):
+        raise InputError("storage", f"expected a path whose parent directory exists, {parent!r} does not")
 
 
 def _expect_type(name: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
@@ -196,6 +212,10 @@ def validate(c: SearchConfig) -> None:
             raise InputError(f"search_space.{key}", f"expected [low, high] with low <= high, got {bounds!r}")
         if key in ("lr", "adv_weight") and bounds[0] <= 0:
             raise InputError(f"search_space.{key}", "expected a positive lower bound (log scale)")
+    if _expect_type("max_failures", c.max_failures, int, "a number of retries") < 0:
+        raise InputError("max_failures", "expected 0 or more retries per trial")
+    if c.storage is not None:
+        _validate_storage(_expect_type("storage", c.storage, str, "a path or URI"))
     s, r = c.scheduler, c.resources
     if _expect_type("scheduler.grace_period", s.grace_period, int, "a positive integer") < 1:
         raise InputError("scheduler.grace_period", "expected a positive integer")
@@ -217,6 +237,7 @@ def validate(c: SearchConfig) -> None:
         slug = "".join(ch if ch.isalnum() else "-" for ch in c.task_label()).strip("-")
         c.out = os.path.join("adaptune-runs", f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}")
     if os.path.exists(os.path.join(c.out, "leaderboard.parquet")):
-        raise InputError("out", f"expected a new directory; {c.out} already holds a run")
+        raise InputError("out", f"expected a new directory; {c.out} already holds a run (to continue it: "
+                         f"adaptune resume {c.out})")
     if os.path.exists(c.out) and not os.path.isdir(c.out):
         raise InputError("out", f"expected a directory path, {c.out} is a file")

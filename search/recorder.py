@@ -1,7 +1,12 @@
 """The Tune callback that turns trial results into the leaderboard and history, and prints progress.
 
 Runs in the driver. Every finished trial (completed, early-stopped, failed) rewrites ``leaderboard.parquet``
-atomically, so a crash or Ctrl-C at any moment leaves every finished trial on disk.
+atomically, so a crash or Ctrl-C at any moment leaves every finished trial on disk. ``history.parquet``
+also keeps the epochs of running trials, and ``status.json`` the counts that ``adaptune status`` shows.
+
+On ``adaptune resume`` the recorder starts from those files: finished trials stay as they were (one row per
+trial id, whatever Tune replays), a trial interrupted mid-way continues its best-so-far from its recorded
+epochs, and an epoch reported twice (a trial retried from an earlier checkpoint) is kept once.
 """
 
 from __future__ import annotations
@@ -18,10 +23,23 @@ from adaptune.reports.leaderboard import (
     FINISHED,
     HISTORY,
     LEADERBOARD,
+    STATUS,
     leaderboard_frame,
     rank_rows,
     write_atomic,
+    write_json_atomic,
 )
+
+FAILED = ("error", "diverged")
+# Recorders by run directory: Tune pickles its callbacks into the experiment state, and a restored
+# experiment must report to the recorder the resuming driver built (see Recorder.__reduce__).
+_ACTIVE: dict[str, Recorder] = {}
+
+
+def _active_recorder(out: str) -> Recorder:
+    if out not in _ACTIVE:
+        raise RuntimeError(f"no recorder registered for {out}; restore the search through `adaptune resume`")
+    return _ACTIVE[out]
 
 _RESULT_KEYS_TO_SKIP = ("config", "checkpoint_dir_name", "should_checkpoint", "done", "trial_id", "date",
                         "timestamp", "pid", "hostname", "time_since_restore", "iterations_since_restore",
@@ -43,19 +61,52 @@ class Recorder(tune.Callback):
         self.quiet = quiet
         self.progress_every_s = progress_every_s
         self.rows: dict[str, dict[str, Any]] = {}  # trial_id -> leaderboard row (finished or running)
-        self.history: list[dict[str, Any]] = []
+        self.history: dict[tuple[str, int], dict[str, Any]] = {}  # (trial_id, epoch) -> metrics
         self.started = time.time()
         self._last_progress = 0.0
         self.max_running = 0  # evidence that the searcher lets trials run side by side
+        self.state = "running"
+        self.counts = {"done": 0, "running": 0, "pending": total_trials, "failed": 0}
+        self.nodes: set[str] = set()
+        _ACTIVE[out] = self
+
+    def __reduce__(self) -> tuple:
+        return _active_recorder, (self.out,)
+
+    def load_existing(self) -> None:
+        """Continue a run: finished rows from the leaderboard, every recorded epoch from the history."""
+        import pandas as pd
+
+        from adaptune.reports.leaderboard import read_run
+
+        board_path, history_path = (os.path.join(self.out, name) for name in (LEADERBOARD, HISTORY))
+        if os.path.exists(board_path):
+            for row in read_run(self.out).to_dict("records"):
+                if row.get("status") in (*FINISHED, *FAILED):
+                    self.rows[row["trial_id"]] = {k: None if _missing(v) else v for k, v in row.items()}
+        if os.path.exists(history_path):
+            for record in read_run(self.out, HISTORY).to_dict("records"):
+                record = {k: v for k, v in record.items() if not (isinstance(v, float) and pd.isna(v))
+                          or k.startswith("proxy_") or k == "target_acc"}
+                self.history[(record["trial_id"], int(record["epoch"]))] = record
 
     # -- Tune hooks ------------------------------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.rows.setdefault(trial.trial_id, self._base_row(trial))
+        self._row(trial)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        row = self.rows.setdefault(trial.trial_id, self._base_row(trial))
+        row = self._row(trial)
+        if row["status"] != "running":
+            return  # finished before a resume; Tune may replay it, the leaderboard keeps the first record
+        if result.get("diverged"):  # the trial's last word: no epoch to record
+            row.update(error=result["diverged"], diverged=True)
+            return
         metrics = {k: v for k, v in result.items() if k not in _RESULT_KEYS_TO_SKIP}
-        self.history.append({"trial_id": trial.trial_id, "method": trial.config.get("method"), **metrics})
+        record = {"trial_id": trial.trial_id, "method": trial.config.get("method"), **metrics}
+        self.history[(trial.trial_id, int(result.get("epoch") or 0))] = record
+        self._update_row(row, result)
+
+    def _update_row(self, row: dict[str, Any], result: dict[str, Any]) -> None:
         score = result.get(self.metric)
         # The trial's reported checkpoint is its best epoch by the selecting proxy, not its last.
         if _finite(score) and (not _finite(row.get("score")) or score > row["score"]):
@@ -63,16 +114,25 @@ class Recorder(tune.Callback):
                        source_acc=result.get("source_acc"),
                        **{f"proxy_{p}": result.get(f"proxy_{p}") for p in self.proxy_names})
         row.update(epochs=result.get("epoch"), wall_s=result.get("time_total_s"), node_ip=result.get("node_ip"),
-                   node_id=result.get("node_id"), started_at=result.get("started_at"),
+                   node_id=result.get("node_id"), started_at=row.get("started_at") or result.get("started_at"),
                    ended_at=result.get("reported_at"))
+        if result.get("node_id"):
+            self.nodes.add(result["node_id"])
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        row = self.rows.setdefault(trial.trial_id, self._base_row(trial))
-        row["status"] = "completed" if (row.get("epochs") or 0) >= self.epochs else "stopped"
+        row = self._row(trial)
+        if row["status"] != "running":
+            return
+        if row.pop("diverged", False):
+            row["status"] = "diverged"
+        else:
+            row["status"] = "completed" if (row.get("epochs") or 0) >= self.epochs else "stopped"
         self._trial_finished(trials, row)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        row = self.rows.setdefault(trial.trial_id, self._base_row(trial))
+        row = self._row(trial)
+        if row["status"] != "running":
+            return
         message = _error_message(trial)
         row["status"] = "diverged" if "Diverged" in message else "error"
         row["error"] = message
@@ -83,14 +143,22 @@ class Recorder(tune.Callback):
         self.max_running = max(self.max_running, sum(t.status == "RUNNING" for t in trials))
         if time.time() - self._last_progress >= self.progress_every_s:
             self.print_progress(trials)
+            self.write()  # also the history of running trials, and the status
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.write()
         self.print_progress(trials, final=True)
 
     # -- output ----------------------------------------------------------------------------------------
-    def _base_row(self, trial: Any) -> dict[str, Any]:
-        return {"trial_id": trial.trial_id, "status": "running", **self.common, **dict(trial.config)}
+    def _row(self, trial: Any) -> dict[str, Any]:
+        """The trial's row; a trial first seen after a resume continues from its recorded epochs."""
+        if trial.trial_id not in self.rows:
+            row = {"trial_id": trial.trial_id, "status": "running", **self.common, **dict(trial.config)}
+            for (trial_id, _), record in sorted(self.history.items(), key=lambda item: item[0][1]):
+                if trial_id == trial.trial_id:
+                    self._update_row(row, record)
+            self.rows[trial.trial_id] = row
+        return self.rows[trial.trial_id]
 
     def _trial_finished(self, trials: list, row: dict[str, Any]) -> None:
         self.write()
@@ -105,32 +173,55 @@ class Recorder(tune.Callback):
         return [dict(r) for r in self.rows.values() if r["status"] != "running"]
 
     def write(self) -> None:
-        """Rewrite leaderboard and history with everything finished so far (atomic)."""
+        """Rewrite leaderboard (finished trials), history (every recorded epoch) and status, each atomically."""
         import pandas as pd
 
         rows = self.finished_rows()
-        rank_rows(rows)
+        rank_rows([r for r in rows if r["status"] != "ensemble"])
         write_atomic(leaderboard_frame(rows, self.param_names, self.proxy_names), os.path.join(self.out, LEADERBOARD))
-        finished = {r["trial_id"] for r in rows}
-        history = [h for h in self.history if h["trial_id"] in finished]
-        if history:
+        if self.history:
+            history = [self.history[key] for key in sorted(self.history)]
             write_atomic(pd.DataFrame(history), os.path.join(self.out, HISTORY))
+        write_json_atomic(self.status(), os.path.join(self.out, STATUS))
 
-    def print_progress(self, trials: list, final: bool = False) -> None:
-        self._last_progress = time.time()
-        if self.quiet:
-            return
-        rows = list(self.rows.values())
+    def best_row(self) -> dict[str, Any] | None:
+        trials = (r for r in self.rows.values() if r["status"] != "ensemble" and _finite(r.get("score")))
+        return max(trials, key=lambda r: r["score"], default=None)
+
+    def status(self) -> dict[str, Any]:
+        best = self.best_row()
+        return {"state": self.state, **self.counts, "planned": self.total_trials, "proxy": self.proxy,
+                "best": None if best is None else {k: best.get(k) for k in ("trial_id", "method", "score",
+                                                                             "target_acc")},
+                "nodes": sorted(self.nodes), "started_at": self.started, "updated_at": time.time()}
+
+    def _count(self, trials: list) -> None:
+        rows = [r for r in self.rows.values() if r["status"] != "ensemble"]
         done = sum(r["status"] in FINISHED for r in rows)
-        failed = sum(r["status"] in ("error", "diverged") for r in rows)
+        failed = sum(r["status"] in FAILED for r in rows)
         finished = {r["trial_id"] for r in rows if r["status"] != "running"}
         running = sum(t.status == "RUNNING" and t.trial_id not in finished for t in trials)
         pending = max(0, self.total_trials - done - failed - running)
-        best = max((r for r in rows if _finite(r.get("score"))), key=lambda r: r["score"], default=None)
+        self.counts = {"done": done, "running": running, "pending": pending, "failed": failed}
+
+    def print_progress(self, trials: list, final: bool = False) -> None:
+        self._last_progress = time.time()
+        self._count(trials)
+        if self.quiet:
+            return
+        c, best = self.counts, self.best_row()
         best_text = f"best {self.proxy}={best['score']:.4f} ({best['method']})" if best else "best: none yet"
         label = "finished" if final else "progress"
-        print(f"[{time.time() - self.started:6.0f}s] {label}: {done} done, {running} running, {pending} pending, "
-              f"{failed} failed of {self.total_trials} | {best_text}", file=sys.stderr, flush=True)
+        print(f"[{time.time() - self.started:6.0f}s] {label}: {c['done']} done, {c['running']} running, "
+              f"{c['pending']} pending, {c['failed']} failed of {self.total_trials} | {best_text}",
+              file=sys.stderr, flush=True)
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return value is None or bool(value != value)  # NaN, pd.NA
+    except TypeError:
+        return False
 
 
 def _finite(value: Any) -> bool:

@@ -23,11 +23,14 @@ from adaptune.algorithms.backbones import build_backbone
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.errors import InputError
 from adaptune.algorithms.proxies import PROXIES, resolve_proxy
+from adaptune.reports.leaderboard import write_json_atomic
 
 from .config import SearchConfig
 from .space import all_param_names, default_points, make_space
 from .trial import resolve_task, train_trial, tune_trial
 
+CONFIG_FILE = "config.yaml"
+SUMMARY_FILE = "summary.json"  # written when a search finishes; its absence means running or interrupted
 DRIVER_CPU = 0.25  # a Tune trial that only drives a Ray Train run needs CPU > 0
 
 
@@ -163,8 +166,23 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int) -
             "score": values[metric], "members": ",".join(members), "epochs": None, **values}
 
 
-def run_search(prepared: Prepared) -> dict[str, Any]:
-    """Run the search and return a summary; leaderboard/history are in ``config.out``."""
+def storage_root(c: SearchConfig, out: str) -> str:
+    """Where Ray keeps trial checkpoints and the experiment state: ``storage`` or ``OUT/ray``."""
+    return c.storage.rstrip("/") if c.storage else os.path.join(out, "ray")
+
+
+def experiment_name(c: SearchConfig, out: str) -> str:
+    # Runs sharing one storage location get their own folder, named after the run directory.
+    return f"{os.path.basename(out)}-{c.config_hash()[:8]}" if c.storage else "tune"
+
+
+def run_search(prepared: Prepared, resume: bool = False) -> dict[str, Any]:
+    """Run (or, with ``resume``, continue) the search; leaderboard, history and summary land in ``config.out``.
+
+    Resuming restores the Tune experiment from its storage (searcher state, finished and unfinished trials)
+    and the recorder from the run's Parquet files, so the search ends with the planned number of trials and
+    every finished trial recorded once.
+    """
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -172,24 +190,26 @@ def run_search(prepared: Prepared) -> dict[str, Any]:
 
     from .recorder import Recorder
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a diverged trial's NaN is recorded by us, not warned
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     c = prepared.config
     out = os.path.abspath(c.out)
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "config.yaml"), "w") as handle:
-        yaml.safe_dump({**asdict(c), "config_hash": c.config_hash()}, handle, sort_keys=False)
+    if not resume:
+        with open(os.path.join(out, CONFIG_FILE), "w") as handle:
+            yaml.safe_dump({**asdict(c), "config_hash": c.config_hash()}, handle, sort_keys=False)
 
     _init_ray(c.address)
     r = c.resources
     runner = r.resolved_runner
+    storage = storage_root(c, out)
     settings = {
         "task": c.task, "source": c.source and os.path.abspath(c.source),
         "target": c.target and os.path.abspath(c.target), "backbone": prepared.backbone, "weights": c.weights,
         "epochs": c.epochs, "batch_size": c.batch_size, "steps_per_epoch": c.steps_per_epoch, "seed": c.seed,
         "amp": c.amp, "fewshot_k": c.fewshot_k,
         "cpus_per_trial": r.cpus_per_trial, "gpus_per_trial": r.gpus_per_trial, "workers": r.workers,
-        "storage": os.path.join(out, "ray"),
+        "storage": storage,
     }
     if runner == "tune":
         resources = {"CPU": r.cpus_per_trial, "GPU": r.gpus_per_trial}
@@ -201,55 +221,74 @@ def run_search(prepared: Prepared) -> dict[str, Any]:
     proxy = PROXIES[prepared.proxy]
     metric = f"proxy_{proxy.name}"
     settings["checkpoint_metric"] = None if proxy.final_only else metric
-    methods = list(c.methods)
-    sampler = optuna.samplers.TPESampler(
-        seed=c.seed, multivariate=True, group=True, constant_liar=True,
-        n_startup_trials=min(10, max(len(methods), c.trials // 3)),
-    )
-    searcher = OptunaSearch(space=make_space(methods, prepared.ranges), metric=metric, mode="max",
-                            sampler=sampler, points_to_evaluate=default_points(methods, prepared.ranges))
-    if proxy.final_only:  # no value before the last epoch, so nothing for ASHA to stop on
-        scheduler = FIFOScheduler()
-    else:
-        scheduler = ASHAScheduler(metric=metric, mode="max", time_attr="training_iteration", max_t=c.epochs,
-                                  grace_period=min(c.scheduler.grace_period, c.epochs),
-                                  reduction_factor=c.scheduler.reduction_factor)
+    settings["metric"] = metric
+    wrapped = tune.with_resources(tune.with_parameters(trainable, settings=settings), resources)
     recorder = Recorder(out, proxy=proxy.name, epochs=c.epochs, total_trials=c.trials,
                         param_names=all_param_names(), proxy_names=list(PROXIES), config_hash=c.config_hash(),
                         seed=c.seed, versions=json.dumps(versions(), sort_keys=True), quiet=c.quiet)
     max_concurrent = _max_concurrent(c, per_trial_cpu)
-    tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(trainable, settings=settings), resources),
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=c.trials,
-                                    max_concurrent_trials=max_concurrent, reuse_actors=runner == "tune",
-                                    time_budget_s=c.time_budget_s),
-        run_config=tune.RunConfig(
-            name="tune", storage_path=os.path.join(out, "ray"), callbacks=[recorder], verbose=0,
-            # The kept checkpoint is the trial's best epoch by the proxy (its last, for a final-only proxy).
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1,
-                                                    checkpoint_score_attribute=None if proxy.final_only else metric,
-                                                    checkpoint_score_order="max"),
-        ),
-    )
+    experiment = f"{storage}/{experiment_name(c, out)}"
+    if resume:
+        recorder.load_existing()
+        # The experiment state names the recorder by run directory (Recorder.__reduce__): this one continues.
+        tuner = tune.Tuner.restore(experiment, trainable=wrapped, resume_unfinished=True, resume_errored=False)
+    else:
+        methods = list(c.methods)
+        sampler = optuna.samplers.TPESampler(
+            seed=c.seed, multivariate=True, group=True, constant_liar=True,
+            n_startup_trials=min(10, max(len(methods), c.trials // 3)),
+        )
+        searcher = OptunaSearch(space=make_space(methods, prepared.ranges), metric=metric, mode="max",
+                                sampler=sampler, points_to_evaluate=default_points(methods, prepared.ranges))
+        if proxy.final_only:  # no value before the last epoch, so nothing for ASHA to stop on
+            scheduler = FIFOScheduler()
+        else:
+            scheduler = ASHAScheduler(metric=metric, mode="max", time_attr="training_iteration", max_t=c.epochs,
+                                      grace_period=min(c.scheduler.grace_period, c.epochs),
+                                      reduction_factor=c.scheduler.reduction_factor)
+        tuner = tune.Tuner(
+            wrapped,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=c.trials,
+                                        max_concurrent_trials=max_concurrent, reuse_actors=runner == "tune",
+                                        time_budget_s=c.time_budget_s),
+            run_config=tune.RunConfig(
+                name=experiment_name(c, out), storage_path=storage, callbacks=[recorder], verbose=0,
+                # A trial whose node dies restarts from its last checkpoint, on any node, up to 3 times.
+                failure_config=tune.FailureConfig(max_failures=c.max_failures),
+                # The kept checkpoint is the trial's best epoch by the proxy (its last, for a final-only proxy).
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=1, checkpoint_score_attribute=None if proxy.final_only else metric,
+                    checkpoint_score_order="max"),
+            ),
+        )
     started = time.time()
+    results = None
     try:
         results = tuner.fit()
+    except KeyboardInterrupt:
+        recorder.state = "interrupted"
     finally:
+        if recorder.state == "running":
+            recorder.state = "interrupted" if results is None else "finished"
         recorder.write()  # also on Ctrl-C or a crash: every finished trial stays in the leaderboard
-    if c.ensemble_k:
+    trials = [r for r in recorder.finished_rows() if r["status"] != "ensemble"]
+    if len(trials) < c.trials and c.time_budget_s is None:
+        recorder.state = "interrupted"  # Tune stopped early (Ctrl-C): resumable
+    if c.ensemble_k and results is not None:
         recorder.add_ensemble(ensemble_row(recorder, results, prepared.task, metric, c.ensemble_k))
-        recorder.write()
-    rows = [r for r in recorder.finished_rows() if r["status"] != "ensemble"]
+    recorder.write()
     summary = {
-        "out": out, "trials": len(rows), "wall_s": time.time() - started, "runner": runner,
+        "out": out, "state": recorder.state, "trials": len(trials), "wall_s": time.time() - started,
+        "runner": runner, "storage": storage, "experiment": experiment,
         "max_concurrent": max_concurrent, "max_running": recorder.max_running, "machine": platform.node(),
-        "statuses": {s: sum(r["status"] == s for r in rows) for s in {r["status"] for r in rows}},
+        "nodes": sorted(recorder.nodes),
+        "statuses": {s: sum(r["status"] == s for r in trials) for s in {r["status"] for r in trials}},
         "proxy": prepared.proxy, "proxy_requested": c.proxy,
         # provenance, read by `adaptune report`
         "command": list(sys.argv), "git_revision": git_revision(), "config_hash": c.config_hash(),
         "versions": versions(), "python": platform.python_version(), "platform": platform.platform(),
         "started_at": started, "ended_at": time.time(),
     }
-    with open(os.path.join(out, "summary.json"), "w") as handle:
-        json.dump(summary, handle, indent=2)
+    if recorder.state == "finished":
+        write_json_atomic(summary, os.path.join(out, SUMMARY_FILE))
     return summary

@@ -23,7 +23,7 @@ import torch
 
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.features import MemoryStore
-from adaptune.algorithms.loop import PREDICTIONS, Runtime, StateFn, TrialSpec, run_trial
+from adaptune.algorithms.loop import PREDICTIONS, Diverged, Runtime, StateFn, TrialSpec, run_trial
 
 STATE_FILE = "state.pt"
 PREDICTIONS_FILE = "target_probs.pt"  # kept apart from the state, so the ensemble reads it without the weights
@@ -97,19 +97,47 @@ def _report_with_checkpoint(report_fn: Any, checkpoint_cls: Any, metrics: dict[s
         report_fn(metrics, checkpoint=checkpoint_cls.from_directory(directory))
 
 
+def _fault(settings: dict[str, Any], epoch: int) -> None:
+    """Fault injection for the fault-tolerance tests: ``ADAPTUNE_FAULT=raise@EPOCH`` fails a trial there."""
+    fault = os.environ.get("ADAPTUNE_FAULT", "")
+    if fault.startswith("raise@") and epoch == int(fault.removeprefix("raise@")):
+        raise RuntimeError(f"injected fault at epoch {epoch} (ADAPTUNE_FAULT)")
+
+
+def _run(config: dict[str, Any], settings: dict[str, Any], report_fn: Any, runtime: Runtime,
+         resume_state: dict[str, Any] | None, started_at: float) -> None:
+    """The loop; a diverged trial reports its last result with the reason instead of failing.
+
+    A failure is retried from the last checkpoint (FailureConfig), which cannot help a loss that is NaN by
+    construction, so divergence ends the trial normally with a NaN score and ``diverged`` set.
+    """
+    last: dict[str, Any] = {}
+
+    def report(metrics: dict[str, Any], state: StateFn | None) -> None:
+        last.update(metrics)
+        _fault(settings, int(metrics["epoch"]))
+        report_fn({**metrics, **_node_metrics(started_at)}, state)
+
+    try:
+        run_trial(resolve_task(settings), trial_spec(config, settings), report, runtime=runtime, store=_STORE,
+                  resume_state=resume_state)
+    except Diverged as error:
+        metric = settings.get("metric") or "proxy_im"
+        report_fn({"epoch": int(last.get("epoch", 0)) + 1, metric: float("nan"), "diverged": str(error),
+                   **_node_metrics(started_at)}, None)
+
+
 def tune_trial(config: dict[str, Any], settings: dict[str, Any]) -> None:
     """Tune function trainable for the ``tune`` runner."""
     from ray import tune
 
-    started_at = time.time()
     torch.set_num_threads(max(1, int(settings["cpus_per_trial"])))
-    runtime = Runtime.local(use_gpu=settings["gpus_per_trial"] > 0)
 
-    def report(metrics: dict[str, Any], state: StateFn) -> None:
-        _report_with_checkpoint(tune.report, tune.Checkpoint, {**metrics, **_node_metrics(started_at)}, state)
+    def report(metrics: dict[str, Any], state: StateFn | None) -> None:
+        _report_with_checkpoint(tune.report, tune.Checkpoint, metrics, state)
 
-    run_trial(resolve_task(settings), trial_spec(config, settings), report, runtime=runtime, store=_STORE,
-              resume_state=_load_state(tune.get_checkpoint()))
+    _run(config, settings, report, Runtime.local(use_gpu=settings["gpus_per_trial"] > 0),
+         _load_state(tune.get_checkpoint()), time.time())
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
@@ -118,7 +146,6 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     import ray.train.torch
 
     config, settings = loop_config["config"], loop_config["settings"]
-    started_at = time.time()
     torch.set_num_threads(max(1, int(settings["cpus_per_trial"])))
     context = ray.train.get_context()
     world = context.get_world_size()
@@ -129,13 +156,11 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         wrap=ray.train.torch.prepare_model if world > 1 else (lambda module: module),
     )
 
-    def report(metrics: dict[str, Any], state: StateFn) -> None:
+    def report(metrics: dict[str, Any], state: StateFn | None) -> None:
         # Every rank must call report; only rank 0 uploads a checkpoint.
-        _report_with_checkpoint(ray.train.report, ray.train.Checkpoint, {**metrics, **_node_metrics(started_at)},
-                                state if runtime.rank == 0 else None)
+        _report_with_checkpoint(ray.train.report, ray.train.Checkpoint, metrics, state if runtime.rank == 0 else None)
 
-    run_trial(resolve_task(settings), trial_spec(config, settings), report, runtime=runtime, store=_STORE,
-              resume_state=_load_state(ray.train.get_checkpoint()))
+    _run(config, settings, report, runtime, _load_state(ray.train.get_checkpoint()), time.time())
 
 
 def train_trial(config: dict[str, Any], settings: dict[str, Any]) -> None:

@@ -29,8 +29,6 @@ import yaml
 from ray.autoscaler._private.kuberay.autoscaling_config import _derive_autoscaling_config_from_ray_cr
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from adaptune.algorithms.errors import InputError
-
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTERS = ROOT / "clusters"
 RAY_VERSION = ray.__version__
@@ -344,12 +342,11 @@ def test_search_cluster_config_is_accepted_without_storage():
     assert config.resources.gpus_per_trial == 0.25
 
 
-# strict: once the loader accepts `storage`, this XPASSes and fails, as a reminder to drop the mark.
-@pytest.mark.xfail(reason="storage key lands with issue 5 core", raises=InputError, strict=True)
 def test_search_cluster_config_is_accepted_with_storage():
     from adaptune.search.config import build_config
 
-    build_config(load("search-cluster.yaml"))
+    config = build_config(load("search-cluster.yaml"))
+    assert config.storage.startswith("s3://")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,194 @@
+"""Real Ray nodes for the cluster tests: a head and worker nodes on 127.0.0.1 with token auth, started with
+``ray start`` and stopped by PID.
+
+Every node gets its own ``--temp-dir`` (short, under /tmp: Unix socket paths are limited to 107 bytes) and its
+own ports, so these tests never touch another Ray on the host: a node's processes are the ones whose command
+line names its temp dir, plus their descendants (the workers, whose titles setproctitle rewrites). Never
+``ray stop``: it stops every Ray process of the user on the host, other people's included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import psutil
+import pytest
+
+BIN = os.path.dirname(sys.executable)  # the venv's bin: ray, adaptune
+TOKEN_FILE = os.path.expanduser("~/.ray/auth_token")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ray_env(**extra: str) -> dict[str, str]:
+    """The environment of a Ray node or client here: token auth on, the venv first on PATH (a Ray Job's driver
+    runs ``adaptune``), no inherited address or fault injection."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "ADAPTUNE_FAULT")}
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    env.update(extra)
+    return env
+
+
+def ensure_token() -> None:
+    """~/.ray/auth_token, generated once if missing (never printed), readable by its owner only."""
+    if not os.path.exists(TOKEN_FILE):
+        subprocess.run([f"{BIN}/ray", "get-auth-token", "--generate"], capture_output=True, check=True, timeout=120)
+    os.chmod(TOKEN_FILE, 0o600)
+
+
+def read_token() -> str:
+    with open(TOKEN_FILE) as handle:
+        return handle.read().strip()
+
+
+def processes_naming(marker: str) -> list[psutil.Process]:
+    """Processes whose command line contains ``marker`` (a node's temp dir), with all their descendants."""
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in part for part in proc.info["cmdline"] or ()):
+                for member in [proc, *proc.children(recursive=True)]:
+                    found[member.pid] = member
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return list(found.values())
+
+
+def kill_all(procs: list[psutil.Process], sig: int = signal.SIGKILL, timeout_s: float = 30) -> None:
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=timeout_s)
+
+
+@dataclass
+class RayNode:
+    temp_dir: str
+    address: str  # the head's GCS address, HOST:PORT
+    dashboard: str | None = None  # the head's http://127.0.0.1:PORT
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    node_id: str | None = None
+
+    def processes(self) -> list[psutil.Process]:
+        return processes_naming(self.temp_dir)
+
+    def kill(self) -> None:
+        """SIGKILL the raylet, its workers and agents (and on a head, the GCS and dashboard): a node lost."""
+        for _ in range(3):  # a process may fork while we kill
+            kill_all(self.processes())
+
+    def stop(self) -> None:
+        kill_all(self.processes(), signal.SIGTERM, timeout_s=15)
+        self.kill()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _node_id(temp_dir: str) -> str | None:
+    """The node id, from the raylet's ``--node_id`` argument."""
+    for proc in processes_naming(temp_dir):
+        try:
+            for part in proc.cmdline():
+                if part.startswith("--node_id="):
+                    return part.split("=", 1)[1]
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def _ray_start(args: list[str], env: dict[str, str], temp_dir: str) -> None:
+    result = subprocess.run([f"{BIN}/ray", "start", *args, f"--temp-dir={temp_dir}", "--node-ip-address=127.0.0.1",
+                             "--disable-usage-stats", f"--dashboard-agent-listen-port={free_port()}",
+                             f"--metrics-export-port={free_port()}"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        kill_all(processes_naming(temp_dir))
+        raise RuntimeError(f"ray start failed: {result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+
+
+def start_head(num_cpus: int = 2, **env_extra: str) -> RayNode:
+    ensure_token()
+    temp_dir = tempfile.mkdtemp(prefix="at-h", dir="/tmp")
+    port, dashboard = free_port(), free_port()
+    env = ray_env(**env_extra)
+    _ray_start(["--head", f"--port={port}", f"--num-cpus={num_cpus}", "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard}", f"--ray-client-server-port={free_port()}"], env, temp_dir)
+    return RayNode(temp_dir, f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", env, _node_id(temp_dir))
+
+
+def alive_nodes(head: RayNode) -> list[str]:
+    """Node ids the cluster reports alive, from the dashboard's state API (with the token)."""
+    request = urllib.request.Request(f"{head.dashboard}/api/v0/nodes?limit=100",
+                                     headers={"Authorization": f"Bearer {read_token()}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        data = json.load(response)
+    return [n["node_id"] for n in data["data"]["result"]["result"] if n["state"] == "ALIVE"]
+
+
+def wait_for_nodes(head: RayNode, count: int, timeout_s: float = 240) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if len(alive_nodes(head)) == count:
+                return
+        except (OSError, KeyError, ValueError):
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"the cluster did not reach {count} alive nodes in {timeout_s} s")
+
+
+def start_worker(head: RayNode, num_cpus: int = 2, **env_extra: str) -> RayNode:
+    temp_dir = tempfile.mkdtemp(prefix="at-w", dir="/tmp")
+    env = ray_env(**env_extra)
+    _ray_start([f"--address={head.address}", f"--num-cpus={num_cpus}"], env, temp_dir)
+    node = RayNode(temp_dir, head.address, None, env, _node_id(temp_dir))
+    deadline = time.time() + 240
+    while node.node_id not in alive_nodes(head):
+        if time.time() > deadline:
+            node.stop()
+            raise TimeoutError("the worker node did not join")
+        time.sleep(1)
+    return node
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[RayNode]:
+    """One head (2 CPUs, token auth, dashboard, venv on PATH) for the cluster tests of this session."""
+    head = start_head(num_cpus=2)
+    try:
+        yield head
+    finally:
+        head.stop()
+
+
+@pytest.fixture
+def worker_nodes(ray_head: RayNode) -> Iterator[Callable[..., RayNode]]:
+    """Start worker nodes (2 CPUs each; keyword arguments are extra environment variables of the node's
+    processes); each is stopped after the test, and the head is back to one node."""
+    started: list[RayNode] = []
+
+    def start(num_cpus: int = 2, **env_extra: str) -> RayNode:
+        started.append(start_worker(ray_head, num_cpus, **env_extra))
+        return started[-1]
+
+    yield start
+    for node in started:
+        node.stop()
+    if started:
+        wait_for_nodes(ray_head, 1)
