@@ -124,13 +124,19 @@ def versions_json(versions: dict[str, str]) -> str:
     return json.dumps(versions, sort_keys=True)
 
 
-def read_run(directory: str, name: str = LEADERBOARD) -> pd.DataFrame:
-    """Read one of a run's Parquet files, with a clear error for anything that is not a run."""
+def run_file(directory: str, name: str) -> str:
+    """The path of one of a run's files, or a RunError saying why ``directory`` is not a run."""
     path = os.path.join(directory, name)
     if not os.path.isdir(directory):
         raise RunError(f"run: {directory} is not a directory")
     if not os.path.isfile(path):
         raise RunError(f"run: {directory} has no {name}; expected the --out directory of `adaptune search`")
+    return path
+
+
+def read_run(directory: str, name: str = LEADERBOARD) -> pd.DataFrame:
+    """Read one of a run's Parquet files, with a clear error for anything that is not a run."""
+    path = run_file(directory, name)
     try:
         return pq.read_table(path).to_pandas()
     except (pa.ArrowInvalid, OSError) as error:

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from adaptune.algorithms.errors import InputError
-from adaptune.reports.leaderboard import STATUS, RunError
+from adaptune.reports.leaderboard import STATUS, RunError, run_file
 
 from .config import SearchConfig, build_config, load_yaml
 from .run import CONFIG_FILE, SUMMARY_FILE, prepare, run_search
@@ -31,11 +31,7 @@ STALE_AFTER_S = 120.0  # no status update for this long while "running": the dri
 
 def load_run_config(directory: str) -> SearchConfig:
     """The config a run was started with; refused when the file no longer matches the hash it was saved with."""
-    path = os.path.join(directory, CONFIG_FILE)
-    if not os.path.isdir(directory):
-        raise RunError(f"run: {directory} is not a directory")
-    if not os.path.isfile(path):
-        raise RunError(f"run: {directory} has no {CONFIG_FILE}; expected the --out directory of `adaptune search`")
+    path = run_file(directory, CONFIG_FILE)
     raw = load_yaml(path)
     saved_hash = raw.pop("config_hash", None)
     raw.pop("out", None)  # the run directory itself, which build_config would refuse as "already a run"
@@ -64,11 +60,7 @@ def resume(directory: str, config_path: str | None = None, address: str | None =
 
 
 def read_status(directory: str) -> dict[str, Any]:
-    path = os.path.join(directory, STATUS)
-    if not os.path.isdir(directory):
-        raise RunError(f"run: {directory} is not a directory")
-    if not os.path.isfile(path):
-        raise RunError(f"run: {directory} has no {STATUS}; expected the --out directory of `adaptune search`")
+    path = run_file(directory, STATUS)
     try:
         with open(path) as handle:
             status = json.load(handle)

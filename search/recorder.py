@@ -64,10 +64,14 @@ class Recorder(tune.Callback):
         self.history: dict[tuple[str, int], dict[str, Any]] = {}  # (trial_id, epoch) -> metrics
         self.started = time.time()
         self._last_progress = 0.0
+        self._last_write = 0.0
         self.max_running = 0  # evidence that the searcher lets trials run side by side
         self.state = "running"
         self.counts = {"done": 0, "running": 0, "pending": total_trials, "failed": 0}
         self.nodes: set[str] = set()
+        self.running_by_node: dict[str, int] = {}
+        # On a terminal the progress line is redrawn in place; in logs and CI it is a new line every 15 s.
+        self.live = not quiet and sys.stderr.isatty()
         _ACTIVE[out] = self
 
     def __reduce__(self) -> tuple:
@@ -141,13 +145,16 @@ class Recorder(tune.Callback):
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.max_running = max(self.max_running, sum(t.status == "RUNNING" for t in trials))
-        if time.time() - self._last_progress >= self.progress_every_s:
+        now = time.time()
+        if now - self._last_progress >= (1.0 if self.live else self.progress_every_s):
             self.print_progress(trials)
+        if now - self._last_write >= self.progress_every_s:
+            self._last_write = now
             self.write()  # also the history of running trials, and the status
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.print_progress(trials, final=True)  # counts first: status.json must not lag one event behind
         self.write()
-        self.print_progress(trials, final=True)
 
     # -- output ----------------------------------------------------------------------------------------
     def _row(self, trial: Any) -> dict[str, Any]:
@@ -161,8 +168,8 @@ class Recorder(tune.Callback):
         return self.rows[trial.trial_id]
 
     def _trial_finished(self, trials: list, row: dict[str, Any]) -> None:
+        self.print_progress(trials)  # updates the counts that write() puts in status.json
         self.write()
-        self.print_progress(trials)
 
     def add_ensemble(self, row: dict[str, Any] | None) -> None:
         """The ensemble of the top-k trials: an extra row, not ranked among the trials."""
@@ -191,6 +198,7 @@ class Recorder(tune.Callback):
     def status(self) -> dict[str, Any]:
         best = self.best_row()
         return {"state": self.state, **self.counts, "planned": self.total_trials, "proxy": self.proxy,
+                "running_by_node": self.running_by_node,
                 "best": None if best is None else {k: best.get(k) for k in ("trial_id", "method", "score",
                                                                              "target_acc")},
                 "nodes": sorted(self.nodes), "started_at": self.started, "updated_at": time.time()}
@@ -207,14 +215,51 @@ class Recorder(tune.Callback):
     def print_progress(self, trials: list, final: bool = False) -> None:
         self._last_progress = time.time()
         self._count(trials)
+        self.running_by_node = _running_by_node(trials, self.rows)
         if self.quiet:
             return
+        line = self.progress_line(final)
+        if self.live and not final:  # a terminal: one line redrawn in place
+            print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True)
+        else:
+            print(f"\r\x1b[K{line}" if self.live else line, file=sys.stderr, flush=True)
+
+    def progress_line(self, final: bool = False, now: float | None = None) -> str:
+        """Trials done / running / pending / failed, the best proxy so far, ETA, and running trials per node."""
+        now = time.time() if now is None else now
         c, best = self.counts, self.best_row()
+        elapsed = now - self.started
         best_text = f"best {self.proxy}={best['score']:.4f} ({best['method']})" if best else "best: none yet"
+        finished = c["done"] + c["failed"]
+        eta = ""
+        if not final and finished and c["pending"] + c["running"]:
+            # Trials in flight count half: a crude but honest average over the budget that is left.
+            remaining = c["pending"] + 0.5 * c["running"]
+            eta = f" | ETA ~{_duration(elapsed / finished * remaining)}"
+        nodes = ""
+        if len(self.running_by_node) > 1:
+            nodes = " | nodes " + " ".join(f"{node[:6]}:{n}" for node, n in sorted(self.running_by_node.items()))
         label = "finished" if final else "progress"
-        print(f"[{time.time() - self.started:6.0f}s] {label}: {c['done']} done, {c['running']} running, "
-              f"{c['pending']} pending, {c['failed']} failed of {self.total_trials} | {best_text}",
-              file=sys.stderr, flush=True)
+        return (f"[{_duration(elapsed):>6}] {label}: {c['done']} done, {c['running']} running, {c['pending']} pending, "
+                f"{c['failed']} failed of {self.total_trials} | {best_text}{eta}{nodes}")
+
+
+def _running_by_node(trials: list, rows: dict[str, dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for trial in trials:
+        node = rows.get(trial.trial_id, {}).get("node_id")
+        if trial.status == "RUNNING" and node:
+            counts[node] = counts.get(node, 0) + 1
+    return counts
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _missing(value: Any) -> bool:
@@ -230,7 +275,13 @@ def _finite(value: Any) -> bool:
 
 def _error_message(trial: Any) -> str:
     try:
-        error = trial.get_error()
+        # When on_trial_error runs, Tune has written the error only to the driver's staging copy of the trial
+        # directory (trial.error_file); get_error() reads storage, which gets the file at a later sync.
+        error = None
+        if trial.error_file and os.path.isfile(trial.error_file):
+            with open(trial.error_file) as handle:
+                error = handle.read()
+        error = error or trial.get_error()
     except Exception:  # noqa: BLE001 - the error file may be gone on a remote node; keep what we know
         error = None
     text = str(error) if error else "trial failed"
