@@ -111,6 +111,7 @@ def submit(config_path: str, address: str, out: str | None = None, pip: list[str
     raw["out"] = out
     if not address.startswith(("http://", "https://")):
         raise InputError("address", f"expected the dashboard URL, http://HEAD:8265, got {address!r}")
+    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     staging = tempfile.mkdtemp(prefix="adaptune-submit-")
@@ -124,7 +125,7 @@ def submit(config_path: str, address: str, out: str | None = None, pip: list[str
             client = JobSubmissionClient(address)
             job_id = client.submit_job(entrypoint="adaptune search search.yaml --address auto --quiet",
                                        runtime_env=runtime_env)
-        except (ConnectionError, RuntimeError, ValueError) as error:
+        except (ConnectionError, RuntimeError, ValueError, AuthenticationError) as error:
             raise InputError("address", f"could not submit to {address} ({_first_line(error)})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -100,7 +100,8 @@ def _init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(dashboard_host="127.0.0.1", **kwargs)
+        # "local": always a new single-node Ray, never a cluster that `ray start` left on this host.
+        ray.init(address="local", dashboard_host="127.0.0.1", **kwargs)
 
 
 def _max_concurrent(c: SearchConfig, per_trial_cpu: float) -> int:

@@ -223,3 +223,13 @@ def test_auto_proxy_resolves_by_input_kind(blobs_task):
     assert set(AUTO_PROXY.values()) <= set(PROXIES) and not {"fewshot", "circular"} & set(AUTO_PROXY.values())
     with pytest.raises(InputError):
         resolve_proxy("nope", blobs_task)
+
+
+def test_auto_rule_is_the_one_our_benchmark_derived():
+    import json
+    from pathlib import Path
+
+    from adaptune.algorithms.proxies import AUTO_PROXY
+
+    measured = json.loads((Path(__file__).resolve().parents[2] / "benchmarks/results/proxy_auto.json").read_text())
+    assert AUTO_PROXY == measured["rule"]

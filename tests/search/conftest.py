@@ -21,6 +21,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -95,7 +96,7 @@ class RayNode:
             kill_all(self.processes())
 
     def stop(self) -> None:
-        kill_all(self.processes(), signal.SIGTERM, timeout_s=15)
+        kill_all(self.processes(), signal.SIGTERM, timeout_s=5)
         self.kill()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
@@ -192,3 +193,10 @@ def worker_nodes(ray_head: RayNode) -> Iterator[Callable[..., RayNode]]:
         node.stop()
     if started:
         wait_for_nodes(ray_head, 1)
+
+
+@pytest.fixture(scope="session")
+def ray_tools() -> SimpleNamespace:
+    """The helpers above for test modules (which cannot import this conftest by name reliably)."""
+    return SimpleNamespace(bin=BIN, env=ray_env, processes_naming=processes_naming, kill_all=kill_all,
+                           read_token=read_token, free_port=free_port, token_file=TOKEN_FILE)
