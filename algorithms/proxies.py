@@ -289,9 +289,10 @@ PROXIES: dict[str, Proxy] = {
 }
 DEFAULT_PROXY = "im"
 # ``--proxy auto``: per input kind, the proxy with the lowest mean top-1 regret against the oracle over a
-# search of all methods in our own benchmark (benchmarks/results/proxies.md, benchmarks/proxies_bench.py).
-# Opt-in (fewshot) and final-only (circular) proxies are not candidates.
-AUTO_PROXY = {"images": "im", "features": "im"}
+# search of all methods in our own benchmark (benchmarks/results/proxies.md, from benchmarks/proxies_report.py),
+# among proxies that never lost more than 10 points on a benchmark. Opt-in (fewshot) and final-only
+# (circular) proxies are not candidates.
+AUTO_PROXY = {"features": "iwcv", "images": "bnm"}
 
 
 def resolve_proxy(name: str, task: Task) -> str:

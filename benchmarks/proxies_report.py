@@ -31,6 +31,7 @@ from adaptune.reports.proxy_quality import proxy_quality  # noqa: E402
 INPUT_KIND = {"digits": "images", "surf": "features", "amazon": "features"}
 NOT_CANDIDATES = {"fewshot", "circular"}  # opt-in labels; final checkpoint only (cannot steer ASHA or epochs)
 AUTO_RULE_FILE = os.path.join(RESULTS, "proxy_auto.json")
+CATASTROPHIC = 10.0  # points of mean top-1 regret on one benchmark
 
 
 def load(paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
@@ -62,8 +63,14 @@ def quality_by_task(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def auto_rule(per_task: pd.DataFrame) -> dict[str, str]:
-    """Per input kind, the candidate proxy with the least mean top-1 regret over that kind's tasks."""
+    """Per input kind, the candidate proxy with the least mean top-1 regret over that kind's tasks.
+
+    Candidates exclude the opt-in and final-only proxies, and any proxy whose mean regret on some benchmark
+    exceeds :data:`CATASTROPHIC` points: one that picked collapsed models somewhere is not trusted by default.
+    """
     candidates = per_task[~per_task["proxy"].isin(NOT_CANDIDATES)].copy()
+    worst = candidates.groupby(["group", "proxy"])["top1_regret"].mean().groupby("proxy").max()
+    candidates = candidates[candidates["proxy"].isin(worst[worst <= CATASTROPHIC / 100].index)]
     candidates["kind"] = candidates["group"].map(INPUT_KIND)
     regret = candidates.groupby(["kind", "proxy"])["top1_regret"].mean()
     return {kind: regret[kind].idxmin() for kind in sorted(candidates["kind"].unique())}
@@ -75,7 +82,8 @@ def main(paths: list[str]) -> None:
     groups = [g for g in ("digits", "surf", "amazon") if g in set(per_task["group"])]
     rule = auto_rule(per_task)
     with open(AUTO_RULE_FILE, "w") as handle:
-        json.dump({"rule": rule, "criterion": "least mean top-1 regret over the kind's tasks",
+        json.dump({"rule": rule, "criterion": "least mean top-1 regret over the kind's tasks, among proxies whose "
+                   f"mean regret stays within {CATASTROPHIC:.0f} points on every benchmark",
                    "source": "benchmarks/results/proxies.md"}, handle, indent=2)
         handle.write("\n")
 
@@ -92,6 +100,7 @@ def main(paths: list[str]) -> None:
         text += f"- run: `{meta['command']}` on {meta['device']} ({meta['cpus']} CPUs), {meta['date']}, " \
                 f"wall {meta['wall_s']:.0f} s\n"
 
+    text += "- raw results: the `--out` files above, gzipped as `benchmarks/results/raw/proxies-<group>.jsonl.gz`\n"
     summary_rows = []
     for group in groups:
         table = per_task[per_task["group"] == group]
@@ -127,9 +136,27 @@ def main(paths: list[str]) -> None:
              f"({', '.join(f'{k}: `{v}`' for k, v in rule.items())}): {auto_regret:.1f} points "
              f"({', '.join(f'{g} {r:.1f}' for g, r in zip(groups, auto_regrets))}). Anchor: SKADA-Bench's best "
              "unsupervised scorer lost 3.1 points of mean accuracy against the oracle, SND 16.5.\n")
-    text += ("\nThe auto rule is chosen on these same runs (in-sample), so its regret here is optimistic; "
+    text += (f"\nThe auto rule: per input kind, the least mean top-1 regret over that kind's tasks, among the "
+             f"proxies whose mean regret stays within {CATASTROPHIC:.0f} points on every benchmark (`entropy`, "
+             "best on the feature tasks alone, picked collapsed models on digits and is not trusted by default). "
+             "It is chosen on these same runs (in-sample), so its regret here is optimistic; "
              "`benchmarks/results/proxy_auto.json` holds the rule `adaptune` ships (a test keeps "
              "`AUTO_PROXY` equal to it).\n")
+
+    text += "\n## Where selection loses\n\n"
+    for group in groups:
+        chosen = points[points["task"].map(group_of) == group]
+        picks = chosen.loc[chosen.groupby("task")[f"proxy_{DEFAULT_PROXY}"].idxmax(), "method"].value_counts()
+        best = chosen.loc[chosen.groupby("task")["target_acc"].idxmax(), "method"].value_counts()
+        text += (f"- {group}: `{DEFAULT_PROXY}` picked " + ", ".join(f"{m} ({n})" for m, n in picks.items())
+                 + "; the oracle's best was " + ", ".join(f"{m} ({n})" for m, n in best.items()) + ".\n")
+    text += ("\nConfidence-based proxies (entropy, IM, BNM) rank methods that optimise confidence themselves "
+             "(MCC, self-training) above the closed-form subspace methods that are best on Office-Caltech SURF, "
+             "which is where most of the regret comes from; on digits the same family is near the oracle. "
+             "Plain entropy has no diversity term and picked collapsed models (one class everywhere) on digits. "
+             "The ensemble row recovers part of the SURF regret. Not tried yet: temperature-calibrating each "
+             "model on source validation before the confidence proxies, and per-family selection followed by "
+             "an ensemble across families.\n")
 
     if not ensembles.empty:
         text += "\n## Ensemble row (top 5 trials by the proxy, predictions averaged)\n\n"
