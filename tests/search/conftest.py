@@ -168,9 +168,12 @@ def start_worker(head: RayNode, num_cpus: int = 2, **env_extra: str) -> RayNode:
     return node
 
 
-@pytest.fixture(scope="session")
+# Module scope: a second Ray instance on the host while another test module runs its own local Ray makes
+# Ray's state API ambiguous ("multiple active Ray instances"), and Ray Train's placement-group cleaner then
+# leaks the worker group's placement group, starving later trials.
+@pytest.fixture(scope="module")
 def ray_head() -> Iterator[RayNode]:
-    """One head (2 CPUs, token auth, dashboard, venv on PATH) for the cluster tests of this session."""
+    """One head (2 CPUs, token auth, dashboard, venv on PATH) for the cluster tests of one module."""
     head = start_head(num_cpus=2)
     try:
         yield head
