@@ -8,6 +8,7 @@ chosen by the proxy alone; the oracle accuracy of the average is reported when t
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -35,7 +36,7 @@ def ensemble_metrics(probs: torch.Tensor, target_labels: torch.Tensor | None) ->
     return out
 
 
-def top_k(scored: list[tuple[str, float]], k: int) -> list[str]:
+def top_k(scored: list[tuple[Any, float]], k: int) -> list[Any]:
     """Ids of the ``k`` best finite scores, best first (ties keep their order)."""
     finite = [(key, score) for key, score in scored if isinstance(score, float | int) and math.isfinite(score)]
     return [key for key, _ in sorted(finite, key=lambda item: -item[1])[:k]]

@@ -91,12 +91,12 @@ def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor]
 def ensemble_rows(task: str, trials: list[dict[str, tuple[float, torch.Tensor]]], oracle: torch.Tensor,
                   k: int = 5) -> list[dict]:
     """Per proxy: average the predictions of the top-k trials by that proxy (the search's ensemble row)."""
-    from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics
+    from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, top_k
 
     out = []
     for key in sorted({key for trial in trials for key in trial}):
-        ranked = sorted((t[key] for t in trials if key in t), key=lambda pair: -pair[0])[:k]
-        metrics = ensemble_metrics(average_predictions([probs for _, probs in ranked]), oracle)
+        ranked = top_k([(i, t[key][0]) for i, t in enumerate(trials) if key in t], k)
+        metrics = ensemble_metrics(average_predictions([trials[i][key][1] for i in ranked]), oracle)
         out.append({"kind": "ensemble", "task": task, "selected_by": key, "members": len(ranked),
                     "ensemble_target_acc": metrics["target_acc"]})
     return out

@@ -137,9 +137,8 @@ class Recorder(tune.Callback):
         row = self._row(trial)
         if row["status"] != "running":
             return
-        message = _error_message(trial)
-        row["status"] = "diverged" if "Diverged" in message else "error"
-        row["error"] = message
+        row["status"] = "error"  # divergence ends a trial normally (search.trial._run), it never lands here
+        row["error"] = _error_message(trial)
         row["ended_at"] = time.time()
         self._trial_finished(trials, row)
 

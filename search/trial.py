@@ -122,8 +122,7 @@ def _run(config: dict[str, Any], settings: dict[str, Any], report_fn: Any, runti
         run_trial(resolve_task(settings), trial_spec(config, settings), report, runtime=runtime, store=_STORE,
                   resume_state=resume_state)
     except Diverged as error:
-        metric = settings.get("metric") or "proxy_im"
-        report_fn({"epoch": int(last.get("epoch", 0)) + 1, metric: float("nan"), "diverged": str(error),
+        report_fn({"epoch": int(last.get("epoch", 0)) + 1, settings["metric"]: float("nan"), "diverged": str(error),
                    **_node_metrics(started_at)}, None)
 
 
