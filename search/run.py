@@ -31,6 +31,7 @@ from .trial import resolve_task, train_trial, tune_trial
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"  # written when a search finishes; its absence means running or interrupted
+HEAD_NODE_RESOURCE = "node:__internal_head__"  # every Ray head node has it
 DRIVER_CPU = 0.25  # a Tune trial that only drives a Ray Train run needs CPU > 0
 
 
@@ -183,12 +184,29 @@ def run_search(prepared: Prepared, resume: bool = False) -> dict[str, Any]:
     Resuming restores the Tune experiment from its storage (searcher state, finished and unfinished trials)
     and the recorder from the run's Parquet files, so the search ends with the planned number of trials and
     every finished trial recorded once.
+
+    Through Ray Client (``ray://``) the whole search runs as one task on the cluster's head node, and ``out``
+    is a path there: Tune runs its driver loop on the cluster under Ray Client anyway, and the recorder
+    (a Tune callback) has to live beside that loop.
     """
+    import ray
+
+    _init_ray(prepared.config.address)
+    if ray.util.client.ray.is_connected():
+        c = prepared.config
+        c.out, c.source, c.target = (os.path.abspath(p) if p else p for p in (c.out, c.source, c.target))
+        on_head = ray.remote(num_cpus=0, resources={HEAD_NODE_RESOURCE: 0.001})(_run_search_here)
+        return ray.get(on_head.remote(prepared, resume))
+    return _run_search_here(prepared, resume)
+
+
+def _run_search_here(prepared: Prepared, resume: bool) -> dict[str, Any]:
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    from .compat import keep_requeued_trials_alive
     from .recorder import Recorder
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a diverged trial's NaN is recorded by us, not warned
@@ -201,6 +219,7 @@ def run_search(prepared: Prepared, resume: bool = False) -> dict[str, Any]:
             yaml.safe_dump({**asdict(c), "config_hash": c.config_hash()}, handle, sort_keys=False)
 
     _init_ray(c.address)
+    keep_requeued_trials_alive()
     r = c.resources
     runner = r.resolved_runner
     storage = storage_root(c, out)
@@ -250,7 +269,7 @@ def run_search(prepared: Prepared, resume: bool = False) -> dict[str, Any]:
         tuner = tune.Tuner(
             wrapped,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=c.trials,
-                                        max_concurrent_trials=max_concurrent, reuse_actors=runner == "tune",
+                                        max_concurrent_trials=max_concurrent, reuse_actors=True,
                                         time_budget_s=c.time_budget_s),
             run_config=tune.RunConfig(
                 name=experiment_name(c, out), storage_path=storage, callbacks=[recorder], verbose=0,

@@ -4,9 +4,11 @@ Two runners, chosen by ``resources.runner``:
 
 * ``tune``: the loop runs inside the Tune trial process. A trial starts in ~0.2 s with actor reuse, and a
   reused actor keeps the loaded task and the frozen-prefix outputs in memory for the next trial.
-* ``train``: the Tune trial drives a Ray Train ``TorchTrainer`` (worker group, DDP across ``workers``,
-  GPUs per worker, Train checkpoints). It costs ~20 s per trial before any training, so it is the default
-  only when there is more than one worker (``auto``).
+* ``train``: the Tune trial drives a Ray Train run (worker group, DDP across ``workers``, GPUs per worker,
+  Train checkpoints): a ``TorchTrainer`` for several workers, and for one worker the plain data-parallel
+  trainer, which skips the torch process group nobody would use. Starting a controller and a worker group
+  costs a few seconds per trial (benchmarks/results/cluster.md), so it is the default only when there is
+  more than one worker (``auto``).
 
 Both give the loop the same ``report`` callback: metrics + a checkpoint of the state after every epoch.
 """
@@ -26,6 +28,19 @@ from adaptune.algorithms.features import MemoryStore
 from adaptune.algorithms.loop import PREDICTIONS, Diverged, Runtime, StateFn, TrialSpec, run_trial
 
 STATE_FILE = "state.pt"
+# Ray Train V2's defaults are tuned for long jobs on big clusters; per trial here they cost seconds
+# (benchmarks/results/cluster.md): the controller polls its workers every 2 s, and a worker's report waits for
+# that poll, so every epoch's report took ~0.2 s even at a 0.2 s interval (~55 ms at 0.05 s); and a
+# preemption-watcher actor plus structured log files start with every run.
+# Tune's FailureConfig already restarts a trial whose spot node goes away. A value set in the environment
+# (e.g. RAY_TRAIN_ENABLE_PREEMPTION_WATCHER=1 in the job's runtime_env) wins.
+TRAIN_ENV_DEFAULTS = {
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.05",
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION": "0",
+    "RAY_TRAIN_ENABLE_CONTROLLER_STRUCTURED_LOGGING": "0",
+    "RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0",
+}
 PREDICTIONS_FILE = "target_probs.pt"  # kept apart from the state, so the ensemble reads it without the weights
 # Lives as long as the trial process; with actor reuse it serves every trial that process runs.
 _STORE = MemoryStore()
@@ -167,13 +182,17 @@ def train_trial(config: dict[str, Any], settings: dict[str, Any]) -> None:
     import ray.train
     from ray import tune
     from ray.train.torch import TorchTrainer
+    from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     use_gpu = settings["gpus_per_trial"] > 0
     per_worker = {"CPU": settings["cpus_per_trial"]}
     if use_gpu:
         per_worker["GPU"] = settings["gpus_per_trial"]
-    TorchTrainer(
+    for name, value in TRAIN_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)  # Ray Train passes these on to its controller and workers
+    trainer_cls = TorchTrainer if settings["workers"] > 1 else DataParallelTrainer
+    trainer_cls(
         train_worker,
         train_loop_config={"config": config, "settings": settings},
         scaling_config=ray.train.ScalingConfig(num_workers=settings["workers"], use_gpu=use_gpu,

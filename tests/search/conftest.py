@@ -84,6 +84,7 @@ class RayNode:
     temp_dir: str
     address: str  # the head's GCS address, HOST:PORT
     dashboard: str | None = None  # the head's http://127.0.0.1:PORT
+    client: str | None = None  # the head's Ray Client address, ray://127.0.0.1:PORT
     env: dict[str, str] = field(default_factory=dict, repr=False)
     node_id: str | None = None
 
@@ -126,11 +127,12 @@ def _ray_start(args: list[str], env: dict[str, str], temp_dir: str) -> None:
 def start_head(num_cpus: int = 2, **env_extra: str) -> RayNode:
     ensure_token()
     temp_dir = tempfile.mkdtemp(prefix="at-h", dir="/tmp")
-    port, dashboard = free_port(), free_port()
+    port, dashboard, client = free_port(), free_port(), free_port()
     env = ray_env(**env_extra)
     _ray_start(["--head", f"--port={port}", f"--num-cpus={num_cpus}", "--dashboard-host=127.0.0.1",
-                f"--dashboard-port={dashboard}", f"--ray-client-server-port={free_port()}"], env, temp_dir)
-    return RayNode(temp_dir, f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", env, _node_id(temp_dir))
+                f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}"], env, temp_dir)
+    return RayNode(temp_dir, f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", f"ray://127.0.0.1:{client}", env,
+                   _node_id(temp_dir))
 
 
 def alive_nodes(head: RayNode) -> list[str]:
@@ -158,7 +160,7 @@ def start_worker(head: RayNode, num_cpus: int = 2, **env_extra: str) -> RayNode:
     temp_dir = tempfile.mkdtemp(prefix="at-w", dir="/tmp")
     env = ray_env(**env_extra)
     _ray_start([f"--address={head.address}", f"--num-cpus={num_cpus}"], env, temp_dir)
-    node = RayNode(temp_dir, head.address, None, env, _node_id(temp_dir))
+    node = RayNode(temp_dir, head.address, env=env, node_id=_node_id(temp_dir))
     deadline = time.time() + 240
     while node.node_id not in alive_nodes(head):
         if time.time() > deadline:

@@ -11,12 +11,15 @@ pytestmark = pytest.mark.ray
 BIN = os.path.dirname(sys.executable)
 
 
-def test_search_joins_an_existing_cluster(ray_head, tmp_path):
+@pytest.mark.parametrize("kind", ["gcs", "client"])
+def test_search_joins_an_existing_cluster(ray_head, tmp_path, kind):
+    """By the GCS address (HOST:PORT) and through Ray Client (ray://HOST:PORT)."""
     out = tmp_path / "run"
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    address = ray_head.address if kind == "gcs" else ray_head.client
     result = subprocess.run(
         [f"{BIN}/adaptune", "search", "--task", "synthetic:blobs", "--methods", "source_only,dann", "--trials", "2",
-         "--epochs", "2", "--quiet", "--address", ray_head.address, "--out", str(out)],
+         "--epochs", "2", "--quiet", "--address", address, "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
