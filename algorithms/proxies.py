@@ -37,9 +37,9 @@ class Evaluation:
 
     @functools.cached_property
     def importance_weights(self) -> torch.Tensor:
-        """Density ratio p_t(x) / p_s(x) at each held-out source sample, from a domain classifier on features.
+        """Density ratio p_t(x) / p_s(x) at each held-out source sample, estimated on features.
 
-        Shared by IWCV and DEV, so the classifier is fitted once per evaluation.
+        Shared by IWCV and DEV, so it is estimated once per evaluation.
         """
         return domain_density_ratio(self.source_features, self.target_features)
 
@@ -68,16 +68,33 @@ def fit_softmax_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, l
     return lambda inputs: ((inputs.double() - mean) / std) @ weights[:-1] + weights[-1]
 
 
-def domain_density_ratio(source: torch.Tensor, target: torch.Tensor, l2: float = 1e-2) -> torch.Tensor:
-    """Fit a domain classifier (target vs source) on features and return its odds p_t / p_s on ``source``.
+def domain_density_ratio(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Density ratio p_t(x) / p_s(x) at each ``source`` sample, in closed form from features.
 
-    Odds are rescaled by n_s / n_t so unequal sample counts do not bias the ratio, and clipped to [0, 20].
+    Each domain's (standardised) features are modelled as a Gaussian with its own mean and one shared
+    covariance, as in linear discriminant analysis: log r(x) = w . (x - (mu_s + mu_t) / 2) with
+    w = Sigma^-1 (mu_t - mu_s), the same log-linear form a logistic domain classifier fits, without its
+    iterations (it runs every epoch: benchmarks/results/proxy_cost.md). Sigma is shrunk towards a scaled
+    identity by the OAS rule (Chen et al., IEEE TSP 2010), so it stays well conditioned with fewer samples
+    than dimensions. Class priors are left out, so unequal sample counts do not bias the ratio; the log ratio
+    is clipped to [-20, 20] and the ratio to [0, 20].
     """
-    domain = torch.cat([torch.zeros(len(source)), torch.ones(len(target))]).long()
-    logits = fit_softmax_regression(torch.cat([source, target]), domain, 2, l2)(source)
-    with torch.no_grad():
-        odds = torch.exp((logits[:, 1] - logits[:, 0]).clamp(-20, 20)) * len(source) / len(target)
-    return odds.clamp(0.0, 20.0).float()
+    pooled = torch.cat([source, target]).float()
+    mean, std = pooled.mean(0), pooled.std(0).clamp_min(1e-6) if len(pooled) > 1 else torch.ones(pooled.shape[1])
+    zs, zt = (source.float() - mean) / std, (target.float() - mean) / std
+    mu_s, mu_t = zs.mean(0), zt.mean(0)
+    centered = torch.cat([zs - mu_s, zt - mu_t])
+    dims, n = centered.shape[1], len(centered)
+    covariance = (centered.T @ centered).double() / max(n - 2, 1)
+    scale = torch.trace(covariance) / dims
+    alpha = covariance.pow(2).mean()
+    denominator = (n + 1) * (alpha - scale**2 / dims)
+    shrinkage = 1.0 if denominator <= 0 else min(((alpha + scale**2) / denominator).item(), 1.0)
+    # + 1e-6: constant features (zero covariance) leave the system solvable, with a ratio of 1
+    shrunk = (1 - shrinkage) * covariance + (shrinkage * scale + 1e-6) * torch.eye(dims, dtype=torch.float64)
+    direction = torch.linalg.solve(shrunk, (mu_t - mu_s).double()).float()
+    log_ratio = (zs - (mu_s + mu_t) / 2) @ direction
+    return torch.exp(log_ratio.clamp(-20, 20)).clamp(0.0, 20.0)
 
 
 def _entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -112,13 +129,21 @@ def batch_nuclear_norm(ev: Evaluation) -> float:
     return (torch.linalg.matrix_norm(ev.target_logits.softmax(1), ord="nuc") / len(ev.target_logits)).item()
 
 
-def soft_neighborhood_density(ev: Evaluation, temperature: float = 0.05) -> float:
+SND_MAX_SAMPLES = 512
+
+
+def soft_neighborhood_density(ev: Evaluation, temperature: float = 0.05, max_samples: int = SND_MAX_SAMPLES
+                              ) -> float:
     """SND (Saito et al., ICCV 2021): mean entropy of each target sample's softmax over its neighbours' similarity.
 
     Similarity is the cosine of L2-normalised target predictions, scaled by 1/T, the sample itself excluded.
-    Dense neighbourhoods (clusters) give high entropy; higher is better.
+    Dense neighbourhoods (clusters) give high entropy; higher is better. The cost grows with the square of
+    the target size, so above ``max_samples`` it is estimated on that many evenly spaced target samples.
     """
-    probs = torch.nn.functional.normalize(ev.target_logits.softmax(1), dim=1)
+    logits = ev.target_logits
+    if len(logits) > max_samples:
+        logits = logits[torch.linspace(0, len(logits) - 1, max_samples).long()]
+    probs = torch.nn.functional.normalize(logits.softmax(1), dim=1)
     similarity = probs @ probs.T / temperature
     similarity.fill_diagonal_(float("-inf"))
     return _entropy(similarity.softmax(1)).mean().item()
@@ -184,20 +209,27 @@ def circular_validation(ev: Evaluation) -> float:
 
 def kmeans(x: torch.Tensor, k: int, iterations: int = 30, seed: int = 0) -> torch.Tensor:
     """Cluster indices from Lloyd's k-means with k-means++ seeding (seeded: the same input gives the same result)."""
-    x = x.double()
+    x = x.float()
+    squared_norms = x.pow(2).sum(1, keepdim=True)
+
+    def nearest(centers: torch.Tensor) -> torch.Tensor:  # |x - c|^2 without forming the differences
+        return (squared_norms - 2 * x @ centers.T + centers.pow(2).sum(1)).argmin(1)
+
     generator = torch.Generator().manual_seed(seed)
     centers = x[torch.randint(len(x), (1,), generator=generator)]
+    distance = (x - centers[0]).pow(2).sum(1)  # to the nearest centre so far
     for _ in range(1, k):
-        distance = torch.cdist(x, centers).min(1).values.pow(2)
         if distance.sum() <= 0:
             break
-        centers = torch.cat([centers, x[torch.multinomial(distance, 1, generator=generator)]])
-    assignment = torch.cdist(x, centers).argmin(1)
+        chosen = x[torch.multinomial(distance, 1, generator=generator)]
+        centers = torch.cat([centers, chosen])
+        distance = torch.minimum(distance, (x - chosen[0]).pow(2).sum(1))
+    assignment = nearest(centers)
     for _ in range(iterations):
         sums = torch.zeros_like(centers).index_add_(0, assignment, x)
         counts = torch.bincount(assignment, minlength=len(centers)).unsqueeze(1)
         centers = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
-        updated = torch.cdist(x, centers).argmin(1)
+        updated = nearest(centers)
         if torch.equal(updated, assignment):
             break
         assignment = updated

@@ -126,6 +126,30 @@ def test_density_ratio_grows_towards_the_target():
     assert weights[order[-20:]].mean() > 5 * weights[order[:20]].mean()
 
 
+def test_density_ratio_of_two_gaussians_matches_the_true_ratio():
+    from adaptune.algorithms.proxies import domain_density_ratio
+
+    # p_s = N(0, 1), p_t = N(2, 1): log p_t(x) / p_s(x) = 2x - 2 exactly
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(5000, 1, generator=g)
+    target = torch.randn(5000, 1, generator=g) + 2.0
+    log_weights = domain_density_ratio(source, target).log()
+    inside = source[:, 0].abs() < 1.5  # away from the clipping at ratio 20
+    x = source[inside, 0]
+    design = torch.stack([x, torch.ones_like(x)], 1)
+    slope, intercept = torch.linalg.lstsq(design, log_weights[inside, None]).solution[:, 0]
+    assert slope.item() == pytest.approx(2.0, abs=0.1) and intercept.item() == pytest.approx(-2.0, abs=0.1)
+
+
+def test_density_ratio_with_more_dimensions_than_samples_is_finite():
+    from adaptune.algorithms.proxies import domain_density_ratio
+
+    g = torch.Generator().manual_seed(0)
+    weights = domain_density_ratio(torch.randn(30, 256, generator=g), torch.randn(40, 256, generator=g) + 0.3)
+    assert torch.isfinite(weights).all() and (weights >= 0).all()
+    assert torch.equal(domain_density_ratio(torch.ones(5, 3), torch.ones(4, 3)), torch.ones(5))  # no shift: 1
+
+
 def test_mixval_hand_computed():
     from adaptune.algorithms.proxies import mixup_validation
 
