@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-skeleton bench-overhead clean
+.PHONY: demo test lint bench-skeleton bench-cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -40,8 +40,8 @@ lint: $(STAMP)
 bench-skeleton: $(STAMP)
 	$(BIN)/python benchmarks/skeleton.py
 
-bench-overhead: $(STAMP)
-	$(BIN)/python benchmarks/trial_overhead.py
+bench-cluster: $(STAMP)
+	$(BIN)/python benchmarks/cluster_bench.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info adaptune-runs

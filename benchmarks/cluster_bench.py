@@ -10,9 +10,10 @@ Part 1, capacity: the same search (source_only on mnist->usps, LeNet, seed 0, ``
 same work whatever the sampler picks. Each node has its own --temp-dir and ports; its processes are killed by PID
 at the end (never ``ray stop``, which stops every Ray on the host).
 
-Part 2, overhead: benchmarks/trial_overhead.py's measurement (the same fixed ~60 s trial bare, then as a search of
-``--overhead-trials`` identical trials one at a time with runner=tune and runner=train), plus the same overhead
-measured inside each search: wall per trial minus the train + eval time the loop itself reports per epoch.
+Part 2, overhead: the same fixed ~60 s trial (``--overhead-epochs`` full epochs) bare, then as a search of
+``--overhead-trials`` identical trials one at a time with runner=tune and runner=train; overhead = search wall per
+trial - bare wall, and the same measured inside each search: wall per trial minus the train + eval time the loop
+itself reports per epoch.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import header, machine, md_table, write  # noqa: E402
-from trial_overhead import bare  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 CPUS_PER_NODE = 2
@@ -126,8 +126,8 @@ def run_on_cluster(nodes: int, args: argparse.Namespace, work: str) -> dict:
             "max_concurrent": summary["max_concurrent"]}
 
 
-def bare_capacity_trial(args: argparse.Namespace) -> float:
-    """One trial of the capacity search's configuration without Ray, for the trial length."""
+def bare_trial(epochs: int, steps: int | None = None) -> float:
+    """One trial of the benchmark's fixed configuration without Ray (source_only, LeNet, lr 0.01, 1 thread)."""
     import torch
 
     from adaptune.algorithms.data import load_task
@@ -135,13 +135,14 @@ def bare_capacity_trial(args: argparse.Namespace) -> float:
 
     torch.set_num_threads(1)
     started = time.perf_counter()
-    run_trial(load_task("mnist->usps"), TrialSpec("source_only", {"lr": 0.01}, "lenet", epochs=args.epochs, seed=0,
-                                                  steps_per_epoch=args.steps), lambda m, s: None)
+    run_trial(load_task("mnist->usps"), TrialSpec("source_only", {"lr": 0.01}, "lenet", epochs=epochs, seed=0,
+                                                  steps_per_epoch=steps), lambda m, s: None)
     return time.perf_counter() - started
 
 
 def searched(runner: str, epochs: int, trials: int, work: str) -> tuple[float, int, float]:
-    """trial_overhead.searched, also returning the mean train + eval time the loop reported per trial."""
+    """Wall time and trials of a search of identical fixed trials, and the train + eval time the loop reported
+    per trial."""
     import pyarrow.parquet as pq
 
     from adaptune.search.config import build_config
@@ -160,7 +161,7 @@ def searched(runner: str, epochs: int, trials: int, work: str) -> tuple[float, i
 def overhead_rows(args: argparse.Namespace, work: str) -> tuple[list[list[object]], float]:
     # A private RAY_TMPDIR: ray.init() without an address would join a `ray start` cluster found under /tmp/ray.
     os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="acb-l", dir="/tmp")
-    bare_s = bare(args.overhead_epochs)
+    bare_s = bare_trial(args.overhead_epochs)
     print(f"bare: {bare_s:.1f}s", flush=True)
     import ray
 
@@ -194,7 +195,7 @@ def main() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     work = tempfile.mkdtemp(prefix="adaptune-cluster-bench-")
     load = os.getloadavg()
-    trial_s = bare_capacity_trial(args)
+    trial_s = bare_trial(args.epochs, args.steps)
     print(f"bare capacity trial: {trial_s:.1f}s", flush=True)
     capacity = []
     for nodes in (1, 2):
@@ -238,21 +239,26 @@ def main() -> None:
         "",
         "## Per-trial overhead of Tune and Tune + Ray Train",
         "",
-        f"benchmarks/trial_overhead.py's method: the same fixed trial (source_only, mnist->usps, LeNet, lr 0.01, "
+        f"The same fixed trial (source_only, mnist->usps, LeNet, lr 0.01, "
         f"batch 64, {args.overhead_epochs} full epochs, 1 CPU thread) bare, then as a search of "
         f"{args.overhead_trials} identical trials run one at a time. `ray.init` ({init_s:.1f} s) is paid once per "
         "search and excluded. Overhead = search wall per trial - bare wall, as a % of a 60-second trial; the last "
         "column measures it inside the same search instead (wall per trial - the train + eval seconds the loop "
         "reports for its epochs), which does not depend on the machine's load staying the same between the bare "
-        "run and the search.",
+        "run and the search, but also counts the trial's process start, task loading and model building (in the "
+        "bare run's wall too): an upper bound.",
         "",
         md_table(overhead, ["path", "seconds per trial", "overhead s (vs bare)", "overhead % of 60 s (vs bare)",
                             "overhead % of 60 s (in-search)"]),
         "",
-        "Target: overhead per trial at most 10% of a 60-second trial. The overhead includes Tune's scheduling, a "
-        "checkpoint per epoch written to the run directory, and with runner=train the TorchTrainer controller, "
-        "worker group and placement group of every trial. The machine is shared (other processes were running; "
-        "see the load averages), so single runs are noisy.",
+        "Target: overhead per trial at most 10% of a 60-second trial. The overhead includes Tune's scheduling and "
+        "a checkpoint per epoch written to the run directory; with runner=train also a Ray Train run per trial: "
+        "its controller actor, placement group and worker actor (each a fresh process that imports torch), and a "
+        "report per epoch that waits for the controller's poll (search/trial.py sets Train V2's poll interval to "
+        "0.05 s and turns off its per-run preemption watcher and structured logs: with Ray's defaults this "
+        "overhead was 27% of 60 s). runner=auto, the default, uses Tune alone for one-worker trials and Ray Train "
+        "only for `workers > 1`, where data parallelism pays for the worker group. Single runs on this shared "
+        "2-core machine are noisy (see the load averages).",
     ])
     print(write("cluster.md", text + "\n"))
 

@@ -23,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cli_helpers  # tests/search/cli_helpers.py
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
+from cli_helpers import adaptune, one_line_error
 
 from adaptune.reports.leaderboard import FINISHED, read_run
 
@@ -39,14 +40,8 @@ BASE = {"task": "synthetic:blobs", "methods": ["source_only", "dann"], "trials":
 
 
 def write_config(directory: Path, name: str = "search.yaml", **overrides: Any) -> str:
-    path = directory / name
-    path.write_text(yaml.safe_dump({**BASE, **overrides}, sort_keys=False))
-    return str(path)
+    return cli_helpers.write_config(directory, BASE, name, **overrides)
 
-
-def adaptune(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([f"{BIN}/adaptune", *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=timeout, start_new_session=True)
 
 
 _DRIVERS: list[subprocess.Popen] = []
@@ -105,10 +100,6 @@ def tune_results(out: Path) -> dict[str, list[dict[str, Any]]]:
                 pass
     return results
 
-
-def one_line_error(stderr: str, field: str) -> None:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"adaptune: error: {field}: "), stderr[-2000:]
 
 
 def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(ray_head, worker_nodes, ray_tools, tmp_path):

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import cli_helpers  # tests/search/cli_helpers.py
 import pyarrow.parquet as pq
 import pytest
-import yaml
+from cli_helpers import adaptune, one_line_error
 
 from adaptune.search.cli import main
 from adaptune.search.jobs import format_status, read_status
@@ -26,19 +26,9 @@ BASE = {"task": "synthetic:blobs", "methods": ["source_only", "dann"], "trials":
 
 
 def write_config(directory: Path, name: str = "search.yaml", **overrides: Any) -> str:
-    path = directory / name
-    path.write_text(yaml.safe_dump({**BASE, **overrides}, sort_keys=False))
-    return str(path)
+    return cli_helpers.write_config(directory, BASE, name, **overrides)
 
 
-def adaptune(*args: Any, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([f"{BIN}/adaptune", *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def one_line_error(stderr: str, field: str) -> None:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"adaptune: error: {field}: "), stderr[-2000:]
 
 
 def trials(out: Path):
