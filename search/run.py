@@ -206,7 +206,6 @@ def _run_search_here(prepared: Prepared, resume: bool) -> dict[str, Any]:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from .compat import keep_requeued_trials_alive
     from .recorder import Recorder
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a diverged trial's NaN is recorded by us, not warned
@@ -219,7 +218,6 @@ def _run_search_here(prepared: Prepared, resume: bool) -> dict[str, Any]:
             yaml.safe_dump({**asdict(c), "config_hash": c.config_hash()}, handle, sort_keys=False)
 
     _init_ray(c.address)
-    keep_requeued_trials_alive()
     r = c.resources
     runner = r.resolved_runner
     storage = storage_root(c, out)
