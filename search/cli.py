@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("dir")
     resume.add_argument("config", nargs="?", help="optional: must be the run's config (resume refuses changes)")
     resume.add_argument("--address", help="the Ray cluster to continue on (default: the run's)")
+    resume.add_argument("--retry-errors", action="store_true",
+                        help="also rerun the trials that ended in error (e.g. lost with a node), from their last "
+                             "checkpoint; works on a finished run too")
 
     status = commands.add_parser("status", help="trials done/running/failed, best proxy, nodes and time of a run")
     status.add_argument("dir")
@@ -168,7 +171,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     from .jobs import resume
 
-    summary = resume(args.dir, args.config, args.address)
+    summary = resume(args.dir, args.config, args.address, args.retry_errors)
     print(format_table(read_run(summary["out"]), top=10, by=None, fmt="table"))
     print(f"\n{summary['state']}: {summary['trials']} trials in {summary['out']}")
     return 0 if summary["state"] == "finished" else 130

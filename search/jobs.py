@@ -1,7 +1,7 @@
 """Runs beyond one foreground search: resume an interrupted run, show a run's status, submit a Ray Job.
 
-* ``resume DIR``: the run's own ``config.yaml`` (refused if it was edited, or if a config given on the command
-  line differs), then :func:`run.run_search` with ``resume=True``.
+* ``resume DIR [--retry-errors]``: the run's own ``config.yaml`` (refused if it was edited, or if a config given
+  on the command line differs), then :func:`run.run_search` with ``resume=True``.
 * ``status DIR``: the recorder's ``status.json`` (and ``summary.json`` once finished) as a few lines.
 * ``submit CONFIG --address http://HEAD:8265``: the search as a Ray Job whose driver runs on the head; the
   config travels in the job's working directory. The client authenticates with the cluster's token exactly
@@ -44,7 +44,11 @@ def load_run_config(directory: str) -> SearchConfig:
     return config
 
 
-def resume(directory: str, config_path: str | None = None, address: str | None = None) -> dict[str, Any]:
+def resume(directory: str, config_path: str | None = None, address: str | None = None,
+           retry_errors: bool = False) -> dict[str, Any]:
+    """Continue the run in ``directory``; with ``retry_errors`` also rerun, from their last checkpoint, the
+    trials that ended in error (a finished run included): e.g. a trial lost with its node in the window where
+    Ray Tune 2.60 errors it instead of retrying it (docs/architecture.md, Faults)."""
     directory = os.path.abspath(directory)
     config = load_run_config(directory)
     if config_path is not None:
@@ -53,10 +57,14 @@ def resume(directory: str, config_path: str | None = None, address: str | None =
             raise InputError("config", f"{config_path} differs from the run's config (hash {other.config_hash()} "
                              f"vs {config.config_hash()}); resume continues the same search: drop the file or "
                              "start a new search with another --out")
-    if os.path.exists(os.path.join(directory, SUMMARY_FILE)):
-        raise RunError(f"run: {directory} already finished (summary.json exists); nothing to resume")
+    summary = os.path.join(directory, SUMMARY_FILE)
+    if os.path.exists(summary):
+        if not retry_errors:
+            raise RunError(f"run: {directory} already finished (summary.json exists); nothing to resume "
+                           "(--retry-errors reruns its failed trials)")
+        os.remove(summary)  # the run is not finished again until the retried trials are
     config.out, config.address = directory, address or config.address
-    return run_search(prepare(config), resume=True)
+    return run_search(prepare(config), resume=True, retry_errors=retry_errors)
 
 
 def read_status(directory: str) -> dict[str, Any]:

@@ -94,6 +94,12 @@ class Recorder(tune.Callback):
                           or k.startswith("proxy_") or k == "target_acc"}
                 self.history[(record["trial_id"], int(record["epoch"]))] = record
 
+    def reopen_errors(self) -> None:
+        """Rows of trials that ended in error become running again, for a resume that retries them."""
+        for row in self.rows.values():
+            if row["status"] == "error":
+                row.update(status="running", error=None, ended_at=None)
+
     # -- Tune hooks ------------------------------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._row(trial)

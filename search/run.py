@@ -178,12 +178,13 @@ def experiment_name(c: SearchConfig, out: str) -> str:
     return f"{os.path.basename(out)}-{c.config_hash()[:8]}" if c.storage else "tune"
 
 
-def run_search(prepared: Prepared, resume: bool = False) -> dict[str, Any]:
+def run_search(prepared: Prepared, resume: bool = False, retry_errors: bool = False) -> dict[str, Any]:
     """Run (or, with ``resume``, continue) the search; leaderboard, history and summary land in ``config.out``.
 
     Resuming restores the Tune experiment from its storage (searcher state, finished and unfinished trials)
     and the recorder from the run's Parquet files, so the search ends with the planned number of trials and
-    every finished trial recorded once.
+    every finished trial recorded once; ``retry_errors`` also reruns the trials that ended in error, from
+    their last checkpoint, and their rows are replaced by the outcome of the rerun.
 
     Through Ray Client (``ray://``) the whole search runs as one task on the cluster's head node, and ``out``
     is a path there: Tune runs its driver loop on the cluster under Ray Client anyway, and the recorder
@@ -196,11 +197,11 @@ def run_search(prepared: Prepared, resume: bool = False) -> dict[str, Any]:
         c = prepared.config
         c.out, c.source, c.target = (os.path.abspath(p) if p else p for p in (c.out, c.source, c.target))
         on_head = ray.remote(num_cpus=0, resources={HEAD_NODE_RESOURCE: 0.001})(_run_search_here)
-        return ray.get(on_head.remote(prepared, resume))
-    return _run_search_here(prepared, resume)
+        return ray.get(on_head.remote(prepared, resume, retry_errors))
+    return _run_search_here(prepared, resume, retry_errors)
 
 
-def _run_search_here(prepared: Prepared, resume: bool) -> dict[str, Any]:
+def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> dict[str, Any]:
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -248,8 +249,11 @@ def _run_search_here(prepared: Prepared, resume: bool) -> dict[str, Any]:
     experiment = f"{storage}/{experiment_name(c, out)}"
     if resume:
         recorder.load_existing()
+        if retry_errors:
+            recorder.reopen_errors()
         # The experiment state names the recorder by run directory (Recorder.__reduce__): this one continues.
-        tuner = tune.Tuner.restore(experiment, trainable=wrapped, resume_unfinished=True, resume_errored=False)
+        tuner = tune.Tuner.restore(experiment, trainable=wrapped, resume_unfinished=True,
+                                   resume_errored=retry_errors)
     else:
         methods = list(c.methods)
         sampler = optuna.samplers.TPESampler(

@@ -123,6 +123,25 @@ def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(ray_he
     summary = json.loads((out / "summary.json").read_text())
     assert summary["state"] == "finished" and summary["statuses"]["error"] == len(failed)
 
+    # Resume refuses a finished run unless asked to retry its errors; with --retry-errors, once the faulty node
+    # is gone, each failed trial reruns from its epoch-1 checkpoint on the head and replaces its error row.
+    refused = adaptune("resume", out, "--address", ray_head.address, env=ray_tools.env())
+    assert refused.returncode == 2 and "--retry-errors" in refused.stderr, refused.stderr[-2000:]
+    faulty.stop()
+    result = adaptune("resume", out, "--retry-errors", "--address", ray_head.address, env=ray_tools.env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    board = finished(out)
+    assert len(board) == 4 and board["trial_id"].is_unique and board["status"].eq("completed").all(), board
+    assert board["error"].isna().all() and (board["epochs"] == 3).all()
+    retried = board.set_index("trial_id").loc[failed["trial_id"]]
+    assert (retried["node_id"] == ray_head.node_id).all()
+    history = pq.read_table(out / "history.parquet").to_pandas()
+    assert not history.duplicated(["trial_id", "epoch"]).any() and len(history) == 4 * 3
+    results = tune_results(out)
+    for trial_id in failed["trial_id"]:  # restored from its checkpoint: epoch 1 is not trained again
+        assert [r["epoch"] for r in results[trial_id]] == [1, 2, 3], results[trial_id]
+    assert json.loads((out / "summary.json").read_text())["statuses"] == {"completed": 4}
+
     # lr 1000..10000 makes the loss NaN in epoch 1 for both methods (checked with the bare loop): each trial
     # ends with status diverged and the reason, not as an error, and the search still exits 0.
     out = tmp_path / "diverged"
