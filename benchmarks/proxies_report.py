@@ -97,8 +97,10 @@ def main(paths: list[str]) -> None:
              "3 labeled target samples per class (opt-in; those samples are removed from the oracle's set for "
              "every proxy); `circular` scores final checkpoints only.\n\n")
     for meta in metas:
+        paused = meta.get("paused_s", 0.0)  # the run was stopped (SIGSTOP) while timing benchmarks ran
         text += f"- run: `{meta['command']}` on {meta['device']} ({meta['cpus']} CPUs), {meta['date']}, " \
-                f"wall {meta['wall_s']:.0f} s\n"
+                f"wall {meta['wall_s'] - paused:.0f} s" + (f" (not counting {paused:.0f} s paused)" if paused else "") \
+                + (f"; {meta['note']}" if meta.get("note") else "") + "\n"
 
     text += "- raw results: the `--out` files above, gzipped as `benchmarks/results/raw/proxies-<group>.jsonl.gz`\n"
     summary_rows = []
