@@ -324,7 +324,7 @@ DEFAULT_PROXY = "im"
 # search of all methods in our own benchmark (benchmarks/results/proxies.md, from benchmarks/proxies_report.py),
 # among proxies that never lost more than 10 points on a benchmark. Opt-in (fewshot) and final-only
 # (circular) proxies are not candidates.
-AUTO_PROXY = {"features": "iwcv", "images": "bnm"}
+AUTO_PROXY = {"features": "bnm", "images": "bnm"}
 
 
 def resolve_proxy(name: str, task: Task) -> str:
