@@ -44,6 +44,13 @@ class Evaluation:
         return domain_density_ratio(self.source_features, self.target_features)
 
 
+def _standardisation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and standard deviation (1 where a feature is constant or there is one sample)."""
+    if len(x) < 2:
+        return x.mean(0), torch.ones(x.shape[1], dtype=x.dtype)
+    return x.mean(0), x.std(0).clamp_min(1e-6)
+
+
 def fit_softmax_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float = 1e-2
                            ) -> Callable[[torch.Tensor], torch.Tensor]:
     """L2-regularised multinomial logistic regression by L-BFGS on standardised ``x``; returns a logits function.
@@ -51,7 +58,7 @@ def fit_softmax_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, l
     Deterministic (zero init, full batch), so a proxy built on it gives the same value for the same inputs.
     """
     x = x.double()
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones(x.shape[1], dtype=x.dtype)
+    mean, std = _standardisation(x)
     z = (x - mean) / std
     w = torch.zeros(x.shape[1] + 1, num_classes, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([w], max_iter=50, line_search_fn="strong_wolfe")
@@ -80,7 +87,7 @@ def domain_density_ratio(source: torch.Tensor, target: torch.Tensor) -> torch.Te
     is clipped to [-20, 20] and the ratio to [0, 20].
     """
     pooled = torch.cat([source, target]).float()
-    mean, std = pooled.mean(0), pooled.std(0).clamp_min(1e-6) if len(pooled) > 1 else torch.ones(pooled.shape[1])
+    mean, std = _standardisation(pooled)
     zs, zt = (source.float() - mean) / std, (target.float() - mean) / std
     mu_s, mu_t = zs.mean(0), zt.mean(0)
     centered = torch.cat([zs - mu_s, zt - mu_t])

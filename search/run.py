@@ -218,7 +218,6 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
         with open(os.path.join(out, CONFIG_FILE), "w") as handle:
             yaml.safe_dump({**asdict(c), "config_hash": c.config_hash()}, handle, sort_keys=False)
 
-    _init_ray(c.address)
     r = c.resources
     runner = r.resolved_runner
     storage = storage_root(c, out)

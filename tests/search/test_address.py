@@ -1,14 +1,12 @@
 """`adaptune search --address` joins a Ray cluster started separately (head on 127.0.0.1, token auth on)."""
 
 import os
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import adaptune  # tests/search/cli_helpers.py
 
 pytestmark = pytest.mark.ray
-BIN = os.path.dirname(sys.executable)
 
 
 @pytest.mark.parametrize("kind", ["gcs", "client"])
@@ -17,10 +15,8 @@ def test_search_joins_an_existing_cluster(ray_head, tmp_path, kind):
     out = tmp_path / "run"
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
     address = ray_head.address if kind == "gcs" else ray_head.client
-    result = subprocess.run(
-        [f"{BIN}/adaptune", "search", "--task", "synthetic:blobs", "--methods", "source_only,dann", "--trials", "2",
-         "--epochs", "2", "--quiet", "--address", address, "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=300)
+    result = adaptune("search", "--task", "synthetic:blobs", "--methods", "source_only,dann", "--trials", "2",
+                      "--epochs", "2", "--quiet", "--address", address, "--out", out, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
     trials = board[board["status"] != "ensemble"]

@@ -27,12 +27,11 @@ import cli_helpers  # tests/search/cli_helpers.py
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from cli_helpers import adaptune, one_line_error
+from cli_helpers import BIN, adaptune, one_line_error
 
 from adaptune.reports.leaderboard import FINISHED, read_run
 
 pytestmark = pytest.mark.ray
-BIN = os.path.dirname(sys.executable)
 
 BASE = {"task": "synthetic:blobs", "methods": ["source_only", "dann"], "trials": 4, "epochs": 3,
         "steps_per_epoch": 40, "batch_size": 16, "seed": 0, "quiet": True,
@@ -41,7 +40,6 @@ BASE = {"task": "synthetic:blobs", "methods": ["source_only", "dann"], "trials":
 
 def write_config(directory: Path, name: str = "search.yaml", **overrides: Any) -> str:
     return cli_helpers.write_config(directory, BASE, name, **overrides)
-
 
 
 _DRIVERS: list[subprocess.Popen] = []
@@ -99,7 +97,6 @@ def tune_results(out: Path) -> dict[str, list[dict[str, Any]]]:
             except ValueError:  # a line being written
                 pass
     return results
-
 
 
 def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(ray_head, worker_nodes, ray_tools, tmp_path):

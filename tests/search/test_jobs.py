@@ -7,8 +7,6 @@ job's driver finds ``adaptune``). Searches are a few short trials on ``synthetic
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +18,12 @@ from cli_helpers import adaptune, one_line_error
 from adaptune.search.cli import main
 from adaptune.search.jobs import format_status, read_status
 
-BIN = os.path.dirname(sys.executable)
 BASE = {"task": "synthetic:blobs", "methods": ["source_only", "dann"], "trials": 2, "epochs": 2,
         "steps_per_epoch": 30, "batch_size": 16, "seed": 0, "quiet": True}
 
 
 def write_config(directory: Path, name: str = "search.yaml", **overrides: Any) -> str:
     return cli_helpers.write_config(directory, BASE, name, **overrides)
-
-
 
 
 def trials(out: Path):
