@@ -43,6 +43,12 @@ class Evaluation:
         """
         return domain_density_ratio(self.source_features, self.target_features)
 
+    @functools.cached_property
+    def source_temperature(self) -> float:
+        """The softmax temperature that calibrates the model on held-out source data (shared by the ``*_ts``
+        proxies, so it is fitted once per evaluation)."""
+        return calibration_temperature(self.source_logits, self.source_labels)
+
 
 def _standardisation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-feature mean and standard deviation (1 where a feature is constant or there is one sample)."""
@@ -104,6 +110,36 @@ def domain_density_ratio(source: torch.Tensor, target: torch.Tensor) -> torch.Te
     return torch.exp(log_ratio.clamp(-20, 20)).clamp(0.0, 20.0)
 
 
+def calibration_temperature(logits: torch.Tensor, labels: torch.Tensor, low: float = 0.02, high: float = 50.0,
+                            steps: int = 40) -> float:
+    """Temperature scaling (Guo et al., ICML 2017): the T > 0 minimising the NLL of ``softmax(logits / T)``.
+
+    The NLL is convex in 1/T, so a golden-section search over log T in [log low, log high] finds it; it is
+    deterministic and costs ``steps`` cross-entropies. 1.0 without labeled samples.
+    """
+    if len(labels) == 0:
+        return 1.0
+    logits, labels = logits.double(), labels.long()
+
+    def nll(log_t: float) -> float:
+        return torch.nn.functional.cross_entropy(logits / math.exp(log_t), labels).item()
+
+    a, b = math.log(low), math.log(high)
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = nll(c), nll(d)
+    for _ in range(steps):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = nll(d)
+    return math.exp((a + b) / 2)
+
+
 def _entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
 
@@ -127,13 +163,37 @@ def information_maximization(ev: Evaluation) -> float:
     H(mean prediction) - mean H(prediction): confident individual predictions that are diverse across
     classes. Higher is better; at most log(num_classes).
     """
-    probs = ev.target_logits.softmax(1)
+    return _information(ev.target_logits.softmax(1))
+
+
+def _information(probs: torch.Tensor) -> float:
     return (_entropy(probs.mean(0)) - _entropy(probs).mean()).item()
+
+
+def _nuclear_norm_per_sample(probs: torch.Tensor) -> float:
+    return (torch.linalg.matrix_norm(probs, ord="nuc") / len(probs)).item()
 
 
 def batch_nuclear_norm(ev: Evaluation) -> float:
     """Nuclear norm of the target prediction matrix / N (BNM, Cui et al., CVPR 2020): confident and diverse."""
-    return (torch.linalg.matrix_norm(ev.target_logits.softmax(1), ord="nuc") / len(ev.target_logits)).item()
+    return _nuclear_norm_per_sample(ev.target_logits.softmax(1))
+
+
+def calibrated_information_maximization(ev: Evaluation) -> float:
+    """IM of the target predictions after temperature scaling on held-out source data.
+
+    Confidence proxies favour methods whose training sharpens their outputs (MCC, self-training) over
+    methods with softer heads, whatever their accuracy; rescaling each model's logits by the temperature
+    that calibrates it on labeled source data (Guo et al., ICML 2017) compares models at equal calibration
+    before IM (Gomes et al., NeurIPS 2010) scores confidence and diversity on the target.
+    """
+    return _information((ev.target_logits / ev.source_temperature).softmax(1))
+
+
+def calibrated_batch_nuclear_norm(ev: Evaluation) -> float:
+    """BNM (Cui et al., CVPR 2020) of the target predictions after temperature scaling on held-out source data,
+    for the reason given in :func:`calibrated_information_maximization`."""
+    return _nuclear_norm_per_sample((ev.target_logits / ev.source_temperature).softmax(1))
 
 
 SND_MAX_SAMPLES = 512
@@ -315,6 +375,8 @@ PROXIES: dict[str, Proxy] = {
         Proxy("entropy", negative_entropy, "minus mean target prediction entropy", target_only=True),
         Proxy("im", information_maximization, "information maximization: H(mean p) - mean H(p)", target_only=True),
         Proxy("bnm", batch_nuclear_norm, "batch nuclear norm of target predictions / N", target_only=True),
+        Proxy("im_ts", calibrated_information_maximization, "im after temperature scaling on source validation"),
+        Proxy("bnm_ts", calibrated_batch_nuclear_norm, "bnm after temperature scaling on source validation"),
         Proxy("snd", soft_neighborhood_density, "soft neighborhood density of target predictions", target_only=True),
         Proxy("atc", average_thresholded_confidence, "average thresholded confidence (predicted target acc)"),
         Proxy("iwcv", importance_weighted_accuracy, "importance-weighted held-out source accuracy"),

@@ -70,6 +70,7 @@ class Recorder(tune.Callback):
         self.counts = {"done": 0, "running": 0, "pending": total_trials, "failed": 0}
         self.nodes: set[str] = set()
         self.running_by_node: dict[str, int] = {}
+        self.lost: set[str] = set()  # trials that ended in error when their node died, retries unused
         # On a terminal the progress line is redrawn in place; in logs and CI it is a new line every 15 s.
         self.live = not quiet and sys.stderr.isatty()
         _ACTIVE[out] = self
@@ -99,6 +100,12 @@ class Recorder(tune.Callback):
         for row in self.rows.values():
             if row["status"] == "error":
                 row.update(status="running", error=None, ended_at=None)
+        self.lost.clear()
+
+    def errors_all_lost(self) -> bool:
+        """Some trials ended in error, every one of them when its actor or node died with retries left."""
+        errors = {r["trial_id"] for r in self.rows.values() if r["status"] == "error"}
+        return bool(errors) and errors <= self.lost
 
     # -- Tune hooks ------------------------------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -145,6 +152,8 @@ class Recorder(tune.Callback):
             return
         row["status"] = "error"  # divergence ends a trial normally (search.trial._run), it never lands here
         row["error"] = _error_message(trial)
+        if _lost_with_retries_left(trial):
+            self.lost.add(trial.trial_id)
         row["ended_at"] = time.time()
         self._trial_finished(trials, row)
 
@@ -276,6 +285,23 @@ def _missing(value: Any) -> bool:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _lost_with_retries_left(trial: Any) -> bool:
+    """Whether Tune ended the trial as error although it should have retried it: its last failure was its actor
+    dying (its node lost), not its code raising, and ``FailureConfig.max_failures`` was not used up.
+
+    That is Tune 2.60's race of a node lost while the trial has two calls in flight: the first failure
+    requeues the trial, the second errors it. Tune pickles the exception beside the error text."""
+    from ray import cloudpickle
+    from ray.exceptions import RayActorError, RayTaskError
+
+    try:
+        with open(trial.pickled_error_file, "rb") as handle:
+            error = cloudpickle.load(handle)
+    except Exception:  # noqa: BLE001 - no pickled error (a TuneError) or one that cannot be read: not a loss
+        return False
+    return isinstance(error, RayActorError) and not isinstance(error, RayTaskError) and trial.should_recover()
 
 
 def _error_message(trial: Any) -> str:

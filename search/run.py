@@ -32,6 +32,7 @@ from .trial import resolve_task, train_trial, tune_trial
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"  # written when a search finishes; its absence means running or interrupted
 HEAD_NODE_RESOURCE = "node:__internal_head__"  # every Ray head node has it
+LOST_RETRY_ROUNDS = 3  # reruns of trials that Tune errored when their node died (a safety bound)
 DRIVER_CPU = 0.25  # a Tune trial that only drives a Ray Train run needs CPU > 0
 
 
@@ -168,6 +169,20 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int) -
             "score": values[metric], "members": ",".join(members), "epochs": None, **values}
 
 
+def _fit(tuner: Any, recorder: Any) -> Any:
+    """``tuner.fit()``; the leaderboard is written however it ends. None when Ctrl-C stopped it."""
+    results = None
+    try:
+        results = tuner.fit()
+    except KeyboardInterrupt:
+        recorder.state = "interrupted"
+    finally:
+        if recorder.state == "running":
+            recorder.state = "interrupted" if results is None else "finished"
+        recorder.write()  # also on Ctrl-C or a crash: every finished trial stays in the leaderboard
+    return results
+
+
 def storage_root(c: SearchConfig, out: str) -> str:
     """Where Ray keeps trial checkpoints and the experiment state: ``storage`` or ``OUT/ray``."""
     return c.storage.rstrip("/") if c.storage else os.path.join(out, "ray")
@@ -283,15 +298,20 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
             ),
         )
     started = time.time()
-    results = None
-    try:
-        results = tuner.fit()
-    except KeyboardInterrupt:
-        recorder.state = "interrupted"
-    finally:
-        if recorder.state == "running":
-            recorder.state = "interrupted" if results is None else "finished"
-        recorder.write()  # also on Ctrl-C or a crash: every finished trial stays in the leaderboard
+    results = _fit(tuner, recorder)
+    # Tune 2.60 can end a trial as error when its node dies while it starts, without using its retries
+    # (docs/architecture.md, Faults). When every error is such a loss, rerun those trials here from their last
+    # checkpoint, as `adaptune resume --retry-errors` would; errors raised by a trial's code are left alone.
+    # Tune keeps counting each trial's failures across the reruns, so max_failures still bounds them.
+    lost_retried = 0
+    while results is not None and recorder.errors_all_lost() and lost_retried < LOST_RETRY_ROUNDS:
+        lost_retried += 1
+        print(f"adaptune: {len(recorder.lost)} trial(s) lost with their node; rerunning them from their last "
+              f"checkpoint (round {lost_retried})", file=sys.stderr, flush=True)
+        recorder.reopen_errors()
+        recorder.state = "running"
+        tuner = tune.Tuner.restore(experiment, trainable=wrapped, resume_unfinished=True, resume_errored=True)
+        results = _fit(tuner, recorder)
     trials = [r for r in recorder.finished_rows() if r["status"] != "ensemble"]
     if len(trials) < c.trials and c.time_budget_s is None:
         recorder.state = "interrupted"  # Tune stopped early (Ctrl-C): resumable
@@ -302,6 +322,7 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
         "out": out, "state": recorder.state, "trials": len(trials), "wall_s": time.time() - started,
         "runner": runner, "storage": storage, "experiment": experiment,
         "max_concurrent": max_concurrent, "max_running": recorder.max_running, "machine": platform.node(),
+        "lost_retry_rounds": lost_retried,
         "nodes": sorted(recorder.nodes),
         "statuses": {s: sum(r["status"] == s for r in trials) for s in {r["status"] for r in trials}},
         "proxy": prepared.proxy, "proxy_requested": c.proxy,

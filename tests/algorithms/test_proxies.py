@@ -257,3 +257,41 @@ def test_auto_rule_is_the_one_our_benchmark_derived():
 
     measured = json.loads((Path(__file__).resolve().parents[2] / "benchmarks/results/proxy_auto.json").read_text())
     assert AUTO_PROXY == measured["rule"]
+
+
+def _calibration_case(scale: float = 1.0) -> Evaluation:
+    # Source: logits (2, 0) everywhere and 3 of 4 labels are class 0, so the calibrated p(class 0) is 0.75:
+    # sigmoid(2 / T) = 0.75 -> T = 2 / ln 3. Target: (2, 0) and (0, 2).
+    source = torch.tensor([[2.0, 0.0]] * 4) * scale
+    target = torch.tensor([[2.0, 0.0], [0.0, 2.0]]) * scale
+    return Evaluation(source, torch.tensor([0, 0, 0, 1]), torch.zeros(4, 2), target, torch.zeros(2, 2))
+
+
+def test_calibration_temperature_hand_computed():
+    from adaptune.algorithms.proxies import calibration_temperature
+
+    ev = _calibration_case()
+    assert calibration_temperature(ev.source_logits, ev.source_labels) == pytest.approx(2 / math.log(3), rel=1e-4)
+    assert ev.source_temperature == pytest.approx(2 / math.log(3), rel=1e-4)
+    assert calibration_temperature(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)) == 1.0
+
+
+def test_calibrated_im_and_bnm_hand_computed():
+    from adaptune.algorithms.proxies import calibrated_batch_nuclear_norm, calibrated_information_maximization
+
+    ev = _calibration_case()
+    # calibrated target rows (0.75, 0.25) and (0.25, 0.75): IM = ln 2 - H(0.75, 0.25); singular values 1, 0.5
+    h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert calibrated_information_maximization(ev) == pytest.approx(math.log(2) - h, abs=1e-4)
+    assert calibrated_batch_nuclear_norm(ev) == pytest.approx(0.75, abs=1e-4)
+    assert information_maximization(ev) > calibrated_information_maximization(ev)  # the raw model is overconfident
+
+
+def test_calibrated_proxies_do_not_reward_sharper_logits():
+    from adaptune.algorithms.proxies import batch_nuclear_norm
+
+    soft, sharp = _calibration_case(1.0), _calibration_case(5.0)  # the same decisions, logits 5x larger
+    assert information_maximization(sharp) > information_maximization(soft) + 0.1
+    assert batch_nuclear_norm(sharp) > batch_nuclear_norm(soft) + 0.05
+    for name in ("im_ts", "bnm_ts"):
+        assert PROXIES[name].fn(sharp) == pytest.approx(PROXIES[name].fn(soft), abs=1e-4)

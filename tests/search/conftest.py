@@ -97,9 +97,39 @@ class RayNode:
             kill_all(self.processes())
 
     def stop(self) -> None:
-        kill_all(self.processes(), signal.SIGTERM, timeout_s=5)
+        processes = self.processes()
+        kill_all(processes, signal.SIGTERM, timeout_s=5)
+        # The same list again: a child whose parent died first (a Ray Client server) no longer names the temp dir.
+        kill_all(processes)
         self.kill()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if self in _LIVE_NODES:
+            _LIVE_NODES.remove(self)
+
+
+_LIVE_NODES: list[RayNode] = []  # for the log tails of a failed test
+
+
+def _log_tails(temp_dir: str, files: int = 6, lines: int = 12) -> str:
+    """The last lines of the node's newest non-empty ``*.err`` logs (Ray writes its errors there)."""
+    logs = [os.path.join(root, name) for root, _, names in os.walk(os.path.join(temp_dir, "session_latest", "logs"))
+            for name in names if name.endswith(".err")]
+    logs = sorted((p for p in logs if os.path.getsize(p)), key=os.path.getmtime)[-files:]
+    parts = []
+    for path in logs:
+        with open(path, errors="replace") as handle:
+            parts.append(f"--- {os.path.relpath(path, temp_dir)}\n" + "".join(handle.readlines()[-lines:]))
+    return "\n".join(parts) or "(no error logs)"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed cluster test shows the Ray nodes' error logs: the nodes' folders are gone by the time one looks."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for node in _LIVE_NODES:
+            report.sections.append((f"ray error logs of {node.temp_dir}", _log_tails(node.temp_dir)))
 
 
 def _node_id(temp_dir: str) -> str | None:
@@ -131,8 +161,9 @@ def start_head(num_cpus: int = 2, **env_extra: str) -> RayNode:
     env = ray_env(**env_extra)
     _ray_start(["--head", f"--port={port}", f"--num-cpus={num_cpus}", "--dashboard-host=127.0.0.1",
                 f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}"], env, temp_dir)
-    return RayNode(temp_dir, f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", f"ray://127.0.0.1:{client}", env,
-                   _node_id(temp_dir))
+    _LIVE_NODES.append(RayNode(temp_dir, f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}",
+                               f"ray://127.0.0.1:{client}", env, _node_id(temp_dir)))
+    return _LIVE_NODES[-1]
 
 
 def alive_nodes(head: RayNode) -> list[str]:
@@ -161,6 +192,7 @@ def start_worker(head: RayNode, num_cpus: int = 2, **env_extra: str) -> RayNode:
     env = ray_env(**env_extra)
     _ray_start([f"--address={head.address}", f"--num-cpus={num_cpus}"], env, temp_dir)
     node = RayNode(temp_dir, head.address, env=env, node_id=_node_id(temp_dir))
+    _LIVE_NODES.append(node)
     deadline = time.time() + 240
     while node.node_id not in alive_nodes(head):
         if time.time() > deadline:

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from adaptune.search.recorder import Recorder
 
 
@@ -34,3 +36,58 @@ def test_status_file_is_written_with_the_leaderboard(tmp_path):
     assert status["state"] == "running" and status["planned"] == 10
     assert status["best"] == {"trial_id": "a", "method": "dann", "score": 0.5, "target_acc": 0.8}
     assert (tmp_path / "leaderboard.parquet").exists()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real local Ray: Tune's trial directories live under its session directory."""
+    import ray
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _failed_trial(tmp_path, name: str, error: Exception, max_failures: int, failures: int = 1):
+    """A real Tune trial that failed ``failures`` times with ``error`` while requeued (PENDING)."""
+    from ray.train._internal.storage import StorageContext
+    from ray.tune.experiment import Trial
+
+    storage = StorageContext(storage_path=str(tmp_path / "ray"), experiment_dir_name="exp", trial_dir_name=name)
+    trial = Trial("trainable", config={"method": "dann"}, stub=True, storage=storage, max_failures=max_failures,
+                  trial_id=name)
+    trial.init_local_path()
+    trial.set_status(Trial.PENDING)
+    for _ in range(failures):
+        trial.handle_error(error)
+    trial.set_status(Trial.ERROR)
+    return trial
+
+
+def test_a_trial_errored_by_its_lost_node_with_retries_left_is_marked_lost(local_ray, tmp_path):
+    from ray.exceptions import ActorDiedError, RayTaskError
+
+    raised = RayTaskError("train", "Traceback ...\nRuntimeError: boom", RuntimeError("boom")).as_instanceof_cause()
+    recorder = _recorder(tmp_path)
+    race = _failed_trial(tmp_path, "race", ActorDiedError(), max_failures=3, failures=2)  # Tune's race
+    recorder.on_trial_error(0, [race], race)
+    assert recorder.lost == {"race"} and recorder.errors_all_lost()
+    assert recorder.rows["race"]["status"] == "error"
+
+    used_up = _failed_trial(tmp_path, "used_up", ActorDiedError(), max_failures=1, failures=2)
+    recorder.on_trial_error(0, [used_up], used_up)
+    assert recorder.lost == {"race"} and not recorder.errors_all_lost()  # its retries were spent: stays an error
+
+    recorder = _recorder(tmp_path / "other")
+    code = _failed_trial(tmp_path, "code", raised, max_failures=3)
+    recorder.on_trial_error(0, [code], code)
+    assert recorder.lost == set() and not recorder.errors_all_lost()
+    assert "RuntimeError" in recorder.rows["code"]["error"]
+
+    recorder = _recorder(tmp_path / "third")
+    recorder.on_trial_error(0, [race], race)
+    recorder.reopen_errors()  # the rerun: the row is running again and nothing is lost any more
+    assert recorder.rows["race"]["status"] == "running" and recorder.lost == set()
+    assert not recorder.errors_all_lost()
