@@ -88,17 +88,35 @@ def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor]
     return rows, best
 
 
-def ensemble_rows(task: str, trials: list[dict[str, tuple[float, torch.Tensor]]], oracle: torch.Tensor,
+def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torch.Tensor]]]], oracle: torch.Tensor,
                   k: int = 5) -> list[dict]:
-    """Per proxy: average the predictions of the top-k trials by that proxy (the search's ensemble row)."""
-    from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, top_k
+    """Per proxy: average the predictions of the top-k trials by that proxy (the search's ensemble row), and of
+    the best trial by that proxy in each method family (``scheme`` per_family: one vote per family, so one
+    family that the proxy over-rates cannot fill the ensemble)."""
+    from adaptune.algorithms.ensemble import average_predictions, consensus_agreement, ensemble_metrics, top_k
+    from adaptune.algorithms.methods import get_method
 
     out = []
-    for key in sorted({key for trial in trials for key in trial}):
-        ranked = top_k([(i, t[key][0]) for i, t in enumerate(trials) if key in t], k)
-        metrics = ensemble_metrics(average_predictions([trials[i][key][1] for i in ranked]), oracle)
-        out.append({"kind": "ensemble", "task": task, "selected_by": key, "members": len(ranked),
-                    "ensemble_target_acc": metrics["target_acc"]})
+    for key in sorted({key for _, trial in trials for key in trial}):
+        scored = [(i, t[key][0]) for i, (_, t) in enumerate(trials) if key in t]
+        families: dict[str, list[tuple[int, float]]] = {}
+        for i, score in scored:
+            families.setdefault(get_method(trials[i][0]).family, []).append((i, score))
+        schemes = {"top_k": top_k(scored, k), "per_family": [top_k(f, 1)[0] for f in families.values() if top_k(f, 1)]}
+        for scheme, members in schemes.items():
+            metrics = ensemble_metrics(average_predictions([trials[i][1][key][1] for i in members]), oracle)
+            out.append({"kind": "ensemble", "scheme": scheme, "task": task, "selected_by": key,
+                        "members": len(members), "ensemble_target_acc": metrics["target_acc"]})
+        # Consensus picks (one trial, not an ensemble): the trial whose target predictions agree most with the
+        # average of every trial's (all), or of each family's average (by_family).
+        probs = {i: trials[i][1][key][1].float() for i, _ in scored}
+        family_of = {i: get_method(trials[i][0]).family for i in probs}
+        for scheme, groups in (("consensus_all", None), ("consensus_by_family", family_of)):
+            agreement = consensus_agreement(probs, groups)
+            pick = max(agreement, key=agreement.get)
+            out.append({"kind": "ensemble", "scheme": scheme, "task": task, "selected_by": key, "members": 1,
+                        "ensemble_target_acc": (probs[pick].argmax(1) == oracle).float().mean().item(),
+                        "method": trials[pick][0]})
     return out
 
 
@@ -119,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         futures = {pool.submit(run_one, job): job["task"] for job in jobs}
         for done, future in enumerate(as_completed(futures), start=1):
             rows, best = future.result()
-            predictions[futures[future]].append(best)
+            predictions[futures[future]].append((rows[0]["method"], best))
             for row in rows:
                 handle.write(json.dumps(row) + "\n")
             handle.flush()

@@ -76,6 +76,17 @@ def auto_rule(per_task: pd.DataFrame) -> dict[str, str]:
     return {kind: regret[kind].idxmin() for kind in sorted(candidates["kind"].unique())}
 
 
+def leave_one_task_out(per_task: pd.DataFrame) -> dict[str, float]:
+    """The auto rule's regret out of sample: for each task, the rule derived from every other task picks the
+    proxy, scored on the held-out task; the mean per benchmark (in points)."""
+    regrets: dict[str, list[float]] = {}
+    for task, group in per_task.groupby("task")["group"].first().items():
+        rule = auto_rule(per_task[per_task["task"] != task])
+        chosen = per_task[(per_task["task"] == task) & (per_task["proxy"] == rule[INPUT_KIND[group]])]
+        regrets.setdefault(group, []).append(100 * chosen["top1_regret"].item())
+    return {group: sum(values) / len(values) for group, values in regrets.items()}
+
+
 def main(paths: list[str]) -> None:
     points, ensembles, metas = load(paths)
     per_task = quality_by_task(points)
@@ -125,9 +136,15 @@ def main(paths: list[str]) -> None:
     averaged = averaged.sort_values("regret")
     per_group = summary.pivot(index="proxy", columns="group", values="regret")
     text += "\n## Averaged over the benchmarks\n\nTop-1 regret in points, the mean of the benchmarks' means.\n\n"
-    text += md_table([[name, *[per_group.loc[name, g] for g in groups], r.regret, f"{r.wspearman:.3f}"]
+    missing = {name for name in averaged.index if per_group.loc[name].isna().any()}
+    text += md_table([[name, *["-" if pd.isna(per_group.loc[name, g]) else per_group.loc[name, g] for g in groups],
+                       f"{r.regret:.1f}" + (" (not on every benchmark)" if name in missing else ""),
+                       f"{r.wspearman:.3f}"]
                       for name, r in averaged.iterrows()],
                      ["proxy", *groups, "average regret", "average weighted Spearman"])
+    if missing:
+        text += (f"\n{', '.join(f'`{m}`' for m in sorted(missing))}: added after some of these runs, so averaged over "
+                 "the benchmarks whose run has it ('-' marks the others).\n")
 
     default_regret = averaged.loc[DEFAULT_PROXY, "regret"]
     auto_regrets = [summary[(summary.group == g) & (summary.proxy == rule[INPUT_KIND[g]])]["regret"].item()
@@ -138,6 +155,10 @@ def main(paths: list[str]) -> None:
              f"({', '.join(f'{k}: `{v}`' for k, v in rule.items())}): {auto_regret:.1f} points "
              f"({', '.join(f'{g} {r:.1f}' for g, r in zip(groups, auto_regrets))}). Anchor: SKADA-Bench's best "
              "unsupervised scorer lost 3.1 points of mean accuracy against the oracle, SND 16.5.\n")
+    held_out = leave_one_task_out(per_task)
+    held_out_mean = sum(held_out[g] for g in groups) / len(groups)
+    text += (f"\nOut of sample (each task's proxy chosen by the rule derived from the other tasks): "
+             f"{held_out_mean:.1f} points ({', '.join(f'{g} {held_out[g]:.1f}' for g in groups)}).\n")
     text += (f"\nThe auto rule: per input kind, the least mean top-1 regret over that kind's tasks, among the "
              f"proxies whose mean regret stays within {CATASTROPHIC:.0f} points on every benchmark (`entropy`, "
              "best on the feature tasks alone, picked collapsed models on digits and is not trusted by default). "
@@ -167,22 +188,28 @@ def main(paths: list[str]) -> None:
              "per-family selection followed by an ensemble across families.\n")
 
     if not ensembles.empty:
-        text += "\n## Ensemble row (top 5 trials by the proxy, predictions averaged)\n\n"
+        text += ("\n## Ensemble rows (predictions averaged)\n\n`top 5`: the 5 best trials by the proxy (the search's "
+                 "ensemble row). `per family`: the best trial by the proxy in each method family (one vote per "
+                 "family); only in the runs that record it.\n\n")
         ensembles["proxy"] = ensembles["selected_by"].str.removeprefix("proxy_")
+        ensembles["scheme"] = ensembles["scheme"].fillna("top_k") if "scheme" in ensembles else "top_k"
         ensembles["group"] = ensembles["task"].map(group_of)
         picks = per_task.set_index(["task", "proxy"])
         rows = []
         for group in groups:
             for proxy in (DEFAULT_PROXY, *[p for p in sorted(set(rule.values())) if p != DEFAULT_PROXY]):
                 chosen = ensembles[(ensembles.group == group) & (ensembles.proxy == proxy)]
-                if chosen.empty:
+                top = chosen[chosen.scheme == "top_k"]
+                if top.empty:
                     continue
                 single = [picks.loc[(t, proxy), "oracle_best"] - picks.loc[(t, proxy), "top1_regret"]
-                          for t in chosen["task"]]
-                best = [picks.loc[(t, proxy), "oracle_best"] for t in chosen["task"]]
-                rows.append([group, proxy, 100 * sum(single) / len(single),
-                             100 * chosen["ensemble_target_acc"].mean(), 100 * sum(best) / len(best)])
-        text += md_table(rows, ["benchmark", "proxy", "single pick (%)", "ensemble of top 5 (%)", "oracle best (%)"])
+                          for t in top["task"]]
+                best = [picks.loc[(t, proxy), "oracle_best"] for t in top["task"]]
+                family = chosen[chosen.scheme == "per_family"]["ensemble_target_acc"]
+                rows.append([group, proxy, 100 * sum(single) / len(single), 100 * top["ensemble_target_acc"].mean(),
+                             "-" if family.empty else 100 * family.mean(), 100 * sum(best) / len(best)])
+        text += md_table(rows, ["benchmark", "proxy", "single pick (%)", "top 5 (%)", "per family (%)",
+                                "oracle best (%)"])
         text += "\n"
 
     print(write("proxies.md", text))

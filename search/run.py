@@ -33,7 +33,8 @@ CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"  # written when a search finishes; its absence means running or interrupted
 HEAD_NODE_RESOURCE = "node:__internal_head__"  # every Ray head node has it
 LOST_RETRY_ROUNDS = 3  # reruns of trials that Tune errored when their node died (a safety bound)
-DRIVER_CPU = 0.25  # a Tune trial that only drives a Ray Train run needs CPU > 0
+DRIVER_CPU = 0.25
+CLIENT_CONNECT_ATTEMPTS = 3  # a Tune trial that only drives a Ray Train run needs CPU > 0
 
 
 @dataclass
@@ -99,7 +100,19 @@ def _init_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": True, "logging_level": "WARNING"}
-    if address:
+    if address and address.startswith("ray://"):
+        # The head starts a Ray Client server process per client; on a loaded head that start can fail once
+        # ("Starting Ray client server failed"), and a new connection gets a new server.
+        for attempt in range(CLIENT_CONNECT_ATTEMPTS):
+            try:
+                ray.init(address=address, **kwargs)
+                return
+            except (ConnectionError, RuntimeError) as error:
+                if "client server" not in str(error).lower() or attempt == CLIENT_CONNECT_ATTEMPTS - 1:
+                    raise
+                print(f"adaptune: {address}: {str(error).splitlines()[0]}; connecting again", file=sys.stderr)
+                time.sleep(5)
+    elif address:
         ray.init(address=address, **kwargs)
     else:
         # "local": always a new single-node Ray, never a cluster that `ray start` left on this host.
