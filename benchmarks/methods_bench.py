@@ -143,6 +143,11 @@ def cmd_run(args: argparse.Namespace) -> None:
             handle.flush()
             if done % 20 == 0 or done == len(jobs):
                 print(f"{done}/{len(jobs)} trials, {time.time() - started:.0f}s", flush=True)
+        if args.dump_predictions:  # for offline study of aggregation rules: each trial's best predictions per proxy
+            keep = {f"proxy_{name}" for name in args.dump_predictions_proxies.split(",")}
+            torch.save({task_name: [(method, {k: (score, probs.half()) for k, (score, probs) in best.items()
+                                              if k in keep}) for method, best in trials]
+                        for task_name, trials in predictions.items()}, args.dump_predictions)
         for task_name, trials in predictions.items():
             from adaptune.algorithms.data import load_task
             from adaptune.algorithms.domains import with_fewshot
@@ -172,6 +177,8 @@ if __name__ == "__main__":
     run.add_argument("--fewshot-k", type=int, default=3, help="labeled target samples per class for proxy_fewshot "
                      "(taken out of the oracle's samples); 0 = none")
     run.add_argument("--out", required=True)
+    run.add_argument("--dump-predictions", help="also save each trial's best target predictions per proxy (torch.save)")
+    run.add_argument("--dump-predictions-proxies", default="im,bnm,im_ts,bnm_ts,entropy,iwcv,source_acc")
     report = sub.add_parser("report")
     report.add_argument("files", nargs="+")
     args = parser.parse_args()

@@ -38,9 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--methods", help="comma-separated method names, or 'all'")
     search.add_argument("--trials", type=int, help="number of trials")
     search.add_argument("--epochs", type=int, help="epochs per trial (ASHA may stop a trial earlier)")
-    search.add_argument("--proxy", help="selecting proxy, or auto (see `adaptune methods`)")
+    search.add_argument("--proxy", help="selecting proxy, or auto (the default; see `adaptune methods`)")
     search.add_argument("--fewshot-k", dest="fewshot_k", type=int,
                         help="opt in: k labeled target samples per class for the fewshot proxy")
+    search.add_argument("--recommend", choices=("ensemble", "single"),
+                        help="recommend the top-k ensemble (default) or the single best trial by the proxy")
     search.add_argument("--out", help="run directory (default adaptune-runs/<task>-<time>)")
     search.add_argument("--address", help="join an existing Ray cluster (auto, HOST:PORT, ray://HOST:PORT)")
     search.add_argument("--seed", type=int, help="random seed of the sampler and the trials")
@@ -102,7 +104,8 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     from .config import load_yaml
 
     raw = load_yaml(args.config) if args.config else {}
-    for name in ("task", "source", "target", "methods", "trials", "epochs", "proxy", "fewshot_k", "out", "address",
+    for name in ("task", "source", "target", "methods", "trials", "epochs", "proxy", "fewshot_k", "recommend", "out",
+                 "address",
                  "seed", "backbone", "weights", "quiet", *_FLAG_TO_FIELD):
         value = getattr(args, name)
         if value is None:
@@ -133,11 +136,23 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(format_table(read_run(summary["out"]), top=10, by=None, fmt="table"))
     print(f"\nleaderboard: {os.path.join(summary['out'], 'leaderboard.parquet')}  "
           f"({summary['trials']} trials in {summary['wall_s']:.0f}s)")
+    if summary.get("recommendation"):
+        print(f"recommended: {describe_recommendation(summary['recommendation'])}")
     if summary["state"] != "finished":
         print(f"adaptune: interrupted; the leaderboard holds every finished trial; continue with: adaptune resume "
               f"{summary['out']}", file=sys.stderr)
         return 130
     return 0
+
+
+def describe_recommendation(rec: dict[str, Any]) -> str:
+    """One line: what to ship, its proxy score and (with target labels) its oracle accuracy."""
+    oracle = rec.get("target_acc")
+    oracle_text = f", oracle {100 * oracle:.1f}%" if isinstance(oracle, float) and oracle == oracle else ""
+    if rec["kind"] == "ensemble":
+        return (f"the ensemble {rec['trial_id']} (average the predictions of trials {', '.join(rec['members'])}: "
+                f"{', '.join(rec['methods'])}), {rec['proxy']} {rec['score']:.4f}{oracle_text}")
+    return f"trial {rec['trial_id']} ({rec['method']}), {rec['proxy']} {rec['score']:.4f}{oracle_text}"
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -205,7 +220,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from adaptune.algorithms.methods import METHODS
-    from adaptune.algorithms.proxies import AUTO_PROXY, DEFAULT_PROXY, PROXIES
+    from adaptune.algorithms.proxies import AUTO_PROXY, PROXIES
 
     from .space import method_params
 
@@ -217,9 +232,9 @@ def cmd_methods(args: argparse.Namespace) -> int:
     print("\nfreeze_depth ranges over 0..(backbone depth) when --weights gives a pretrained backbone, else 0.")
     print("\nproxies (higher is better):")
     for name, proxy in PROXIES.items():
-        print(f"    {name:<11} {proxy.summary}{'  (default)' if name == DEFAULT_PROXY else ''}")
+        print(f"    {name:<11} {proxy.summary}")
     rule = ", ".join(f"{kind}: {name}" for kind, name in AUTO_PROXY.items())
-    print(f"    {'auto':<11} by input kind, the proxy with the least regret in our benchmark ({rule})")
+    print(f"    {'auto':<11} by input kind, the proxy with the least regret in our benchmark ({rule})  (default)")
     return 0
 
 

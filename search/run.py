@@ -182,6 +182,22 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int) -
             "score": values[metric], "members": ",".join(members), "epochs": None, **values}
 
 
+def recommendation(recorder: Any, recommend: str, proxy: str) -> dict[str, Any] | None:
+    """What the run recommends shipping: the ensemble row (``recommend: ensemble``, when the run has one) or
+    the best trial by the proxy; None before any trial has a score."""
+    best = recorder.best_row()
+    ensemble = next((r for r in recorder.rows.values() if r["status"] == "ensemble"), None)
+    if recommend == "ensemble" and ensemble is not None:
+        members = ensemble["members"].split(",")
+        return {"kind": "ensemble", "trial_id": ensemble["trial_id"], "members": members, "proxy": proxy,
+                "methods": [recorder.rows[m].get("method") for m in members], "score": ensemble.get("score"),
+                "target_acc": ensemble.get("target_acc")}
+    if best is None:
+        return None
+    return {"kind": "trial", "trial_id": best["trial_id"], "method": best.get("method"), "proxy": proxy,
+            "score": best.get("score"), "target_acc": best.get("target_acc")}
+
+
 def _fit(tuner: Any, recorder: Any) -> Any:
     """``tuner.fit()``; the leaderboard is written however it ends. None when Ctrl-C stopped it."""
     results = None
@@ -333,6 +349,7 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
     recorder.write()
     summary = {
         "out": out, "state": recorder.state, "trials": len(trials), "wall_s": time.time() - started,
+        "recommendation": recommendation(recorder, c.recommend, prepared.proxy),
         "runner": runner, "storage": storage, "experiment": experiment,
         "max_concurrent": max_concurrent, "max_running": recorder.max_running, "machine": platform.node(),
         "lost_retry_rounds": lost_retried,

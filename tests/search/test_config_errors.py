@@ -34,6 +34,7 @@ def _npz(path, n=6, classes=(0, 1), dim=4):
         (["search", "--task", "synthetic:blobs", "--proxy", "fewshot"], "proxy"),
         (["search", "--task", "synthetic:blobs", "--fewshot-k", "-1"], "fewshot_k"),
         (["search", "--task", "synthetic:blobs", "--trials", "0"], "trials"),
+        (["search", "--task", "synthetic:blobs", "--recommend", "best"], "arguments"),
         (["search", "--task", "synthetic:blobs", "--backbone", "vgg"], "backbone"),
         (["search", "--source", "/nonexistent/source.npz", "--target", "/nonexistent/t.npz"], "source"),
         (["search", "--task", "synthetic:blobs", "--bogus-flag"], "arguments"),
@@ -115,3 +116,13 @@ def test_fewshot_needs_target_labels(capsys, tmp_path):
                          "--out", str(tmp_path / "run")])
     assert line.startswith("adaptune: error: fewshot_k:"), line
     assert not (tmp_path / "run").exists()
+
+
+def test_recommend_needs_an_ensemble_row(capsys, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("task: synthetic:blobs\nensemble_k: 0\nrecommend: ensemble\n")
+    assert _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")]).startswith(
+        "adaptune: error: recommend: expected single with ensemble_k: 0")
+    config.write_text("task: synthetic:blobs\nrecommend: best\n")
+    assert _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")]).startswith(
+        "adaptune: error: recommend: expected one of: ensemble, single")

@@ -26,7 +26,7 @@ def ray_local():
 
 def _search(out, **overrides):
     raw = {"task": "synthetic:blobs", "trials": 4, "epochs": 3, "out": str(out), "steps_per_epoch": 60,
-           "batch_size": 16, "quiet": True, "methods": ["source_only", "dann"], **overrides}
+           "batch_size": 16, "quiet": True, "methods": ["source_only", "dann"], "proxy": "im", **overrides}
     return run_search(prepare(build_config(raw)))
 
 
@@ -63,6 +63,11 @@ def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys)
     assert pd.isna(row["rank"])  # shown, not ranked among the trials
     assert 0 <= row["target_acc"] <= 1 and math.isclose(row["score"], row["proxy_im"])
     assert math.isnan(row["proxy_source_acc"])  # needs source predictions, which an ensemble row has none of
+    recommended = summary["recommendation"]  # recommend: ensemble, the default
+    assert recommended["kind"] == "ensemble" and recommended["trial_id"] == "ensemble-top4"
+    assert set(recommended["members"]) == set(board["trial_id"]) and recommended["proxy"] == "im"
+    assert recommended["methods"] == [board.set_index("trial_id").loc[t, "method"] for t in recommended["members"]]
+    assert recommended["target_acc"] == row["target_acc"]
 
     capsys.readouterr()
     assert main(["leaderboard", str(out), "--format", "json", "--top", "2"]) == 0
