@@ -340,12 +340,20 @@ def adjusted_mutual_information(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((mi - emi) / denominator).item()
 
 
-def class_cluster_agreement(ev: Evaluation) -> float:
+CLASS_AMI_MAX_SAMPLES = 512
+
+
+def class_cluster_agreement(ev: Evaluation, max_samples: int = CLASS_AMI_MAX_SAMPLES) -> float:
     """ClassAMI (Musgrave et al. 2022): AMI between k-means clusters of target features (k = classes) and
-    the predicted target classes. Features that cluster the way the classifier labels score high.
+    the predicted target classes. Features that cluster the way the classifier labels score high. Above
+    ``max_samples`` target samples it is estimated on that many evenly spaced ones (k-means runs every epoch).
     """
-    clusters = kmeans(ev.target_features, ev.target_logits.shape[1])
-    return adjusted_mutual_information(clusters, ev.target_logits.argmax(1))
+    features, predicted = ev.target_features, ev.target_logits.argmax(1)
+    if len(features) > max_samples:
+        keep = torch.linspace(0, len(features) - 1, max_samples).long()
+        features, predicted = features[keep], predicted[keep]
+    clusters = kmeans(features, ev.target_logits.shape[1])
+    return adjusted_mutual_information(clusters, predicted)
 
 
 def fewshot_accuracy(ev: Evaluation) -> float:

@@ -210,6 +210,9 @@ def test_class_ami_high_when_predictions_follow_feature_clusters():
 
     assert class_cluster_agreement(_clustered_evaluation(True)) == pytest.approx(1.0)
     assert class_cluster_agreement(_clustered_evaluation(False)) == pytest.approx(0.0, abs=0.05)
+    # above max_samples, a subset of samples, each with its own prediction: agreement is still perfect
+    assert class_cluster_agreement(_clustered_evaluation(True), max_samples=16) == pytest.approx(1.0)
+    assert class_cluster_agreement(_clustered_evaluation(False), max_samples=17) < 0.3
 
 
 def test_circular_validation_hand_computed():
