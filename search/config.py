@@ -58,7 +58,9 @@ class SearchConfig:
     proxy: str = "auto"  # a proxy name, or "auto": by input kind (see algorithms.proxies.AUTO_PROXY)
     fewshot_k: int = 0  # opt-in: k labeled target samples per class for the fewshot proxy (0 = none)
     ensemble_k: int = 5  # the leaderboard's ensemble row averages the top-k trials by the proxy (0 = no row)
-    recommend: str = "ensemble"  # what the run recommends shipping: the ensemble row, or the single best trial
+    # What the run recommends shipping: the ensemble row, or the single best trial (default: ensemble when
+    # there is an ensemble row, i.e. ensemble_k > 0).
+    recommend: str | None = None
     out: str | None = None
     address: str | None = None
     seed: int = 0
@@ -188,6 +190,8 @@ def validate(c: SearchConfig) -> None:
         raise InputError("fewshot_k", f"expected 0 (off) or a positive number per class, got {c.fewshot_k}")
     if _expect_type("ensemble_k", c.ensemble_k, int, "a number of trials") < 0:
         raise InputError("ensemble_k", f"expected 0 (no ensemble row) or a positive count, got {c.ensemble_k}")
+    if c.recommend is None:
+        c.recommend = "ensemble" if c.ensemble_k else "single"
     if c.recommend not in RECOMMENDATIONS:
         raise InputError("recommend", f"expected one of: {', '.join(RECOMMENDATIONS)}, got {c.recommend!r}")
     if c.recommend == "ensemble" and c.ensemble_k == 0:

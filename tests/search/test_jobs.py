@@ -77,7 +77,7 @@ def test_storage_path_and_status_of_a_real_run(ray_head, ray_tools, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0] == "state:    finished"
     assert lines[1] == "trials:   2 done, 0 running, 0 pending, 0 failed of 2"
-    assert lines[2].startswith("best:     im=") and "oracle target_acc" in lines[2]
+    assert lines[2].startswith("best:     bnm_ts=") and "oracle target_acc" in lines[2]  # auto, feature table
     assert lines[3] == "nodes:    1" and lines[4].startswith("elapsed:  ") and lines[4].endswith(" s")
 
 
