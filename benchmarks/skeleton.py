@@ -8,6 +8,7 @@ workers) sampled every 0.5 s: an upper bound, since shared pages are counted onc
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -59,7 +60,11 @@ def main() -> None:
 
     import pandas as pd
 
-    board = pd.read_parquet(os.path.join(args.out, "leaderboard.parquet"))
+    everything = pd.read_parquet(os.path.join(args.out, "leaderboard.parquet"))
+    board = everything[everything["status"] != "ensemble"]
+    ensemble = everything[everything["status"] == "ensemble"]
+    with open(os.path.join(args.out, "summary.json")) as handle:
+        recommended = json.load(handle).get("recommendation") or {}
     history = pd.read_parquet(os.path.join(args.out, "history.parquet"))
     best = board.sort_values("rank").iloc[0]
     oracle_best = history.loc[history["target_acc"].idxmax()]
@@ -89,6 +94,9 @@ def main() -> None:
         f"| best by proxy | {best.method} (lr {best.lr:.3g}"
         + (f", adv_weight {best.adv_weight:.3g}" if best.method == "dann" else "")
         + f"), epoch {best.best_epoch}: target acc **{100 * best.target_acc:.1f}%** |",
+        *([f"| ensemble row ({ensemble.trial_id.iloc[0]}: {ensemble.members.iloc[0]}) | target acc "
+           f"**{100 * ensemble.target_acc.iloc[0]:.1f}%** |"] if len(ensemble) else []),
+        f"| recommended (summary.json) | {recommended.get('kind', '-')} {recommended.get('trial_id', '')} |",
         f"| oracle best (any trial, any epoch; reporting only) | {oracle_best.method}, epoch {oracle_best.epoch}: "
         f"{100 * oracle_best.target_acc:.1f}% |",
         "\nPer method (target accuracy, %):\n",
