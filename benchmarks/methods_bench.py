@@ -92,17 +92,19 @@ def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torc
                   k: int = 5) -> list[dict]:
     """Per proxy: average the predictions of the top-k trials by that proxy (the search's ensemble row), and of
     the best trial by that proxy in each method family (``scheme`` per_family: one vote per family, so one
-    family that the proxy over-rates cannot fill the ensemble)."""
+    family that the proxy over-rates cannot fill the ensemble); and the consensus picks (one trial each)."""
     from adaptune.algorithms.ensemble import average_predictions, consensus_agreement, ensemble_metrics, top_k
     from adaptune.algorithms.methods import get_method
 
     out = []
     for key in sorted({key for _, trial in trials for key in trial}):
         scored = [(i, t[key][0]) for i, (_, t) in enumerate(trials) if key in t]
+        family_of = {i: get_method(trials[i][0]).family for i, _ in scored}
         families: dict[str, list[tuple[int, float]]] = {}
         for i, score in scored:
-            families.setdefault(get_method(trials[i][0]).family, []).append((i, score))
-        schemes = {"top_k": top_k(scored, k), "per_family": [top_k(f, 1)[0] for f in families.values() if top_k(f, 1)]}
+            families.setdefault(family_of[i], []).append((i, score))
+        best_per_family = [top_k(family, 1) for family in families.values()]
+        schemes = {"top_k": top_k(scored, k), "per_family": [best[0] for best in best_per_family if best]}
         for scheme, members in schemes.items():
             metrics = ensemble_metrics(average_predictions([trials[i][1][key][1] for i in members]), oracle)
             out.append({"kind": "ensemble", "scheme": scheme, "task": task, "selected_by": key,
@@ -110,7 +112,6 @@ def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torc
         # Consensus picks (one trial, not an ensemble): the trial whose target predictions agree most with the
         # average of every trial's (all), or of each family's average (by_family).
         probs = {i: trials[i][1][key][1].float() for i, _ in scored}
-        family_of = {i: get_method(trials[i][0]).family for i in probs}
         for scheme, groups in (("consensus_all", None), ("consensus_by_family", family_of)):
             agreement = consensus_agreement(probs, groups)
             pick = max(agreement, key=agreement.get)

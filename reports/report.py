@@ -387,15 +387,11 @@ def headline(run: Run) -> dict[str, Any]:
 
 
 def recommended_ensemble(run: Run) -> dict[str, Any] | None:
-    """The ensemble row, when the run recommends it (``recommend: ensemble``; runs from before that setting
-    recommend their best trial) and has one."""
-    if run.config.get("recommend", "single") != "ensemble" or run.extra.empty:
-        return None
-    rows = run.extra[run.extra["status"] == "ensemble"]
-    if rows.empty or not isinstance(rows.iloc[0].get("members"), str):
-        return None
-    row = rows.iloc[0].to_dict()
-    return {**row, "members": row["members"].split(",")}
+    """The ensemble the run recommends shipping (summary.json ``recommendation``, written by a finished search
+    with ``recommend: ensemble``); None for a run that recommends its best trial, is still running, or predates
+    the setting."""
+    recommendation = (run.summary or {}).get("recommendation") or {}
+    return recommendation if recommendation.get("kind") == "ensemble" else None
 
 
 def _checkpoint(run: Run, trial_id: str) -> str | None:
@@ -898,7 +894,7 @@ def _section_headline(run: Run, level: int, anchor: str) -> list[Block]:
     if ensemble is None:
         blocks.append(Para(f"Ship {single}", "good"))
     else:
-        members = run.board.set_index("trial_id").reindex(ensemble["members"])["method"]
+        members = dict(zip(ensemble["members"], ensemble["methods"]))
         ensemble_oracle = (
             f"; oracle target accuracy **{_pct(ensemble['target_acc'])}**" if svg.finite(ensemble.get("target_acc"))
             else ""

@@ -6,6 +6,7 @@ Bad input of any kind prints one line, ``adaptune: error: <field>: <what was exp
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -148,7 +149,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def describe_recommendation(rec: dict[str, Any]) -> str:
     """One line: what to ship, its proxy score and (with target labels) its oracle accuracy."""
     oracle = rec.get("target_acc")
-    oracle_text = f", oracle {100 * oracle:.1f}%" if isinstance(oracle, float) and oracle == oracle else ""
+    oracle_text = f", oracle {100 * oracle:.1f}%" if isinstance(oracle, float) and math.isfinite(oracle) else ""
     if rec["kind"] == "ensemble":
         return (f"the ensemble {rec['trial_id']} (average the predictions of trials {', '.join(rec['members'])}: "
                 f"{', '.join(rec['methods'])}), {rec['proxy']} {rec['score']:.4f}{oracle_text}")

@@ -32,9 +32,9 @@ from .trial import resolve_task, train_trial, tune_trial
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"  # written when a search finishes; its absence means running or interrupted
 HEAD_NODE_RESOURCE = "node:__internal_head__"  # every Ray head node has it
+DRIVER_CPU = 0.25  # a Tune trial that only drives a Ray Train run needs CPU > 0
 LOST_RETRY_ROUNDS = 3  # reruns of trials that Tune errored when their node died (a safety bound)
-DRIVER_CPU = 0.25
-CLIENT_CONNECT_ATTEMPTS = 3  # a Tune trial that only drives a Ray Train run needs CPU > 0
+CLIENT_CONNECT_ATTEMPTS = 3  # connections to a ray:// address whose head failed to start its client server
 
 
 @dataclass
@@ -100,23 +100,22 @@ def _init_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": True, "logging_level": "WARNING"}
-    if address and address.startswith("ray://"):
-        # The head starts a Ray Client server process per client; on a loaded head that start can fail once
-        # ("Starting Ray client server failed"), and a new connection gets a new server.
-        for attempt in range(CLIENT_CONNECT_ATTEMPTS):
-            try:
-                ray.init(address=address, **kwargs)
-                return
-            except (ConnectionError, RuntimeError) as error:
-                if "client server" not in str(error).lower() or attempt == CLIENT_CONNECT_ATTEMPTS - 1:
-                    raise
-                print(f"adaptune: {address}: {str(error).splitlines()[0]}; connecting again", file=sys.stderr)
-                time.sleep(5)
-    elif address:
-        ray.init(address=address, **kwargs)
-    else:
+    if not address:
         # "local": always a new single-node Ray, never a cluster that `ray start` left on this host.
         ray.init(address="local", dashboard_host="127.0.0.1", **kwargs)
+        return
+    # Over Ray Client the head starts a server process per client; on a loaded head that start can fail
+    # ("Starting Ray client server failed"), and a new connection gets a new server.
+    attempts = CLIENT_CONNECT_ATTEMPTS if address.startswith("ray://") else 1
+    for attempt in range(attempts):
+        try:
+            ray.init(address=address, **kwargs)
+            return
+        except (ConnectionError, RuntimeError) as error:
+            if "client server" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            print(f"adaptune: {address}: {str(error).splitlines()[0]}; connecting again", file=sys.stderr)
+            time.sleep(5)
 
 
 def _max_concurrent(c: SearchConfig, per_trial_cpu: float) -> int:

@@ -548,13 +548,15 @@ def test_an_ensemble_row_is_shown_but_not_taken_for_a_trial(tmp_path):
 
 def test_a_run_that_recommends_its_ensemble_says_to_ship_it_and_names_the_best_single_trial(tmp_path):
     out = _copy(tmp_path)
-    config = yaml.safe_load((out / "config.yaml").read_text())
-    (out / "config.yaml").write_text(yaml.safe_dump({**config, "recommend": "ensemble"}, sort_keys=False))
     board = _board()
     top = board.sort_values("rank").head(3)
     ensemble = {"trial_id": "ensemble-top3", "status": "ensemble", "method": "ensemble", "proxy": "im", "score": 0.5,
                 "target_acc": 0.42, "members": ",".join(top["trial_id"])}
     write_atomic(pd.concat([board, pd.DataFrame([ensemble])], ignore_index=True), str(out / LEADERBOARD))
+    summary = json.loads((out / "summary.json").read_text())
+    recommended = {"kind": "ensemble", "trial_id": "ensemble-top3", "members": list(top["trial_id"]),
+                   "methods": list(top["method"]), "proxy": "im", "score": 0.5, "target_acc": 0.42}
+    (out / "summary.json").write_text(json.dumps({**summary, "recommendation": recommended}))
     headline = _section(_report([out], tmp_path=tmp_path), "Recommendation")
     assert "Ship the ensemble <strong>ensemble-top3</strong>" in headline and "42.0%" in headline
     for trial_id, method in zip(top["trial_id"], top["method"]):
@@ -562,6 +564,9 @@ def test_a_run_that_recommends_its_ensemble_says_to_ship_it_and_names_the_best_s
     assert f"The best single trial, to ship one model: <strong>{top['method'].iloc[0]}</strong>" in headline
     assert f"Ship <strong>{top['method'].iloc[0]}</strong>" not in headline
 
-    board.to_parquet(out / LEADERBOARD)  # no ensemble row (e.g. ensemble_k: 0 in an older run): the best trial
+    best = top.iloc[0]  # recommend: single names the best trial, and the headline ships it
+    single = {"kind": "trial", "trial_id": best["trial_id"], "method": best["method"], "proxy": "im",
+              "score": best["score"], "target_acc": best["target_acc"]}
+    (out / "summary.json").write_text(json.dumps({**summary, "recommendation": single}))
     headline = _section(_report([out], tmp_path=tmp_path, name="plain.html"), "Recommendation")
     assert f"Ship <strong>{top['method'].iloc[0]}</strong>" in headline
