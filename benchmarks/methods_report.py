@@ -10,7 +10,9 @@ from collections import defaultdict
 
 from _common import header, md_table, write
 
-PROXY = "proxy_im"
+from adaptune.algorithms.proxies import AUTO_PROXY
+
+INPUT_KIND = {"digits": "images", "surf": "features", "amazon": "features"}
 # Published target accuracies (%), ../shared/data/BASELINES.md. Keys: method -> {task: value} or {"avg": value}.
 PUBLISHED = {
     "digits": {  # TLlib digits table, LeNet, full 60k MNIST [P]
@@ -45,12 +47,18 @@ def short(task: str) -> str:
     return task.split(":")[-1].replace("mnist", "M").replace("usps", "U")
 
 
-def select(rows: list[dict]) -> tuple[float, float, int]:
+def default_proxy(group: str) -> str:
+    """The proxy a search selects with by default (``proxy: auto``) on this group's input kind."""
+    return AUTO_PROXY[INPUT_KIND[group]]
+
+
+def select(rows: list[dict], proxy: str) -> tuple[float, float, int]:
     """(target acc of the best (trial, epoch) by proxy, best target acc by oracle, trials) in %."""
-    scored = [r for r in rows if "target_acc" in r and math.isfinite(r.get(PROXY, float("nan")))]
+    key = f"proxy_{proxy}"
+    scored = [r for r in rows if "target_acc" in r and math.isfinite(r.get(key, float("nan")))]
     if not scored:
         return float("nan"), float("nan"), 0
-    by_proxy = max(scored, key=lambda r: r[PROXY])["target_acc"]
+    by_proxy = max(scored, key=lambda r: r[key])["target_acc"]
     by_oracle = max(r["target_acc"] for r in scored)
     return 100 * by_proxy, 100 * by_oracle, len({r["config_index"] for r in rows})
 
@@ -59,7 +67,7 @@ def cmd_report(files: list[str]) -> None:
     rows, metas = [], []
     for path in files:
         with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as handle:
-            rows += [json.loads(line) for line in handle if line.strip()]
+            rows += [row for row in map(json.loads, filter(str.strip, handle)) if row.get("kind") != "ensemble"]
         meta = path.removesuffix(".gz") + ".meta.json"
         if os.path.exists(meta):
             with open(meta) as handle:
@@ -69,9 +77,11 @@ def cmd_report(files: list[str]) -> None:
         by_key[(row["task"], row["method"])].append(row)
     sections = [header("Methods on real benchmarks: selection by proxy vs oracle",
                        "python benchmarks/methods_bench.py run ... && python benchmarks/methods_bench.py report ...")]
-    sections.append("Each cell: target accuracy (%) of the (trial, epoch) picked by the default proxy `im` / by the "
-                    "oracle (best target accuracy, an upper bound used for reporting only). Trials per method: the "
-                    "defaults plus random draws from the method's search space.\n")
+    rule = ", ".join(f"{group}: `{default_proxy(group)}`" for group in INPUT_KIND)
+    sections.append("Each cell: target accuracy (%) of the (trial, epoch) picked by the default proxy (`proxy: auto`; "
+                    f"{rule}) / by the oracle (best target accuracy, an upper bound used for reporting only). "
+                    "Trials per method: the defaults (seed 0) plus random draws from the method's search space "
+                    "(seed = the configuration's index); each trial's candidates are its epochs.\n")
     for meta in metas:
         sections.append(f"- run: `{meta['command']}` on {meta.get('gpu') or 'CPU'} ({meta['cpus']} CPUs), "
                         f"torch {meta['torch']}, {meta['date']}, wall {meta['wall_s']:.0f} s")
@@ -84,7 +94,7 @@ def cmd_report(files: list[str]) -> None:
         for method in methods:
             cells, proxies, oracles, trials = [], [], [], 0
             for task in tasks:
-                proxy, oracle, n = select(by_key.get((task, method), []))
+                proxy, oracle, n = select(by_key.get((task, method), []), default_proxy(group))
                 trials = max(trials, n)
                 proxies.append(proxy), oracles.append(oracle)
                 cells.append(f"{proxy:.1f} / {oracle:.1f}")
