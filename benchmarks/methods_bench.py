@@ -4,7 +4,8 @@ Plain torch (no Ray, no Optuna), so it also runs on a GPU machine where Ray is a
 method it trains ``--configs`` configurations: the method's defaults, then random draws from its declared
 search space (the same ``Param`` objects the Optuna search uses), with the run_trial loop the search uses.
 Every (trial, epoch) is recorded; selection is then:
-  * by proxy: the (trial, epoch) with the highest default proxy (``im``); its target accuracy is reported;
+  * by proxy: the (trial, epoch) with the highest default proxy (``proxy: auto``, AUTO_PROXY for the input
+    kind); its target accuracy is reported;
   * by oracle: the (trial, epoch) with the highest target accuracy (an upper bound; never used to select).
 
   python benchmarks/methods_bench.py run --group surf --out results-surf.jsonl [--workers 2] [--device cpu]

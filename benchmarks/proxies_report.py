@@ -98,6 +98,19 @@ def leave_one_task_out(per_task: pd.DataFrame) -> dict[str, float]:
     return {group: sum(values) / len(values) for group, values in regrets.items()}
 
 
+def within_method_regret(points: pd.DataFrame, rule: dict[str, str]) -> dict[str, float]:
+    """SKADA-Bench's setting: each method's hyperparameters (here also its epoch) chosen among that method's own
+    points by the rule's proxy vs by the oracle; the lost points averaged over tasks, then over methods."""
+    out = {}
+    for group in (g for g in ("digits", "surf", "amazon") if g in set(points["task"].map(group_of))):
+        key = f"proxy_{rule[INPUT_KIND[group]]}"
+        chosen = points[(points["task"].map(group_of) == group) & points[key].notna()]
+        lost = [history["target_acc"].max() - history.loc[history[key].idxmax(), "target_acc"]
+                for _, history in chosen.groupby(["method", "task"])]
+        out[group] = 100 * sum(lost) / len(lost)
+    return out
+
+
 def main(paths: list[str]) -> None:
     points, ensembles, metas = load(paths)
     ensembles["scheme"] = ensembles["scheme"].fillna("top_k") if "scheme" in ensembles else "top_k"
@@ -186,10 +199,18 @@ def main(paths: list[str]) -> None:
              f"`auto` = {', '.join(f'{k}: `{v}`' for k, v in rule.items())}.\n\n")
     text += md_table(rows, ["selection", "proxy", *groups, "average"])
     text += (f"\n\n**Target: the default selection loses at most 1.5 points against the oracle, on average.** "
-             f"The default (`--proxy auto`, `recommend: ensemble`): {mean(default_selection):.1f} points "
+             f"The default (`--proxy auto`, `recommend: ensemble`): {mean(default_selection):.2f} points "
              f"in sample. Out of sample (each task's proxy chosen by the rule derived from the other tasks, "
-             f"leave one task out): {mean(held_out):.1f} points ({spelled(held_out)}). Anchor: SKADA-Bench's best "
-             "unsupervised scorer lost 3.1 points of mean accuracy against the oracle, SND 16.5.\n")
+             f"leave one task out): {mean(held_out):.2f} points ({spelled(held_out)}). Anchor: SKADA-Bench's best "
+             "unsupervised scorer lost 3.1 points of mean accuracy against the oracle, SND 16.5. The margin is thin, "
+             "and it rests on one search per task (two configurations per method, one seed); the temperature-scaled "
+             "proxies and the ensemble default were designed while looking at these benchmarks, which the "
+             "leave-one-task-out figure does not undo. SURF alone stays well above the target.\n")
+    within = within_method_regret(points, rule)
+    text += (f"\nFor comparison with that anchor, SKADA-Bench's own setting (each method's hyperparameters and epoch "
+             f"chosen among its own trials, by `auto` vs by the oracle, averaged over methods and tasks): "
+             f"{mean(within):.1f} points ({spelled(within)}). The default selection above is the harder problem: it "
+             "also chooses the method.\n")
     text += (f"\nThe auto rule: per input kind, the least mean regret of the recommended selection (the top-5 "
              f"ensemble by the proxy) over that kind's tasks, among the proxies whose mean regret stays within "
              f"{CATASTROPHIC:.0f} points on every benchmark (`entropy` picked collapsed models on digits and is not "
@@ -200,9 +221,10 @@ def main(paths: list[str]) -> None:
     text += "\n## Where selection loses\n\n"
     for group in groups:
         chosen = points[points["task"].map(group_of) == group]
-        picks = chosen.loc[chosen.groupby("task")[f"proxy_{DEFAULT_PROXY}"].idxmax(), "method"].value_counts()
+        key = rule[INPUT_KIND[group]]
+        picks = chosen.loc[chosen.groupby("task")[f"proxy_{key}"].idxmax(), "method"].value_counts()
         best = chosen.loc[chosen.groupby("task")["target_acc"].idxmax(), "method"].value_counts()
-        text += (f"- {group}: `{DEFAULT_PROXY}` picked " + ", ".join(f"{m} ({n})" for m, n in picks.items())
+        text += (f"- {group}: the single best trial by `{key}` was " + ", ".join(f"{m} ({n})" for m, n in picks.items())
                  + "; the oracle's best was " + ", ".join(f"{m} ({n})" for m, n in best.items()) + ".\n")
     text += ("\nConfidence-based proxies (entropy, IM, BNM) rank methods that optimise confidence themselves "
              "(MCC, self-training) above the closed-form subspace methods that are best on Office-Caltech SURF, "
@@ -210,8 +232,9 @@ def main(paths: list[str]) -> None:
              "Plain entropy has no diversity term and picked collapsed models (one class everywhere) on digits. "
              "Temperature scaling on source validation (`im_ts`, `bnm_ts`) moves the SURF picks away from MCC "
              "(towards subspace alignment, TCA, JDA) and lowers SURF's single-pick regret, but raises Amazon's; "
-             "averaging the top 5 trials helps most with it (Amazon 0.4 points), which is why the default "
-             "selection is that ensemble by `bnm_ts` on feature tables.\n\n"
+             "averaging the top 5 trials helps most with it, which is why the default selection is that "
+             "ensemble. On digits the calibrated proxies rank far better overall (weighted Spearman 0.93 against "
+             "0.80 for `bnm`) while their picks are about the same.\n\n"
              "Measured and not adopted (numbers in the table below): one vote per method family (the best trial "
              "of each family averaged), and consensus picks (the trial that agrees most with the average of all "
              "trials, or of the family averages, `algorithms.ensemble.consensus_agreement`). Also measured on "
