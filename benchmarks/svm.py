@@ -9,7 +9,9 @@ under the paper's classifier.
 Each binary problem is LIBSVM's dual, ``min 1/2 a'Qa - 1'a`` with ``0 <= a <= C`` and ``y'a = 0``, solved by
 accelerated projected gradient (the projection onto the box and the hyperplane is a one-dimensional root find)
 and stopped by LIBSVM's own criterion (maximal violating pair below ``eps``); the bias follows LIBSVM's
-``calculate_rho``. All class pairs are solved at once, padded to one batch.
+``calculate_rho``. All class pairs are solved at once, padded to one batch. Projected gradient is fast where
+the SURF features are (800-d, separable per class pair: about 1.5 s per fit on 1,123 samples) and slow on
+low-dimensional, non-separable inputs at large C (SA with d = 10 ... 40 did not finish a task in 4 minutes).
 """
 
 from __future__ import annotations
