@@ -42,11 +42,11 @@ def run(job: tuple[str, float, int]) -> dict:
     task = replace(task, source_train=source)
     history: list[float] = []
     started = time.perf_counter()
-    spec = TrialSpec(method, {}, task.default_backbone, epochs=epochs, batch_size=64, seed=0,
-                     steps_per_epoch=math.ceil(full / 64))
+    steps = math.ceil(full / 64)
+    spec = TrialSpec(method, {}, task.default_backbone, epochs=epochs, batch_size=64, seed=0, steps_per_epoch=steps)
     run_trial(task, spec, lambda metrics, state: history.append(100 * metrics["target_acc"]))
     return {"method": method, "fraction": fraction, "images": len(idx), "final": history[-1], "best": max(history),
-            "seconds": time.perf_counter() - started}
+            "steps": steps, "seconds": time.perf_counter() - started}
 
 
 def main() -> None:
@@ -78,7 +78,7 @@ def main() -> None:
         header("MNIST->USPS: target accuracy vs the size of the MNIST source pool",
                "python benchmarks/digits_pool.py" + (f" --epochs {args.epochs}" if args.epochs != 15 else "")),
         f"\nWall time {time.time() - started:.0f} s. LeNet, defaults of each method (lr 0.01, batch 64), seed 0, "
-        f"{args.epochs} epochs of {math.ceil(9000 / 64)} steps for every pool size (the same number of updates), "
+        f"{args.epochs} epochs of {results[0]['steps']} steps for every pool size (the same number of updates), "
         "target = the built-in USPS target split; stratified subsets of the 9,000 MNIST training images.\n",
         md_table(rows, ["method", "source images", "target acc, final epoch (%)", "best epoch (oracle, %)",
                         "seconds"]),
