@@ -183,10 +183,11 @@ if __name__ == "__main__":
     run.add_argument("--dump-predictions-proxies", default="im,bnm,im_ts,bnm_ts,entropy,iwcv,source_acc")
     report = sub.add_parser("report")
     report.add_argument("files", nargs="+")
+    report.add_argument("--out", default="methods.md", help="file name under benchmarks/results/")
     args = parser.parse_args()
     if args.command == "run":
         cmd_run(args)
     else:
         from methods_report import cmd_report
 
-        cmd_report(args.files)
+        cmd_report(args.files, args.out)

@@ -63,7 +63,7 @@ def select(rows: list[dict], proxy: str) -> tuple[float, float, int]:
     return 100 * by_proxy, 100 * by_oracle, len({r["config_index"] for r in rows})
 
 
-def cmd_report(files: list[str]) -> None:
+def cmd_report(files: list[str], out: str = "methods.md") -> None:
     rows, metas = [], []
     for path in files:
         with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as handle:
@@ -75,8 +75,9 @@ def cmd_report(files: list[str]) -> None:
     by_key: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         by_key[(row["task"], row["method"])].append(row)
+    command = "python benchmarks/methods_bench.py run ... && python benchmarks/methods_bench.py report ..."
     sections = [header("Methods on real benchmarks: selection by proxy vs oracle",
-                       "python benchmarks/methods_bench.py run ... && python benchmarks/methods_bench.py report ...")]
+                       command + (f" --out {out}" if out != "methods.md" else ""))]
     rule = ", ".join(f"{group}: `{default_proxy(group)}`" for group in INPUT_KIND)
     sections.append("Each cell: target accuracy (%) of the (trial, epoch) picked by the default proxy (`proxy: auto`; "
                     f"{rule}) / by the oracle (best target accuracy, an upper bound used for reporting only). "
@@ -114,4 +115,4 @@ def cmd_report(files: list[str]) -> None:
         sections.append(md_table(table, ["method", "trials", *[short(t) for t in tasks], "avg (proxy / oracle)",
                                          "published"]))
     text = "\n".join(sections) + "\n"
-    print(write("methods.md", text))
+    print(write(out, text))

@@ -327,9 +327,12 @@ class CORAL(ShallowMethod):
     def transform_source(self, x: torch.Tensor) -> torch.Tensor:
         return _float64(x) @ self.source_map.double()
 
+    def transform_target(self, x: torch.Tensor) -> torch.Tensor:
+        return _float64(x)
+
     def adapt(self, task: Task) -> Task:
         self.fit(task.source_train.x, task.target_train.x)
-        return transform_task(task, self.transform_source, _float64)
+        return transform_task(task, self.transform_source, self.transform_target)
 
 
 class _KernelEmbeddingMethod(ShallowMethod):
