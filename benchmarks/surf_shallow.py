@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import header, md_table, write  # noqa: E402
-from svm import cross_validated_c, fit_predict  # noqa: E402
+from svm import MAX_ITER, cross_validated_c, fit_predict  # noqa: E402
 
 import adaptune.algorithms.methods.reweight  # noqa: E402,F401  (registers kmm)
 import adaptune.algorithms.methods.subspace  # noqa: E402,F401  (registers subspace_alignment, coral, tca, jda)
@@ -56,7 +56,7 @@ PUBLISHED = {
 JDA_PAPER = [44.78, 41.69, 45.22, 39.36, 37.97, 39.49, 31.17, 32.78, 89.17, 31.52, 33.09, 89.49]
 MEDA_TCA = [45.6, 39.3, 45.9, 42.0, 40.0, 35.7, 31.5, 30.5, 91.1, 33.0, 32.8, 87.5]
 MEDA_NA = [23.7, 25.8, 25.5, 26.0, 29.8, 25.5, 19.9, 23.0, 59.2, 26.3, 28.5, 63.4]
-# CORAL paper Table 3 (linear SVM), same task order (BASELINES.md section 1).
+# CORAL paper Table 3 (SVM), same task order (BASELINES.md section 1).
 CORAL_TABLE3 = {
     "no_adaptation": [53.1, 41.7, 47.8, 41.7, 31.9, 44.6, 21.2, 27.6, 78.3, 26.4, 26.2, 52.5],
     "subspace_alignment": [44.9, 41.0, 39.5, 37.4, 39.0, 36.3, 31.0, 34.4, 62.4, 34.3, 32.9, 65.1],
@@ -127,6 +127,11 @@ def papers_kernels(method: ShallowMethod, task: Task) -> tuple[torch.Tensor, tor
     return as_source @ method.transform_target(xs).T, method.transform_target(xt) @ as_source.T
 
 
+def mean_abs_gap(ours: dict[str, float], published: list[float]) -> float:
+    """Mean absolute difference over the tasks, ``published`` in ``TASK_ORDER``."""
+    return sum(abs(ours[pair] - ref) for pair, ref in zip(TASK_ORDER, published)) / len(published)
+
+
 def head(name: str, pair: str, epochs: int) -> float:
     reports: list[dict] = []
     run_trial(load_task(f"office-surf:{pair}"), TrialSpec(name, {"lr": 0.01}, "mlp", epochs=epochs),
@@ -191,11 +196,8 @@ def main() -> None:
                 f"{seconds[m]:.0f}"] for m in METHOD_ORDER]
     summary.insert(4, ["TCA (k=30)", mean(nn_acc["tca_k30"]), "-", "-", "-", PUBLISHED["tca"], "-"])
 
-    def mean_gap(ours: dict[str, float], published: list[float]) -> str:
-        return f"{sum(abs(ours[pair] - ref) for pair, ref in zip(TASK_ORDER, published)) / len(published):.1f}"
-
-    table3 = [[LABELS[m], mean_gap(svm_acc[m], CORAL_TABLE3[m]),
-               mean_gap(papers_acc[m], CORAL_TABLE3[m]) if m in papers_acc else "-"] for m in SVM_METHODS]
+    table3 = [[LABELS[m], mean_abs_gap(svm_acc[m], CORAL_TABLE3[m]),
+               mean_abs_gap(papers_acc[m], CORAL_TABLE3[m]) if m in papers_acc else "-"] for m in SVM_METHODS]
     wall = time.time() - started
 
     def worst(ours: dict[str, float], published: list[float]) -> str:
@@ -224,7 +226,7 @@ def main() -> None:
         "stratified cross-validation on the adapted source over 1e-3 ... 1e4 (one random split, seed "
         f"{args.cv_seed}; LIBSVM's `-v 2` also draws one), refitted on all source samples. "
         f"C chosen: {', '.join(f'{c:g}' for c in sorted(chosen_c['features']))}; class pairs that hit the "
-        f"solver's iteration cap (5,000; over all CV and final fits): {capped['features']}.",
+        f"solver's iteration cap ({MAX_ITER:,}; over all CV and final fits): {capped['features']}.",
         "- **SVM papers'**: the same classifier on the matrices the papers' code builds for a map A: training "
         "`Xs A Xs'` and test `Xs A Xt'` (CORAL: A = Cs^-1/2 Ct^1/2; SA: A = Ps Ps' Pt Pt'), i.e. a source sample "
         "mapped as source against another mapped as target. That training matrix is not symmetric; the solver reads "

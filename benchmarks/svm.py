@@ -17,7 +17,7 @@ LIBSVM's SMO: the second-order working-set selection of Fan, Chen and Lin (JMLR 
 with clipping, ``TAU`` where the curvature is not positive, and its stopping rule (maximal violating pair below
 ``eps``); shrinking is left out, which changes the path, not a converged solution. The bias follows LIBSVM's
 ``calculate_rho``. All class pairs are solved at once, padded to one batch. LIBSVM stops a problem that does not
-converge after 10^7 iterations; here the cap is ``max_iter`` (5,000 by default; each iteration costs about
+converge after 10^7 iterations; here the cap is ``max_iter`` (``MAX_ITER`` by default; each iteration costs about
 1.5 ms for 45 pairs of 300 samples), and :func:`fit_predict` reports how many pairs reached it. On SURF C->W
 the linear kernel of CORAL's features converged in 858 iterations at every C (5 class pairs hit the cap over all
 fits of surf_shallow.py's feature kernels), while SA's asymmetric matrix (its symmetric part is indefinite) did
@@ -33,6 +33,7 @@ from adaptune.algorithms.data import stratified_split
 
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)  # the grid of the SA/CORAL MATLAB code
 TAU = 1e-12  # LIBSVM's stand-in for a non-positive curvature
+MAX_ITER = 5_000  # SMO iterations per binary problem before it stops unconverged (LIBSVM: 10^7)
 
 
 def _rho(a: torch.Tensor, grad: torch.Tensor, y: torch.Tensor, c: float, mask: torch.Tensor) -> torch.Tensor:
@@ -82,7 +83,7 @@ def _clip_same(ai: torch.Tensor, aj: torch.Tensor, delta: torch.Tensor, c: float
 
 
 def solve_pairs(kernel: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, c: float, eps: float = 1e-3,
-                max_iter: int = 5_000) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                max_iter: int = MAX_ITER) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Dual coefficients, rho and a converged flag for a batch of padded binary problems.
 
     ``kernel[p, i, k]`` is K[i, k] as LIBSVM reads it (row i = training sample i), ``y`` is +-1 (0 where
@@ -126,7 +127,7 @@ def solve_pairs(kernel: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, c: fl
 
 
 def fit_predict(train_kernel: torch.Tensor, train_y: torch.Tensor, test_kernel: torch.Tensor, c: float,
-                max_iter: int = 5_000) -> tuple[torch.Tensor, int]:
+                max_iter: int = MAX_ITER) -> tuple[torch.Tensor, int]:
     """(labels of the test samples, number of class pairs that hit ``max_iter``) from a one-vs-one C-SVC.
 
     ``train_kernel`` is ``[n, n]`` over the training samples, ``test_kernel`` ``[m, n]`` (test sample x
@@ -156,19 +157,19 @@ def fit_predict(train_kernel: torch.Tensor, train_y: torch.Tensor, test_kernel: 
 
 
 def cross_validated_c(kernel: torch.Tensor, y: torch.Tensor, seed: int = 0,
-                      max_iter: int = 5_000) -> tuple[float, int]:
+                      max_iter: int = MAX_ITER) -> tuple[float, int]:
     """(C from ``C_GRID`` with the best 2-fold stratified cross-validation accuracy, first on ties; pairs that
     hit the iteration cap over all fits). ``kernel`` is the ``[n, n]`` training matrix, read as in
     :func:`fit_predict`: a held-out sample's row gives its values against the training fold."""
-    folds = stratified_split(y.numpy(), 0.5, seed)  # like LIBSVM's svm_cross_validation: per class
+    kept, held_out = (torch.from_numpy(f) for f in stratified_split(y.numpy(), 0.5, seed))  # per class, as LIBSVM
+    folds = [(kernel[train][:, train], y[train], kernel[held][:, train], y[held])
+             for train, held in ((kept, held_out), (held_out, kept))]
     best_c, best_acc, capped = C_GRID[0], -1.0, 0
     for c in C_GRID:
         correct = 0
-        for train, held in (folds, folds[::-1]):
-            train, held = torch.from_numpy(train), torch.from_numpy(held)
-            predicted, hit_cap = fit_predict(kernel[train][:, train], y[train], kernel[held][:, train], c,
-                                             max_iter)
-            correct, capped = correct + int((predicted == y[held]).sum()), capped + hit_cap
+        for train_kernel, train_y, held_kernel, held_y in folds:
+            predicted, hit_cap = fit_predict(train_kernel, train_y, held_kernel, c, max_iter)
+            correct, capped = correct + int((predicted == held_y).sum()), capped + hit_cap
         if correct / len(y) > best_acc:
             best_c, best_acc = c, correct / len(y)
     return best_c, capped
