@@ -1,0 +1,21 @@
+"""The prepared GPU check (benchmarks/gpu_check.py) as a CPU dry run: it must work the first time a GPU is lent."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+import gpu_check  # noqa: E402
+
+
+def test_dry_run_on_cpu_writes_one_row_per_method(tmp_path):
+    out = tmp_path / "gpu.md"
+    gpu_check.main(["--device", "cpu", "--methods", "source_only,dann", "--steps", "2", "--epochs", "2",
+                    "--batch-size", "8", "--out", str(out)])
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ") and "samples/s" not in line]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == ["source_only", "dann"]
+    for row in rows:
+        speed, ratio = row.split(" | ")[1:3]
+        assert float(speed.replace(",", "")) > 0 and ratio.endswith("x")
+    assert "CPU (dry run, no autocast)" in out.read_text()
