@@ -207,6 +207,11 @@ def parameter_groups(step_module: TrainStep, hparams: dict[str, Any]) -> list[di
     return groups
 
 
+def bf16_autocast(device: torch.device, enabled: bool = True) -> torch.autocast:
+    """bf16 autocast on CUDA only: on the CPU a trial stays in float32 (``amp`` is a GPU option)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
 def run_trial(
     task: Task,
     spec: TrialSpec,
@@ -240,7 +245,7 @@ def run_trial(
     n_source, n_target = len(data.source_train), len(data.target_train)
     steps = spec.steps_per_epoch or max(1, math.ceil(n_source / (spec.batch_size * runtime.world_size)))
     total_steps = steps * spec.epochs
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp and device.type == "cuda")
+    amp = bf16_autocast(device, spec.amp)
     # Training tensors live on the device once, so a step costs one gather instead of a host-to-device copy.
     xs_all, ys_all = data.source_train.x.to(device), data.source_train.y.to(device)
     xt_all = data.target_train.x.to(device)

@@ -28,7 +28,7 @@ def synchronize(device: torch.device) -> None:
 def bare_loop(task, steps: int, batch_size: int, device: torch.device) -> float:  # noqa: ANN001
     """Samples/s of plain supervised steps of the same network, data already on the device."""
     from adaptune.algorithms.backbones import build_backbone
-    from adaptune.algorithms.loop import Classifier
+    from adaptune.algorithms.loop import Classifier, bf16_autocast
 
     torch.manual_seed(0)
     backbone = build_backbone("lenet", task.input_shape)
@@ -39,7 +39,7 @@ def bare_loop(task, steps: int, batch_size: int, device: torch.device) -> float:
 
     def step() -> None:
         index = torch.randint(0, len(x), (batch_size,), device=device, generator=generator)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with bf16_autocast(device):  # the trial loop's autocast, so the comparison is like for like
             _, logits = model(x[index])
             loss = F.cross_entropy(logits, y[index])
         optimizer.zero_grad(set_to_none=True)

@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+from statistics import fmean
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import header, md_table, write  # noqa: E402
@@ -53,10 +54,7 @@ def main() -> None:
             capped[d] += hit
         print(pair, {d: round(svm_acc[d][pair], 1) for d in dims}, f"{time.time() - started:.0f}s", flush=True)
 
-    def mean(values: list[float]) -> float:
-        return sum(values) / len(values)
-
-    summary = [[d, mean(nn_acc[d]), mean(list(svm_acc[d].values())), mean_abs_gap(svm_acc[d], PUBLISHED), capped[d]]
+    summary = [[d, fmean(nn_acc[d]), fmean(svm_acc[d].values()), mean_abs_gap(svm_acc[d], PUBLISHED), capped[d]]
                for d in dims]
     per_task = [[pair, *(svm_acc[d][pair] for d in dims), PUBLISHED[k]] for k, pair in enumerate(TASK_ORDER)]
     text = "\n".join([
@@ -66,7 +64,7 @@ def main() -> None:
         "target samples. SVM = the SA/CORAL papers' classifier on the papers' matrices (see surf_shallow.md); "
         f"`capped` counts class pairs whose SMO stopped at the {MAX_ITER:,}-iteration cap over all CV and final "
         "fits. "
-        f"Published: CORAL paper Table 3, SA average {mean(PUBLISHED):.1f}, d not stated.",
+        f"Published: CORAL paper Table 3, SA average {fmean(PUBLISHED):.1f}, d not stated.",
         "\n## Averages\n",
         md_table(summary, ["d", "1-NN", "SVM papers'", "mean abs. per-task gap to Table 3", "capped"]),
         "\n## SVM papers' per task\n",

@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 import time
+from statistics import fmean
 
 import torch
 
@@ -178,23 +179,20 @@ def main() -> None:
               {m: round(papers_acc[m][pair], 1) for m in PAPERS_KERNEL_METHODS}, f"{time.time() - started:.0f}s",
               flush=True)
 
-    def mean(values: dict[str, float]) -> float:
-        return sum(values.values()) / len(values)
-
     columns = [(f"{LABELS[m]} 1-NN", nn_acc[m]) for m in METHOD_ORDER if m != "kmm"]
     columns.append(("TCA k=30 1-NN", nn_acc["tca_k30"]))
     columns += [(f"{LABELS[m]} SVM", svm_acc[m]) for m in SVM_METHODS]
     columns += [(f"{LABELS[m]} SVM papers'", papers_acc[m]) for m in PAPERS_KERNEL_METHODS]
     columns += [(f"{LABELS[m]} head", head_acc[m]) for m in METHOD_ORDER]
     rows = [[pair, *(values[pair] for _, values in columns)] for pair in TASK_ORDER]
-    rows.append(["**avg**", *(mean(values) for _, values in columns)])
+    rows.append(["**avg**", *(fmean(values.values()) for _, values in columns)])
 
     def cell(table: dict[str, dict[str, float]], name: str) -> float | str:
-        return mean(table[name]) if table.get(name) else "-"
+        return fmean(table[name].values()) if table.get(name) else "-"
 
     summary = [[LABELS[m], cell(nn_acc, m), cell(svm_acc, m), cell(papers_acc, m), cell(head_acc, m), PUBLISHED[m],
                 f"{seconds[m]:.0f}"] for m in METHOD_ORDER]
-    summary.insert(4, ["TCA (k=30)", mean(nn_acc["tca_k30"]), "-", "-", "-", PUBLISHED["tca"], "-"])
+    summary.insert(4, ["TCA (k=30)", fmean(nn_acc["tca_k30"].values()), "-", "-", "-", PUBLISHED["tca"], "-"])
 
     table3 = [[LABELS[m], mean_abs_gap(svm_acc[m], CORAL_TABLE3[m]),
                mean_abs_gap(papers_acc[m], CORAL_TABLE3[m]) if m in papers_acc else "-"] for m in SVM_METHODS]

@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from statistics import fmean
 
 import torch
 
@@ -77,29 +78,26 @@ def main() -> None:
         print(pair, {row: [round(accuracy[row][s][pair], 1) for s in seeds] for row in ROWS},
               f"{time.time() - started:.0f}s", flush=True)
 
-    def mean(values: list[float]) -> float:
-        return sum(values) / len(values)
-
     def exact(row: str, seed: int) -> int:
         """Tasks whose accuracy rounds to Table 3's number (given to 0.1)."""
         published = ROWS[row][1]
         return sum(round(accuracy[row][seed][pair], 1) == ref for pair, ref in zip(TASK_ORDER, published))
 
+    averages = {row: [fmean(accuracy[row][s].values()) for s in seeds] for row in ROWS}  # 12-task mean per split
     summary = []
     for row, (_, published) in ROWS.items():
-        averages = [mean(list(accuracy[row][s].values())) for s in seeds]
-        summary.append([row, mean(published), mean(averages), min(averages), max(averages),
-                        mean(averages) - mean(published),
-                        mean([mean_abs_gap(accuracy[row][s], published) for s in seeds]),
+        summary.append([row, fmean(published), fmean(averages[row]), min(averages[row]), max(averages[row]),
+                        fmean(averages[row]) - fmean(published),
+                        fmean(mean_abs_gap(accuracy[row][s], published) for s in seeds),
                         " ".join(str(exact(row, s)) for s in seeds),
                         ", ".join(f"{c:g}" for c in sorted(chosen_c[row])), capped[row]])
-    by_seed = [[row, *(mean(list(accuracy[row][s].values())) for s in seeds)] for row in ROWS]
+    by_seed = [[row, *averages[row]] for row in ROWS]
     per_task = []
     for k, pair in enumerate(TASK_ORDER):
         cells: list[object] = [pair]
         for row, (_, published) in ROWS.items():
             values = [accuracy[row][s][pair] for s in seeds]
-            cells += [f"{mean(values):.1f} ({min(values):.1f}-{max(values):.1f})", published[k]]
+            cells += [f"{fmean(values):.1f} ({min(values):.1f}-{max(values):.1f})", published[k]]
         per_task.append(cells)
     text = "\n".join([
         header("The papers' SVM on Office-Caltech10 SURF across CV splits",
