@@ -19,9 +19,11 @@ import torch.nn.functional as F
 
 from .domains import Domain, Task
 from .errors import InputError
+from .preprocess import DEFAULT_PREPROCESS, effective_preprocess, preprocess_domains, standardise
 
 DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
 SPLIT_SEED = 0
+SOURCE_VAL_FRACTION = 0.1  # the default share of the source held out as source_val
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 DIGITS_SIDE = 28
@@ -39,15 +41,29 @@ OFFICE_CLASSES = (
     "projector",
 )
 OFFICE_DOMAINS = {"A": "amazon", "C": "Caltech10", "W": "webcam", "D": "dslr"}
+# Office-Caltech10 DeCAF6: only the two small domains ship (labels, sample for sample, as in their SURF files).
+OFFICE_DECAF_DOMAINS = {"D": "dslr", "W": "webcam"}
+# The 2000 MNIST + 1800 USPS 16x16 digits of the JDA (shallow) protocol, as 256-d pixel features.
+MNIST_USPS_DOMAINS = {"M": "mnist", "U": "usps"}
 # Amazon reviews (400-d version of Gong et al. 2013): label 0 is a negative review, 1 a positive one.
 AMAZON_CLASSES = ("negative", "positive")
 AMAZON_DOMAINS = {"B": "books", "D": "dvd", "E": "elec", "K": "kitchen"}
+# Amazon reviews, 5000-d counts of the DANN (JMLR 2016) protocol, same classes.
+AMAZON_5000_DOMAINS = {"B": "books", "D": "dvd", "E": "electronics", "K": "kitchen"}
+
+
+def _pair_tasks(prefix: str, domains: dict[str, str]) -> tuple[str, ...]:
+    return tuple(f"{prefix}:{s}->{t}" for s in domains for t in domains if s != t)
+
 
 BUILTIN_TASKS: tuple[str, ...] = (
     "mnist->usps",
     "usps->mnist",
-    *(f"office-surf:{s}->{t}" for s in OFFICE_DOMAINS for t in OFFICE_DOMAINS if s != t),
-    *(f"amazon:{s}->{t}" for s in AMAZON_DOMAINS for t in AMAZON_DOMAINS if s != t),
+    *_pair_tasks("office-surf", OFFICE_DOMAINS),
+    *_pair_tasks("amazon", AMAZON_DOMAINS),
+    *_pair_tasks("office-decaf", OFFICE_DECAF_DOMAINS),
+    *_pair_tasks("mnist-usps-jda", MNIST_USPS_DOMAINS),
+    *_pair_tasks("amazon-5000", AMAZON_5000_DOMAINS),
 )
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -164,13 +180,20 @@ def _digits_task(name: str, fraction: float) -> Task:
             "protocol": "digits-deep",
             "source_domain": source_train.name.split("/")[0],
             "target_domain": target_train.name.split("/")[0],
+            "preprocess": "none",
         },
     )
 
 
 @dataclass(frozen=True)
 class _FeatureBenchmark:
-    """A shallow benchmark shipped as one npz of per-domain count features ``x_<key>`` and labels ``y_<key>``."""
+    """A shallow benchmark shipped as one npz of per-domain features and labels.
+
+    Each stored part ``<part>`` has a matrix ``x_<part>`` and uint8 labels ``y_<part>``. A part is a domain key
+    (protocol ``transductive``) or ``<key>_train`` / ``<key>_test`` (protocol ``train-test``). A matrix is
+    stored dense, or sparse as CSR arrays ``x_<part>_data``, ``_indices``, ``_indptr`` and ``_shape``; an
+    optional scalar ``x_<part>_divisor`` maps integer storage back to the benchmark's values.
+    """
 
     prefix: str  # task names are "<prefix>:<source key>-><target key>"
     collection: str  # for messages: "unknown <collection> domain ..."
@@ -179,6 +202,28 @@ class _FeatureBenchmark:
     filename: str
     domains: dict[str, str]  # key -> domain name
     classes: tuple[str, ...]
+    # The row normalisation that is part of how the benchmark defines its features: "l1", "l2" or "none".
+    row_norm: str = "l1"
+    # "transductive": target_train = target_val = all target samples. "train-test": the source is its labeled
+    # train part; target_train is the target's train part (unlabeled), target_val its test part.
+    protocol: str = "transductive"
+    # The preprocess kind (see .preprocess) under which the benchmark's published baselines were computed.
+    published_preprocess: str = "zscore"
+
+    def splits(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The stored splits that make a source and a target domain (``()``: the one part ``<key>``).
+
+        A train-test target keeps its test part after its train part, so the statistics of the preprocessing
+        cover all its unlabeled samples; the source is only its labeled train part.
+        """
+        return (("train",), ("train", "test")) if self.protocol == "train-test" else ((), ())
+
+    def target_rows(self, key: str) -> tuple[slice, slice]:
+        """The rows of target domain ``key`` (as :meth:`splits` stacks it) that form target_train / target_val."""
+        if self.protocol == "train-test":
+            n_train = len(_builtin_arrays(self.filename)[f"y_{key}_train"])
+            return slice(0, n_train), slice(n_train, None)
+        return slice(None), slice(None)  # the standard "full" protocol: evaluate on the samples adapted on
 
 
 _OFFICE_SURF = _FeatureBenchmark(
@@ -199,20 +244,97 @@ _AMAZON = _FeatureBenchmark(
     domains=AMAZON_DOMAINS,
     classes=AMAZON_CLASSES,
 )
-_FEATURE_BENCHMARKS = {b.prefix: b for b in (_OFFICE_SURF, _AMAZON)}
+_OFFICE_DECAF = _FeatureBenchmark(
+    prefix="office-decaf",
+    collection="Office-Caltech10 DeCAF6",
+    title="Office-Caltech10 DeCAF6",
+    features="4096-d DeCAF fc6 activations (after ReLU)",
+    filename="office_caltech10_decaf6.npz",
+    domains=OFFICE_DECAF_DOMAINS,
+    classes=OFFICE_CLASSES,
+)
+# The JDA code scales every sample to unit L2 norm and does no z-scoring; its 1-NN baseline needs preprocess none.
+_MNIST_USPS_JDA = _FeatureBenchmark(
+    prefix="mnist-usps-jda",
+    collection="MNIST-USPS (JDA)",
+    title="MNIST-USPS digits, JDA protocol (2000 MNIST, 1800 USPS)",
+    features="16x16 grey pixels as 256-d features",
+    filename="mnist_usps_jda.npz",
+    domains=MNIST_USPS_DOMAINS,
+    classes=DIGIT_CLASSES,
+    row_norm="l2",
+    published_preprocess="none",
+)
+# The DANN code feeds the raw counts to its networks (no row normalisation).
+_AMAZON_5000 = _FeatureBenchmark(
+    prefix="amazon-5000",
+    collection="Amazon reviews 5000-d",
+    title="Amazon reviews (5000-d, DANN JMLR 2016 protocol)",
+    features="counts of 5000 unigrams and bigrams, negative / positive sentiment",
+    filename="amazon_review_dann_5000.npz",
+    domains=AMAZON_5000_DOMAINS,
+    classes=AMAZON_CLASSES,
+    row_norm="none",
+    protocol="train-test",
+    published_preprocess="none",
+)
+_FEATURE_BENCHMARKS = {b.prefix: b for b in (_OFFICE_SURF, _AMAZON, _OFFICE_DECAF, _MNIST_USPS_JDA, _AMAZON_5000)}
+
+_ROW_NORM_NOTE = {"l1": "rows L1-normalised", "l2": "rows scaled to unit L2 norm", "none": "rows not normalised"}
 
 
-def _feature_domain(benchmark: _FeatureBenchmark, key: str) -> tuple[np.ndarray, np.ndarray]:
-    # The standard preprocessing of these benchmarks: L1 rows, then z-score each feature within the domain.
+def _stored_rows(arrays: dict[str, np.ndarray], parts: list[str]) -> np.ndarray:
+    """The stored matrices ``x_<part>`` of ``parts``, stacked in order into one float64 array."""
+    names = [f"x_{part}" for part in parts]
+    shapes = [arrays[n].shape if n in arrays else tuple(arrays[f"{n}_shape"]) for n in names]
+    x = np.zeros((sum(rows for rows, _ in shapes), shapes[0][1]), dtype=np.float64)
+    start = 0
+    for name, (rows, _) in zip(names, shapes, strict=True):
+        block = x[start : start + rows]
+        start += rows
+        if name in arrays:
+            block[:] = arrays[name]
+        else:  # CSR: scatter the non-zeros into the zero block
+            indptr = arrays[f"{name}_indptr"]
+            block[np.repeat(np.arange(rows), np.diff(indptr)), arrays[f"{name}_indices"]] = arrays[f"{name}_data"]
+        if f"{name}_divisor" in arrays:
+            block /= arrays[f"{name}_divisor"]
+    return x
+
+
+def _parts(benchmark: _FeatureBenchmark, key: str, splits: tuple[str, ...]) -> list[str]:
     if key not in benchmark.domains:
         expected = ", ".join(benchmark.domains)
         raise InputError("task", f"unknown {benchmark.collection} domain '{key}'; expected one of {expected}")
+    return [f"{key}_{split}" for split in splits] or [key]
+
+
+def _feature_labels(benchmark: _FeatureBenchmark, key: str, splits: tuple[str, ...] = ()) -> np.ndarray:
+    """The int64 labels of :func:`_feature_domain`, without loading any feature."""
     arrays = _builtin_arrays(benchmark.filename)
-    x = arrays[f"x_{key}"].astype(np.float64)
-    x /= x.sum(axis=1, keepdims=True)
-    std = x.std(axis=0)
-    x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    return x, arrays[f"y_{key}"].astype(np.int64)
+    return np.concatenate([arrays[f"y_{part}"] for part in _parts(benchmark, key, splits)]).astype(np.int64)
+
+
+def _feature_domain(
+    benchmark: _FeatureBenchmark, key: str, splits: tuple[str, ...] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Domain ``key`` as the benchmark defines its features (float64, rows normalised) and int64 labels.
+
+    ``splits`` selects the stored parts ``<key>_<split>`` of a train-test benchmark, stacked in that order;
+    without it the domain is its one stored part ``<key>``.
+    """
+    x = _stored_rows(_builtin_arrays(benchmark.filename), _parts(benchmark, key, splits))
+    if benchmark.row_norm == "l1":
+        x /= x.sum(axis=1, keepdims=True)
+    elif benchmark.row_norm == "l2":
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x, _feature_labels(benchmark, key, splits)
+
+
+def _standard_domain(benchmark: _FeatureBenchmark, key: str) -> tuple[np.ndarray, np.ndarray]:
+    # The benchmarks' published protocol: L1 rows, then z-score each feature within the domain.
+    x, y = _feature_domain(benchmark, key)
+    return standardise(torch.from_numpy(x), torch.from_numpy(x)).numpy(), y
 
 
 def load_office_surf_domain(key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +344,7 @@ def load_office_surf_domain(key: str) -> tuple[np.ndarray, np.ndarray]:
     std (MATLAB ``zscore(fts, 1)``; a constant feature keeps std 1). Returns float64 ``[n, 800]`` features
     and int64 0-based labels.
     """
-    return _feature_domain(_OFFICE_SURF, key)
+    return _standard_domain(_OFFICE_SURF, key)
 
 
 def load_amazon_domain(key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -233,32 +355,90 @@ def load_amazon_domain(key: str) -> tuple[np.ndarray, np.ndarray]:
     domain's own mean and population std (a constant feature keeps std 1). Returns float64 ``[n, 400]``
     features and int64 labels (0 = negative, 1 = positive).
     """
-    return _feature_domain(_AMAZON, key)
+    return _standard_domain(_AMAZON, key)
 
 
-def _feature_task(benchmark: _FeatureBenchmark, name: str, fraction: float) -> Task:
+_PREPROCESS_NOTE = {
+    "zscore": "z-scored per domain with its own statistics",
+    "source-zscore": "z-scored with the source statistics",
+    "none": "not rescaled",
+}
+
+
+def _feature_pair(benchmark: _FeatureBenchmark, name: str) -> tuple[str, str]:
     source_key, target_key = name.removeprefix(f"{benchmark.prefix}:").split("->")
+    return source_key, target_key
+
+
+def _feature_description(benchmark: _FeatureBenchmark, name: str, preprocess: str) -> str:
+    source_key, target_key = _feature_pair(benchmark, name)
     source, target = benchmark.domains[source_key], benchmark.domains[target_key]
-    xs, ys = _feature_domain(benchmark, source_key)
-    xt, yt = _feature_domain(benchmark, target_key)
-    source_train, source_val = _split_source(source, torch.tensor(xs, dtype=torch.float32), ys, fraction)
-    target_train, target_val = _transductive_target(target, torch.tensor(xt, dtype=torch.float32))
+    published = (
+        "" if preprocess == benchmark.published_preprocess
+        else f" (its published baselines use preprocess '{benchmark.published_preprocess}')"
+    )
+    if benchmark.protocol == "train-test":
+        protocol = (
+            f"source = the labeled train part of {source}; target_train = the train part of {target} "
+            "(unlabeled), target_val = its test part (labels kept as the oracle); the target statistics "
+            "cover both parts."
+        )
+    else:
+        protocol = "transductive protocol (target_val = all target samples)."
+    return (
+        f"{benchmark.title}, {source} -> {target}: {benchmark.features}, {_ROW_NORM_NOTE[benchmark.row_norm]} "
+        f"and {_PREPROCESS_NOTE[preprocess]}{published}; {protocol}"
+    )
+
+
+def _feature_task(benchmark: _FeatureBenchmark, name: str, fraction: float, preprocess: str) -> Task:
+    source_key, target_key = _feature_pair(benchmark, name)
+    source, target = benchmark.domains[source_key], benchmark.domains[target_key]
+    source_splits, target_splits = benchmark.splits()
+    xs, ys = _feature_domain(benchmark, source_key, source_splits)
+    xt, yt = _feature_domain(benchmark, target_key, target_splits)
+    xs_t, xt_t = preprocess_domains(torch.from_numpy(xs), torch.from_numpy(xt), preprocess)
+    source_train, source_val = _split_source(source, xs_t, ys, fraction)
+    train_rows, val_rows = benchmark.target_rows(target_key)
+    val_part = "test" if benchmark.protocol == "train-test" else "val"
     return Task(
         name=name,
         source_train=source_train,
         source_val=source_val,
-        target_train=target_train,
-        target_val=target_val,
+        target_train=Domain(f"{target}/train", xt_t[train_rows]),
+        target_val=Domain(f"{target}/{val_part}", xt_t[val_rows]),
         classes=benchmark.classes,
         input_kind="features",
         default_backbone="mlp",
-        target_oracle=torch.as_tensor(yt),
-        description=(
-            f"{benchmark.title}, {source} -> {target}: {benchmark.features}, rows L1-normalised and "
-            "z-scored per domain; transductive protocol (target_val = all target samples)."
-        ),
-        extra={"protocol": "transductive", "source_domain": source, "target_domain": target},
+        target_oracle=torch.as_tensor(yt[val_rows]),
+        description=_feature_description(benchmark, name, preprocess),
+        extra={"protocol": benchmark.protocol, "source_domain": source, "target_domain": target,
+               "preprocess": preprocess},
     )
+
+
+def _feature_summary(benchmark: _FeatureBenchmark, name: str) -> dict:
+    """What :func:`list_tasks` shows of a default feature task, from its labels alone.
+
+    Building the task would densify and z-score its features: seconds for each 5000-d Amazon task.
+    """
+    source_key, target_key = _feature_pair(benchmark, name)
+    source_splits, target_splits = benchmark.splits()
+    source_labels = _feature_labels(benchmark, source_key, source_splits)
+    train_idx, val_idx = stratified_split(source_labels, SOURCE_VAL_FRACTION, SPLIT_SEED)
+    n_target = len(_feature_labels(benchmark, target_key, target_splits))
+    train_rows, val_rows = benchmark.target_rows(target_key)
+    return {
+        "name": name,
+        "input_kind": "features",
+        "default_backbone": "mlp",
+        "num_classes": len(benchmark.classes),
+        "source_train": len(train_idx),
+        "source_val": len(val_idx),
+        "target_train": len(range(n_target)[train_rows]),
+        "target_val": len(range(n_target)[val_rows]),
+        "description": _feature_description(benchmark, name, DEFAULT_PREPROCESS),
+    }
 
 
 def _unknown_task(name: str) -> InputError:
@@ -268,21 +448,29 @@ def _unknown_task(name: str) -> InputError:
     return InputError("task", f"unknown task '{name}'; expected one of: {expected}")
 
 
-def load_task(name: str, source_val_fraction: float = 0.1) -> Task:
-    """Build a built-in task by name (see :data:`BUILTIN_TASKS`)."""
+def load_task(
+    name: str, source_val_fraction: float = SOURCE_VAL_FRACTION, preprocess: str = DEFAULT_PREPROCESS
+) -> Task:
+    """Build a built-in task by name (see :data:`BUILTIN_TASKS`); ``preprocess`` applies to feature tasks."""
     if name not in BUILTIN_TASKS:
         raise _unknown_task(name)
     _check_fraction(source_val_fraction)
+    effective_preprocess(preprocess, "features")  # checked for every task, so a typo never passes silently
     benchmark = _FEATURE_BENCHMARKS.get(name.split(":", 1)[0])
     if benchmark is not None:
-        return _feature_task(benchmark, name, source_val_fraction)
+        return _feature_task(benchmark, name, source_val_fraction, preprocess)
     return _digits_task(name, source_val_fraction)
 
 
 def list_tasks() -> list[dict]:
-    """One dict per built-in task: name, input_kind, default_backbone, num_classes, sizes, description."""
+    """One dict per built-in task (with the default fraction and preprocessing): name, input_kind,
+    default_backbone, num_classes, sizes, description."""
     summaries = []
     for name in BUILTIN_TASKS:
+        benchmark = _FEATURE_BENCHMARKS.get(name.split(":", 1)[0])
+        if benchmark is not None:
+            summaries.append(_feature_summary(benchmark, name))
+            continue
         task = load_task(name)
         summaries.append(
             {
@@ -458,17 +646,20 @@ def _default_backbone(shape: tuple[int, ...]) -> str:
 
 
 def load_user_task(
-    source: str | Path, target: str | Path, source_val_fraction: float = 0.1, image_size: int = 224
+    source: str | Path, target: str | Path, source_val_fraction: float = 0.1, image_size: int = 224,
+    preprocess: str = DEFAULT_PREPROCESS,
 ) -> Task:
     """Build a task from user data paths (``.npz``, ``.parquet`` or an image folder).
 
     The source must be labeled; it is split stratified (seed :data:`SPLIT_SEED`) into train / val. All target
     samples form both target_train and target_val (transductive), unlabeled; target labels, when given, only
     become ``target_oracle``. Classes are the sorted label names of the source, mapped the same way in both
-    domains. Arrays from ``.npz`` / ``.parquet`` are only converted to float32 (no scaling); image folders
-    are read as RGB, resized to ``image_size`` and normalised with the ImageNet mean / std.
+    domains. Feature tables (``.npz`` / ``.parquet`` rows) go through ``preprocess`` (see
+    :mod:`.preprocess`) over all samples of each domain; image folders are read as RGB, resized to
+    ``image_size`` and normalised with the ImageNet mean / std.
     """
     _check_fraction(source_val_fraction)
+    effective_preprocess(preprocess, "features")
     if not isinstance(image_size, int) or image_size < 1:
         raise InputError("image_size", f"a positive integer number of pixels, got {image_size!r}")
     src = _read_domain(source, "source", image_size)
@@ -498,11 +689,13 @@ def load_user_task(
             "expected the same feature dimension / image shape in both domains",
         )
     source_name, target_name = Path(source).stem, Path(target).stem
-    source_y = _encode(src.labels, classes)
-    source_train, source_val = _split_source(source_name, src.x, source_y, source_val_fraction)
-    target_train, target_val = _transductive_target(target_name, tgt.x)
-    oracle = None if tgt.labels is None else torch.as_tensor(_encode(tgt.labels, classes))
     input_kind = "features" if len(shape) == 1 else "images"
+    preprocess = effective_preprocess(preprocess, input_kind)
+    xs, xt = preprocess_domains(src.x, tgt.x, preprocess) if input_kind == "features" else (src.x, tgt.x)
+    source_y = _encode(src.labels, classes)
+    source_train, source_val = _split_source(source_name, xs, source_y, source_val_fraction)
+    target_train, target_val = _transductive_target(target_name, xt)
+    oracle = None if tgt.labels is None else torch.as_tensor(_encode(tgt.labels, classes))
     return Task(
         name=f"{source_name}->{target_name}",
         source_train=source_train,
@@ -518,5 +711,6 @@ def load_user_task(
             f"{'labeled, oracle only' if oracle is not None else 'unlabeled'}); {input_kind} {list(shape)}, "
             f"{len(classes)} classes; transductive protocol (target_val = all target samples)."
         ),
-        extra={"protocol": "transductive", "source_path": str(source), "target_path": str(target)},
+        extra={"protocol": "transductive", "source_path": str(source), "target_path": str(target),
+               "preprocess": preprocess},
     )

@@ -17,7 +17,8 @@ def test_wheel_layout_and_import(tmp_path):
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert top_level == {"adaptune"}, top_level
     for data in ("mnist_t10k.npz", "usps.npz", "office_caltech10_surf.npz", "amazon_review_400.npz",
-                 "PROVENANCE_mnist.md", "PROVENANCE_amazon_review_400.md"):
+                 "office_caltech10_decaf6.npz", "mnist_usps_jda.npz", "amazon_review_dann_5000.npz",
+                 "PROVENANCE_mnist.md", "PROVENANCE_amazon_review_400.md", "PROVENANCE_amazon_review_dann_5000.md"):
         assert f"adaptune/algorithms/datasets/{data}" in names
     assert "entry_points.txt" in " ".join(names)
 

@@ -121,11 +121,12 @@ def test_stratified_split_edge_cases() -> None:
 
 def test_list_tasks() -> None:
     tasks = data.list_tasks()
-    assert [t["name"] for t in tasks] == list(data.BUILTIN_TASKS) and len(tasks) == 26
+    # 2 digits + 12 SURF + 12 Amazon 400-d + 2 DeCAF + 2 JDA digits + 12 Amazon 5000-d.
+    assert [t["name"] for t in tasks] == list(data.BUILTIN_TASKS) and len(tasks) == 42
     keys = {"name", "input_kind", "default_backbone", "num_classes", "description"}
     keys |= {"source_train", "source_val", "target_train", "target_val"}
     assert all(set(t) == keys and t["description"] for t in tasks)
-    assert all(t["num_classes"] == (2 if t["name"].startswith("amazon:") else 10) for t in tasks)
+    assert all(t["num_classes"] == (2 if t["name"].startswith("amazon") else 10) for t in tasks)
     office = {t["name"] for t in tasks if t["name"].startswith("office-surf:")}
     assert office == {f"office-surf:{pair}" for pair in MEDA_1NN}
 
@@ -179,7 +180,8 @@ def test_user_parquet_string_labels(tmp_path) -> None:
     frame["label"] = np.repeat(["dog", "cat"], 20)
     frame.to_parquet(tmp_path / "src.parquet")
     frame.iloc[::4].to_parquet(tmp_path / "tgt.parquet")
-    task = data.load_user_task(str(tmp_path / "src.parquet"), str(tmp_path / "tgt.parquet"))
+    # preprocess "none": the table's values come through as they are (the default would z-score them).
+    task = data.load_user_task(str(tmp_path / "src.parquet"), str(tmp_path / "tgt.parquet"), preprocess="none")
     assert task.classes == ("cat", "dog") and task.input_shape == (3,)
     assert task.target_oracle.tolist() == [1] * 5 + [0] * 5
     np.testing.assert_allclose(task.target_val.x.numpy(), frame.iloc[::4][["a", "b", "c"]], rtol=1e-6)
