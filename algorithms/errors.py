@@ -12,3 +12,8 @@ class InputError(ValueError):
         self.field = field
         self.expected = expected
         super().__init__(f"{field}: {expected}")
+
+    def __reduce__(self) -> tuple:
+        # Exceptions cross process boundaries (Ray, process pools) by pickling; the default reduction would
+        # call __init__ with the formatted message alone.
+        return type(self), (self.field, self.expected)

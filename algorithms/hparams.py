@@ -1,6 +1,6 @@
 """The hyperparameter registry: every searchable knob, its Optuna distribution and its default.
 
-Shared knobs (``lr``, ``freeze_depth``, ``adv_weight``) live here; each method declares its own next to its
+Shared knobs (``lr``, ``freeze_depth``, ``adv_weight``, ``head_c``) live here; each method declares its own next to its
 loss. The search space is built from these declarations only, so a new knob is one line in one place.
 """
 
@@ -60,3 +60,5 @@ class Param:
 LR = Param("lr", 1e-2, 1e-4, 1e-1, log=True, help="SGD learning rate of the head; the backbone uses the same")
 FREEZE_DEPTH = Param("freeze_depth", 0, 0, 0, help="leading backbone blocks kept frozen; max = feature extraction")
 ADV_WEIGHT = Param("adv_weight", 1.0, 1e-2, 3.0, log=True, help="weight of the adversarial domain loss")
+HEAD_C = Param("head_c", 1.0, 1e-2, 1e2, log=True,
+               help="inverse L2 strength of the logistic-regression head of feature-extraction methods (C)")

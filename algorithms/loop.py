@@ -19,8 +19,10 @@ import torch
 from torch import nn
 
 from .backbones import build_backbone
+from .budget import steps_per_epoch
 from .domains import Task
 from .features import FeatureStore, MemoryStore, encode_task
+from .linear_head import fit_logistic_regression
 from .methods import Batch, Method, ShallowMethod, get_method
 from .proxies import Evaluation, compute_proxies, oracle_accuracy
 
@@ -49,7 +51,7 @@ class TrialSpec:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     amp: bool = False
-    steps_per_epoch: int | None = None  # default: one pass over the source training set
+    steps_per_epoch: int | None = None  # None: max(one pass over source_train, budget.MIN_STEPS_PER_EPOCH)
     eval_batch_size: int = 1024
     bottleneck_dim: int = 256  # 0 = features straight from the backbone
     extra: dict[str, Any] = field(default_factory=dict)
@@ -212,6 +214,51 @@ def bf16_autocast(device: torch.device, enabled: bool = True) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
 
+def _evaluation_metrics(classifier: Classifier, data: Task, spec: TrialSpec, device: torch.device, *, final: bool,
+                        epoch: int, steps: int) -> tuple[dict[str, Any], Evaluation]:
+    """One evaluation pass -> every proxy, the oracle accuracy (reporting only) and the progress counters."""
+    eval_start = time.perf_counter()
+    evaluation = evaluate(classifier, data, spec.eval_batch_size, device)
+    proxies = compute_proxies(evaluation, final=final)
+    target_acc = oracle_accuracy(evaluation.target_logits, data.target_oracle)
+    metrics = {
+        "epoch": epoch,
+        "steps": steps,
+        **proxies,
+        "source_acc": proxies["proxy_source_acc"],
+        "target_acc": float("nan") if target_acc is None else target_acc,
+        "eval_s": time.perf_counter() - eval_start,
+    }
+    return metrics, evaluation
+
+
+def _closed_form_trial(data: Task, spec: TrialSpec, classifier: Classifier, method: Method, hparams: dict[str, Any],
+                       report: ReportFn, device: torch.device) -> dict[str, Any]:
+    """Feature extraction: the head is a logistic regression fitted to convergence, reported once as final.
+
+    The trial counts as complete (``epoch = spec.epochs``); its ``steps`` are the L-BFGS iterations.
+    """
+    fit_start = time.perf_counter()
+    weights = method.source_weights() if isinstance(method, ShallowMethod) else None
+    fit = fit_logistic_regression(data.source_train.x, data.source_train.y, data.num_classes,
+                                  c=float(hparams.get("head_c", 1.0)), sample_weight=weights)
+    with torch.no_grad():
+        classifier.head.weight.copy_(fit.weight)
+        classifier.head.bias.copy_(fit.bias)
+    classifier.to(device)
+    train_s = time.perf_counter() - fit_start
+    metrics, evaluation = _evaluation_metrics(classifier, data, spec, device, final=True, epoch=spec.epochs,
+                                              steps=fit.iterations)
+    metrics.update(train_loss=fit.loss, train_s=train_s, samples_per_s=len(data.source_train) / max(train_s, 1e-9))
+
+    def state() -> dict[str, Any]:
+        return {"model": TrainStep(classifier, method).state_dict(), "epoch": spec.epochs,
+                PREDICTIONS: evaluation.target_logits.softmax(1).half()}
+
+    report(metrics, state)
+    return metrics
+
+
 def run_trial(
     task: Task,
     spec: TrialSpec,
@@ -228,6 +275,8 @@ def run_trial(
     method_cls = get_method(spec.method)
     hparams = {**method_cls.defaults(), **spec.hparams}
     data, classifier, method = build(task, spec, method_cls, hparams, store or MemoryStore(), device)
+    if method_cls.feature_extraction:
+        return _closed_form_trial(data, spec, classifier, method, hparams, report, device)
     step_module = TrainStep(classifier, method).to(device)
     optimizer = torch.optim.SGD(parameter_groups(step_module, hparams), lr=hparams["lr"], momentum=spec.momentum,
                                 weight_decay=spec.weight_decay, nesterov=True)
@@ -243,7 +292,7 @@ def run_trial(
         start_epoch = int(resume_state["epoch"])
 
     n_source, n_target = len(data.source_train), len(data.target_train)
-    steps = spec.steps_per_epoch or max(1, math.ceil(n_source / (spec.batch_size * runtime.world_size)))
+    steps = steps_per_epoch(n_source, spec.batch_size, runtime.world_size, spec.steps_per_epoch)
     total_steps = steps * spec.epochs
     amp = bf16_autocast(device, spec.amp)
     # Training tensors live on the device once, so a step costs one gather instead of a host-to-device copy.
@@ -277,20 +326,10 @@ def run_trial(
         if not math.isfinite(train_logs["loss"]):
             raise Diverged(f"loss became {train_logs['loss']} in epoch {epoch + 1}")
 
-        eval_start = time.perf_counter()
-        evaluation = evaluate(classifier, data, spec.eval_batch_size, device)
-        proxies = compute_proxies(evaluation, final=epoch + 1 == spec.epochs)
-        target_acc = oracle_accuracy(evaluation.target_logits, data.target_oracle)
-        metrics = {
-            "epoch": epoch + 1,
-            **{f"train_{k}": v for k, v in train_logs.items()},
-            **proxies,
-            "source_acc": proxies["proxy_source_acc"],
-            "target_acc": float("nan") if target_acc is None else target_acc,
-            "train_s": train_s,
-            "eval_s": time.perf_counter() - eval_start,
-            "samples_per_s": steps * spec.batch_size * runtime.world_size / max(train_s, 1e-9),
-        }
+        metrics, evaluation = _evaluation_metrics(classifier, data, spec, device, final=epoch + 1 == spec.epochs,
+                                                  epoch=epoch + 1, steps=(epoch + 1) * steps)
+        metrics.update({f"train_{k}": v for k, v in train_logs.items()})
+        metrics.update(train_s=train_s, samples_per_s=steps * spec.batch_size * runtime.world_size / max(train_s, 1e-9))
 
         # Target predictions travel with the checkpoint: the search's ensemble row averages them.
         def state(epoch: int = epoch, logits: torch.Tensor = evaluation.target_logits) -> dict[str, Any]:

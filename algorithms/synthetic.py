@@ -9,10 +9,12 @@ from __future__ import annotations
 import torch
 
 from .domains import Domain, Task
+from .preprocess import DEFAULT_PREPROCESS, preprocess_domains
 
 
 def make_blobs_task(
-    name: str = "synthetic:blobs", n_per_class: int = 100, num_classes: int = 3, dim: int = 8, seed: int = 0
+    name: str = "synthetic:blobs", n_per_class: int = 100, num_classes: int = 3, dim: int = 8, seed: int = 0,
+    preprocess: str = DEFAULT_PREPROCESS,
 ) -> Task:
     generator = torch.Generator().manual_seed(seed)
     centers = 3.0 * torch.randn(num_classes, dim, generator=generator)
@@ -27,6 +29,8 @@ def make_blobs_task(
     xv, yv = sample(max(2, n_per_class // 5))
     xt, yt = sample(n_per_class)
     xt = xt @ rotation.T + shift
+    source, xt = preprocess_domains(torch.cat([xs, xv]), xt, preprocess)  # like user tables: whole domains
+    xs, xv = source[: len(xs)], source[len(xs) :]
     return Task(
         name=name,
         source_train=Domain("source", xs, ys),
@@ -38,4 +42,5 @@ def make_blobs_task(
         default_backbone="mlp",
         target_oracle=yt,
         description="synthetic Gaussian clusters; target rotated and shifted",
+        extra={"preprocess": preprocess},
     )

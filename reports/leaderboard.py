@@ -37,10 +37,12 @@ LEADERBOARD_COLUMNS: dict[str, pa.DataType] = {
     "source_acc": pa.float64(),
     "best_epoch": pa.int64(),
     "epochs": pa.int64(),
+    "steps": pa.int64(),  # optimizer steps trained (L-BFGS iterations for a closed-form head)
     "wall_s": pa.float64(),
     "node_ip": pa.string(),
     "node_id": pa.string(),
     "seed": pa.int64(),
+    "preprocess": pa.string(),
     "config_hash": pa.string(),
     "versions": pa.string(),
     "started_at": pa.float64(),

@@ -37,8 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--source", help="labeled source data: .npz, .parquet or image folder")
     search.add_argument("--target", help="unlabeled (or oracle-labeled) target data, same formats")
     search.add_argument("--methods", help="comma-separated method names, or 'all'")
-    search.add_argument("--trials", type=int, help="number of trials")
+    search.add_argument("--budget", type=int, help="optimizer steps summed over trials (default 12,000); the "
+                        "number of trials follows from it and the data's size")
+    search.add_argument("--trials", type=int, help="number of trials (default: what the budget affords)")
     search.add_argument("--epochs", type=int, help="epochs per trial (ASHA may stop a trial earlier)")
+    search.add_argument("--time-budget-s", dest="time_budget_s", type=float,
+                        help="optional wall-clock cap of the search in seconds")
+    search.add_argument("--preprocess", help="feature tables: zscore (per domain, the default), source-zscore, none")
     search.add_argument("--proxy", help="selecting proxy, or auto (the default; see `adaptune methods`)")
     search.add_argument("--fewshot-k", dest="fewshot_k", type=int,
                         help="opt in: k labeled target samples per class for the fewshot proxy")
@@ -105,8 +110,8 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     from .config import load_yaml
 
     raw = load_yaml(args.config) if args.config else {}
-    for name in ("task", "source", "target", "methods", "trials", "epochs", "proxy", "fewshot_k", "recommend", "out",
-                 "address",
+    for name in ("task", "source", "target", "methods", "budget", "trials", "epochs", "time_budget_s", "preprocess",
+                 "proxy", "fewshot_k", "recommend", "out", "address",
                  "seed", "backbone", "weights", "quiet", *_FLAG_TO_FIELD):
         value = getattr(args, name)
         if value is None:
@@ -129,8 +134,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     prepared = prepare(build_config(_raw_config(args)))
     c = prepared.config
-    print(f"adaptune: searching {c.task_label()} with {', '.join(c.methods)}: {c.trials} trials x {c.epochs} epochs, "
-          f"proxy {prepared.proxy}{' (auto)' if c.proxy == 'auto' else ''}, out {c.out}", file=sys.stderr)
+    print(f"adaptune: searching {c.task_label()}: {prepared.plan.describe()}; {len(c.methods)} methods, "
+          f"proxy {prepared.proxy}{' (auto)' if c.proxy == 'auto' else ''}, "
+          f"preprocess {prepared.task.extra.get('preprocess', 'none')}, out {c.out}", file=sys.stderr)
     summary = run_search(prepared)
     from adaptune.reports.leaderboard import format_table, read_run
 

@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from adaptune.algorithms.budget import DEFAULT_BUDGET
 from adaptune.algorithms.errors import InputError
 from adaptune.algorithms.methods import METHODS
+from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, check_preprocess
 from adaptune.algorithms.proxies import PROXIES
 
 RUNNERS = ("auto", "tune", "train")
@@ -53,8 +55,10 @@ class SearchConfig:
     source: str | None = None
     target: str | None = None
     methods: list[str] = field(default_factory=lambda: sorted(METHODS))
-    trials: int | None = None  # default: one per method (their defaults) + 8 for the sampler
+    trials: int | None = None  # default: as many as ``budget`` affords (algorithms.budget.plan_search)
+    budget: int = DEFAULT_BUDGET  # optimizer steps summed over trials
     epochs: int = 12
+    preprocess: str = DEFAULT_PREPROCESS  # feature tables: zscore per domain, source-zscore or none
     proxy: str = "auto"  # a proxy name, or "auto": by input kind (see algorithms.proxies.AUTO_PROXY)
     fewshot_k: int = 0  # opt-in: k labeled target samples per class for the fewshot proxy (0 = none)
     ensemble_k: int = 5  # the leaderboard's ensemble row averages the top-k trials by the proxy (0 = no row)
@@ -67,7 +71,7 @@ class SearchConfig:
     backbone: str | None = None
     weights: str | None = None
     batch_size: int = 64
-    steps_per_epoch: int | None = None
+    steps_per_epoch: int | str | None = "auto"  # auto: max(one pass over the source, a floor of steps)
     amp: bool = False  # bf16 autocast on CUDA
     search_space: dict[str, list[float]] = field(default_factory=dict)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -198,16 +202,18 @@ def validate(c: SearchConfig) -> None:
         raise InputError("recommend", "expected single with ensemble_k: 0 (there is no ensemble row to recommend)")
     if c.proxy == "fewshot" and c.fewshot_k == 0:
         raise InputError("proxy", "fewshot selects on labeled target samples: opt in with fewshot_k: K (per class)")
-    if c.trials is None:
-        c.trials = len(c.methods) + 8
-    for name in ("trials", "epochs", "batch_size"):
+    for name in ("epochs", "batch_size", "budget", *(("trials",) if c.trials is not None else ())):
         value = _expect_type(name, getattr(c, name), int, "a positive integer")
         if value < 1:
             raise InputError(name, f"expected a positive integer, got {value}")
+    check_preprocess(c.preprocess)
     _expect_type("seed", c.seed, int, "an integer")
     _expect_type("amp", c.amp, bool, "true or false")
-    if c.steps_per_epoch is not None and _expect_type("steps_per_epoch", c.steps_per_epoch, int, "an integer") < 1:
-        raise InputError("steps_per_epoch", "expected a positive integer or null")
+    if c.steps_per_epoch is None:
+        c.steps_per_epoch = "auto"
+    if c.steps_per_epoch != "auto" and (
+            _expect_type("steps_per_epoch", c.steps_per_epoch, int, "auto or a positive integer") < 1):
+        raise InputError("steps_per_epoch", f"expected auto or a positive integer, got {c.steps_per_epoch}")
     if c.time_budget_s is not None and _expect_type("time_budget_s", c.time_budget_s, (int, float), "seconds") <= 0:
         raise InputError("time_budget_s", "expected a positive number of seconds or null")
     if c.backbone is not None:

@@ -49,6 +49,7 @@ _RESULT_KEYS_TO_SKIP = ("config", "checkpoint_dir_name", "should_checkpoint", "d
 class Recorder(tune.Callback):
     def __init__(self, out: str, *, proxy: str, epochs: int, total_trials: int, param_names: list[str],
                  proxy_names: list[str], config_hash: str, seed: int, versions: str, quiet: bool = False,
+                 preprocess: str = "none",
                  progress_every_s: float = 15.0):
         self.out = out
         self.metric = f"proxy_{proxy}"
@@ -57,7 +58,8 @@ class Recorder(tune.Callback):
         self.total_trials = total_trials
         self.param_names = param_names
         self.proxy_names = proxy_names
-        self.common = {"proxy": proxy, "config_hash": config_hash, "seed": seed, "versions": versions}
+        self.common = {"proxy": proxy, "config_hash": config_hash, "seed": seed, "versions": versions,
+                       "preprocess": preprocess}
         self.quiet = quiet
         self.progress_every_s = progress_every_s
         self.rows: dict[str, dict[str, Any]] = {}  # trial_id -> leaderboard row (finished or running)
@@ -130,7 +132,8 @@ class Recorder(tune.Callback):
             row.update(score=score, best_epoch=result.get("epoch"), target_acc=result.get("target_acc"),
                        source_acc=result.get("source_acc"),
                        **{f"proxy_{p}": result.get(f"proxy_{p}") for p in self.proxy_names})
-        row.update(epochs=result.get("epoch"), wall_s=result.get("time_total_s"), node_ip=result.get("node_ip"),
+        row.update(epochs=result.get("epoch"), steps=result.get("steps"), wall_s=result.get("time_total_s"),
+                   node_ip=result.get("node_ip"),
                    node_id=result.get("node_id"), started_at=row.get("started_at") or result.get("started_at"),
                    ended_at=result.get("reported_at"))
         if result.get("node_id"):

@@ -20,8 +20,10 @@ from typing import Any
 import yaml
 
 from adaptune.algorithms.backbones import build_backbone
+from adaptune.algorithms.budget import Plan, plan_search
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.errors import InputError
+from adaptune.algorithms.methods import METHODS
 from adaptune.algorithms.proxies import PROXIES, resolve_proxy
 from adaptune.reports.leaderboard import write_json_atomic
 
@@ -44,12 +46,13 @@ class Prepared:
     backbone: str
     ranges: dict[str, tuple[float, float]]
     proxy: str  # the selecting proxy, with "auto" resolved
+    plan: Plan  # trials, steps per epoch and ASHA's rungs, from the budget and the data's size
 
 
 def prepare(config: SearchConfig) -> Prepared:
     """Load the task and check the backbone and search ranges against it: all before Ray starts."""
     task = resolve_task({"task": config.task, "source": config.source, "target": config.target,
-                         "fewshot_k": config.fewshot_k, "seed": config.seed})
+                         "fewshot_k": config.fewshot_k, "seed": config.seed, "preprocess": config.preprocess})
     backbone_name = config.backbone or task.default_backbone
     try:
         backbone = build_backbone(backbone_name, task.input_shape, weights=config.weights)
@@ -71,7 +74,20 @@ def prepare(config: SearchConfig) -> Prepared:
         raise InputError("search_space.freeze_depth", f"expected integers within 0..{backbone.depth} for "
                          f"{backbone_name}, got [{low}, {high}]")
     ranges["freeze_depth"] = (int(low), int(high))
-    return Prepared(config, task, backbone_name, ranges, resolve_proxy(config.proxy, task))
+    proxy = resolve_proxy(config.proxy, task)
+    return Prepared(config, task, backbone_name, ranges, proxy, make_plan(config, task, proxy))
+
+
+def make_plan(c: SearchConfig, task: Task, proxy: str) -> Plan:
+    """The search's plan: the same config and data give the same plan on any machine."""
+    r = c.resources
+    return plan_search(
+        budget=c.budget, n_source=len(task.source_train), batch_size=c.batch_size, epochs=c.epochs,
+        grace_epochs=c.scheduler.grace_period, reduction_factor=c.scheduler.reduction_factor,
+        n_methods=len(c.methods), n_closed_form=sum(METHODS[m].feature_extraction for m in c.methods),
+        trials=c.trials, world_size=r.workers if r.resolved_runner == "train" else 1,
+        steps_override=None if c.steps_per_epoch == "auto" else c.steps_per_epoch,
+        early_stopping=not PROXIES[proxy].final_only)
 
 
 def versions() -> dict[str, str]:
@@ -118,7 +134,7 @@ def _init_ray(address: str | None) -> None:
             time.sleep(5)
 
 
-def _max_concurrent(c: SearchConfig, per_trial_cpu: float) -> int:
+def _max_concurrent(c: SearchConfig, trials: int, per_trial_cpu: float) -> int:
     import ray
 
     if c.resources.max_concurrent:
@@ -129,7 +145,7 @@ def _max_concurrent(c: SearchConfig, per_trial_cpu: float) -> int:
     if c.resources.gpus_per_trial > 0:
         by_gpu = int(gpus // (c.resources.gpus_per_trial * c.resources.workers))
     by_cpu = int(cpus // per_trial_cpu)
-    return max(1, min(x for x in (by_cpu, by_gpu, c.trials) if x is not None))
+    return max(1, min(x for x in (by_cpu, by_gpu, trials) if x is not None))
 
 
 def _best_checkpoint(result: Any, metric: str) -> Any:
@@ -254,7 +270,7 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a diverged trial's NaN is recorded by us, not warned
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    c = prepared.config
+    c, plan = prepared.config, prepared.plan
     out = os.path.abspath(c.out)
     os.makedirs(out, exist_ok=True)
     if not resume:
@@ -267,8 +283,8 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
     settings = {
         "task": c.task, "source": c.source and os.path.abspath(c.source),
         "target": c.target and os.path.abspath(c.target), "backbone": prepared.backbone, "weights": c.weights,
-        "epochs": c.epochs, "batch_size": c.batch_size, "steps_per_epoch": c.steps_per_epoch, "seed": c.seed,
-        "amp": c.amp, "fewshot_k": c.fewshot_k,
+        "epochs": c.epochs, "batch_size": c.batch_size, "steps_per_epoch": plan.steps_per_epoch, "seed": c.seed,
+        "amp": c.amp, "fewshot_k": c.fewshot_k, "preprocess": c.preprocess,
         "cpus_per_trial": r.cpus_per_trial, "gpus_per_trial": r.gpus_per_trial, "workers": r.workers,
         "storage": storage,
     }
@@ -284,10 +300,11 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
     settings["checkpoint_metric"] = None if proxy.final_only else metric
     settings["metric"] = metric
     wrapped = tune.with_resources(tune.with_parameters(trainable, settings=settings), resources)
-    recorder = Recorder(out, proxy=proxy.name, epochs=c.epochs, total_trials=c.trials,
+    recorder = Recorder(out, proxy=proxy.name, epochs=c.epochs, total_trials=plan.trials,
                         param_names=all_param_names(), proxy_names=list(PROXIES), config_hash=c.config_hash(),
-                        seed=c.seed, versions=json.dumps(versions(), sort_keys=True), quiet=c.quiet)
-    max_concurrent = _max_concurrent(c, per_trial_cpu)
+                        seed=c.seed, versions=json.dumps(versions(), sort_keys=True), quiet=c.quiet,
+                        preprocess=prepared.task.extra.get("preprocess", "none"))
+    max_concurrent = _max_concurrent(c, plan.trials, per_trial_cpu)
     experiment = f"{storage}/{experiment_name(c, out)}"
     if resume:
         recorder.load_existing()
@@ -300,19 +317,19 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
         methods = list(c.methods)
         sampler = optuna.samplers.TPESampler(
             seed=c.seed, multivariate=True, group=True, constant_liar=True,
-            n_startup_trials=min(10, max(len(methods), c.trials // 3)),
+            n_startup_trials=min(10, max(len(methods), plan.trials // 3)),
         )
         searcher = OptunaSearch(space=make_space(methods, prepared.ranges), metric=metric, mode="max",
                                 sampler=sampler, points_to_evaluate=default_points(methods, prepared.ranges))
         if proxy.final_only:  # no value before the last epoch, so nothing for ASHA to stop on
             scheduler = FIFOScheduler()
         else:
-            scheduler = ASHAScheduler(metric=metric, mode="max", time_attr="training_iteration", max_t=c.epochs,
-                                      grace_period=min(c.scheduler.grace_period, c.epochs),
-                                      reduction_factor=c.scheduler.reduction_factor)
+            # Rungs in optimizer steps, so a trial is never compared before it trained plan.grace_steps.
+            scheduler = ASHAScheduler(metric=metric, mode="max", time_attr="steps", max_t=plan.max_trial_steps,
+                                      grace_period=plan.grace_steps, reduction_factor=plan.reduction_factor)
         tuner = tune.Tuner(
             wrapped,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=c.trials,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=plan.trials,
                                         max_concurrent_trials=max_concurrent, reuse_actors=True,
                                         time_budget_s=c.time_budget_s),
             run_config=tune.RunConfig(
@@ -341,13 +358,16 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
         tuner = tune.Tuner.restore(experiment, trainable=wrapped, resume_unfinished=True, resume_errored=True)
         results = _fit(tuner, recorder)
     trials = [r for r in recorder.finished_rows() if r["status"] != "ensemble"]
-    if len(trials) < c.trials and c.time_budget_s is None:
+    if len(trials) < plan.trials and c.time_budget_s is None:
         recorder.state = "interrupted"  # Tune stopped early (Ctrl-C): resumable
     if c.ensemble_k and results is not None:
         recorder.add_ensemble(ensemble_row(recorder, results, prepared.task, metric, c.ensemble_k))
     recorder.write()
     summary = {
         "out": out, "state": recorder.state, "trials": len(trials), "wall_s": time.time() - started,
+        "plan": {**asdict(plan), "rungs": plan.rungs, "expected_trial_steps": plan.expected_trial_steps},
+        "steps_used": int(sum(r.get("steps") or 0 for r in trials)),
+        "preprocess": prepared.task.extra.get("preprocess", "none"),
         "recommendation": recommendation(recorder, c.recommend, prepared.proxy),
         "runner": runner, "storage": storage, "experiment": experiment,
         "max_concurrent": max_concurrent, "max_running": recorder.max_running, "machine": platform.node(),

@@ -18,7 +18,8 @@ from adaptune.algorithms.methods import METHODS
 def method_params(method: str, ranges: dict[str, tuple[float, float]]) -> list[Param]:
     """The knobs a method searches: the shared ones with this search's bounds, then its own."""
     cls = METHODS[method]
-    return [p.with_range(*ranges[p.name]) for p in cls.shared_params()] + list(cls.params)
+    shared = [p.with_range(*ranges[p.name]) if p.name in ranges else p for p in cls.shared_params()]
+    return shared + list(cls.params)
 
 
 def define_space(trial: Any, methods: list[str], ranges: dict[str, tuple[float, float]]) -> dict[str, Any]:
@@ -52,5 +53,5 @@ def all_param_names() -> list[str]:
     """Every hyperparameter column a leaderboard can have, in a stable order."""
     names = [LR.name, FREEZE_DEPTH.name, ADV_WEIGHT.name]
     for cls in METHODS.values():
-        names += [p.name for p in cls.params if p.name not in names]
+        names += [p.name for p in (*cls.shared_params(), *cls.params) if p.name not in names]
     return names

@@ -26,6 +26,7 @@ import torch
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.features import MemoryStore
 from adaptune.algorithms.loop import PREDICTIONS, Diverged, Runtime, StateFn, TrialSpec, run_trial
+from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
 
 STATE_FILE = "state.pt"
 # Ray Train V2's defaults are tuned for long jobs on big clusters; per trial here they cost seconds
@@ -47,18 +48,19 @@ _STORE = MemoryStore()
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_task(task: str | None, source: str | None, target: str | None, fewshot_k: int, seed: int) -> Task:
+def _cached_task(task: str | None, source: str | None, target: str | None, fewshot_k: int, seed: int,
+                 preprocess: str) -> Task:
     from adaptune.algorithms.data import load_task, load_user_task
     from adaptune.algorithms.domains import with_fewshot
     from adaptune.algorithms.errors import InputError
     from adaptune.algorithms.synthetic import make_blobs_task
 
     if task is None:
-        loaded = load_user_task(source, target)
+        loaded = load_user_task(source, target, preprocess=preprocess)
     elif task.startswith("synthetic:"):
-        loaded = make_blobs_task(task)
+        loaded = make_blobs_task(task, preprocess=preprocess)
     else:
-        loaded = load_task(task)
+        loaded = load_task(task, preprocess=preprocess)
     if fewshot_k and loaded.target_oracle is None:
         raise InputError("fewshot_k", f"task {loaded.name} has no target labels to take {fewshot_k} per class from; "
                          "supply a labeled target file or set fewshot_k: 0")
@@ -68,7 +70,8 @@ def _cached_task(task: str | None, source: str | None, target: str | None, fewsh
 def resolve_task(settings: dict[str, Any]) -> Task:
     """The task a trial trains on; the same call on the driver and in every trial gives the same samples."""
     return _cached_task(settings.get("task"), settings.get("source"), settings.get("target"),
-                        settings.get("fewshot_k", 0), settings.get("seed", 0))
+                        settings.get("fewshot_k", 0), settings.get("seed", 0),
+                        settings.get("preprocess", DEFAULT_PREPROCESS))
 
 
 def trial_spec(config: dict[str, Any], settings: dict[str, Any]) -> TrialSpec:

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..domains import Task
 from ..errors import InputError
-from ..hparams import ADV_WEIGHT, FREEZE_DEPTH, LR, Param
+from ..hparams import ADV_WEIGHT, FREEZE_DEPTH, HEAD_C, LR, Param
 
 
 @dataclass
@@ -50,7 +50,9 @@ class Method(nn.Module):
     summary: ClassVar[str] = ""
     adversarial: ClassVar[bool] = False
     uses_target: ClassVar[bool] = True
-    feature_extraction: ClassVar[bool] = False  # the whole backbone stays frozen (no freeze_depth to search)
+    # The whole backbone stays frozen (no freeze_depth to search) and the head is a logistic regression fitted
+    # to convergence (algorithms.linear_head), so the method's knobs are its own plus the head's ``head_c``.
+    feature_extraction: ClassVar[bool] = False
     adaptation_weight: ClassVar[str | None] = None  # the knob that turns the adaptation term off at 0
     params: ClassVar[tuple[Param, ...]] = ()
 
@@ -69,8 +71,9 @@ class Method(nn.Module):
     @classmethod
     def shared_params(cls) -> tuple[Param, ...]:
         """The registry-wide knobs this method uses (``adv_weight`` only for adversarial methods)."""
-        shared = (LR,) if cls.feature_extraction else (LR, FREEZE_DEPTH)
-        return (*shared, ADV_WEIGHT) if cls.adversarial else shared
+        if cls.feature_extraction:
+            return (HEAD_C,)
+        return (LR, FREEZE_DEPTH, ADV_WEIGHT) if cls.adversarial else (LR, FREEZE_DEPTH)
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -81,8 +84,9 @@ class ShallowMethod(Method):
     """A closed-form adaptation on extracted features (SA, CORAL, TCA, JDA, KMM).
 
     :meth:`adapt` fits on the source and target training features and returns the task with every domain
-    transformed; a linear head is then trained on the result by the shared loop, so shallow and deep methods
-    meet on one leaderboard. Fitted matrices should be registered as buffers so checkpoints hold them.
+    transformed; the shared loop then fits a logistic-regression head on the result (weighted by
+    :meth:`source_weights`), so shallow and deep methods meet on one leaderboard. Fitted matrices should be
+    registered as buffers so checkpoints hold them.
     """
 
     feature_extraction = True
@@ -91,9 +95,9 @@ class ShallowMethod(Method):
     def adapt(self, task: Task) -> Task:
         raise NotImplementedError
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        loss = F.cross_entropy(batch.source_logits, batch.source_labels)
-        return loss, {"cls_loss": loss.detach()}
+    def source_weights(self) -> torch.Tensor | None:
+        """Per-sample weights of ``source_train`` for the head's loss; None = uniform."""
+        return None
 
 
 def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Reweighting family: importance weights on source samples, features unchanged (KMM, domain-classifier IW).
 
 KMM fits its weights once in :meth:`adapt` on fixed features, keeps them as a buffer indexed by position in
-``source_train``, and :meth:`loss` weights the linear head's cross-entropy with them. Deep importance
+``source_train``, and :meth:`source_weights` hands them to the head's weighted logistic regression. Deep importance
 weighting re-estimates the weights every step from a domain classifier on the features being trained.
 """
 
@@ -133,14 +133,9 @@ class KMM(ShallowMethod):
         self.fit(task.source_train.x, task.target_train.x)
         return task
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Weighted cross-entropy mean(b_i * CE_i); ``cls_loss`` logs it, ``plain_cls_loss`` the unweighted CE."""
-        per_sample = F.cross_entropy(batch.source_logits, batch.source_labels, reduction="none")
-        plain = per_sample.mean()
-        if batch.source_index is None or self.sample_weights.numel() == 0:
-            return plain, {"cls_loss": plain.detach()}  # not adapted (or no positions): plain source training
-        weighted = (self.sample_weights[batch.source_index].to(per_sample.dtype) * per_sample).mean()
-        return weighted, {"cls_loss": weighted.detach(), "plain_cls_loss": plain.detach()}
+    def source_weights(self) -> torch.Tensor | None:
+        """The fitted weights (mean 1) for the head's weighted cross-entropy; None before :meth:`fit`."""
+        return self.sample_weights if self.sample_weights.numel() else None
 
 
 @register

@@ -59,7 +59,11 @@ def test_dann_weight_zero_equals_source_only_loss():
     assert source_loss.item() == pytest.approx(F.cross_entropy(batch.source_logits, batch.source_labels).item())
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+TRAINED = sorted(n for n, c in METHODS.items() if not c.feature_extraction)
+CLOSED_FORM = sorted(n for n, c in METHODS.items() if c.feature_extraction)
+
+
+@pytest.mark.parametrize("name", TRAINED)
 def test_each_method_step_lowers_its_loss_on_a_tiny_problem(name, blobs_task):
     from adaptune.algorithms.loop import TrialSpec, run_trial
 
@@ -68,6 +72,20 @@ def test_each_method_step_lowers_its_loss_on_a_tiny_problem(name, blobs_task):
               lambda metrics, state: losses.append(metrics["train_cls_loss"]))
     assert len(losses) == 4
     assert losses[-1] < losses[0] * 0.7
+
+
+@pytest.mark.parametrize("name", CLOSED_FORM)
+def test_closed_form_methods_report_once_with_a_converged_head(name, blobs_task):
+    """Feature-extraction methods fit their head to convergence: one report, as complete as a full trial, and a
+    held-out source accuracy close to linear_probe's (a transform that destroys the source classes is a bug)."""
+    from adaptune.algorithms.loop import TrialSpec, run_trial
+
+    reports: dict[str, list] = {"linear_probe": [], name: []}
+    for method, out in reports.items():
+        run_trial(blobs_task, TrialSpec(method, {}, "mlp", epochs=5),
+                  lambda metrics, state, out=out: out.append(metrics))
+    assert len(reports[name]) == 1 and reports[name][0]["epoch"] == 5 and reports[name][0]["steps"] > 0
+    assert reports[name][0]["source_acc"] >= reports["linear_probe"][0]["source_acc"] - 0.1
 
 
 def _gradients(task, name, hparams, seed=0):

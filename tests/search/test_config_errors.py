@@ -34,6 +34,9 @@ def _npz(path, n=6, classes=(0, 1), dim=4):
         (["search", "--task", "synthetic:blobs", "--proxy", "fewshot"], "proxy"),
         (["search", "--task", "synthetic:blobs", "--fewshot-k", "-1"], "fewshot_k"),
         (["search", "--task", "synthetic:blobs", "--trials", "0"], "trials"),
+        (["search", "--task", "synthetic:blobs", "--budget", "0"], "budget"),
+        (["search", "--task", "synthetic:blobs", "--preprocess", "minmax"], "preprocess"),
+        (["search", "--task", "synthetic:blobs", "--time-budget-s", "-5"], "time_budget_s"),
         (["search", "--task", "synthetic:blobs", "--recommend", "best"], "arguments"),
         (["search", "--task", "synthetic:blobs", "--backbone", "vgg"], "backbone"),
         (["search", "--source", "/nonexistent/source.npz", "--target", "/nonexistent/t.npz"], "source"),
@@ -55,6 +58,8 @@ def test_unknown_config_key_and_nested_key(capsys, tmp_path):
     assert "resources.gpu: unknown key" in _run(capsys, ["search", str(config)])
     config.write_text("task: synthetic:blobs\ntrials: many\n")
     assert "trials: expected a positive integer" in _run(capsys, ["search", str(config)])
+    config.write_text("task: synthetic:blobs\nsteps_per_epoch: sometimes\n")
+    assert "steps_per_epoch: expected auto or a positive integer" in _run(capsys, ["search", str(config)])
     config.write_text("task: [unclosed\n")
     assert "config:" in _run(capsys, ["search", str(config)])
     assert "config:" in _run(capsys, ["search", str(tmp_path / "missing.yaml")])

@@ -48,6 +48,12 @@ def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys)
     assert json.loads(board["versions"][0]).keys() == {"adaptune", "ray", "torch", "optuna"}
     assert schema_version(str(out / "leaderboard.parquet")) == "1"
 
+    # ASHA's rungs are in optimizer steps: a stopped trial ends at a rung, never before the grace period.
+    plan = summary["plan"]
+    assert plan["steps_per_epoch"] == 60 and plan["grace_steps"] == 120 and plan["rungs"] == [120]
+    assert set(board["steps"]) <= {120, 180} and summary["steps_used"] == board["steps"].sum()
+    assert (board["preprocess"] == "zscore").all() and summary["preprocess"] == "zscore"
+
     history = pq.read_table(out / "history.parquet").to_pandas()
     assert len(history) == int(board["epochs"].sum())
     for _, row in board.iterrows():  # the reported score is the trial's best epoch by the proxy
@@ -116,3 +122,16 @@ def test_final_only_proxy_runs_every_trial_to_the_end_and_auto_resolves(ray_loca
 
     auto = prepare(build_config({"task": "synthetic:blobs", "proxy": "auto", "out": str(tmp_path / "a")}))
     assert auto.proxy == AUTO_PROXY["features"]
+
+
+def test_the_budget_plans_the_trials_and_a_closed_form_trial_reports_once(ray_local, tmp_path):
+    """No trial count given: the budget sets it; closed-form methods fit their head once and count as complete."""
+    out = tmp_path / "run"
+    summary = _search(out, trials=None, budget=600, methods=["source_only", "coral"], ensemble_k=0)
+    plan = summary["plan"]
+    # one closed-form trial at its defaults + what 600 steps afford at 60 * (2 + 1/2) = 150 expected steps each
+    assert plan["trials"] == 1 + 600 // 150 == summary["trials"]
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    coral = board[board["method"] == "coral"]
+    assert (coral["status"] == "completed").all() and (coral["epochs"] == 3).all()
+    assert coral["head_c"].notna().all() and coral["lr"].isna().all()

@@ -1,0 +1,49 @@
+"""The logistic-regression head of feature-extraction trials: it reaches the optimum of its objective."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.optimize import minimize
+
+from adaptune.algorithms.linear_head import fit_logistic_regression
+
+
+def _problem(n=120, dim=6, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, dim, generator=g) * 1.5
+    y = torch.randint(0, classes, (n,), generator=g)
+    return centers[y] + torch.randn(n, dim, generator=g), y
+
+
+def _objective(params: np.ndarray, x: torch.Tensor, y: torch.Tensor, classes: int, c: float) -> float:
+    x64 = x.double()
+    weight = torch.tensor(params[: classes * x.shape[1]]).view(classes, -1)
+    bias = torch.tensor(params[classes * x.shape[1] :])
+    ce = F.cross_entropy(x64 @ weight.T + bias, y, reduction="sum")
+    return float(c * ce + 0.5 * weight.pow(2).sum())  # scikit-learn's LogisticRegression objective
+
+
+@pytest.mark.parametrize("c", [0.05, 1.0, 20.0])
+def test_fit_reaches_the_optimum_of_the_l2_logistic_objective(c):
+    """Fails if the head is unconverged or solves another objective: scipy's optimum of the same loss agrees."""
+    x, y = _problem()
+    fit = fit_logistic_regression(x, y, 3, c=c)
+    ours = np.concatenate([fit.weight.double().flatten().numpy(), fit.bias.double().numpy()])
+    reference = minimize(_objective, np.zeros_like(ours), args=(x, y, 3, c), method="L-BFGS-B",
+                         options={"maxiter": 5000, "gtol": 1e-10, "ftol": 1e-14})
+    assert _objective(ours, x, y, 3, c) <= reference.fun * (1 + 1e-4) + 1e-6
+    assert fit.iterations > 0
+
+
+def test_stronger_regularisation_shrinks_the_weights():
+    x, y = _problem()
+    strong, weak = fit_logistic_regression(x, y, 3, c=0.01), fit_logistic_regression(x, y, 3, c=10.0)
+    assert strong.weight.norm() < weak.weight.norm()
+
+
+def test_separable_classes_are_fitted_exactly():
+    x, y = _problem(dim=20, seed=1)
+    x = x * 5
+    fit = fit_logistic_regression(x, y, 3)
+    assert ((x @ fit.weight.T + fit.bias).argmax(1) == y).all()
