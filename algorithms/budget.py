@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 MIN_STEPS_PER_EPOCH = 100  # see benchmarks/results/source_curves.md
-DEFAULT_BUDGET = 12_000  # optimizer steps over all trials of a search; see benchmarks/results/search_budget.md
+DEFAULT_BUDGET = 10_000  # optimizer steps over all trials of a search; see benchmarks/results/search_budget.md
 
 
 def steps_per_epoch(n_source: int, batch_size: int, world_size: int = 1, override: int | None = None) -> int:

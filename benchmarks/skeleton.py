@@ -1,6 +1,7 @@
 """The default search, exactly as `make demo` runs it: wall time, peak memory, trials, accuracy.
 
 Usage: python benchmarks/skeleton.py [--out DIR]   (writes benchmarks/results/skeleton.md)
+       python benchmarks/skeleton.py --tasks T1,T2,...   (the default search on each task; search_budget.md)
 Peak memory is the largest sum of RSS over the whole process tree (driver, GCS, raylet, dashboard, trial
 workers) sampled every 0.5 s: an upper bound, since shared pages are counted once per process.
 """
@@ -40,13 +41,11 @@ def tree_rss(root: psutil.Process) -> int:
     return total
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "adaptune-skeleton-bench"))
-    args = parser.parse_args()
-    shutil.rmtree(args.out, ignore_errors=True)
+def run_default_search(out: str, task: str | None = None) -> tuple[float, int, str]:
+    """``adaptune search`` with every default (``task`` aside): wall time, peak summed RSS, and its log."""
+    shutil.rmtree(out, ignore_errors=True)
     exe = os.path.join(os.path.dirname(sys.executable), "adaptune")
-    command = [exe, "search", "--out", args.out]
+    command = [exe, "search", "--out", out, *(["--task", task] if task else [])]
     started = time.time()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     root, peak = psutil.Process(process.pid), 0
@@ -57,6 +56,53 @@ def main() -> None:
     log = process.stdout.read()
     if process.returncode != 0:
         sys.exit(f"search failed ({process.returncode}):\n{log}")
+    return wall, peak, log
+
+
+def budget_table(tasks: list[str], out_root: str) -> None:
+    """The default search on each task: its plan, wall time, steps, and the recommendation against the
+    no-adaptation baselines of benchmarks/baselines.py (source-only logistic regression and 1-NN)."""
+    import pandas as pd
+    from baselines import accuracies
+
+    rows = []
+    for task in tasks:
+        out = os.path.join(out_root, task.replace(":", "-").replace(">", ""))
+        wall, peak, _ = run_default_search(out, task)
+        with open(os.path.join(out, "summary.json")) as handle:
+            summary = json.load(handle)
+        board = pd.read_parquet(os.path.join(out, "leaderboard.parquet"))
+        trials = board[board["status"] != "ensemble"]
+        plan, recommended = summary["plan"], summary.get("recommendation") or {}
+        base = accuracies(task, summary["preprocess"])
+        shipped = 100 * (recommended.get("target_acc") or float("nan"))
+        rows.append([task, f"{plan['trials']} x {plan['epochs']} x {plan['steps_per_epoch']}", wall,
+                     summary["steps_used"], peak / 2**30, shipped, 100 * trials["target_acc"].max(), base["lr"],
+                     base["nn"], "yes" if shipped >= max(base["lr"], base["nn"]) else "no"])
+        print(rows[-1], flush=True)
+    text = "\n".join([
+        header("The default search on each task", "python benchmarks/skeleton.py --tasks " + ",".join(tasks)),
+        "\n`adaptune search --task T` with every default (budget, proxy auto, recommend ensemble), one run per "
+        "task on this machine, nothing else running. *plan* is trials x epochs x steps per epoch; *steps* the "
+        "optimizer steps the trials trained; *recommended* the target accuracy (%) of what the run recommends "
+        "shipping; *best trial* the oracle-best trial's row (reporting only); LR / 1-NN the source-only "
+        "baselines of benchmarks/baselines.py on the same preprocessed features.\n",
+        md_table(rows, ["task", "plan", "wall s", "steps", "peak GiB", "recommended", "best trial (oracle)",
+                        "LR", "1-NN", "beats both"]),
+        "",
+    ])
+    print(write("search_budget.md", text))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "adaptune-skeleton-bench"))
+    parser.add_argument("--tasks", help="comma-separated: run the default search on each (search_budget.md)")
+    args = parser.parse_args()
+    if args.tasks:
+        budget_table(args.tasks.split(","), args.out)
+        return
+    wall, peak, _ = run_default_search(args.out)
 
     import pandas as pd
 
@@ -64,7 +110,8 @@ def main() -> None:
     board = everything[everything["status"] != "ensemble"]
     ensemble = everything[everything["status"] == "ensemble"]
     with open(os.path.join(args.out, "summary.json")) as handle:
-        recommended = json.load(handle).get("recommendation") or {}
+        summary = json.load(handle)
+    recommended, plan, steps_used = summary.get("recommendation") or {}, summary["plan"], summary["steps_used"]
     history = pd.read_parquet(os.path.join(args.out, "history.parquet"))
     best = board.sort_values("rank").iloc[0]
     oracle_best = history.loc[history["target_acc"].idxmax()]
@@ -80,9 +127,10 @@ def main() -> None:
     lines = [
         header("Default search (`make demo`): mnist->usps", "make demo  (= adaptune search)  via "
                "python benchmarks/skeleton.py"),
-        f"\nDefault config: methods {', '.join(config['methods'])}; {config['trials']} trials x up to "
-        f"{config['epochs']} epochs; proxy `{config['proxy']}`; TPE + ASHA (grace {config['scheduler']['grace_period']}"
-        f", factor {config['scheduler']['reduction_factor']}); "
+        f"\nDefault config: methods {', '.join(config['methods'])}; budget {config['budget']:,} steps: "
+        f"{plan['trials']} trials x up to {config['epochs']} epochs of {plan['steps_per_epoch']} steps "
+        f"({steps_used:,} steps trained); proxy `{config['proxy']}`; TPE + ASHA (rungs at "
+        f"{', '.join(map(str, plan['rungs']))} steps, factor {plan['reduction_factor']}); "
         f"{config['resources']['cpus_per_trial']:g} CPU per trial; "
         f"LeNet, batch {config['batch_size']}, seed {config['seed']}; config hash {config['config_hash']}.",
         "MNIST is the 10k test-set pool (9000 train / 1000 held-out source val); USPS train 7291 is the "

@@ -95,6 +95,20 @@ def report(rows: list[dict], command: str) -> str:
         slowest = [m for (t, m), v in plateaus.items() if t == task and v == worst]
         summary.append([task, sizes[task], n_val[task], statistics.median(values), worst, ", ".join(slowest)])
     seeds = sorted({row["seed"] for row in rows})
+    from adaptune.algorithms.budget import MIN_STEPS_PER_EPOCH
+
+    smallest = [t for t in tasks if sizes[t] == sizes[tasks[0]]]
+    small_plateaus = sorted(v for (t, _), v in plateaus.items() if t in smallest)
+    covered = sum(v <= 2 * MIN_STEPS_PER_EPOCH for v in small_plateaus)
+    findings = (
+        f"\n## What follows\n\nAn epoch is at least `MIN_STEPS_PER_EPOCH` = {MIN_STEPS_PER_EPOCH} steps, so with the "
+        f"default `grace_period` of 2 epochs ASHA first compares trials after {2 * MIN_STEPS_PER_EPOCH} steps. On the "
+        f"smallest tasks ({', '.join(smallest)}: {sizes[tasks[0]]} labeled source rows, one pass = "
+        f"{-(-sizes[tasks[0]] // 64)} steps) {covered} of {len(small_plateaus)} method curves have plateaued by then "
+        f"(median {statistics.median(small_plateaus):g} steps, slowest {small_plateaus[-1]}); before the floor, a "
+        f"pass of {-(-sizes[tasks[0]] // 64)} steps made the first rung {2 * -(-sizes[tasks[0]] // 64)} steps. "
+        "Larger sources get one pass per epoch once a pass is longer than the floor."
+    )
     return "\n".join([
         header("Source accuracy against optimizer steps", command),
         f"Every trainable method at its defaults (seeds {', '.join(map(str, seeds))}, batch 64, the task's default "
@@ -107,6 +121,7 @@ def report(rows: list[dict], command: str) -> str:
                            "slowest plateau (steps)", "slowest method(s)"]),
         "\n## Curves\n",
         md_table(table, ["task", "method", *[f"{s}" for s in SHOWN_STEPS], "plateau"]),
+        findings,
         "",
     ])
 
@@ -133,13 +148,19 @@ def main() -> None:
         jobs = [{"task": t, "method": m, "seed": s, "steps": args.steps, "every": args.every}
                 for t in args.tasks.split(",") for m in methods for s in range(args.seeds)]
         with ProcessPoolExecutor(args.workers) as pool:
-            new = [row for rows in pool.map(run_one, jobs) for row in rows]
+            new = [row for trial_rows in pool.map(run_one, jobs) for row in trial_rows]
         rerun = {job["task"] for job in jobs}
         kept = [row for row in read_raw() if row["task"] not in rerun]
         os.makedirs(os.path.dirname(RAW), exist_ok=True)
         with gzip.open(RAW, "wt") as out:
             out.writelines(json.dumps(row) + "\n" for row in kept + new)
-    print(write("source_curves.md", report(read_raw(), command)))
+    rows = read_raw()
+    if args.report_only:  # the command that reproduces the whole raw file
+        seeds = len({row["seed"] for row in rows})
+        tasks = ",".join(dict.fromkeys(row["task"] for row in rows))
+        command = "python benchmarks/source_curves.py" + (f" --tasks '{tasks}'" if set(tasks.split(",")) != set(
+            DEFAULT_TASKS) else "") + (f" --seeds {seeds}" if seeds != parser.get_default("seeds") else "")
+    print(write("source_curves.md", report(rows, command)))
 
 
 def read_raw() -> list[dict]:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from adaptune.algorithms.budget import DEFAULT_BUDGET
 from adaptune.algorithms.errors import InputError
 from adaptune.reports.leaderboard import RunError
 
@@ -37,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--source", help="labeled source data: .npz, .parquet or image folder")
     search.add_argument("--target", help="unlabeled (or oracle-labeled) target data, same formats")
     search.add_argument("--methods", help="comma-separated method names, or 'all'")
-    search.add_argument("--budget", type=int, help="optimizer steps summed over trials (default 12,000); the "
-                        "number of trials follows from it and the data's size")
+    search.add_argument("--budget", type=int, help=f"optimizer steps summed over trials (default {DEFAULT_BUDGET:,}); "
+                        "the number of trials follows from it and the data's size")
     search.add_argument("--trials", type=int, help="number of trials (default: what the budget affords)")
     search.add_argument("--epochs", type=int, help="epochs per trial (ASHA may stop a trial earlier)")
     search.add_argument("--time-budget-s", dest="time_budget_s", type=float,

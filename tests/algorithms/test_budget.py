@@ -28,13 +28,13 @@ def test_rungs_and_the_expected_cost_of_successive_halving():
 
 def test_the_plan_affords_more_trials_with_more_budget_and_fewer_on_bigger_data():
     base = dict(batch_size=64, epochs=12, grace_epochs=2, reduction_factor=2, n_methods=19, n_closed_form=6)
-    small = plan_search(budget=12_000, n_source=648, **base)
-    richer = plan_search(budget=24_000, n_source=648, **base)
-    bigger = plan_search(budget=12_000, n_source=64 * 300, **base)
+    small = plan_search(budget=24_000, n_source=648, **base)
+    richer = plan_search(budget=48_000, n_source=648, **base)
+    bigger = plan_search(budget=24_000, n_source=64 * 300, **base)
     assert richer.trials > small.trials > bigger.trials >= 19  # never fewer than one trial per method
     assert small.grace_steps == 2 * MIN_STEPS_PER_EPOCH and small.rungs[0] == small.grace_steps
     expected_deep = (small.trials - 6) * small.expected_trial_steps
-    assert expected_deep <= 12_000 + small.expected_trial_steps  # the budget is what the trained trials spend
+    assert expected_deep <= 24_000 + small.expected_trial_steps  # the budget is what the trained trials spend
     assert plan_search(budget=12_000, n_source=648, trials=5, **base).trials == 5  # an explicit count wins
 
 
