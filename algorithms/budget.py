@@ -11,7 +11,7 @@ only on the data's size and the settings, so the same budget plans the same sear
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MIN_STEPS_PER_EPOCH = 100  # see benchmarks/results/source_curves.md
 DEFAULT_BUDGET = 10_000  # optimizer steps over all trials of a search; see benchmarks/results/search_budget.md
@@ -88,8 +88,8 @@ def plan_search(*, budget: int, n_source: int, batch_size: int, epochs: int, gra
     """
     spe = steps_per_epoch(n_source, batch_size, world_size, steps_override)
     grace = min(grace_epochs, epochs) * spe
-    plan = Plan(budget, trials or 1, epochs, spe, grace, reduction_factor, early_stopping, n_closed_form)
-    if trials is None:
-        affordable = int(budget // plan.expected_trial_steps)
-        trials = max(n_methods, n_closed_form + affordable)
-    return Plan(budget, trials, epochs, spe, grace, reduction_factor, early_stopping, n_closed_form)
+    plan = Plan(budget, trials or 0, epochs, spe, grace, reduction_factor, early_stopping, n_closed_form)
+    if trials is not None:
+        return plan
+    affordable = int(budget // plan.expected_trial_steps)
+    return replace(plan, trials=max(n_methods, n_closed_form + affordable))

@@ -19,7 +19,13 @@ import torch.nn.functional as F
 
 from .domains import Domain, Task
 from .errors import InputError
-from .preprocess import DEFAULT_PREPROCESS, effective_preprocess, preprocess_domains, standardise
+from .preprocess import (
+    DEFAULT_PREPROCESS,
+    check_preprocess,
+    effective_preprocess,
+    preprocess_domains,
+    standardise,
+)
 
 DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
 SPLIT_SEED = 0
@@ -455,7 +461,7 @@ def load_task(
     if name not in BUILTIN_TASKS:
         raise _unknown_task(name)
     _check_fraction(source_val_fraction)
-    effective_preprocess(preprocess, "features")  # checked for every task, so a typo never passes silently
+    check_preprocess(preprocess)  # for every task, images included, so a typo never passes silently
     benchmark = _FEATURE_BENCHMARKS.get(name.split(":", 1)[0])
     if benchmark is not None:
         return _feature_task(benchmark, name, source_val_fraction, preprocess)
@@ -646,7 +652,7 @@ def _default_backbone(shape: tuple[int, ...]) -> str:
 
 
 def load_user_task(
-    source: str | Path, target: str | Path, source_val_fraction: float = 0.1, image_size: int = 224,
+    source: str | Path, target: str | Path, source_val_fraction: float = SOURCE_VAL_FRACTION, image_size: int = 224,
     preprocess: str = DEFAULT_PREPROCESS,
 ) -> Task:
     """Build a task from user data paths (``.npz``, ``.parquet`` or an image folder).
@@ -659,7 +665,7 @@ def load_user_task(
     ``image_size`` and normalised with the ImageNet mean / std.
     """
     _check_fraction(source_val_fraction)
-    effective_preprocess(preprocess, "features")
+    check_preprocess(preprocess)  # before any file is read
     if not isinstance(image_size, int) or image_size < 1:
         raise InputError("image_size", f"a positive integer number of pixels, got {image_size!r}")
     src = _read_domain(source, "source", image_size)
@@ -691,7 +697,7 @@ def load_user_task(
     source_name, target_name = Path(source).stem, Path(target).stem
     input_kind = "features" if len(shape) == 1 else "images"
     preprocess = effective_preprocess(preprocess, input_kind)
-    xs, xt = preprocess_domains(src.x, tgt.x, preprocess) if input_kind == "features" else (src.x, tgt.x)
+    xs, xt = preprocess_domains(src.x, tgt.x, preprocess)  # "none" for images: their tensors as they are
     source_y = _encode(src.labels, classes)
     source_train, source_val = _split_source(source_name, xs, source_y, source_val_fraction)
     target_train, target_val = _transductive_target(target_name, xt)

@@ -50,8 +50,6 @@ def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, 
         return loss
 
     optimizer.step(objective)
-    state = optimizer.state[optimizer._params[0]]
-    with torch.no_grad():
-        final = float((w * F.cross_entropy(x64 @ weight.T + bias, y, reduction="none")).sum()
-                      + 0.5 * l2 * weight.pow(2).sum())
-    return LinearFit(weight.detach().float(), bias.detach().float(), int(state.get("n_iter", 0)), final)
+    final = objective().item()  # LBFGS.step returns the loss it started from
+    iterations = int(optimizer.state[weight].get("n_iter", 0))
+    return LinearFit(weight.detach().float(), bias.detach().float(), iterations, final)

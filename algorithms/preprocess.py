@@ -36,7 +36,10 @@ def standardise(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 
 def preprocess_domains(xs: torch.Tensor, xt: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Whole source and target feature matrices ``[N, D]`` -> preprocessed float32 copies (float64 inside)."""
+    """Whole source and target feature matrices ``[N, D]`` -> preprocessed float32 copies (float64 inside).
+
+    ``none`` returns float32 tensors of any shape unchanged (images included).
+    """
     check_preprocess(kind)
     if kind == "none":
         return xs.float(), xt.float()

@@ -65,30 +65,31 @@ PREPROCESS_FINDINGS = """What follows for the default (`zscore`):
 """
 
 
+def group_mean(scores: dict[tuple[str, str], float], tasks: list[str], kind: str) -> float:
+    return statistics.fmean(scores[(t, kind)] for t in tasks)
+
+
 def leave_one_group_out(scores: dict[tuple[str, str], float], groups: dict[str, list[str]],
                         kinds: tuple[str, ...]) -> list[list[object]]:
     """Per held-out group: the kind that is best on the other groups (mean of group means), and its score."""
-    def group_mean(group: str, kind: str) -> float:
-        return statistics.fmean(scores[(t, kind)] for t in groups[group])
-
     rows = []
     for held in groups:
         others = [g for g in groups if g != held]
-        chosen = max(kinds, key=lambda k: (statistics.fmean(group_mean(g, k) for g in others), k == DEFAULT_PREPROCESS))
-        best_here = max(kinds, key=lambda k: group_mean(held, k))
-        rows.append([held, chosen, group_mean(held, chosen), best_here, group_mean(held, best_here)])
+        chosen = max(kinds, key=lambda k: (statistics.fmean(group_mean(scores, groups[g], k) for g in others),
+                                           k == DEFAULT_PREPROCESS))
+        best_here = max(kinds, key=lambda k: group_mean(scores, groups[held], k))
+        rows.append([held, chosen, group_mean(scores, groups[held], chosen), best_here,
+                     group_mean(scores, groups[held], best_here)])
     return rows
 
 
 def worst_regret(scores: dict[tuple[str, str], float], groups: dict[str, list[str]],
                  kinds: tuple[str, ...]) -> list[list[object]]:
     """Per fixed kind: its loss against the best kind in every group (group means), and the worst of them."""
-    def group_mean(group: str, kind: str) -> float:
-        return statistics.fmean(scores[(t, kind)] for t in groups[group])
-
     rows = []
     for kind in kinds:
-        regrets = [max(group_mean(g, k) for k in kinds) - group_mean(g, kind) for g in groups]
+        regrets = [max(group_mean(scores, ts, k) for k in kinds) - group_mean(scores, ts, kind)
+                   for ts in groups.values()]
         rows.append([kind, *regrets, statistics.fmean(regrets), max(regrets)])
     return rows
 
@@ -123,24 +124,17 @@ def main() -> None:
         groups.setdefault(group_of(name), []).append(name)
     feature_groups = {g: ts for g, ts in groups.items() if (ts[0], PREPROCESSING[0]) in results}
     best = {key: value["best"] for key, value in results.items()}
-    per_task = []
-    for name in tasks:
-        cells: list[object] = [group_of(name), name]
-        for kind in PREPROCESSING:
-            r = results.get((name, kind)) or (results[(name, "none")] if (name, kind) not in results else None)
-            cells += [r["lr"], r["nn"]]
-        per_task.append(cells)
-    per_group = []
-    for group, names in groups.items():
-        row: list[object] = [group, len(names)]
-        for kind in PREPROCESSING:
-            key = kind if (names[0], kind) in results else "none"
-            row += [statistics.fmean(results[(t, key)]["lr"] for t in names),
-                    statistics.fmean(results[(t, key)]["nn"] for t in names)]
-        per_group.append(row)
+
+    def result(name: str, kind: str) -> dict[str, float]:
+        return results.get((name, kind)) or results[(name, "none")]  # images have only "none"
+
+    columns = [(kind, baseline) for kind in PREPROCESSING for baseline in ("lr", "nn")]
+    per_task = [[group_of(name), name, *[result(name, k)[b] for k, b in columns]] for name in tasks]
+    per_group = [[group, len(names), *[statistics.fmean(result(t, k)[b] for t in names) for k, b in columns]]
+                 for group, names in groups.items()]
     logo = leave_one_group_out(best, feature_groups, PREPROCESSING)
     regret = worst_regret(best, feature_groups, PREPROCESSING)
-    kind_headers = [f"{k} {b}" for k in PREPROCESSING for b in ("LR", "1-NN")]
+    kind_headers = [f"{k} {'LR' if b == 'lr' else '1-NN'}" for k, b in columns]
     command = "python benchmarks/baselines.py" + (f" --tasks '{args.tasks}'" if args.tasks else "")
     text = "\n".join([
         header("No-adaptation baselines: source-only logistic regression and 1-NN", command),
