@@ -41,11 +41,12 @@ def tree_rss(root: psutil.Process) -> int:
     return total
 
 
-def run_default_search(out: str, task: str | None = None) -> tuple[float, int, str]:
-    """``adaptune search`` with every default (``task`` aside): wall time, peak summed RSS, and its log."""
+def run_default_search(out: str, task: str | None = None, config: str | None = None) -> tuple[float, int, str]:
+    """``adaptune search`` with every default (``task`` and an optional ``config`` file aside): wall time, peak
+    summed RSS, and its log."""
     shutil.rmtree(out, ignore_errors=True)
     exe = os.path.join(os.path.dirname(sys.executable), "adaptune")
-    command = [exe, "search", "--out", out, *(["--task", task] if task else [])]
+    command = [exe, "search", *([config] if config else []), "--out", out, *(["--task", task] if task else [])]
     started = time.time()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     root, peak = psutil.Process(process.pid), 0

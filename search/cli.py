@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--methods", help="comma-separated method names, or 'all'")
     search.add_argument("--budget", type=int, help=f"optimizer steps summed over trials (default {DEFAULT_BUDGET:,}); "
                         "the number of trials follows from it and the data's size")
+    search.add_argument("--searcher", choices=("tpe", "random"),
+                        help="tpe (each method's defaults first, then Optuna's TPE; the default) or random")
     search.add_argument("--trials", type=int, help="number of trials (default: what the budget affords)")
     search.add_argument("--epochs", type=int, help="epochs per trial (ASHA may stop a trial earlier)")
     search.add_argument("--time-budget-s", dest="time_budget_s", type=float,
@@ -111,9 +113,9 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     from .config import load_yaml
 
     raw = load_yaml(args.config) if args.config else {}
-    for name in ("task", "source", "target", "methods", "budget", "trials", "epochs", "time_budget_s", "preprocess",
-                 "proxy", "fewshot_k", "recommend", "out", "address",
-                 "seed", "backbone", "weights", "quiet", *_FLAG_TO_FIELD):
+    for name in ("task", "source", "target", "methods", "searcher", "budget", "trials", "epochs", "time_budget_s",
+                 "preprocess", "proxy", "fewshot_k", "recommend", "out", "address", "seed", "backbone", "weights",
+                 "quiet", *_FLAG_TO_FIELD):
         value = getattr(args, name)
         if value is None:
             continue

@@ -22,6 +22,8 @@ from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, check_preprocess
 from adaptune.algorithms.proxies import PROXIES
 
 RUNNERS = ("auto", "tune", "train")
+SEARCHERS = ("tpe", "random")
+SCHEDULERS = ("asha", "none")
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Resources:
 
 @dataclass
 class SchedulerConfig:
+    kind: str = "asha"  # asha (early stopping in optimizer steps) or none (every trial runs all its epochs)
     grace_period: int = 2
     reduction_factor: int = 2
 
@@ -55,6 +58,7 @@ class SearchConfig:
     source: str | None = None
     target: str | None = None
     methods: list[str] = field(default_factory=lambda: sorted(METHODS))
+    searcher: str = "tpe"  # tpe: each method's defaults first, then Optuna's TPE; random: Optuna's random sampler
     trials: int | None = None  # default: as many as ``budget`` affords (algorithms.budget.plan_search)
     budget: int = DEFAULT_BUDGET  # optimizer steps summed over trials
     epochs: int = 12
@@ -234,7 +238,11 @@ def validate(c: SearchConfig) -> None:
         raise InputError("max_failures", "expected 0 or more retries per trial")
     if c.storage is not None:
         _validate_storage(_expect_type("storage", c.storage, str, "a path or URI"))
+    if c.searcher not in SEARCHERS:
+        raise InputError("searcher", f"expected one of: {', '.join(SEARCHERS)}, got {c.searcher!r}")
     s, r = c.scheduler, c.resources
+    if s.kind not in SCHEDULERS:
+        raise InputError("scheduler.kind", f"expected one of: {', '.join(SCHEDULERS)}, got {s.kind!r}")
     if _expect_type("scheduler.grace_period", s.grace_period, int, "a positive integer") < 1:
         raise InputError("scheduler.grace_period", "expected a positive integer")
     if _expect_type("scheduler.reduction_factor", s.reduction_factor, int, "an integer >= 2") < 2:

@@ -87,7 +87,7 @@ def make_plan(c: SearchConfig, task: Task, proxy: str) -> Plan:
         n_methods=len(c.methods), n_closed_form=sum(METHODS[m].feature_extraction for m in c.methods),
         trials=c.trials, world_size=r.workers if r.resolved_runner == "train" else 1,
         steps_override=None if c.steps_per_epoch == "auto" else c.steps_per_epoch,
-        early_stopping=not PROXIES[proxy].final_only)
+        early_stopping=c.scheduler.kind == "asha" and not PROXIES[proxy].final_only)
 
 
 def versions() -> dict[str, str]:
@@ -315,13 +315,17 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
                                    resume_errored=retry_errors)
     else:
         methods = list(c.methods)
-        sampler = optuna.samplers.TPESampler(
-            seed=c.seed, multivariate=True, group=True, constant_liar=True,
-            n_startup_trials=min(10, max(len(methods), plan.trials // 3)),
-        )
+        if c.searcher == "random":
+            sampler, first_points = optuna.samplers.RandomSampler(seed=c.seed), None
+        else:
+            sampler = optuna.samplers.TPESampler(
+                seed=c.seed, multivariate=True, group=True, constant_liar=True,
+                n_startup_trials=min(10, max(len(methods), plan.trials // 3)),
+            )
+            first_points = default_points(methods, prepared.ranges)
         searcher = OptunaSearch(space=make_space(methods, prepared.ranges), metric=metric, mode="max",
-                                sampler=sampler, points_to_evaluate=default_points(methods, prepared.ranges))
-        if proxy.final_only:  # no value before the last epoch, so nothing for ASHA to stop on
+                                sampler=sampler, points_to_evaluate=first_points)
+        if not plan.early_stopping:  # scheduler.kind none, or a final-only proxy: nothing for ASHA to stop on
             scheduler = FIFOScheduler()
         else:
             # Rungs in optimizer steps, so a trial is never compared before it trained plan.grace_steps.

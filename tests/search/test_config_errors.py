@@ -36,6 +36,7 @@ def _npz(path, n=6, classes=(0, 1), dim=4):
         (["search", "--task", "synthetic:blobs", "--trials", "0"], "trials"),
         (["search", "--task", "synthetic:blobs", "--budget", "0"], "budget"),
         (["search", "--task", "synthetic:blobs", "--preprocess", "minmax"], "preprocess"),
+        (["search", "--task", "synthetic:blobs", "--searcher", "grid"], "arguments"),
         (["search", "--task", "synthetic:blobs", "--time-budget-s", "-5"], "time_budget_s"),
         (["search", "--task", "synthetic:blobs", "--recommend", "best"], "arguments"),
         (["search", "--task", "synthetic:blobs", "--backbone", "vgg"], "backbone"),
@@ -56,6 +57,10 @@ def test_unknown_config_key_and_nested_key(capsys, tmp_path):
     assert "epoch: unknown config key" in _run(capsys, ["search", str(config)])
     config.write_text("task: synthetic:blobs\nresources:\n  gpu: 1\n")
     assert "resources.gpu: unknown key" in _run(capsys, ["search", str(config)])
+    config.write_text("task: synthetic:blobs\nsearcher: grid\n")
+    assert "searcher: expected one of: tpe, random" in _run(capsys, ["search", str(config)])
+    config.write_text("task: synthetic:blobs\nscheduler:\n  kind: hyperband\n")
+    assert "scheduler.kind: expected one of: asha, none" in _run(capsys, ["search", str(config)])
     config.write_text("task: synthetic:blobs\ntrials: many\n")
     assert "trials: expected a positive integer" in _run(capsys, ["search", str(config)])
     config.write_text("task: synthetic:blobs\nsteps_per_epoch: sometimes\n")

@@ -135,3 +135,18 @@ def test_the_budget_plans_the_trials_and_a_closed_form_trial_reports_once(ray_lo
     coral = board[board["method"] == "coral"]
     assert (coral["status"] == "completed").all() and (coral["epochs"] == 3).all()
     assert coral["head_c"].notna().all() and coral["lr"].isna().all()
+
+
+def test_random_searcher_without_early_stopping(ray_local, tmp_path):
+    """searcher: random draws every trial from the space (no defaults first); scheduler kind none stops nothing."""
+    from adaptune.algorithms.methods import get_method
+
+    out = tmp_path / "run"
+    summary = _search(out, trials=3, epochs=2, steps_per_epoch=20, searcher="random", ensemble_k=0,
+                      scheduler={"kind": "none", "grace_period": 1})
+    assert summary["plan"]["rungs"] == [] and summary["plan"]["early_stopping"] is False
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    assert (board["status"] == "completed").all() and (board["epochs"] == 2).all()
+    defaults = {name: next(p.default for p in get_method(name).shared_params() if p.name == "lr")
+                for name in board["method"]}
+    assert all(row.lr != defaults[row.method] for row in board.itertuples())

@@ -1,0 +1,306 @@
+"""Does the search earn its compute? Regret of the recommendation against the optimizer steps spent.
+
+Four strategies, each a real ``adaptune search`` on the same task and seed:
+  * ``tpe+asha``: the default (each method's defaults first, then TPE; ASHA rungs in steps);
+  * ``random+asha``: Optuna's random sampler over the same space, same ASHA;
+  * ``random``: the random sampler, no early stopping (every trial runs all its epochs);
+  * ``defaults``: each method once at its defaults, no early stopping (one point: its whole compute).
+The first three run at ``--scale`` times the default budget; the recommendation at a smaller compute c is what
+the search recommends from the trials that had finished when the trials together had trained c optimizer
+steps. The samplers do not depend on the planned trial count (TPE's startup trials are fixed at 10 here,
+ASHA's rungs depend on the data only), so the trials up to c are the ones a search with budget c would run,
+up to the order in which concurrent trials finish. Closed-form trials (L-BFGS heads) count no steps, as in
+the plan (algorithms.budget).
+
+Regret = the best target accuracy of any trial of any strategy on that task and seed (each trial at its
+checkpoint, the epoch its proxy chose) minus the target accuracy of the recommendation (the ensemble of the
+top 5 trials by the proxy, the default; the single best trial beside it). Target labels only score.
+
+  python benchmarks/search_efficiency.py --tasks 'office-surf:D->W,amazon:B->D' [--seeds 0] [--scale 2]
+  python benchmarks/search_efficiency.py --report-only     # rebuild the page from raw/search_efficiency.jsonl.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import gzip
+import json
+import math
+import os
+import sys
+import tempfile
+
+import pandas as pd
+import torch
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import RESULTS, header, md_table, write  # noqa: E402
+from baselines import saved_baseline  # noqa: E402
+from skeleton import run_default_search  # noqa: E402
+
+from adaptune.algorithms.budget import DEFAULT_BUDGET  # noqa: E402
+from adaptune.algorithms.methods import METHODS  # noqa: E402
+from adaptune.reports.svg import Series, color, xy_chart  # noqa: E402
+
+RAW = os.path.join(RESULTS, "raw", "search_efficiency.jsonl.gz")
+PLOT = "search_efficiency.svg"
+STRATEGIES = {  # name -> config keys that differ from the defaults
+    "tpe+asha": {},
+    "random+asha": {"searcher": "random"},
+    "random": {"searcher": "random", "scheduler": {"kind": "none"}},
+    "defaults": {"trials": len(METHODS), "scheduler": {"kind": "none"}},
+}
+FRACTIONS = (0.25, 0.5, 1.0, 2.0)  # of the default budget, the columns of the table
+GRID = 0.05  # the curves' resolution, as a fraction of the default budget
+ENSEMBLE_K = 5
+
+
+def compute_timeline(out: str) -> pd.DataFrame:
+    """One row per finished trial, in the order they ended, with the steps all trials had trained by then."""
+    board = pd.read_parquet(os.path.join(out, "leaderboard.parquet"))
+    board = board[board["status"] != "ensemble"].copy()
+    history = pd.read_parquet(os.path.join(out, "history.parquet"))
+    closed_form = {name for name, cls in METHODS.items() if cls.feature_extraction}
+    history = history[history["trial_id"].isin(board["trial_id"]) & ~history["method"].isin(closed_form)]
+    board = board.sort_values("ended_at").reset_index(drop=True)
+    trained = [history[history["reported_at"] <= ended].groupby("trial_id")["steps"].max().sum()
+               for ended in board["ended_at"]]
+    own = board["steps"].where(~board["method"].isin(closed_form), 0).fillna(0)
+    # A trial's own steps are in by the time it ends whatever the clocks say, and compute never goes back.
+    board["compute"] = pd.Series([max(a, b) for a, b in zip(trained, own)], dtype="int64").cummax()
+    return board
+
+
+def trial_predictions(out: str, trial_id: str) -> torch.Tensor | None:
+    paths = glob.glob(os.path.join(out, "ray", "tune", f"*{trial_id}*", "checkpoint_*", "target_probs.pt"))
+    return torch.load(sorted(paths)[-1], map_location="cpu", weights_only=True).float() if paths else None
+
+
+def curve(out: str, labels: torch.Tensor, points: list[int]) -> tuple[list[dict], list[dict]]:
+    """The recommendation (single best trial and top-5 ensemble by the proxy) at each compute point."""
+    board = compute_timeline(out)
+    board["probs"] = [trial_predictions(out, t) for t in board["trial_id"]]
+    rows = []
+    for point in points:
+        seen = board[(board["compute"] <= point) & board["score"].notna() & board["probs"].notna()]
+        seen = seen[seen["score"].map(math.isfinite)]
+        if seen.empty:
+            rows.append({"compute": point, "trials": 0, "single": None, "ensemble": None})
+            continue
+        top = seen.sort_values("score", ascending=False).head(ENSEMBLE_K)
+        averaged = torch.stack(list(top["probs"])).mean(0)
+        rows.append({"compute": point, "trials": len(seen), "single": float(top["target_acc"].iloc[0]),
+                     "ensemble": float((averaged.argmax(1) == labels).float().mean())})
+    trials = board.drop(columns=["probs"])[["trial_id", "method", "status", "steps", "compute", "score",
+                                             "target_acc", "source_acc"]]
+    return rows, trials.to_dict("records")
+
+
+def run(task: str, strategy: str, seed: int, scale: float, root: str) -> dict:
+    from adaptune.search.trial import resolve_task
+
+    out = os.path.join(root, f"{task.replace(':', '-').replace('>', '')}-{strategy}-{seed}")
+    config = {"task": task, "seed": seed, "quiet": True, **STRATEGIES[strategy]}
+    if strategy != "defaults":
+        config["budget"] = int(scale * DEFAULT_BUDGET)
+    config_path = out + ".yaml"
+    os.makedirs(root, exist_ok=True)
+    with open(config_path, "w") as handle:
+        yaml.safe_dump(config, handle)
+    wall, _, _ = run_default_search(out, config=config_path)
+    with open(os.path.join(out, "summary.json")) as handle:
+        summary = json.load(handle)
+    labels = resolve_task({"task": task, "source": None, "target": None, "fewshot_k": 0, "seed": seed,
+                           "preprocess": summary["preprocess"]}).target_oracle
+    total = int(max(summary["steps_used"], 1))
+    step = int(GRID * DEFAULT_BUDGET)
+    points = sorted({*range(step, total + step, step), total}) if strategy != "defaults" else [10**12]
+    rows, trials = curve(out, labels, points)
+    if strategy == "defaults":
+        rows[0]["compute"] = max(t["compute"] for t in trials)
+    return {"task": task, "strategy": strategy, "seed": seed, "wall_s": wall, "plan": summary["plan"],
+            "steps_used": summary["steps_used"], "preprocess": summary["preprocess"], "curve": rows,
+            "trials": trials}
+
+
+def load_raw() -> list[dict]:
+    if not os.path.exists(RAW):
+        return []
+    with gzip.open(RAW, "rt") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def save_raw(records: list[dict]) -> None:
+    os.makedirs(os.path.dirname(RAW), exist_ok=True)
+    with gzip.open(RAW + ".tmp", "wt") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    os.replace(RAW + ".tmp", RAW)
+
+
+def at(record: dict, compute: float, key: str) -> float:
+    """The recommendation's accuracy at ``compute`` steps: the last curve point within it (NaN before any)."""
+    within = [row for row in record["curve"] if row["compute"] <= compute and row[key] is not None]
+    return within[-1][key] if within else math.nan
+
+
+def regrets(records: list[dict]) -> pd.DataFrame:
+    """Per task, seed, strategy and compute fraction: regret (points) of the ensemble and single picks."""
+    rows = []
+    for (task, seed), runs in pd.DataFrame(records).groupby(["task", "seed"]):
+        best = max(t["target_acc"] for record in runs.to_dict("records") for t in record["trials"]
+                   if t["target_acc"] is not None and math.isfinite(t["target_acc"]))
+        for record in runs.to_dict("records"):
+            fractions = [record["curve"][0]["compute"] / DEFAULT_BUDGET] if record["strategy"] == "defaults" else [
+                row["compute"] / DEFAULT_BUDGET for row in record["curve"]]
+            for fraction in fractions:
+                rows.append({"task": task, "seed": seed, "strategy": record["strategy"], "fraction": fraction,
+                             **{key: 100 * (best - at(record, fraction * DEFAULT_BUDGET + 0.5, key))
+                                for key in ("ensemble", "single")},
+                             "best": 100 * best})
+    return pd.DataFrame(rows)
+
+
+def regret_at(table: pd.DataFrame, strategy: str, fraction: float, key: str = "ensemble") -> pd.Series:
+    """Per (task, seed): regret at the largest curve point within ``fraction`` of the default budget."""
+    chosen = table[(table["strategy"] == strategy) & (table["fraction"] <= fraction + 1e-9)]
+    return chosen.sort_values("fraction").groupby(["task", "seed"])[key].last()
+
+
+def compute_to_match(table: pd.DataFrame, scale: float) -> list[list]:
+    """Per task: the compute TPE+ASHA needs to reach random search's final regret (ASHA and no stopping)."""
+    rows = []
+    for (task, seed), runs in table.groupby(["task", "seed"]):
+        tpe = runs[runs["strategy"] == "tpe+asha"].sort_values("fraction")
+        for other in ("random+asha", "random"):
+            final = runs[runs["strategy"] == other].sort_values("fraction")
+            if final.empty or tpe.empty:
+                continue
+            target, spent = final["ensemble"].iloc[-1], final["fraction"].iloc[-1]
+            reached = tpe[tpe["ensemble"] <= target + 1e-9]
+            need = reached["fraction"].iloc[0] if len(reached) else math.inf
+            rows.append([task, seed, other, target, spent * DEFAULT_BUDGET, need * DEFAULT_BUDGET,
+                         "never" if math.isinf(need) else f"{need / spent:.2f}"])
+    return rows
+
+
+def plot(table: pd.DataFrame) -> str:
+    """Mean ensemble regret over the tasks against compute, one line per strategy, plus the defaults' point."""
+    series = []
+    for index, strategy in enumerate(STRATEGIES):
+        chosen = table[table["strategy"] == strategy]
+        if chosen.empty:
+            continue
+        if strategy == "defaults":
+            points = [(chosen["fraction"].mean() * DEFAULT_BUDGET, chosen["ensemble"].mean(),
+                       f"defaults only: {chosen['ensemble'].mean():.1f} points")]
+            series.append(Series(strategy, points, color(index), style="points", marker="diamond", size=5))
+            continue
+        grid = sorted(chosen["fraction"].round(2).unique())
+        points = []
+        for fraction in grid:
+            values = regret_at(table, strategy, fraction)
+            if values.notna().all() and len(values) == chosen.groupby(["task", "seed"]).ngroups:
+                points.append((fraction * DEFAULT_BUDGET, values.mean(),
+                               f"{strategy}, {fraction * DEFAULT_BUDGET:,.0f} steps: {values.mean():.1f} points"))
+        series.append(Series(strategy, points, color(index), marker="none", style="line"))
+    return xy_chart(series, title="Regret of the recommendation against compute (mean over tasks)",
+                    x_label="optimizer steps spent by the search", y_label="regret (points)", width=620,
+                    height=360)
+
+
+def cell(value: float) -> str:
+    """One decimal; '-' where no trial had finished yet."""
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+def report(records: list[dict], command: str) -> str:
+    table = regrets(records)
+    tasks = sorted(table["task"].unique())
+    scale = max(r["curve"][-1]["compute"] for r in records if r["strategy"] != "defaults") / DEFAULT_BUDGET
+    with open(os.path.join(RESULTS, PLOT), "w") as handle:
+        handle.write(plot(table) + "\n")
+    text = header("Does the search earn its compute?", command)
+    text += ("\nEach strategy is one real `adaptune search` per task and seed (everything else at its default; "
+             f"{len(METHODS)} methods, proxy `auto`): `tpe+asha` is the default search; `random+asha` and `random` "
+             "sample the same space with Optuna's random sampler (`searcher: random`), with ASHA and without early "
+             "stopping (`scheduler: {kind: none}`); `defaults` trains each method once at its defaults, without "
+             f"early stopping. The first three ran at {scale:.2g}x the default budget of {DEFAULT_BUDGET:,} steps; the "
+             "recommendation at a smaller compute is what the search recommends from the trials that had finished "
+             "when all trials together had trained that many optimizer steps (the samplers and rungs do not depend "
+             "on the planned trial count, so these are the trials a smaller budget runs, up to the order in which "
+             "two concurrent trials finish). Regret: the best target accuracy of any trial of any strategy on the "
+             "same task and seed, minus the target accuracy of the recommendation (the ensemble of the top 5 "
+             "trials by the proxy, what a search recommends by default), in points. Target labels only score.\n\n")
+    text += f"Runs: {len(records)}; tasks: {', '.join(tasks)}; seeds: " \
+            f"{', '.join(map(str, sorted(table['seed'].unique())))}. Raw: `benchmarks/results/raw/" \
+            f"search_efficiency.jsonl.gz` (every trial and every curve point).\n\n"
+    text += "## Regret of the recommended ensemble at equal compute\n\nPoints; the columns are fractions of the " \
+            "default budget; `defaults` is one point at its own compute.\n\n"
+    rows = []
+    for task in [*tasks, "mean"]:
+        chosen = table if task == "mean" else table[table["task"] == task]
+        for strategy in STRATEGIES:
+            if strategy == "defaults":
+                d = chosen[chosen["strategy"] == "defaults"]
+                if len(d):
+                    rows.append([task, strategy, *["-"] * len(FRACTIONS),
+                                 f"{d['ensemble'].mean():.1f} at {d['fraction'].mean() * DEFAULT_BUDGET:,.0f} steps"])
+                continue
+            cells = [regret_at(chosen, strategy, f).mean() for f in FRACTIONS]
+            single = regret_at(chosen, strategy, FRACTIONS[2], "single").mean()
+            rows.append([task, strategy, *[cell(v) for v in cells], f"single best trial at 1x: {cell(single)}"])
+    text += md_table(rows, ["task", "strategy", *[f"{f:g}x" for f in FRACTIONS], "note"])
+    text += f"\n\n![regret against compute]({PLOT})\n"
+    text += "\n## Compute TPE + ASHA needs to match random search's final regret\n\n"
+    text += md_table(compute_to_match(table, scale),
+                     ["task", "seed", "random search", "its final regret", "its compute", "TPE+ASHA needs",
+                      "ratio (target <= 0.33)"])
+    text += "\n\n## Against the no-adaptation baselines, at the default budget\n\n"
+    base_rows = []
+    for record in records:
+        if record["strategy"] != "tpe+asha":
+            continue
+        base = saved_baseline(record["task"], record["preprocess"])
+        shipped = 100 * at(record, DEFAULT_BUDGET + 0.5, "ensemble")
+        base_rows.append([record["task"], record["seed"], shipped, base["lr"], base["nn"],
+                          "yes" if shipped >= base["best"] else "no"])
+    text += md_table(base_rows, ["task", "seed", "recommended (%)", "source-only LR", "1-NN", "beats both"])
+    text += "\n\n" + findings(table) + "\n"
+    return text
+
+
+def findings(table: pd.DataFrame) -> str:
+    means = {s: regret_at(table, s, 1.0).mean() for s in ("tpe+asha", "random+asha", "random")}
+    return ("## What follows\n\n" + "; ".join(f"`{s}` {v:.1f}" for s, v in means.items())
+            + " points of mean regret at the default budget. See the tables for where each strategy wins.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="office-surf:D->W,amazon:B->D,mnist-usps-jda:U->M")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--scale", type=float, default=2.0, help="budget of the searches, x the default")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "adaptune-search-efficiency"))
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    records = load_raw()
+    command = "python benchmarks/search_efficiency.py " + " ".join(
+        f"'{a}'" if ">" in a else a for a in sys.argv[1:])
+    if not args.report_only:
+        for task in args.tasks.split(","):
+            for seed in map(int, args.seeds.split(",")):
+                for strategy in args.strategies.split(","):
+                    records = [r for r in records if (r["task"], r["seed"], r["strategy"]) != (task, seed, strategy)]
+                    records.append(run(task, strategy, seed, args.scale, args.out))
+                    save_raw(records)  # after every run: an interrupted benchmark keeps what finished
+                    print(task, seed, strategy, f"{records[-1]['wall_s']:.0f} s", records[-1]["curve"][-1],
+                          flush=True)
+    print(write("search_efficiency.md", report(records, command)))
+
+
+if __name__ == "__main__":
+    main()
