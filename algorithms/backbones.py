@@ -6,8 +6,10 @@ by every trial with the same backbone, weights, depth and data (see :mod:`adaptu
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +44,7 @@ class LeNet:
     """The LeNet-style digit network of TLlib / ADDA: two conv blocks and a 500-unit fully connected block."""
 
     @staticmethod
-    def build(input_shape: tuple[int, ...], **_: object) -> Backbone:
+    def build(input_shape: tuple[int, ...]) -> Backbone:
         channels = input_shape[0]
         side = input_shape[-1]
         conv_out = ((side - 4) // 2 - 4) // 2  # two 5x5 valid convs, each followed by a 2x2 max-pool
@@ -58,7 +60,7 @@ class MLP:
     """A feature-table backbone: ``hidden`` Linear-ReLU-Dropout blocks."""
 
     @staticmethod
-    def build(input_shape: tuple[int, ...], hidden: tuple[int, ...] = (256, 256), **_: object) -> Backbone:
+    def build(input_shape: tuple[int, ...], hidden: tuple[int, ...] = (256, 256)) -> Backbone:
         if len(input_shape) != 1:
             raise InputError("backbone", f"mlp expects feature vectors, got inputs of shape {input_shape}")
         widths = (input_shape[0], *hidden)
@@ -68,6 +70,59 @@ class MLP:
         return Backbone("mlp", blocks, widths[-1])
 
 
+def _reason(error: Exception) -> str:
+    """One line of why ``torch.load`` refused a file."""
+    text = str(error)
+    # weights_only=True wraps the unpickler's reason in several lines of general advice.
+    _, marker, reason = text.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (reason if marker else text).splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:200]
+
+
+def _read_state_dict(path: str, arch: str) -> Mapping[str, torch.Tensor]:
+    """The state dict in ``path``, read with ``weights_only=True`` so a file can never run code."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a refused file is reported below; its load warnings add nothing
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch.load raises many types for a file it cannot read
+        reason = _reason(error)
+    else:
+        if isinstance(state, Mapping) and state and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+        ):
+            return state
+        if isinstance(state, Mapping):
+            reason = "it holds a mapping, but not one of parameter names to tensors"
+        else:
+            reason = f"it holds a {type(state).__name__}"
+    raise InputError("weights", f"expected a PyTorch state dict (.pt/.pth) for {arch}, {path} is not one ({reason})")
+
+
+def _cached_weights_file(arch: str, name: str) -> str:
+    """The local torch hub cache file of torchvision weights ``name`` for ``arch``: a bare member name such as
+    ``IMAGENET1K_V1`` or ``DEFAULT``, or a qualified one such as ``ResNet18_Weights.IMAGENET1K_V1``."""
+    from torchvision.models import get_model_weights, get_weight
+
+    family = get_model_weights(arch)
+    accepted = ", ".join([*family.__members__][:6])
+    try:
+        enum = get_weight(name) if "." in name else family[name]
+    except (ValueError, KeyError, AttributeError):
+        raise InputError(
+            "weights", f"expected a file path or a torchvision weights name for {arch} ({accepted}, or "
+            f"{family.__name__}.NAME), got {name!r}"
+        ) from None
+    if not isinstance(enum, family):
+        raise InputError("weights", f"{name} are weights of another architecture; expected {family.__name__} for "
+                         f"{arch} ({accepted})")
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(enum.url))
+    if not os.path.isfile(cached):
+        raise InputError("weights", f"{name} is not in the local cache ({cached}); adaptune never "
+                         "downloads weights: place the file there or pass its path")
+    return cached
+
+
 def _load_resnet_weights(model: nn.Module, arch: str, weights: str | None) -> None:
     """Weights from a local file, or a torchvision weights name found in the local torch hub cache.
 
@@ -75,29 +130,25 @@ def _load_resnet_weights(model: nn.Module, arch: str, weights: str | None) -> No
     """
     if weights is None:
         return
-    if os.path.sep in weights or weights.endswith((".pt", ".pth")):
+    if os.path.isfile(weights) or os.path.sep in weights or weights.endswith((".pt", ".pth")):
         if not os.path.isfile(weights):
             raise InputError("weights", f"expected a readable weights file, {weights!r} does not exist")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        path = weights
     else:
-        from torchvision.models import get_weight
-
-        try:
-            enum = get_weight(weights if "." in weights else f"{arch.capitalize()}_Weights.{weights}")
-        except (ValueError, KeyError, AttributeError):
-            raise InputError(
-                "weights", f"expected a file path or a torchvision weights name such as "
-                f"ResNet18_Weights.IMAGENET1K_V1, got {weights!r}"
-            ) from None
-        cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(enum.url))
-        if not os.path.isfile(cached):
-            raise InputError("weights", f"{weights} is not in the local cache ({cached}); adaptune never "
-                             "downloads weights: place the file there or pass its path")
-        state = torch.load(cached, map_location="cpu", weights_only=True)
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    missing, _ = model.load_state_dict(state, strict=False)
-    if any(not k.startswith("fc.") for k in missing):
-        raise InputError("weights", f"weights do not fit {arch}: missing {missing[:3]}...")
+        path = _cached_weights_file(arch, weights)
+    state = {k: v for k, v in _read_state_dict(path, arch).items() if not k.startswith("fc.")}
+    # Checked here rather than left to load_state_dict, whose error lists every mismatch over many lines.
+    own = model.state_dict()
+    wrong = [k for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if wrong:
+        first = wrong[0]
+        raise InputError("weights", f"weights in {path} do not fit {arch}: {first} has shape "
+                         f"{tuple(state[first].shape)}, expected {tuple(own[first].shape)} "
+                         f"({len(wrong)} tensors of the wrong shape)")
+    missing = [k for k in model.load_state_dict(state, strict=False).missing_keys if not k.startswith("fc.")]
+    if missing:
+        raise InputError("weights", f"weights in {path} do not fit {arch}: {len(missing)} tensors missing "
+                         f"({', '.join(missing[:3])}, ...)")
 
 
 class ResNet:
@@ -127,9 +178,21 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
 }
 
 
+def pretrained_backbones() -> tuple[str, ...]:
+    """The backbones that load pretrained weights: those whose build takes ``weights``."""
+    return tuple(name for name, build in BACKBONES.items() if "weights" in inspect.signature(build).parameters)
+
+
 def build_backbone(name: str, input_shape: tuple[int, ...], weights: str | None = None) -> Backbone:
+    """Backbone ``name`` for samples of ``input_shape``: random init, or ``weights`` for a pretrained backbone."""
     if name not in BACKBONES:
         raise InputError("backbone", f"unknown backbone {name!r}; expected one of: {', '.join(BACKBONES)}")
+    if weights is None:
+        return BACKBONES[name](input_shape)
+    if name not in pretrained_backbones():
+        # Weights would be ignored, yet they widen the freeze_depth range searched.
+        raise InputError("weights", f"expected no weights for the {name} backbone; pretrained weights exist for "
+                         f"{', '.join(pretrained_backbones())}")
     return BACKBONES[name](input_shape, weights=weights)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,29 @@ def _check_fraction(fraction: float) -> None:
         raise InputError("source_val_fraction", f"a number strictly between 0 and 1, got {fraction!r}")
 
 
-def _split_source(name: str, x: torch.Tensor, y: np.ndarray, fraction: float) -> tuple[Domain, Domain]:
+MIN_PER_CLASS = 2  # one labeled sample to train on and one to hold out, in every class of a source
+
+
+def _check_source_labels(y: np.ndarray, classes: tuple[str, ...], origin: str) -> None:
+    """A source must let every class train and validate: an empty source_val would crash every trial."""
+    if len(classes) < 2:
+        found = f"only class {classes[0]}" if classes else "no classes"
+        raise InputError("source", f"{origin}: expected labeled samples of at least 2 classes, found {found}")
+    counts = np.bincount(y, minlength=len(classes))
+    smallest = int(np.argmin(counts))
+    if counts[smallest] < MIN_PER_CLASS:
+        raise InputError(
+            "source",
+            f"{origin}: expected at least {MIN_PER_CLASS} labeled samples per class to hold out a validation "
+            f"split, class {classes[smallest]} has {counts[smallest]}",
+        )
+
+
+def _split_source(
+    name: str, x: torch.Tensor, y: np.ndarray, fraction: float, classes: tuple[str, ...], origin: str | None = None
+) -> tuple[Domain, Domain]:
+    """Stratified source_train / source_val; ``origin`` names the data in errors (default ``name``)."""
+    _check_source_labels(y, classes, origin or name)
     train_idx, val_idx = stratified_split(y, fraction, SPLIT_SEED)
     labels = torch.as_tensor(np.asarray(y, dtype=np.int64))
     return (
@@ -159,13 +182,13 @@ def _digits_task(name: str, fraction: float) -> Task:
         "same as, the published deep protocol. Images 1x28x28 in [-1, 1]; USPS upsampled from 16x16."
     )
     if name == "mnist->usps":
-        source_train, source_val = _split_source("mnist", mnist_x, mnist_y, fraction)
+        source_train, source_val = _split_source("mnist", mnist_x, mnist_y, fraction, DIGIT_CLASSES)
         target_train = Domain("usps/train", usps_x)
         target_val = Domain("usps/test", _digit_images(usps["x_test"]))
         oracle = usps["y_test"]
         description = f"MNIST -> USPS digits; target_train = USPS train, target_val = USPS test. {note}"
     else:
-        source_train, source_val = _split_source("usps", usps_x, usps_y, fraction)
+        source_train, source_val = _split_source("usps", usps_x, usps_y, fraction, DIGIT_CLASSES)
         train_idx, val_idx = stratified_split(mnist_y, 0.2, SPLIT_SEED)
         target_train = Domain("mnist/train", mnist_x[train_idx])
         target_val = Domain("mnist/val", mnist_x[val_idx])
@@ -404,7 +427,7 @@ def _feature_task(benchmark: _FeatureBenchmark, name: str, fraction: float, prep
     xs, ys = _feature_domain(benchmark, source_key, source_splits)
     xt, yt = _feature_domain(benchmark, target_key, target_splits)
     xs_t, xt_t = preprocess_domains(torch.from_numpy(xs), torch.from_numpy(xt), preprocess)
-    source_train, source_val = _split_source(source, xs_t, ys, fraction)
+    source_train, source_val = _split_source(source, xs_t, ys, fraction, benchmark.classes)
     train_rows, val_rows = benchmark.target_rows(target_key)
     val_part = "test" if benchmark.protocol == "train-test" else "val"
     return Task(
@@ -499,6 +522,20 @@ def list_tasks() -> list[dict]:
 class _RawDomain:
     x: torch.Tensor  # float32 [N, D] or [N, C, H, W]
     labels: np.ndarray | None  # class names (str) per sample, or None when unlabeled
+    columns: tuple[str, ...] | None = None  # feature names of a table, in the order of x's columns
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of a reader's error: the CLI prints every input error as exactly one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _few(names: list[str], limit: int = 5) -> str:
+    if not names:
+        return "none"
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _label_names(values: np.ndarray, field: str, path: Path) -> np.ndarray:
@@ -527,7 +564,7 @@ def _read_npz(path: Path, field: str) -> _RawDomain:
             found = list(npz.files)
             arrays = {key: npz[key] for key in ("x", "y") if key in found}
     except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise InputError(field, f"cannot read {path} as .npz ({error})") from None
+        raise InputError(field, f"cannot read {path} as .npz ({_one_line(error)})") from None
     if "x" not in arrays:
         raise InputError(
             field,
@@ -553,7 +590,7 @@ def _read_parquet(path: Path, field: str) -> _RawDomain:
     try:
         table = pd.read_parquet(path)
     except Exception as error:  # pyarrow raises many types for a bad file
-        raise InputError(field, f"cannot read {path} as a Parquet table ({error})") from None
+        raise InputError(field, f"cannot read {path} as a Parquet table ({_one_line(error)})") from None
     columns = [c for c in table.columns if c != "label"]
     bad = [str(c) for c in columns if not pd.api.types.is_numeric_dtype(table[c])]
     if bad:
@@ -562,8 +599,6 @@ def _read_parquet(path: Path, field: str) -> _RawDomain:
             f"{path}: non-numeric feature columns {', '.join(bad[:10])}{' ...' * (len(bad) > 10)}; "
             "expected numeric feature columns plus an optional 'label' column",
         )
-    if not columns:
-        raise InputError(field, f"{path}: no feature columns; expected numeric feature columns")
     labels = None
     if "label" in table.columns:
         column = table["label"]
@@ -571,7 +606,8 @@ def _read_parquet(path: Path, field: str) -> _RawDomain:
             raise InputError(field, f"{path}: the 'label' column has missing values; expected one per row")
         values = column.to_numpy() if pd.api.types.is_numeric_dtype(column) else column.astype(str).to_numpy()
         labels = _label_names(values, field, path)
-    return _RawDomain(_finite_features(table[columns].to_numpy(), field, path), labels)
+    features = _finite_features(table[columns].to_numpy(), field, path)
+    return _RawDomain(features, labels, tuple(str(c) for c in columns))
 
 
 def _is_image(path: Path) -> bool:
@@ -601,10 +637,19 @@ def _read_image_folder(path: Path, field: str, image_size: int) -> _RawDomain:
     images = torch.empty(len(files), 3, image_size, image_size)
     for i, (file, _) in enumerate(files):
         try:
-            with Image.open(file) as image:
-                rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-        except (OSError, ValueError) as error:
-            raise InputError(field, f"cannot read image {file} ({error}); expected an image file") from None
+            # PIL only warns for an image of more than MAX_IMAGE_PIXELS (it refuses twice that): decoding one
+            # can exhaust memory, so both are refused here.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(file) as image:
+                    rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise InputError(
+                field, f"image {file} is too large to decode safely ({_one_line(error)}); expected an image of "
+                f"at most {Image.MAX_IMAGE_PIXELS} pixels"
+            ) from None
+        except Exception as error:  # PIL's format plugins raise many types for a truncated or corrupt file
+            raise InputError(field, f"cannot read image {file} ({_one_line(error)}); expected an image file") from None
         pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
         images[i] = (pixels - mean) / std
     labels = np.array([label for _, label in files], dtype=str) if class_dirs else None
@@ -626,7 +671,29 @@ def _read_domain(path_like: str | Path, field: str, image_size: int) -> _RawDoma
         raise InputError(field, f"unsupported file type '{kind}' for {path}; expected {_USER_FORMATS}")
     if len(raw.x) == 0:
         raise InputError(field, f"{path} has 0 samples; expected a non-empty domain")
+    if raw.x[0].numel() == 0:
+        raise InputError(
+            field, f"{path} has samples of shape {tuple(raw.x.shape[1:])}, which hold no values; expected at "
+            "least one feature (for a table, a numeric column besides 'label')"
+        )
     return raw
+
+
+def _target_in_source_columns(src: _RawDomain, tgt: _RawDomain, target: str | Path) -> torch.Tensor:
+    """The target features with its table columns matched to the source's by name, not by position."""
+    if src.columns is None or tgt.columns is None or src.columns == tgt.columns:
+        return tgt.x  # arrays and images have no column names: their features match by position
+    source_names, target_names = set(src.columns), set(tgt.columns)
+    missing = [c for c in src.columns if c not in target_names]
+    extra = [c for c in tgt.columns if c not in source_names]
+    if missing or extra:
+        raise InputError(
+            "target",
+            f"feature columns of {target} do not match the source: missing {_few(missing)}; extra {_few(extra)}; "
+            "expected the source's feature columns, in any order",
+        )
+    position = {name: i for i, name in enumerate(tgt.columns)}
+    return tgt.x[:, [position[name] for name in src.columns]]
 
 
 def _class_key(name: str) -> tuple:
@@ -660,9 +727,10 @@ def load_user_task(
     The source must be labeled; it is split stratified (seed :data:`SPLIT_SEED`) into train / val. All target
     samples form both target_train and target_val (transductive), unlabeled; target labels, when given, only
     become ``target_oracle``. Classes are the sorted label names of the source, mapped the same way in both
-    domains. Feature tables (``.npz`` / ``.parquet`` rows) go through ``preprocess`` (see
-    :mod:`.preprocess`) over all samples of each domain; image folders are read as RGB, resized to
-    ``image_size`` and normalised with the ImageNet mean / std.
+    domains; every class needs at least :data:`MIN_PER_CLASS` source samples. Parquet feature columns are
+    matched to the source's by name (``.npz`` features by position). Feature tables (``.npz`` / ``.parquet``
+    rows) go through ``preprocess`` (see :mod:`.preprocess`) over all samples of each domain; image folders
+    are read as RGB, resized to ``image_size`` and normalised with the ImageNet mean / std.
     """
     _check_fraction(source_val_fraction)
     check_preprocess(preprocess)  # before any file is read
@@ -676,6 +744,7 @@ def load_user_task(
             "with a 'label' column, or an image folder with one subfolder per class)",
         )
     tgt = _read_domain(target, "target", image_size)
+    target_x = _target_in_source_columns(src, tgt, target)
     classes = tuple(sorted(set(src.labels.tolist()), key=_class_key))
     if tgt.labels is not None:
         target_classes = set(tgt.labels.tolist())
@@ -688,18 +757,18 @@ def load_user_task(
                 f"{', '.join(only_source) or 'none'}; only in target: {', '.join(only_target) or 'none'}",
             )
     shape = tuple(src.x.shape[1:])
-    if tuple(tgt.x.shape[1:]) != shape:
+    if tuple(target_x.shape[1:]) != shape:
         raise InputError(
             "target",
-            f"{target} samples have shape {tuple(tgt.x.shape[1:])} but source samples {shape}; "
+            f"{target} samples have shape {tuple(target_x.shape[1:])} but source samples {shape}; "
             "expected the same feature dimension / image shape in both domains",
         )
     source_name, target_name = Path(source).stem, Path(target).stem
     input_kind = "features" if len(shape) == 1 else "images"
     preprocess = effective_preprocess(preprocess, input_kind)
-    xs, xt = preprocess_domains(src.x, tgt.x, preprocess)  # "none" for images: their tensors as they are
+    xs, xt = preprocess_domains(src.x, target_x, preprocess)  # "none" for images: their tensors as they are
     source_y = _encode(src.labels, classes)
-    source_train, source_val = _split_source(source_name, xs, source_y, source_val_fraction)
+    source_train, source_val = _split_source(source_name, xs, source_y, source_val_fraction, classes, str(source))
     target_train, target_val = _transductive_target(target_name, xt)
     oracle = None if tgt.labels is None else torch.as_tensor(_encode(tgt.labels, classes))
     return Task(

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class Domain:
@@ -103,12 +105,26 @@ def with_fewshot(task: Task, per_class: int, seed: int = 0) -> Task:
     """Move ``per_class`` labeled target samples per class from ``target_val`` into ``target_fewshot``.
 
     This is the user's opt-in to select with a few target labels (the ``fewshot`` proxy). The samples leave
-    ``target_val`` and the oracle, so the oracle column is still measured on samples nobody selected with.
+    ``target_val`` and the oracle, so the oracle column is still measured on samples nobody selected with;
+    ``per_class`` must leave at least one sample of every class there.
     """
     if per_class <= 0:
         return task
     if task.target_oracle is None:
-        raise ValueError("fewshot needs target labels")
+        raise InputError("fewshot_k", f"task {task.name} has no target labels to take {per_class} per class from; "
+                         "supply a labeled target file or set fewshot_k: 0")
+    # Every class keeps at least one sample in target_val: an emptied target_val would crash every trial, and
+    # an emptied class would leave the oracle unmeasured on it.
+    counts = torch.bincount(task.target_oracle, minlength=task.num_classes)
+    smallest = int(counts.argmin())
+    limit = int(counts[smallest]) - 1
+    if per_class > limit:
+        allowed = f"at most {limit} per class" if limit > 0 else "0 (no fewshot samples)"
+        raise InputError(
+            "fewshot_k",
+            f"expected {allowed} (the smallest target class, {task.classes[smallest]}, has {limit + 1} samples), "
+            f"got {per_class}",
+        )
     generator = torch.Generator().manual_seed(seed)
     picked = []
     for label in range(task.num_classes):

@@ -9,6 +9,15 @@ import time
 from importlib.metadata import version
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# The benchmark group of a built-in task, by its name's prefix (digits: the deep MNIST/USPS tasks, no prefix).
+GROUP_BY_PREFIX = {"office-surf": "surf", "amazon": "amazon", "office-decaf": "decaf",
+                   "mnist-usps-jda": "jda-digits", "amazon-5000": "amazon-5000"}
+INPUT_KIND = {"digits": "images", **{group: "features" for group in GROUP_BY_PREFIX.values()}}
+
+
+def group_of(task: str) -> str:
+    """The benchmark group a task belongs to (leave-one-group-out holds out one of these at a time)."""
+    return GROUP_BY_PREFIX[task.split(":", 1)[0]] if ":" in task else "digits"
 
 
 def machine() -> str:

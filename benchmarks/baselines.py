@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import RESULTS, header, md_table, write  # noqa: E402
+from _common import RESULTS, group_of, header, md_table, write  # noqa: E402
 
 from adaptune.algorithms.data import BUILTIN_TASKS, load_task  # noqa: E402
 from adaptune.algorithms.linear_head import fit_logistic_regression  # noqa: E402
@@ -33,11 +33,6 @@ from adaptune.algorithms.methods.subspace import nearest_neighbor  # noqa: E402
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, PREPROCESSING  # noqa: E402
 
 RAW = os.path.join(RESULTS, "raw", "baselines.json")
-
-
-def group_of(task: str) -> str:
-    """The benchmark a task belongs to: its prefix, or ``digits`` for the deep MNIST/USPS protocol."""
-    return task.split(":", 1)[0] if ":" in task else "digits"
 
 
 def accuracies(task_name: str, preprocess: str) -> dict[str, float]:

@@ -8,11 +8,10 @@ import math
 import os
 from collections import defaultdict
 
-from _common import header, md_table, write
+from _common import INPUT_KIND, group_of, header, md_table, write
 
 from adaptune.algorithms.proxies import AUTO_PROXY
 
-INPUT_KIND = {"digits": "images", "surf": "features", "amazon": "features"}
 # Published target accuracies (%), ../shared/data/BASELINES.md. Keys: method -> {task: value} or {"avg": value}.
 PUBLISHED = {
     "digits": {  # TLlib digits table, LeNet, full 60k MNIST [P]
@@ -37,13 +36,6 @@ PUBLISHED = {
         "source_only": {"avg": 77.5, "note": "our logistic-regression sanity check (PROVENANCE), 400-d"},
     },
 }
-GROUP_OF = {"mnist->usps": "digits", "usps->mnist": "digits"}
-
-
-def group_of(task: str) -> str:
-    return GROUP_OF.get(task) or ("surf" if task.startswith("office-surf") else "amazon")
-
-
 def short(task: str) -> str:
     return task.split(":")[-1].replace("mnist", "M").replace("usps", "U")
 
@@ -87,7 +79,7 @@ def cmd_report(files: list[str], out: str = "methods.md") -> None:
     for meta in metas:
         sections.append(f"- run: `{meta['command']}` on {meta.get('gpu') or 'CPU'} ({meta['cpus']} CPUs), "
                         f"torch {meta['torch']}, {meta['date']}, wall {meta['wall_s']:.0f} s")
-    for group in ("digits", "surf", "amazon"):
+    for group in INPUT_KIND:
         tasks = sorted({t for t, _ in by_key if group_of(t) == group})
         if not tasks:
             continue
@@ -100,7 +92,7 @@ def cmd_report(files: list[str], out: str = "methods.md") -> None:
                 trials = max(trials, n)
                 proxies.append(proxy), oracles.append(oracle)
                 cells.append(f"{proxy:.1f} / {oracle:.1f}")
-            published = PUBLISHED[group].get(method, {})
+            published = PUBLISHED.get(group, {}).get(method, {})
             if "avg" in published:
                 pub = f"{published['avg']} ({published['note']})"
             elif published:

@@ -22,8 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import RESULTS, header, md_table, write  # noqa: E402
-from methods_report import INPUT_KIND, group_of  # noqa: E402
+from _common import INPUT_KIND, RESULTS, group_of, header, md_table, write  # noqa: E402
 
 from adaptune.algorithms.proxies import DEFAULT_PROXY  # noqa: E402
 from adaptune.reports.proxy_quality import proxy_quality  # noqa: E402
@@ -116,7 +115,7 @@ def main(paths: list[str]) -> None:
     ensembles["scheme"] = ensembles["scheme"].fillna("top_k") if "scheme" in ensembles else "top_k"
     ensembles["proxy"] = ensembles["selected_by"].str.removeprefix("proxy_")
     per_task = quality_by_task(points)
-    groups = [g for g in ("digits", "surf", "amazon") if g in set(per_task["group"])]
+    groups = [g for g in INPUT_KIND if g in set(per_task["group"])]
     # What a search recommends by default (recommend: ensemble) is the top-5 ensemble, so the rule is derived
     # from the ensemble's regret; the single pick's is reported beside it.
     recommended = ensemble_by_task(ensembles, per_task)

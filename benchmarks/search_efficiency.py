@@ -55,6 +55,7 @@ STRATEGIES = {  # name -> config keys that differ from the defaults
 FRACTIONS = (0.25, 0.5, 1.0, 2.0)  # of the default budget, the columns of the table
 GRID = 0.05  # the curves' resolution, as a fraction of the default budget
 ENSEMBLE_K = 5
+RECOMMENDATIONS = ("ensemble", "single", "one_per_method")  # the curve's columns
 
 
 def compute_timeline(out: str) -> pd.DataFrame:
@@ -78,38 +79,39 @@ def trial_predictions(out: str, trial_id: str) -> torch.Tensor | None:
     return torch.load(sorted(paths)[-1], map_location="cpu", weights_only=True).float() if paths else None
 
 
+def ensemble_accuracy(members: pd.DataFrame, labels: torch.Tensor) -> float:
+    averaged = torch.stack(list(members["probs"])).mean(0)
+    return float((averaged.argmax(1) == labels).float().mean())
+
+
 def curve(out: str, labels: torch.Tensor, points: list[int]) -> tuple[list[dict], list[dict]]:
-    """The recommendation (single best trial and top-5 ensemble by the proxy) at each compute point."""
+    """What the search recommends at each compute point: the single best trial and the top-5 ensemble by the
+    proxy (the product's rules), and, measured beside them, a top-5 ensemble with one trial per method."""
     board = compute_timeline(out)
     board["probs"] = [trial_predictions(out, t) for t in board["trial_id"]]
     rows = []
     for point in points:
         seen = board[(board["compute"] <= point) & board["score"].notna() & board["probs"].notna()]
-        seen = seen[seen["score"].map(math.isfinite)]
+        seen = seen[seen["score"].map(math.isfinite)].sort_values("score", ascending=False)
         if seen.empty:
-            rows.append({"compute": point, "trials": 0, "single": None, "ensemble": None})
+            rows.append({"compute": point, "trials": 0, "single": None, "ensemble": None, "one_per_method": None})
             continue
-        top = seen.sort_values("score", ascending=False).head(ENSEMBLE_K)
-        averaged = torch.stack(list(top["probs"])).mean(0)
-        rows.append({"compute": point, "trials": len(seen), "single": float(top["target_acc"].iloc[0]),
-                     "ensemble": float((averaged.argmax(1) == labels).float().mean())})
+        rows.append({"compute": point, "trials": len(seen), "single": float(seen["target_acc"].iloc[0]),
+                     "ensemble": ensemble_accuracy(seen.head(ENSEMBLE_K), labels),
+                     "one_per_method": ensemble_accuracy(seen.drop_duplicates("method").head(ENSEMBLE_K), labels)})
     trials = board.drop(columns=["probs"])[["trial_id", "method", "status", "steps", "compute", "score",
                                              "target_acc", "source_acc"]]
     return rows, trials.to_dict("records")
 
 
-def run(task: str, strategy: str, seed: int, scale: float, root: str) -> dict:
+def run_dir(root: str, task: str, strategy: str, seed: int) -> str:
+    return os.path.join(root, f"{task.replace(':', '-').replace('>', '')}-{strategy}-{seed}")
+
+
+def measure(task: str, strategy: str, seed: int, out: str, wall: float) -> dict:
+    """The record of one finished search: its trials and its recommendation at every compute point."""
     from adaptune.search.trial import resolve_task
 
-    out = os.path.join(root, f"{task.replace(':', '-').replace('>', '')}-{strategy}-{seed}")
-    config = {"task": task, "seed": seed, "quiet": True, **STRATEGIES[strategy]}
-    if strategy != "defaults":
-        config["budget"] = int(scale * DEFAULT_BUDGET)
-    config_path = out + ".yaml"
-    os.makedirs(root, exist_ok=True)
-    with open(config_path, "w") as handle:
-        yaml.safe_dump(config, handle)
-    wall, _, _ = run_default_search(out, config=config_path)
     with open(os.path.join(out, "summary.json")) as handle:
         summary = json.load(handle)
     labels = resolve_task({"task": task, "source": None, "target": None, "fewshot_k": 0, "seed": seed,
@@ -123,6 +125,19 @@ def run(task: str, strategy: str, seed: int, scale: float, root: str) -> dict:
     return {"task": task, "strategy": strategy, "seed": seed, "wall_s": wall, "plan": summary["plan"],
             "steps_used": summary["steps_used"], "preprocess": summary["preprocess"], "curve": rows,
             "trials": trials}
+
+
+def run(task: str, strategy: str, seed: int, scale: float, root: str) -> dict:
+    out = run_dir(root, task, strategy, seed)
+    config = {"task": task, "seed": seed, "quiet": True, **STRATEGIES[strategy]}
+    if strategy != "defaults":
+        config["budget"] = int(scale * DEFAULT_BUDGET)
+    config_path = out + ".yaml"
+    os.makedirs(root, exist_ok=True)
+    with open(config_path, "w") as handle:
+        yaml.safe_dump(config, handle)
+    wall, _, _ = run_default_search(out, config=config_path)
+    return measure(task, strategy, seed, out, wall)
 
 
 def load_raw() -> list[dict]:
@@ -142,7 +157,7 @@ def save_raw(records: list[dict]) -> None:
 
 def at(record: dict, compute: float, key: str) -> float:
     """The recommendation's accuracy at ``compute`` steps: the last curve point within it (NaN before any)."""
-    within = [row for row in record["curve"] if row["compute"] <= compute and row[key] is not None]
+    within = [row for row in record["curve"] if row["compute"] <= compute and row.get(key) is not None]
     return within[-1][key] if within else math.nan
 
 
@@ -158,7 +173,7 @@ def regrets(records: list[dict]) -> pd.DataFrame:
             for fraction in fractions:
                 rows.append({"task": task, "seed": seed, "strategy": record["strategy"], "fraction": fraction,
                              **{key: 100 * (best - at(record, fraction * DEFAULT_BUDGET + 0.5, key))
-                                for key in ("ensemble", "single")},
+                                for key in RECOMMENDATIONS},
                              "best": 100 * best})
     return pd.DataFrame(rows)
 
@@ -169,8 +184,9 @@ def regret_at(table: pd.DataFrame, strategy: str, fraction: float, key: str = "e
     return chosen.sort_values("fraction").groupby(["task", "seed"])[key].last()
 
 
-def compute_to_match(table: pd.DataFrame, scale: float) -> list[list]:
-    """Per task: the compute TPE+ASHA needs to reach random search's final regret (ASHA and no stopping)."""
+def compute_to_match(table: pd.DataFrame) -> list[list]:
+    """Per task: the compute from which TPE+ASHA's regret stays at or below random search's final regret (and
+    where it first gets there), against random search's whole compute."""
     rows = []
     for (task, seed), runs in table.groupby(["task", "seed"]):
         tpe = runs[runs["strategy"] == "tpe+asha"].sort_values("fraction")
@@ -179,10 +195,13 @@ def compute_to_match(table: pd.DataFrame, scale: float) -> list[list]:
             if final.empty or tpe.empty:
                 continue
             target, spent = final["ensemble"].iloc[-1], final["fraction"].iloc[-1]
-            reached = tpe[tpe["ensemble"] <= target + 1e-9]
-            need = reached["fraction"].iloc[0] if len(reached) else math.inf
-            rows.append([task, seed, other, target, spent * DEFAULT_BUDGET, need * DEFAULT_BUDGET,
-                         "never" if math.isinf(need) else f"{need / spent:.2f}"])
+            within = (tpe["ensemble"] <= target + 1e-9).to_numpy()
+            first = tpe["fraction"].iloc[within.argmax()] if within.any() else math.inf
+            above = [i for i, ok in enumerate(within) if not ok]
+            stays = math.inf if above and above[-1] == len(within) - 1 else (
+                tpe["fraction"].iloc[above[-1] + 1] if above else tpe["fraction"].iloc[0])
+            rows.append([task, seed, other, target, f"{spent * DEFAULT_BUDGET:,.0f}",
+                         *["never" if math.isinf(f) else f"{f / spent:.2f}" for f in (first, stays)]])
     return rows
 
 
@@ -255,9 +274,9 @@ def report(records: list[dict], command: str) -> str:
     text += md_table(rows, ["task", "strategy", *[f"{f:g}x" for f in FRACTIONS], "note"])
     text += f"\n\n![regret against compute]({PLOT})\n"
     text += "\n## Compute TPE + ASHA needs to match random search's final regret\n\n"
-    text += md_table(compute_to_match(table, scale),
-                     ["task", "seed", "random search", "its final regret", "its compute", "TPE+ASHA needs",
-                      "ratio (target <= 0.33)"])
+    text += md_table(compute_to_match(table),
+                     ["task", "seed", "random search", "its final regret", "its compute (steps)",
+                      "TPE+ASHA first reaches it at (x its compute)", "and stays there from (target <= 0.33)"])
     text += "\n\n## Against the no-adaptation baselines, at the default budget\n\n"
     base_rows = []
     for record in records:
@@ -286,15 +305,25 @@ def main() -> None:
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "adaptune-search-efficiency"))
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--again", action="store_true", help="rerun runs that the raw file already holds")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="rebuild the raw records from the run directories kept under --out, without searching")
     args = parser.parse_args()
     records = load_raw()
+    if args.remeasure:
+        records = [measure(r["task"], r["strategy"], r["seed"], run_dir(args.out, r["task"], r["strategy"], r["seed"]),
+                           r["wall_s"]) for r in records]
+        save_raw(records)
     command = "python benchmarks/search_efficiency.py " + " ".join(
         f"'{a}'" if ">" in a else a for a in sys.argv[1:])
     if not args.report_only:
         for task in args.tasks.split(","):
             for seed in map(int, args.seeds.split(",")):
                 for strategy in args.strategies.split(","):
-                    records = [r for r in records if (r["task"], r["seed"], r["strategy"]) != (task, seed, strategy)]
+                    key = (task, seed, strategy)
+                    if not args.again and any((r["task"], r["seed"], r["strategy"]) == key for r in records):
+                        continue  # measured already (the raw file keeps every finished run)
+                    records = [r for r in records if (r["task"], r["seed"], r["strategy"]) != key]
                     records.append(run(task, strategy, seed, args.scale, args.out))
                     save_raw(records)  # after every run: an interrupted benchmark keeps what finished
                     print(task, seed, strategy, f"{records[-1]['wall_s']:.0f} s", records[-1]["curve"][-1],

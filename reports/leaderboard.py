@@ -126,6 +126,19 @@ def versions_json(versions: dict[str, str]) -> str:
     return json.dumps(versions, sort_keys=True)
 
 
+def read_json_object(path: str, field: str, expected: str) -> dict[str, Any]:
+    """A run's JSON file as a mapping; a binary, truncated or non-object file is one :class:`RunError` line."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as error:  # ValueError covers JSONDecodeError and UnicodeDecodeError
+        message = " ".join(str(error).split())[:160]
+        raise RunError(f"{field}: {path} is not readable JSON ({message}); expected {expected}") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{field}: {path} holds {type(data).__name__}; expected {expected}")
+    return data
+
+
 def run_file(directory: str, name: str) -> str:
     """The path of one of a run's files, or a RunError saying why ``directory`` is not a run."""
     path = os.path.join(directory, name)

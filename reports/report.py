@@ -27,7 +27,16 @@ import numpy as np
 import pandas as pd
 
 from . import svg
-from .leaderboard import FINISHED, HISTORY, LEADERBOARD, LEADERBOARD_COLUMNS, RunError, read_run, schema_version
+from .leaderboard import (
+    FINISHED,
+    HISTORY,
+    LEADERBOARD,
+    LEADERBOARD_COLUMNS,
+    RunError,
+    read_json_object,
+    read_run,
+    schema_version,
+)
 from .proxy_quality import proxy_quality, spearman, weighted_spearman
 
 FORMATS = ("html", "md")
@@ -151,16 +160,7 @@ def load_run(directory: str) -> Run:
     summary = None
     summary_path = os.path.join(directory, SUMMARY)
     if os.path.exists(summary_path):
-        try:
-            with open(summary_path) as handle:
-                summary = json.load(handle)
-        except (OSError, ValueError) as error:
-            raise RunError(
-                f"summary: {summary_path} is not readable JSON ({_one_line(str(error))[:160]}); expected "
-                "the summary.json written by `adaptune search`"
-            ) from None
-        if not isinstance(summary, dict):
-            raise RunError(f"summary: {summary_path} holds {type(summary).__name__}; expected a JSON object")
+        summary = read_json_object(summary_path, "summary", "the JSON object `adaptune search` writes")
     config: dict[str, Any] = {}
     config_text = None
     config_path = os.path.join(directory, CONFIG)
@@ -1661,21 +1661,27 @@ def _html_table(table: Table) -> str:
     return "".join(rows)
 
 
+def _md_text(text: object) -> str:
+    """Names in a run (methods, paths, trial ids) are user data: Markdown viewers render raw HTML, so no ``<``
+    may open a tag (``>`` is left alone: task names such as A->W read as they are)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;")
+
+
 def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _md_text(text).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(title: str, blocks: Sequence[Block], generated: str) -> str:
-    lines = [f"# {title}", "", f"_{generated}_", ""]
+    lines = [f"# {_md_text(title)}", "", f"_{generated}_", ""]
     for block in blocks:
         if isinstance(block, Heading):
-            lines += [f"{'#' * block.level} {block.text}", ""]
+            lines += [f"{'#' * block.level} {_md_text(block.text)}", ""]
         elif isinstance(block, Para):
             prefix = {"warn": "> **Note:** ", "note": "> ", "good": "> "}.get(block.kind, "")
-            lines += [prefix + block.text, ""]
+            lines += [prefix + _md_text(block.text), ""]
         elif isinstance(block, Table):
             if block.caption:
-                lines += [f"_{block.caption}_", ""]
+                lines += [f"_{_md_text(block.caption)}_", ""]
             lines.append("| " + " | ".join(_md_cell(h) or " " for h in block.header) + " |")
             lines.append("|" + "|".join("---" for _ in block.header) + "|")
             for i, row in enumerate(block.rows):
@@ -1683,12 +1689,12 @@ def render_markdown(title: str, blocks: Sequence[Block], generated: str) -> str:
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
         elif isinstance(block, Chart):
-            lines += [f"- chart: {block.summary}", ""]
+            lines += [f"- chart: {_md_text(block.summary)}", ""]
         elif isinstance(block, Charts):
-            lines += [f"- chart: {c.summary}" for c in block.charts] + [""]
+            lines += [f"- chart: {_md_text(c.summary)}" for c in block.charts] + [""]
         elif isinstance(block, Code):
             lines += [
-                f"<details><summary>{block.summary}</summary>",
+                f"<details><summary>{_md_text(block.summary)}</summary>",
                 "",
                 "```yaml",
                 block.text,
@@ -1742,9 +1748,12 @@ def write_report(
         sys.stdout.write(text)
         return "-"
     directory = os.path.dirname(os.path.abspath(target))
-    os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".tmp-{os.path.basename(target)}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, target)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except OSError as error:
+        raise InputError("out", f"expected a writable file path, {target} is not ({error.strerror})") from None
     return target

@@ -22,8 +22,12 @@ class _Parser(argparse.ArgumentParser):
         _fail(f"arguments: {message} (see `{self.prog} --help`)")
 
 
+# What str.splitlines() breaks at: a value quoted in a message (a path, a YAML key, an argument) may hold one.
+_LINE_BREAKS = {ord(ch): repr(ch)[1:-1] for ch in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def _fail(message: str) -> NoReturn:
-    print(f"adaptune: error: {message}", file=sys.stderr)
+    print(f"adaptune: error: {message.translate(_LINE_BREAKS)}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -110,9 +114,12 @@ _FLAG_TO_FIELD = {"cpus_per_trial": ("resources", "cpus_per_trial"), "gpus_per_t
 
 
 def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
-    from .config import load_yaml
+    """The YAML file's settings overridden by the flags given; each layer names a task or paths, not both."""
+    from .config import check_task_or_paths, load_yaml
 
     raw = load_yaml(args.config) if args.config else {}
+    check_task_or_paths(raw)
+    check_task_or_paths(vars(args))
     for name in ("task", "source", "target", "methods", "searcher", "budget", "trials", "epochs", "time_budget_s",
                  "preprocess", "proxy", "fewshot_k", "recommend", "out", "address", "seed", "backbone", "weights",
                  "quiet", *_FLAG_TO_FIELD):
@@ -121,10 +128,12 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
             continue
         if name in _FLAG_TO_FIELD:
             section, key = _FLAG_TO_FIELD[name]
+            if raw.get(section) is not None and not isinstance(raw[section], dict):
+                continue  # build_config reports the YAML's malformed section
             raw[section] = {**(raw.get(section) or {}), key: value}
         else:
             raw[name] = value
-    if (args.source or args.target) and args.task is None:
+    if (args.source is not None or args.target is not None) and args.task is None:
         raw.pop("task", None)
     if args.task is not None:
         raw.pop("source", None), raw.pop("target", None)
@@ -148,6 +157,11 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"({summary['trials']} trials in {summary['wall_s']:.0f}s)")
     if summary.get("recommendation"):
         print(f"recommended: {describe_recommendation(summary['recommendation'])}")
+    failed = summary.get("all_failed")
+    if failed:
+        print(f"adaptune: error: every trial failed ({summary['trials']}); the first: {failed['message']} (full "
+              f"traceback: {failed['traceback']})", file=sys.stderr)
+        return 1
     if summary["state"] != "finished":
         print(f"adaptune: interrupted; the leaderboard holds every finished trial; continue with: adaptune resume "
               f"{summary['out']}", file=sys.stderr)
@@ -160,14 +174,20 @@ def describe_recommendation(rec: dict[str, Any]) -> str:
     oracle = rec.get("target_acc")
     oracle_text = f", oracle {100 * oracle:.1f}%" if isinstance(oracle, float) and math.isfinite(oracle) else ""
     if rec["kind"] == "ensemble":
+        # Proxies that read source predictions have no value for an average of target predictions.
+        score = rec.get("score")
+        score_text = (f"{rec['proxy']} {score:.4f}" if isinstance(score, float) and math.isfinite(score)
+                      else f"the top {len(rec['members'])} trials by {rec['proxy']}")
         return (f"the ensemble {rec['trial_id']} (average the predictions of trials {', '.join(rec['members'])}: "
-                f"{', '.join(rec['methods'])}), {rec['proxy']} {rec['score']:.4f}{oracle_text}")
+                f"{', '.join(rec['methods'])}), {score_text}{oracle_text}")
     return f"trial {rec['trial_id']} ({rec['method']}), {rec['proxy']} {rec['score']:.4f}{oracle_text}"
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from adaptune.reports.leaderboard import HISTORY, LEADERBOARD, format_table, read_run
 
+    if args.top is not None and args.top < 1:
+        raise InputError("top", f"expected a positive number of rows, got {args.top}")
     df = read_run(args.dir, HISTORY if args.history else LEADERBOARD)
     print(format_table(df, top=args.top, by=args.by, fmt=args.format))
     return 0

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import reprlib
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -106,25 +108,107 @@ RECOMMENDATIONS = ("ensemble", "single")
 STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "abfs", "abfss")
 
 
-def _validate_storage(storage: str) -> None:
-    """A local or shared-filesystem path, or a URI of a filesystem pyarrow knows (no network call here)."""
+SEED_LIMIT = 2**32  # numpy's and Optuna's samplers take seeds in [0, 2**32)
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".safetensors")
+# Linux's limits: checked here because a too-long path otherwise fails in os/pathlib calls after Ray started.
+NAME_MAX, PATH_MAX = 255, 4096
+INT_LIMIT = 2**63 - 1
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 2, 4, 4
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 80
+
+
+def _validate_storage(storage: str) -> str:
+    """A local or shared-filesystem path (made absolute), or a URI of a filesystem pyarrow knows (no network
+    call here)."""
     if "://" in storage:
         scheme = storage.split("://", 1)[0]
         if scheme not in STORAGE_SCHEMES:
-            raise InputError("storage", f"unknown URI scheme {scheme!r}; expected a path or one of: "
+            raise InputError("storage", f"unknown URI scheme {_shown(scheme)}; expected a path or one of: "
                              f"{', '.join(s + '://' for s in STORAGE_SCHEMES)}")
-        return
-    parent = os.path.dirname(os.path.abspath(storage))
+        return storage
+    storage = os.path.abspath(storage)
+    parent = os.path.dirname(storage)
     if not os.path.isdir(parent):
         raise InputError("storage", f"expected a path whose parent directory exists, {parent!r} does not")
+    _expect_creatable("storage", storage)
+    return storage
+
+
+def _shown(value: Any) -> str:
+    """A bounded repr for a message: YAML aliases can nest a small file into a value whose full repr is huge."""
+    return _REPR.repr(value)
 
 
 def _expect_type(name: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise InputError(name, f"expected {what}, got {value!r}")
-    if not isinstance(value, kind):
-        raise InputError(name, f"expected {what}, got {value!r}")
+    """``value`` if it is a ``kind``: a bool only where ``kind`` names bool, a float only when finite, an int
+    only within int64 (what numpy, torch and Ray hold; Python's own ints have no bound)."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kind):
+        raise InputError(name, f"expected {what}, got {_shown(value)}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_LIMIT:
+        raise InputError(name, f"expected {what} of magnitude below 2**63, got {_shown(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(name, f"expected {what} (a finite number), got {_shown(value)}")
     return value
+
+
+def _expect_path(name: str, value: Any, what: str) -> str:
+    """A non-empty path string the operating system can take (no NUL, encodable, within Linux's limits)."""
+    _expect_type(name, value, str, what)
+    if not value:
+        raise InputError(name, f"expected {what}, got an empty string")
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeError:
+        raise InputError(name, f"expected {what} the filesystem can encode, got {_shown(value)}") from None
+    if b"\0" in encoded:
+        raise InputError(name, f"expected {what} without NUL characters, got {_shown(value)}")
+    if len(encoded) >= PATH_MAX or any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+        raise InputError(name, f"expected {what} of at most {NAME_MAX} bytes per name and {PATH_MAX - 1} in all")
+    return value
+
+
+def _writable_dir(path: str) -> bool:
+    # root passes access() for every directory of a writable mount, /proc included; a directory without any
+    # write permission bit is one nobody is meant to create files in.
+    return os.access(path, os.W_OK | os.X_OK) and bool(os.stat(path).st_mode & 0o222)
+
+
+def _expect_creatable(name: str, path: str) -> None:
+    """``path`` is a writable directory, or its nearest existing ancestor is one; nothing is created here."""
+    probe = path
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise InputError(name, f"expected a directory that can be created, but {probe} is not a directory")
+    if not _writable_dir(probe):
+        raise InputError(name, f"expected a writable location, {probe} cannot be written")
+
+
+def _is_weights_file(weights: str) -> bool:
+    """A path to a weights file, as opposed to a torchvision weights name such as ResNet18_Weights.IMAGENET1K_V1."""
+    separators = {os.sep, os.altsep} - {None}
+    return (any(sep in weights for sep in separators) or weights.endswith(WEIGHTS_SUFFIXES)
+            or os.path.isfile(weights))
+
+
+def check_task_or_paths(layer: dict[str, Any]) -> None:
+    """One layer of settings (the YAML file, or the flags) names a built-in task or source/target paths.
+
+    A lower layer's choice is overridden by a higher one (see ``cli._raw_config``); within one layer both
+    would leave it to us to guess which was meant.
+    """
+    if layer.get("task") is not None and (layer.get("source") is not None or layer.get("target") is not None):
+        raise InputError("task", "expected either a built-in task or --source/--target, not both")
+
+
+def _key(key: Any) -> str:
+    """A YAML key as a field name; quoted unless it could be one (an empty, spaced or non-text key)."""
+    return key if isinstance(key, str) and key.isidentifier() else _shown(key)
 
 
 def _build_section(cls: type, name: str, raw: Any) -> Any:
@@ -135,18 +219,28 @@ def _build_section(cls: type, name: str, raw: Any) -> Any:
     known = {f.name for f in fields(cls)}
     for key in raw:
         if key not in known:
-            raise InputError(f"{name}.{key}", f"unknown key; expected one of: {', '.join(sorted(known))}")
+            raise InputError(f"{name}.{_key(key)}", f"unknown key; expected one of: {', '.join(sorted(known))}")
     return cls(**raw)
 
 
 def load_yaml(path: str) -> dict[str, Any]:
+    if os.path.isdir(path):
+        raise InputError("config", f"expected a YAML file, {path!r} is a directory")
     if not os.path.isfile(path):
         raise InputError("config", f"expected a readable YAML file, {path!r} does not exist")
     try:
-        with open(path) as handle:
-            data = yaml.safe_load(handle)  # safe loader: a config never constructs Python objects
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8-sig")
+    except OSError as error:
+        raise InputError("config", f"expected a readable YAML file, {path!r} is not ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError("config", f"expected a UTF-8 YAML text file, {path!r} is binary or another encoding") from None
+    try:
+        data = yaml.safe_load(text)  # safe loader: a config never constructs Python objects
     except yaml.YAMLError as error:
         raise InputError("config", f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    except RecursionError:  # the YAML parser recurses once per nesting level
+        raise InputError("config", f"expected settings nested a few levels deep, {path} nests too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -159,21 +253,90 @@ def build_config(raw: dict[str, Any]) -> SearchConfig:
     known = {f.name for f in fields(SearchConfig)}
     for key in raw:
         if key not in known:
-            raise InputError(key, f"unknown config key; expected one of: {', '.join(sorted(known))}")
+            raise InputError(_key(key), f"unknown config key; expected one of: {', '.join(sorted(known))}")
+    check_task_or_paths(raw)
     raw = dict(raw)
     raw["scheduler"] = _build_section(SchedulerConfig, "scheduler", raw.get("scheduler"))
     raw["resources"] = _build_section(Resources, "resources", raw.get("resources"))
     if isinstance(raw.get("methods"), str):
         raw["methods"] = sorted(METHODS) if raw["methods"] == "all" else raw["methods"].split(",")
+    if raw.get("search_space", {}) is None:  # an empty YAML section, like scheduler: and resources:
+        raw["search_space"] = {}
     config = SearchConfig(**raw)
     validate(config)
     return config
 
 
+# What each text field takes; checked before any of them is used (looked up, split, hashed).
+TEXT_FIELDS = {
+    "task": "a built-in task name (see `adaptune tasks`)",
+    "proxy": "a proxy name or auto",
+    "recommend": f"one of: {', '.join(RECOMMENDATIONS)}",
+    "address": "a Ray address (auto, HOST:PORT, ray://HOST:PORT)",
+    "backbone": "a backbone name",
+    "preprocess": "a preprocessing name",
+    "searcher": f"one of: {', '.join(SEARCHERS)}",
+}
+PATH_FIELDS = {
+    "source": "a path to the labeled source data",
+    "target": "a path to the target data",
+    "weights": "a weights file path or a torchvision weights name",
+    "storage": "a path or URI",
+    "out": "a run directory path",
+}
+
+
+def _check_types(c: SearchConfig) -> None:
+    for name, what in TEXT_FIELDS.items():
+        if getattr(c, name) is not None:
+            _expect_type(name, getattr(c, name), str, what)
+    for name, what in PATH_FIELDS.items():
+        if getattr(c, name) is not None:
+            _expect_path(name, getattr(c, name), what)
+    _expect_type("quiet", c.quiet, bool, "true or false")
+    _expect_type("amp", c.amp, bool, "true or false")
+    _expect_type("methods", c.methods, list, "a list of method names or 'all'")
+    for name in c.methods:
+        _expect_type("methods", name, str, "method names")
+    _expect_type("scheduler.kind", c.scheduler.kind, str, f"one of: {', '.join(SCHEDULERS)}")
+    _expect_type("resources.runner", c.resources.runner, str, f"one of: {', '.join(RUNNERS)}")
+
+
+def _resolve_paths(c: SearchConfig) -> None:
+    # Trials run in other working directories (Ray's), so a relative path would name another file there.
+    c.source, c.target = (os.path.abspath(p) if p is not None else None for p in (c.source, c.target))
+    if c.weights is not None and _is_weights_file(c.weights):
+        c.weights = os.path.abspath(c.weights)
+    if c.storage is not None:
+        c.storage = _validate_storage(c.storage)
+
+
+def _check_out(c: SearchConfig) -> None:
+    given = c.out is not None
+    if not given:
+        # Not checked for writing: resume and submit build a config without out and never write this default.
+        slug = "".join(ch if ch.isalnum() else "-" for ch in c.task_label()).strip("-")
+        c.out = os.path.join("adaptune-runs", f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}")
+    else:
+        c.out = os.path.abspath(c.out)
+    if os.path.exists(os.path.join(c.out, "leaderboard.parquet")):
+        raise InputError("out", f"expected a new directory; {c.out} already holds a run (to continue it: "
+                         f"adaptune resume {c.out})")
+    if os.path.exists(os.path.join(c.out, "config.yaml")):
+        raise InputError("out", f"expected a new directory; {c.out} already holds a config.yaml (of a run started "
+                         f"there, or a file the run would overwrite): to continue that run: adaptune resume "
+                         f"{c.out}; or choose a new directory")
+    if os.path.lexists(c.out) and not os.path.isdir(c.out):
+        raise InputError("out", f"expected a directory path, {c.out} is a file")
+    if given:
+        _expect_creatable("out", c.out)
+
+
 def validate(c: SearchConfig) -> None:
-    if c.source or c.target:
-        if not (c.source and c.target):
-            raise InputError("source" if not c.source else "target", "expected both --source and --target paths")
+    _check_types(c)
+    if c.source is not None or c.target is not None:
+        if c.source is None or c.target is None:
+            raise InputError("source" if c.source is None else "target", "expected both --source and --target paths")
         c.task = None
     elif not c.task:
         raise InputError("task", "expected a built-in task name (see `adaptune tasks`) or --source/--target")
@@ -184,16 +347,16 @@ def validate(c: SearchConfig) -> None:
             from adaptune.algorithms.data import load_task
 
             load_task(c.task)  # raises the InputError that lists the known tasks
-    _expect_type("methods", c.methods, list, "a list of method names or 'all'")
+    _resolve_paths(c)
     if not c.methods:
         raise InputError("methods", f"expected at least one of: {', '.join(sorted(METHODS))}")
     for name in c.methods:
         if name not in METHODS:
-            raise InputError("methods", f"unknown method {name!r}; expected one of: {', '.join(sorted(METHODS))}")
+            raise InputError("methods", f"unknown method {_shown(name)}; expected one of: {', '.join(sorted(METHODS))}")
     if len(set(c.methods)) != len(c.methods):
         raise InputError("methods", "expected each method at most once")
     if c.proxy not in PROXIES and c.proxy != "auto":
-        raise InputError("proxy", f"unknown proxy {c.proxy!r}; expected auto or one of: {', '.join(PROXIES)}")
+        raise InputError("proxy", f"unknown proxy {_shown(c.proxy)}; expected auto or one of: {', '.join(PROXIES)}")
     if _expect_type("fewshot_k", c.fewshot_k, int, "a number of labeled target samples per class") < 0:
         raise InputError("fewshot_k", f"expected 0 (off) or a positive number per class, got {c.fewshot_k}")
     if _expect_type("ensemble_k", c.ensemble_k, int, "a number of trials") < 0:
@@ -201,7 +364,7 @@ def validate(c: SearchConfig) -> None:
     if c.recommend is None:
         c.recommend = "ensemble" if c.ensemble_k else "single"
     if c.recommend not in RECOMMENDATIONS:
-        raise InputError("recommend", f"expected one of: {', '.join(RECOMMENDATIONS)}, got {c.recommend!r}")
+        raise InputError("recommend", f"expected one of: {', '.join(RECOMMENDATIONS)}, got {_shown(c.recommend)}")
     if c.recommend == "ensemble" and c.ensemble_k == 0:
         raise InputError("recommend", "expected single with ensemble_k: 0 (there is no ensemble row to recommend)")
     if c.proxy == "fewshot" and c.fewshot_k == 0:
@@ -211,8 +374,8 @@ def validate(c: SearchConfig) -> None:
         if value < 1:
             raise InputError(name, f"expected a positive integer, got {value}")
     check_preprocess(c.preprocess)
-    _expect_type("seed", c.seed, int, "an integer")
-    _expect_type("amp", c.amp, bool, "true or false")
+    if not 0 <= _expect_type("seed", c.seed, int, "an integer") < SEED_LIMIT:
+        raise InputError("seed", f"expected an integer from 0 to 2**32 - 1 (numpy's and Optuna's range), got {c.seed}")
     if c.steps_per_epoch is None:
         c.steps_per_epoch = "auto"
     if c.steps_per_epoch != "auto" and (
@@ -224,31 +387,33 @@ def validate(c: SearchConfig) -> None:
         from adaptune.algorithms.backbones import BACKBONES
 
         if c.backbone not in BACKBONES:
-            raise InputError("backbone", f"unknown backbone {c.backbone!r}; expected one of: {', '.join(BACKBONES)}")
+            raise InputError("backbone", f"unknown backbone {_shown(c.backbone)}; expected one of: "
+                             f"{', '.join(BACKBONES)}")
     _expect_type("search_space", c.search_space, dict, "a mapping of lr/freeze_depth/adv_weight to [low, high]")
     for key, bounds in c.search_space.items():
+        name = f"search_space.{_key(key)}"
         if key not in SHARED_RANGES:
-            raise InputError(f"search_space.{key}", f"unknown key; expected one of: {', '.join(SHARED_RANGES)}")
-        if not (isinstance(bounds, list | tuple) and len(bounds) == 2 and all(
-                isinstance(b, int | float) and not isinstance(b, bool) for b in bounds) and bounds[0] <= bounds[1]):
-            raise InputError(f"search_space.{key}", f"expected [low, high] with low <= high, got {bounds!r}")
-        if key in ("lr", "adv_weight") and bounds[0] <= 0:
-            raise InputError(f"search_space.{key}", "expected a positive lower bound (log scale)")
+            raise InputError(name, f"unknown key; expected one of: {', '.join(SHARED_RANGES)}")
+        if not (isinstance(bounds, list | tuple) and len(bounds) == 2):
+            raise InputError(name, f"expected [low, high] with low <= high, got {_shown(bounds)}")
+        low, high = (_expect_type(name, b, (int, float), "[low, high] numbers") for b in bounds)
+        if low > high:
+            raise InputError(name, f"expected [low, high] with low <= high, got {_shown(bounds)}")
+        if key in ("lr", "adv_weight") and low <= 0:
+            raise InputError(name, "expected a positive lower bound (log scale)")
     if _expect_type("max_failures", c.max_failures, int, "a number of retries") < 0:
         raise InputError("max_failures", "expected 0 or more retries per trial")
-    if c.storage is not None:
-        _validate_storage(_expect_type("storage", c.storage, str, "a path or URI"))
     if c.searcher not in SEARCHERS:
-        raise InputError("searcher", f"expected one of: {', '.join(SEARCHERS)}, got {c.searcher!r}")
+        raise InputError("searcher", f"expected one of: {', '.join(SEARCHERS)}, got {_shown(c.searcher)}")
     s, r = c.scheduler, c.resources
     if s.kind not in SCHEDULERS:
-        raise InputError("scheduler.kind", f"expected one of: {', '.join(SCHEDULERS)}, got {s.kind!r}")
+        raise InputError("scheduler.kind", f"expected one of: {', '.join(SCHEDULERS)}, got {_shown(s.kind)}")
     if _expect_type("scheduler.grace_period", s.grace_period, int, "a positive integer") < 1:
         raise InputError("scheduler.grace_period", "expected a positive integer")
     if _expect_type("scheduler.reduction_factor", s.reduction_factor, int, "an integer >= 2") < 2:
         raise InputError("scheduler.reduction_factor", "expected an integer >= 2")
     if r.runner not in RUNNERS:
-        raise InputError("resources.runner", f"expected one of: {', '.join(RUNNERS)}, got {r.runner!r}")
+        raise InputError("resources.runner", f"expected one of: {', '.join(RUNNERS)}, got {_shown(r.runner)}")
     if _expect_type("resources.cpus_per_trial", r.cpus_per_trial, (int, float), "a number of CPUs") <= 0:
         raise InputError("resources.cpus_per_trial", "expected a positive number of CPUs")
     if _expect_type("resources.gpus_per_trial", r.gpus_per_trial, (int, float), "a number of GPUs") < 0:
@@ -259,11 +424,4 @@ def validate(c: SearchConfig) -> None:
         raise InputError("resources.max_concurrent", "expected a positive integer or null")
     if r.runner == "tune" and r.workers > 1:
         raise InputError("resources.runner", "expected 'train' or 'auto' with workers > 1 (tune runs one process)")
-    if c.out is None:
-        slug = "".join(ch if ch.isalnum() else "-" for ch in c.task_label()).strip("-")
-        c.out = os.path.join("adaptune-runs", f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if os.path.exists(os.path.join(c.out, "leaderboard.parquet")):
-        raise InputError("out", f"expected a new directory; {c.out} already holds a run (to continue it: "
-                         f"adaptune resume {c.out})")
-    if os.path.exists(c.out) and not os.path.isdir(c.out):
-        raise InputError("out", f"expected a directory path, {c.out} is a file")
+    _check_out(c)

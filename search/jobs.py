@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -21,7 +20,7 @@ from typing import Any
 import yaml
 
 from adaptune.algorithms.errors import InputError
-from adaptune.reports.leaderboard import STATUS, RunError, run_file
+from adaptune.reports.leaderboard import STATUS, RunError, read_json_object, run_file
 
 from .config import SearchConfig, build_config, load_yaml
 from .run import CONFIG_FILE, SUMMARY_FILE, prepare, run_search
@@ -68,16 +67,10 @@ def resume(directory: str, config_path: str | None = None, address: str | None =
 
 
 def read_status(directory: str) -> dict[str, Any]:
-    path = run_file(directory, STATUS)
-    try:
-        with open(path) as handle:
-            status = json.load(handle)
-    except (OSError, json.JSONDecodeError) as error:
-        raise RunError(f"run: {path} is not readable JSON ({error})") from None
+    status = read_json_object(run_file(directory, STATUS), "run", "the status object a search writes")
     summary_path = os.path.join(directory, SUMMARY_FILE)
     if os.path.exists(summary_path):
-        with open(summary_path) as handle:
-            status["summary"] = json.load(handle)
+        status["summary"] = read_json_object(summary_path, "run", "the JSON object a finished search writes")
     return status
 
 
@@ -111,9 +104,10 @@ def submit(config_path: str, address: str, out: str | None = None, pip: list[str
            wait: bool = False, timeout_s: float = 3600.0) -> tuple[str, str]:
     """Submit the search as a Ray Job; returns (job id, final status or "SUBMITTED")."""
     raw = load_yaml(config_path)
-    config = build_config(dict(raw))  # bad input fails here, before anything reaches the cluster
-    out = out or config.out
-    if not out or not os.path.isabs(out):
+    # Bad input fails here, before anything reaches the cluster; out is a path on the cluster, not checked here.
+    build_config({k: v for k, v in raw.items() if k != "out"})
+    out = out or raw.get("out")
+    if not isinstance(out, str) or not os.path.isabs(out):
         raise InputError("out", "expected an absolute --out (or out: in the config) on the cluster's shared "
                          f"storage, where the leaderboard will be written; got {out!r}")
     raw["out"] = out

@@ -6,10 +6,12 @@ before Ray starts, so a wrong config exits with code 2 and writes nothing.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +39,7 @@ HEAD_NODE_RESOURCE = "node:__internal_head__"  # every Ray head node has it
 DRIVER_CPU = 0.25  # a Tune trial that only drives a Ray Train run needs CPU > 0
 LOST_RETRY_ROUNDS = 3  # reruns of trials that Tune errored when their node died (a safety bound)
 CLIENT_CONNECT_ATTEMPTS = 3  # connections to a ray:// address whose head failed to start its client server
+CONNECT_TIMEOUT_S = 30.0  # how long a cluster address may take to accept a connection
 
 
 @dataclass
@@ -50,7 +53,8 @@ class Prepared:
 
 
 def prepare(config: SearchConfig) -> Prepared:
-    """Load the task and check the backbone and search ranges against it: all before Ray starts."""
+    """Load the task, check the backbone and search ranges against it, and that a cluster address answers: all
+    before Ray starts."""
     task = resolve_task({"task": config.task, "source": config.source, "target": config.target,
                          "fewshot_k": config.fewshot_k, "seed": config.seed, "preprocess": config.preprocess})
     backbone_name = config.backbone or task.default_backbone
@@ -75,6 +79,8 @@ def prepare(config: SearchConfig) -> Prepared:
                          f"{backbone_name}, got [{low}, {high}]")
     ranges["freeze_depth"] = (int(low), int(high))
     proxy = resolve_proxy(config.proxy, task)
+    if config.address:
+        check_reachable(config.address, CONNECT_TIMEOUT_S)
     return Prepared(config, task, backbone_name, ranges, proxy, make_plan(config, task, proxy))
 
 
@@ -110,6 +116,21 @@ def git_revision() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def check_reachable(address: str, timeout_s: float) -> None:
+    """Fail fast when nothing listens at a Ray address: ``ray.init`` would retry the GCS without end."""
+    if address == "auto":
+        return  # Ray reads the address of a cluster started on this host, and fails at once without one
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not (host and port.isdigit()):
+        raise InputError("address", f"expected auto, HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InputError("address", f"nothing answers at {address} within {timeout_s:g} s ({reason}); expected a "
+                         "running Ray cluster (`ray start --head` on its head node)") from None
+
+
 def _init_ray(address: str | None) -> None:
     import ray
 
@@ -129,7 +150,8 @@ def _init_ray(address: str | None) -> None:
             return
         except (ConnectionError, RuntimeError) as error:
             if "client server" not in str(error).lower() or attempt == attempts - 1:
-                raise
+                raise InputError("address", f"could not join the Ray cluster at {address} "
+                                 f"({str(error).splitlines()[0][:160]})") from None
             print(f"adaptune: {address}: {str(error).splitlines()[0]}; connecting again", file=sys.stderr)
             time.sleep(5)
 
@@ -211,6 +233,17 @@ def recommendation(recorder: Any, recommend: str, proxy: str) -> dict[str, Any] 
         return None
     return {"kind": "trial", "trial_id": best["trial_id"], "method": best.get("method"), "proxy": proxy,
             "score": best.get("score"), "target_acc": best.get("target_acc")}
+
+
+def first_failure(trials: list[dict[str, Any]], experiment: str) -> dict[str, str] | None:
+    """When every trial ended in error: the first one's one-line cause and where its full traceback is."""
+    if not trials or any(r["status"] != "error" for r in trials):
+        return None
+    first = min(trials, key=lambda r: r.get("ended_at") or math.inf)
+    found = glob.glob(os.path.join(experiment, f"*{first['trial_id']}*", "error.txt")) if "://" not in experiment \
+        else []
+    return {"trial_id": first["trial_id"], "message": first.get("error") or "trial failed",
+            "traceback": found[0] if found else os.path.join(experiment, f"<trial {first['trial_id']}>", "error.txt")}
 
 
 def _fit(tuner: Any, recorder: Any) -> Any:
@@ -379,6 +412,7 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
         "nodes": sorted(recorder.nodes),
         "statuses": {s: sum(r["status"] == s for r in trials) for s in {r["status"] for r in trials}},
         "proxy": prepared.proxy, "proxy_requested": c.proxy,
+        "all_failed": first_failure(trials, experiment),
         # provenance, read by `adaptune report`
         "command": list(sys.argv), "git_revision": git_revision(), "config_hash": c.config_hash(),
         "versions": versions(), "python": platform.python_version(), "platform": platform.platform(),

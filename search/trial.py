@@ -52,7 +52,6 @@ def _cached_task(task: str | None, source: str | None, target: str | None, fewsh
                  preprocess: str) -> Task:
     from adaptune.algorithms.data import load_task, load_user_task
     from adaptune.algorithms.domains import with_fewshot
-    from adaptune.algorithms.errors import InputError
     from adaptune.algorithms.synthetic import make_blobs_task
 
     if task is None:
@@ -61,9 +60,6 @@ def _cached_task(task: str | None, source: str | None, target: str | None, fewsh
         loaded = make_blobs_task(task, preprocess=preprocess)
     else:
         loaded = load_task(task, preprocess=preprocess)
-    if fewshot_k and loaded.target_oracle is None:
-        raise InputError("fewshot_k", f"task {loaded.name} has no target labels to take {fewshot_k} per class from; "
-                         "supply a labeled target file or set fewshot_k: 0")
     return with_fewshot(loaded, fewshot_k, seed)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -224,6 +226,18 @@ def bad_inputs(tmp_path):
     (tmp_path / "no_images" / "cls").mkdir(parents=True)
     (tmp_path / "no_images" / "cls" / "readme.txt").write_text("nothing here")
     write_images(tmp_path / "flat", ["a.png"])
+    lonely = write_npz(tmp_path / "lonely.npz", rng.normal(size=(7, 4)), np.array([0, 0, 1, 1, 2, 2, 3]))
+    singletons = write_npz(tmp_path / "singletons.npz", rng.normal(size=(3, 4)), np.array([0, 1, 2]))
+    one_class = write_npz(tmp_path / "one_class.npz", rng.normal(size=(6, 4)), np.full(6, 5))
+    no_features = write_npz(tmp_path / "no_features.npz", np.zeros((6, 0)), np.arange(6) % 2)
+    pd.DataFrame({"label": [0, 1, 0, 1]}).to_parquet(tmp_path / "label_only.parquet")
+    pd.DataFrame({"a": [0.0, 1.0], "b": [1.0, 0.0], "label": [0, 1]}).to_parquet(tmp_path / "ab.parquet")
+    pd.DataFrame({"a": [0.0, 1.0], "c": [1.0, 0.0]}).to_parquet(tmp_path / "ac.parquet")
+    write_images(tmp_path / "truncated", [f"{c}/{i}.png" for c in ("x", "y") for i in range(2)], size=(40, 40))
+    png = tmp_path / "truncated" / "y" / "1.png"
+    png.write_bytes(png.read_bytes()[:60])
+    write_images(tmp_path / "not_image", [f"{c}/{i}.png" for c in ("x", "y") for i in range(2)])
+    (tmp_path / "not_image" / "x" / "0.png").write_text("a text file with an image extension")
     return [
         (str(tmp_path / "missing.npz"), good, "source", "does not exist"),
         (good, str(tmp_path / "missing_dir"), "target", "does not exist"),
@@ -238,6 +252,16 @@ def bad_inputs(tmp_path):
         (channels_last, good, "source", "channels-last"),
         (str(tmp_path / "text.parquet"), good, "source", "non-numeric feature columns name"),
         (good, str(tmp_path / "no_images"), "target", "no readable images"),
+        (lonely, unlabeled, "source", "expected at least 2 labeled samples per class to hold out a validation split, "
+         "class 3 has 1"),
+        (singletons, unlabeled, "source", "class 0 has 1"),
+        (one_class, unlabeled, "source", "at least 2 classes, found only class 5"),
+        (no_features, good, "source", "hold no values"),
+        (good, no_features, "target", "hold no values"),
+        (str(tmp_path / "label_only.parquet"), good, "source", "besides 'label'"),
+        (str(tmp_path / "ab.parquet"), str(tmp_path / "ac.parquet"), "target", "missing b; extra c"),
+        (str(tmp_path / "truncated"), good, "source", "1.png (image file is truncated"),
+        (str(tmp_path / "not_image"), good, "source", "0.png (cannot identify image file"),
     ]
 
 
@@ -264,3 +288,71 @@ def test_with_fewshot_moves_k_labeled_per_class_out_of_the_oracle(blobs_task):
     assert not any(tuple(r.tolist()) in val_rows for r in task.target_fewshot.x)
     assert torch.equal(with_fewshot(blobs_task, 3, seed=0).target_fewshot.x, task.target_fewshot.x)
     assert with_fewshot(blobs_task, 0) is blobs_task
+
+
+def test_input_error_pickles_and_copies_with_its_field():
+    """Ray copies and pickles exceptions raised in trials; the field and message must survive both."""
+    import copy
+    import pickle
+
+    from adaptune.algorithms.errors import InputError
+
+    error = InputError("weights", "expected a readable file")
+    for clone in (copy.copy(error), copy.deepcopy(error), pickle.loads(pickle.dumps(error))):
+        assert (clone.field, clone.expected, str(clone)) == (error.field, error.expected, str(error))
+
+
+def test_user_parquet_columns_match_by_name(tmp_path) -> None:
+    source = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [5.0, 6.0, 7.0, 8.0], "label": [0, 1, 0, 1]})
+    source.to_parquet(tmp_path / "src.parquet")
+    source[["label", "b", "a"]].to_parquet(tmp_path / "reordered.parquet")
+    task = data.load_user_task(str(tmp_path / "src.parquet"), str(tmp_path / "reordered.parquet"), preprocess="none")
+    np.testing.assert_array_equal(task.target_val.x.numpy(), source[["a", "b"]].to_numpy(np.float32))
+
+    many = {f"f{i}": [0.0, 1.0] for i in range(8)}
+    pd.DataFrame({**many, "label": [0, 1]}).to_parquet(tmp_path / "many.parquet")
+    pd.DataFrame({f"g{i}": [0.0, 1.0] for i in range(8)}).to_parquet(tmp_path / "renamed.parquet")
+    with pytest.raises(InputError) as error:
+        data.load_user_task(str(tmp_path / "many.parquet"), str(tmp_path / "renamed.parquet"))
+    assert error.value.field == "target"
+    assert "missing f0, f1, f2, f3, f4 and 3 more; extra g0, g1, g2, g3, g4 and 3 more" in str(error.value)
+
+
+def test_npz_features_match_by_position(tmp_path) -> None:
+    source = write_npz(tmp_path / "src.npz", np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1]))
+    pd.DataFrame({"b": [1.0, 3.0], "a": [0.0, 2.0]}).to_parquet(tmp_path / "tgt.parquet")
+    task = data.load_user_task(source, str(tmp_path / "tgt.parquet"), preprocess="none")
+    assert task.target_val.x.tolist() == [[1.0, 0.0], [3.0, 2.0]]  # no names on one side: positions count
+
+
+@pytest.mark.parametrize("pixels", [1200, 2600])  # above the limit PIL warns, above twice the limit it refuses
+def test_image_past_the_decompression_bomb_limit(tmp_path, monkeypatch, pixels) -> None:
+    write_images(tmp_path / "src", [f"{c}/{i}.png" for c in ("x", "y") for i in range(2)])
+    write_images(tmp_path / "tgt", ["a.png"])
+    write_images(tmp_path / "tgt", ["big.png"], size=(pixels // 20, 20))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(InputError) as error:
+        data.load_user_task(str(tmp_path / "src"), str(tmp_path / "tgt"), image_size=8)
+    message = str(error.value)
+    assert error.value.field == "target" and "\n" not in message, message
+    assert f"image {tmp_path / 'tgt' / 'big.png'} is too large" in message and "at most 1000 pixels" in message
+
+
+def test_builtin_source_splits_pass_the_class_check() -> None:
+    data._check_source_labels(np.repeat(np.arange(10), 2), data.DIGIT_CLASSES, "digits")
+    with pytest.raises(InputError, match="class 9 has 0"):
+        data._check_source_labels(np.repeat(np.arange(9), 2), data.DIGIT_CLASSES, "digits")
+
+
+def test_with_fewshot_leaves_every_class_in_the_oracle(blobs_task):
+    from adaptune.algorithms.domains import with_fewshot
+
+    smallest = int(torch.bincount(blobs_task.target_oracle).min())
+    assert len(with_fewshot(blobs_task, smallest - 1).target_oracle.unique()) == blobs_task.num_classes
+    for k in (smallest, 100000):
+        with pytest.raises(InputError) as error:
+            with_fewshot(blobs_task, k)
+        assert error.value.field == "fewshot_k"
+        assert f"expected at most {smallest - 1} per class" in str(error.value) and f"got {k}" in str(error.value)
+    with pytest.raises(InputError, match="no target labels"):
+        with_fewshot(dataclasses.replace(blobs_task, target_oracle=None), 1)

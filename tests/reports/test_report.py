@@ -570,3 +570,16 @@ def test_a_run_that_recommends_its_ensemble_says_to_ship_it_and_names_the_best_s
     (out / "summary.json").write_text(json.dumps({**summary, "recommendation": single}))
     headline = _section(_report([out], tmp_path=tmp_path, name="plain.html"), "Recommendation")
     assert f"Ship <strong>{top['method'].iloc[0]}</strong>" in headline
+
+
+def test_user_names_are_escaped_in_markdown_and_an_unwritable_out_is_one_line(tmp_path, capsys):
+    hostile = "<img src=x onerror=alert(1)>"
+    out = _copy(tmp_path, task=hostile)
+    md = _report([out], fmt="md", tmp_path=tmp_path)
+    rendered = re.sub(r"```.*?```", "", md, flags=re.S)  # code fences show their text as is, never as HTML
+    assert hostile not in rendered and "&lt;img src=x onerror=alert(1)>" in rendered
+    assert hostile not in _report([out], tmp_path=tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(out), "--out", "/proc/adaptune/r.html"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and err[0].startswith("adaptune: error: out:"), err

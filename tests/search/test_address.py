@@ -23,3 +23,14 @@ def test_search_joins_an_existing_cluster(ray_head, tmp_path, kind):
     assert len(trials) == 2 and set(trials["status"]) <= {"completed", "stopped"}
     assert (board["status"] == "ensemble").sum() == 1  # checkpoints read back from the run's storage
     assert set(trials["node_id"]) == {ray_head.node_id}  # ran on that cluster, not on a new local Ray
+
+
+@pytest.mark.parametrize("address", ["ray://127.0.0.1:1", "127.0.0.1:http"])
+def test_an_address_where_nothing_listens_is_one_line(tmp_path, address):
+    """ray.init would retry the GCS without end; the search gives up at once with one line, and writes nothing."""
+    out = tmp_path / "run"
+    result = adaptune("search", "--task", "synthetic:blobs", "--trials", "1", "--address", address, "--out", out,
+                      env=dict(os.environ), timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("adaptune: error: address:"), lines
+    assert not out.exists()

@@ -10,6 +10,15 @@ import pytest
 from adaptune.search.cli import main
 
 
+@pytest.fixture(autouse=True)
+def _never_search(monkeypatch):
+    # A config these tests expect to be refused must not start Ray and a whole search if it passes.
+    def reached(*args, **kwargs):
+        raise AssertionError("the config was accepted and the search was about to start")
+
+    monkeypatch.setattr("adaptune.search.run.run_search", reached)
+
+
 def _run(capsys, argv):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -136,3 +145,209 @@ def test_recommend_needs_an_ensemble_row(capsys, tmp_path):
     config.write_text("task: synthetic:blobs\nrecommend: best\n")
     assert _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")]).startswith(
         "adaptune: error: recommend: expected one of: ensemble, single")
+
+
+@pytest.mark.parametrize(
+    ("flags", "field"),
+    [
+        (["--seed", "-1"], "seed"),
+        (["--seed", str(2**32)], "seed"),
+        (["--cpus-per-trial", "nan"], "resources.cpus_per_trial"),
+        (["--cpus-per-trial", "inf"], "resources.cpus_per_trial"),
+        (["--gpus-per-trial", "inf"], "resources.gpus_per_trial"),
+        (["--gpus-per-trial", "nan"], "resources.gpus_per_trial"),
+        (["--time-budget-s", "nan"], "time_budget_s"),
+        (["--time-budget-s", "inf"], "time_budget_s"),
+        (["--out", ""], "out"),
+        (["--out", "/proc/adaptune-run"], "out"),
+        (["--task", "synthetic:blobs", "--source", "s.npz", "--target", "t.npz"], "task"),
+        (["--task", "synthetic:blobs", "--source", "s.npz"], "task"),
+    ],
+)
+def test_bad_values_of_flags(capsys, tmp_path, flags, field):
+    out = tmp_path / "run"
+    argv = ["search", "--task", "synthetic:blobs", "--out", str(out), *flags]
+    line = _run(capsys, argv)
+    assert line.startswith(f"adaptune: error: {field}: expected"), line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "field"),
+    [
+        ("seed: -1", "seed"),
+        ("seed: 4294967296", "seed"),
+        ("budget: 1" + "0" * 400, "budget"),
+        ("steps_per_epoch: 1" + "0" * 400, "steps_per_epoch"),
+        ("trials: 9223372036854775808", "trials"),
+        ("time_budget_s: .nan", "time_budget_s"),
+        ("time_budget_s: .inf", "time_budget_s"),
+        ("resources:\n  cpus_per_trial: .nan", "resources.cpus_per_trial"),
+        ("resources:\n  cpus_per_trial: .inf", "resources.cpus_per_trial"),
+        ("resources:\n  gpus_per_trial: .inf", "resources.gpus_per_trial"),
+        ("resources:\n  gpus_per_trial: 1" + "0" * 400, "resources.gpus_per_trial"),
+        ("search_space:\n  lr: [0.001, .inf]", "search_space.lr"),
+        ("search_space:\n  lr: [.nan, 0.1]", "search_space.lr"),
+        ("search_space:\n  adv_weight: [0.1, .nan]", "search_space.adv_weight"),
+        ("search_space:\n  freeze_depth: [-.inf, 0]", "search_space.freeze_depth"),
+        ("search_space:\n  freeze_depth: [0, .inf]", "search_space.freeze_depth"),
+    ],
+)
+def test_out_of_range_and_non_finite_yaml_values(capsys, tmp_path, yaml_text, field):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"task: synthetic:blobs\n{yaml_text}\n")
+    out = tmp_path / "run"
+    line = _run(capsys, ["search", str(config), "--out", str(out)])
+    assert line.startswith(f"adaptune: error: {field}: expected"), line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "field"),
+    [
+        ("task: 5", "task"),
+        ("task: [a, b]", "task"),
+        ("task: {a: 1}", "task"),
+        ("source: 5\ntarget: t.npz", "source"),
+        ("source: s.npz\ntarget: 5", "target"),
+        ("source: [s.npz]\ntarget: t.npz", "source"),
+        ("task: synthetic:blobs\nproxy: [a]", "proxy"),
+        ("task: synthetic:blobs\nmethods: [[dann]]", "methods"),
+        ("task: synthetic:blobs\nmethods: [dann, 5]", "methods"),
+        ("task: synthetic:blobs\nmethods: [dann, null]", "methods"),
+        ("task: synthetic:blobs\nmethods: {dann: 1}", "methods"),
+        ("task: synthetic:blobs\nbackbone: {x: 1}", "backbone"),
+        ("task: synthetic:blobs\nout: 123", "out"),
+        ("task: synthetic:blobs\nweights: 5", "weights"),
+        ("task: synthetic:blobs\nweights: ''", "weights"),
+        ("task: synthetic:blobs\nstorage: 5", "storage"),
+        ("task: synthetic:blobs\naddress: 5", "address"),
+        ("task: synthetic:blobs\nrecommend: 5", "recommend"),
+        ("task: synthetic:blobs\npreprocess: 5", "preprocess"),
+        ("task: synthetic:blobs\npreprocess: [zscore]", "preprocess"),
+        ("task: synthetic:blobs\nsearcher: 5", "searcher"),
+        ("task: synthetic:blobs\nsearcher: [tpe]", "searcher"),
+        ("task: synthetic:blobs\nscheduler:\n  kind: 5", "scheduler.kind"),
+        ("task: synthetic:blobs\nscheduler:\n  kind: [asha]", "scheduler.kind"),
+        ("task: synthetic:blobs\nresources:\n  runner: 5", "resources.runner"),
+        ("task: synthetic:blobs\nresources:\n  runner: [tune]", "resources.runner"),
+        ("task: synthetic:blobs\nquiet: 3", "quiet"),
+        ("task: synthetic:blobs\nsearch_space:\n  lr: [a, b]", "search_space.lr"),
+        ("task: synthetic:blobs\nresources: 5", "resources"),
+        ("task: synthetic:blobs\nsource: s.npz\ntarget: t.npz", "task"),
+    ],
+)
+def test_wrong_typed_yaml_values(capsys, tmp_path, yaml_text, field):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml_text + "\n")
+    out = tmp_path / "run"
+    flags = [] if yaml_text.startswith("task: synthetic:blobs\nout:") else ["--out", str(out)]  # flags override
+    line = _run(capsys, ["search", str(config), *flags])
+    assert line.startswith(f"adaptune: error: {field}: "), line
+    assert not out.exists()
+
+
+def test_malformed_yaml_section_with_a_flag_into_it(capsys, tmp_path):
+    config = tmp_path / "c.yaml"
+    for section in ("[1, 2]", "0", "''"):
+        config.write_text(f"task: synthetic:blobs\nresources: {section}\n")
+        line = _run(capsys, ["search", str(config), "--workers", "2", "--out", str(tmp_path / "run")])
+        assert line.startswith("adaptune: error: resources: expected a mapping"), line
+
+
+def test_binary_or_directory_config(capsys, tmp_path):
+    binary = tmp_path / "c.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    out = tmp_path / "run"
+    for argv in (["search", str(binary), "--out", str(out)],
+                 ["submit", str(binary), "--address", "http://127.0.0.1:1"],
+                 ["search", str(tmp_path), "--out", str(out)],
+                 ["submit", str(tmp_path), "--address", "http://127.0.0.1:1"]):
+        assert _run(capsys, argv).startswith("adaptune: error: config: expected"), argv
+    assert not out.exists()
+
+
+def test_partial_run_directory_is_refused(capsys, tmp_path):
+    (tmp_path / "config.yaml").write_text("task: synthetic:blobs\n")
+    line = _run(capsys, ["search", "--task", "synthetic:blobs", "--out", str(tmp_path)])
+    assert line.startswith("adaptune: error: out: expected a new directory") and "adaptune resume" in line, line
+    assert (tmp_path / "config.yaml").read_text() == "task: synthetic:blobs\n"
+
+
+def test_out_that_cannot_be_created(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for out in (blocker, blocker / "run", "/proc/adaptune/run", tmp_path / ("x" * 300)):
+        line = _run(capsys, ["search", "--task", "synthetic:blobs", "--out", str(out)])
+        assert line.startswith("adaptune: error: out: expected"), line
+    assert blocker.read_text() == "" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_task_and_paths_in_different_layers(tmp_path):
+    from adaptune.search.cli import _raw_config, build_parser
+    from adaptune.search.config import build_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("source: s.npz\ntarget: t.npz\n")
+    raw = _raw_config(build_parser().parse_args(["search", str(path), "--task", "synthetic:blobs"]))
+    assert raw == {"task": "synthetic:blobs"}
+    assert build_config({**raw, "out": str(tmp_path / "run")}).task == "synthetic:blobs"
+
+
+def test_relative_paths_become_absolute(tmp_path, monkeypatch):
+    from adaptune.search.config import build_config
+
+    monkeypatch.chdir(tmp_path)
+    config = build_config({"source": "s.npz", "target": "data/t.npz", "weights": "r18.pth", "storage": "store",
+                           "out": "runs/one"})
+    assert config.source == str(tmp_path / "s.npz") and config.target == str(tmp_path / "data" / "t.npz")
+    assert config.weights == str(tmp_path / "r18.pth") and config.storage == str(tmp_path / "store")
+    assert config.out == str(tmp_path / "runs" / "one") and config.task is None
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "weights.bin").write_bytes(b"")
+    assert build_config({"task": "synthetic:blobs", "weights": "weights.bin", "out": "run"}).weights == str(
+        tmp_path / "weights.bin")
+    config = build_config({"task": "synthetic:blobs", "weights": "ResNet18_Weights.IMAGENET1K_V1",
+                           "storage": "s3://bucket/adaptune", "out": "run"})
+    assert config.weights == "ResNet18_Weights.IMAGENET1K_V1" and config.storage == "s3://bucket/adaptune"
+
+
+@pytest.mark.parametrize("top", ["-3", "0"])
+def test_leaderboard_top_must_be_positive(capsys, tmp_path, top):
+    line = _run(capsys, ["leaderboard", str(tmp_path), "--top", top])
+    assert line.startswith(f"adaptune: error: top: expected a positive number of rows, got {int(top)}"), line
+
+
+def test_yaml_nested_too_deeply_or_aliased_into_a_huge_value(capsys, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("task: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert _run(capsys, ["search", str(config)]).startswith("adaptune: error: config: expected settings nested")
+    # Ten levels of ten aliases: a small file whose value, written out in full, would be 10**10 items.
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 10)]
+    config.write_text("\n".join(lines) + "\n")
+    line = _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")])
+    assert line.startswith("adaptune: error: l0: unknown config key") and len(line) < 1000, line
+    config.write_text("task:\n" + "".join(f"  - {entry.split(': ', 1)[1]}\n" for entry in lines))
+    line = _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")])
+    assert line.startswith("adaptune: error: task: expected a built-in task name") and len(line) < 1000, line
+
+
+def test_line_breaks_in_values_stay_on_the_one_line(capsys, tmp_path):
+    line = _run(capsys, ["search", "--source", "a\nb.npz", "--target", "t\u2028.npz", "--out", str(tmp_path / "r")])
+    assert line.startswith("adaptune: error: source: ") and "a\\nb.npz" in line, line
+    config = tmp_path / "c.yaml"
+    config.write_text('task: synthetic:blobs\n"ep\\x1eochs": 3\n"": 1\n')
+    line = _run(capsys, ["search", str(config), "--out", str(tmp_path / "r")])
+    assert line.startswith("adaptune: error: 'ep\\x1eochs': unknown config key"), line
+    assert _run(capsys, ["search", "--task", "synthetic:blobs", "--bogus\x85"]).startswith("adaptune: error: arguments")
+
+
+def test_edges_that_are_accepted(tmp_path):
+    from adaptune.search.config import build_config
+
+    for seed in (0, 2**32 - 1):
+        assert build_config({"task": "synthetic:blobs", "seed": seed, "out": str(tmp_path / "run")}).seed == seed
+    config = build_config({"task": "synthetic:blobs", "search_space": None, "time_budget_s": 1e300,
+                           "resources": {"cpus_per_trial": 0.5, "gpus_per_trial": 0}, "out": str(tmp_path)})
+    assert config.search_space == {} and config.out == str(tmp_path)

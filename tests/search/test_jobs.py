@@ -150,7 +150,13 @@ def test_status_command_reads_the_run_directory(tmp_path, capsys):
             main(["status", str(broken)])
         assert exit_info.value.code == 2
         one_line_error(capsys.readouterr().err, "run")
-    (run / "status.json").write_text("{not json")
+    for content in (b"{not json", b"[]", b"\xff\xfe\x00binary"):  # truncated, not an object, not text
+        (run / "status.json").write_bytes(content)
+        with pytest.raises(SystemExit):
+            main(["status", str(run)])
+        one_line_error(capsys.readouterr().err, "run")
+    (run / "status.json").write_text(json.dumps(_status("finished")))
+    (run / "summary.json").write_text('{"state": "fini')
     with pytest.raises(SystemExit):
         main(["status", str(run)])
     one_line_error(capsys.readouterr().err, "run")

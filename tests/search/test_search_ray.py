@@ -150,3 +150,22 @@ def test_random_searcher_without_early_stopping(ray_local, tmp_path):
     defaults = {name: next(p.default for p in get_method(name).shared_params() if p.name == "lr")
                 for name in board["method"]}
     assert all(row.lr != defaults[row.method] for row in board.itertuples())
+
+
+def test_a_search_whose_every_trial_fails_says_so(ray_local, tmp_path):
+    """The source file vanishes after the driver checked it: every trial raises InputError in its own process,
+    whose message must survive the trip back to the driver (pickled and copied by Ray)."""
+    import numpy as np
+
+    for name in ("source", "target"):
+        rng = np.random.default_rng(len(name))
+        np.savez(tmp_path / f"{name}.npz", x=rng.normal(size=(60, 4)).astype("float32"), y=np.arange(60) % 2)
+    raw = {"source": str(tmp_path / "source.npz"), "target": str(tmp_path / "target.npz"), "trials": 2,
+           "epochs": 1, "steps_per_epoch": 5, "out": str(tmp_path / "run"), "quiet": True, "ensemble_k": 0,
+           "methods": ["source_only"], "max_failures": 0}
+    prepared = prepare(build_config(raw))
+    (tmp_path / "source.npz").unlink()
+    summary = run_search(prepared)
+    failed = summary["all_failed"]
+    assert failed and "InputError: source: path does not exist" in failed["message"], failed
+    assert failed["traceback"].endswith("error.txt") and "source.npz" in open(failed["traceback"]).read()
