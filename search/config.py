@@ -73,6 +73,7 @@ class SearchConfig:
     recommend: str | None = None
     out: str | None = None
     address: str | None = None
+    connect_timeout_s: float = 30.0  # how long a cluster address may take to accept a connection
     seed: int = 0
     backbone: str | None = None
     weights: str | None = None
@@ -90,8 +91,14 @@ class SearchConfig:
     def identity(self) -> dict[str, Any]:
         """The fields that define what is searched (not where it runs or is written)."""
         data = asdict(self)
-        for key in ("out", "address", "quiet", "storage", "max_failures", "recommend"):
+        for key in ("out", "address", "connect_timeout_s", "quiet", "storage", "max_failures", "recommend"):
             data.pop(key)
+        # Keys added after runs were saved count only when set away from their default, so a run saved before
+        # keeps its hash and still resumes.
+        if data["searcher"] == "tpe":
+            data.pop("searcher")
+        if data["scheduler"]["kind"] == "asha":
+            data["scheduler"].pop("kind")
         return data
 
     def config_hash(self) -> str:
@@ -401,6 +408,8 @@ def validate(c: SearchConfig) -> None:
             raise InputError(name, f"expected [low, high] with low <= high, got {_shown(bounds)}")
         if key in ("lr", "adv_weight") and low <= 0:
             raise InputError(name, "expected a positive lower bound (log scale)")
+    if _expect_type("connect_timeout_s", c.connect_timeout_s, (int, float), "seconds") <= 0:
+        raise InputError("connect_timeout_s", "expected a positive number of seconds")
     if _expect_type("max_failures", c.max_failures, int, "a number of retries") < 0:
         raise InputError("max_failures", "expected 0 or more retries per trial")
     if c.searcher not in SEARCHERS:

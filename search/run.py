@@ -39,7 +39,6 @@ HEAD_NODE_RESOURCE = "node:__internal_head__"  # every Ray head node has it
 DRIVER_CPU = 0.25  # a Tune trial that only drives a Ray Train run needs CPU > 0
 LOST_RETRY_ROUNDS = 3  # reruns of trials that Tune errored when their node died (a safety bound)
 CLIENT_CONNECT_ATTEMPTS = 3  # connections to a ray:// address whose head failed to start its client server
-CONNECT_TIMEOUT_S = 30.0  # how long a cluster address may take to accept a connection
 
 
 @dataclass
@@ -80,7 +79,7 @@ def prepare(config: SearchConfig) -> Prepared:
     ranges["freeze_depth"] = (int(low), int(high))
     proxy = resolve_proxy(config.proxy, task)
     if config.address:
-        check_reachable(config.address, CONNECT_TIMEOUT_S)
+        check_reachable(config.address, config.connect_timeout_s)
     return Prepared(config, task, backbone_name, ranges, proxy, make_plan(config, task, proxy))
 
 

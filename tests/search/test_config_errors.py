@@ -182,6 +182,8 @@ def test_bad_values_of_flags(capsys, tmp_path, flags, field):
         ("trials: 9223372036854775808", "trials"),
         ("time_budget_s: .nan", "time_budget_s"),
         ("time_budget_s: .inf", "time_budget_s"),
+        ("connect_timeout_s: 0", "connect_timeout_s"),
+        ("connect_timeout_s: .nan", "connect_timeout_s"),
         ("resources:\n  cpus_per_trial: .nan", "resources.cpus_per_trial"),
         ("resources:\n  cpus_per_trial: .inf", "resources.cpus_per_trial"),
         ("resources:\n  gpus_per_trial: .inf", "resources.gpus_per_trial"),
