@@ -91,8 +91,9 @@ def curve(out: str, labels: torch.Tensor, points: list[int]) -> tuple[list[dict]
     board["probs"] = [trial_predictions(out, t) for t in board["trial_id"]]
     rows = []
     for point in points:
-        seen = board[(board["compute"] <= point) & board["score"].notna() & board["probs"].notna()]
-        seen = seen[seen["score"].map(math.isfinite)].sort_values("score", ascending=False)
+        scored = board["score"].astype(float).map(math.isfinite).astype(bool)
+        seen = board[(board["compute"] <= point) & scored & board["probs"].notna()]
+        seen = seen.sort_values("score", ascending=False)
         if seen.empty:
             rows.append({"compute": point, "trials": 0, "single": None, "ensemble": None, "one_per_method": None})
             continue
@@ -235,12 +236,15 @@ def cell(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}"
 
 
-def report(records: list[dict], command: str) -> str:
+def report(records: list[dict]) -> str:
     table = regrets(records)
     tasks = sorted(table["task"].unique())
-    scale = max(r["curve"][-1]["compute"] for r in records if r["strategy"] != "defaults") / DEFAULT_BUDGET
+    scale = max(r["plan"]["budget"] for r in records if r["strategy"] != "defaults") / DEFAULT_BUDGET
     with open(os.path.join(RESULTS, PLOT), "w") as handle:
         handle.write(plot(table) + "\n")
+    seeds = ",".join(map(str, sorted(table["seed"].unique())))
+    command = (f"python benchmarks/search_efficiency.py --tasks '{','.join(sorted(table['task'].unique()))}' "
+               f"--seeds {seeds} --scale {scale:g}  (--report-only rebuilds this page from the raw file)")
     text = header("Does the search earn its compute?", command)
     text += ("\nEach strategy is one real `adaptune search` per task and seed (everything else at its default; "
              f"{len(METHODS)} methods, proxy `auto`): `tpe+asha` is the default search; `random+asha` and `random` "
@@ -270,7 +274,9 @@ def report(records: list[dict], command: str) -> str:
                 continue
             cells = [regret_at(chosen, strategy, f).mean() for f in FRACTIONS]
             single = regret_at(chosen, strategy, FRACTIONS[2], "single").mean()
-            rows.append([task, strategy, *[cell(v) for v in cells], f"single best trial at 1x: {cell(single)}"])
+            capped = regret_at(chosen, strategy, FRACTIONS[2], "one_per_method").mean()
+            rows.append([task, strategy, *[cell(v) for v in cells],
+                         f"at 1x: single best trial {cell(single)}, top 5 one per method {cell(capped)}"])
     text += md_table(rows, ["task", "strategy", *[f"{f:g}x" for f in FRACTIONS], "note"])
     text += f"\n\n![regret against compute]({PLOT})\n"
     text += "\n## Compute TPE + ASHA needs to match random search's final regret\n\n"
@@ -287,14 +293,55 @@ def report(records: list[dict], command: str) -> str:
         base_rows.append([record["task"], record["seed"], shipped, base["lr"], base["nn"],
                           "yes" if shipped >= base["best"] else "no"])
     text += md_table(base_rows, ["task", "seed", "recommended (%)", "source-only LR", "1-NN", "beats both"])
-    text += "\n\n" + findings(table) + "\n"
+    text += "\n\n" + findings(table, records) + "\n"
     return text
 
 
-def findings(table: pd.DataFrame) -> str:
-    means = {s: regret_at(table, s, 1.0).mean() for s in ("tpe+asha", "random+asha", "random")}
-    return ("## What follows\n\n" + "; ".join(f"`{s}` {v:.1f}" for s, v in means.items())
-            + " points of mean regret at the default budget. See the tables for where each strategy wins.")
+def concentration(record: dict, fraction: float = 1.0) -> tuple[str, float]:
+    """The method with the most trials among those finished within ``fraction`` of the budget, and its share."""
+    trials = [t for t in record["trials"] if t["compute"] <= fraction * DEFAULT_BUDGET]
+    methods = pd.Series([t["method"] for t in trials]).value_counts()
+    return methods.index[0], methods.iloc[0] / max(len(trials), 1)
+
+
+def findings(table: pd.DataFrame, records: list[dict]) -> str:
+    strategies = ("tpe+asha", "random+asha", "random")
+    means = {s: regret_at(table, s, 1.0).mean() for s in strategies}
+    capped = {s: regret_at(table, s, 1.0, "one_per_method").mean() for s in strategies}
+    defaults = table[table["strategy"] == "defaults"]["ensemble"].mean()
+    matches = compute_to_match(table)
+    met = sum(row[-1] != "never" and float(row[-1]) <= 1 / 3 for row in matches)
+    early = sum(row[-2] != "never" and float(row[-2]) <= 1 / 3 for row in matches)
+    lines = [
+        "## What follows\n",
+        "- At the default budget the recommended ensemble loses, on average over the tasks: "
+        + ", ".join(f"`{s}` {v:.1f}" for s, v in means.items())
+        + f" points; each method once at its defaults (more compute than the default budget) {defaults:.1f}.",
+        f"- The target (TPE + ASHA reaches random search's final regret in at most a third of its compute, and stays "
+        f"there) is met in {met} of {len(matches)} comparisons. It gets there early in {early} of them, and then "
+        "drifts away as the search goes on.",
+    ]
+    for record in records:
+        if record["strategy"] != "tpe+asha":
+            continue
+        method, share = concentration(record)
+        lines.append(f"- {record['task']}: within the default budget TPE gave {100 * share:.0f}% of its trials to "
+                     f"`{method}`.")
+    lines.append(
+        "- Where TPE loses, it is the selecting proxy it optimises: TPE learns which method family the proxy scores "
+        "highest and spends its trials there, so when the proxy over-rates a family (subspace alignment with a weakly "
+        "regularised head on Amazon B->D, whose target accuracy is 55-68% against 78% for the deep methods), the "
+        "top 5 by the proxy are all of that family. Random search and the defaults keep the families mixed. The "
+        "search is only as good as its proxy: more search buys a better proxy score, not a better model.")
+    lines.append(
+        "- Measured beside the product's rule, an ensemble of the top 5 by the proxy with at most one trial per "
+        "method loses " + ", ".join(f"`{s}` {v:.1f}" for s, v in capped.items()) + " points at the default budget. "
+        "It is a candidate for the default recommendation; like every default it must first be derived "
+        "leave-one-group-out on the whole suite, with more than one seed per task.")
+    lines.append(
+        f"- One seed per task and {len({r['task'] for r in records})} tasks: differences of a few points between "
+        "strategies are within the noise of a single search.")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -314,8 +361,6 @@ def main() -> None:
         records = [measure(r["task"], r["strategy"], r["seed"], run_dir(args.out, r["task"], r["strategy"], r["seed"]),
                            r["wall_s"]) for r in records]
         save_raw(records)
-    command = "python benchmarks/search_efficiency.py " + " ".join(
-        f"'{a}'" if ">" in a else a for a in sys.argv[1:])
     if not args.report_only:
         for task in args.tasks.split(","):
             for seed in map(int, args.seeds.split(",")):
@@ -328,7 +373,7 @@ def main() -> None:
                     save_raw(records)  # after every run: an interrupted benchmark keeps what finished
                     print(task, seed, strategy, f"{records[-1]['wall_s']:.0f} s", records[-1]["curve"][-1],
                           flush=True)
-    print(write("search_efficiency.md", report(records, command)))
+    print(write("search_efficiency.md", report(records)))
 
 
 if __name__ == "__main__":
