@@ -51,6 +51,7 @@ LEADERBOARD_COLUMNS: dict[str, pa.DataType] = {
     "members": pa.string(),  # the ensemble row's member trial ids (status "ensemble")
 }
 FINISHED = ("completed", "stopped")
+SHARED_KNOBS = ("lr", "freeze_depth", "adv_weight")  # the knob columns every leaderboard has
 
 
 class RunError(ValueError):
@@ -162,6 +163,46 @@ def schema_version(path: str) -> str | None:
     metadata = pq.read_schema(path).metadata or {}
     value = metadata.get(b"schema_version")
     return value.decode() if value else None
+
+
+def hyperparameter_columns(df: pd.DataFrame) -> list[str]:
+    """The leaderboard's knob columns: the shared ones, then each method's own (added per run)."""
+    shared = [c for c in SHARED_KNOBS if c in df.columns]
+    own = [c for c in df.columns if c not in LEADERBOARD_COLUMNS and not c.startswith("proxy_")]
+    return shared + own
+
+
+def _knobs(row: pd.Series, columns: list[str]) -> str:
+    return " ".join(f"{c}={row[c]:.3g}" if isinstance(row[c], float) else f"{c}={row[c]}"
+                    for c in columns if not pd.isna(row[c]))
+
+
+def compact_table(df: pd.DataFrame, top: int = 10) -> str:
+    """The best ``top`` trials in a terminal's width: rank, method, the knobs it was trained with, the proxy
+    score, its best epoch and, when the target is labeled, the oracle accuracy (reporting only)."""
+    if df.empty:
+        return "(no finished trials yet)"
+    # Runs written before a column existed read back without it.
+    df = df.reindex(columns=[*df.columns, *(c for c in LEADERBOARD_COLUMNS if c not in df.columns)])
+    df = df.sort_values("rank", na_position="last", kind="stable")
+    proxy = df["proxy"].dropna().iloc[0] if df["proxy"].notna().any() else "score"
+    columns = hyperparameter_columns(df)
+    def whole(value: Any) -> str:
+        return "-" if pd.isna(value) else str(int(value))
+
+    table = pd.DataFrame({
+        "rank": df["rank"].map(whole),
+        "method": [f"ensemble of {len(str(m).split(','))}" if s == "ensemble" else method
+                   for method, s, m in zip(df["method"], df["status"], df["members"])],
+        "hyperparameters": [_knobs(row, columns) for _, row in df.iterrows()],
+        proxy: df["score"].map(lambda v: "-" if pd.isna(v) else f"{v:.4g}"),
+        "epoch": df["best_epoch"].map(whole),
+    })
+    if df["target_acc"].notna().any():
+        table["oracle"] = df["target_acc"].map(lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}%")
+    ranked = df["status"] != "ensemble"
+    shown = pd.concat([table[ranked].head(top), table[~ranked]])
+    return shown.to_string(index=False, max_colwidth=80)
 
 
 def format_table(df: pd.DataFrame, top: int | None, by: str | None, fmt: str) -> str:

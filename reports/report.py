@@ -31,8 +31,9 @@ from .leaderboard import (
     FINISHED,
     HISTORY,
     LEADERBOARD,
-    LEADERBOARD_COLUMNS,
+    SHARED_KNOBS,
     RunError,
+    hyperparameter_columns,
     read_json_object,
     read_run,
     schema_version,
@@ -42,7 +43,6 @@ from .proxy_quality import proxy_quality, spearman, weighted_spearman
 FORMATS = ("html", "md")
 SUMMARY = "summary.json"
 CONFIG = "config.yaml"
-SHARED_PARAMS = ("lr", "freeze_depth", "adv_weight")
 LOG_PARAMS = ("lr", "adv_weight")
 BASELINE = "source_only"
 REQUIRED_BOARD = ("trial_id", "status", "method", "score")
@@ -321,12 +321,7 @@ def family(method: str) -> str:
     return cls.family if cls is not None else "other"
 
 
-def hyperparameter_columns(board: pd.DataFrame) -> list[str]:
-    fixed = set(LEADERBOARD_COLUMNS) - set(SHARED_PARAMS)
-    return [c for c in board.columns if c not in fixed and not c.startswith("proxy_")]
-
-
-def method_params(method: str, board: pd.DataFrame) -> list[Any]:
+def params_in_board(method: str, board: pd.DataFrame) -> list[Any]:
     """The method's own conditional subspace: the registry's Param objects present as columns of the board."""
     cls = _method_class(method)
     if cls is None:
@@ -339,7 +334,7 @@ def method_params(method: str, board: pd.DataFrame) -> list[Any]:
 
 def configuration(row: pd.Series, board: pd.DataFrame) -> dict[str, Any]:
     values = {}
-    for param in method_params(str(row["method"]), board):
+    for param in params_in_board(str(row["method"]), board):
         value = row.get(param.name)
         if value is not None and not (isinstance(value, float) and math.isnan(value)) and value is not pd.NA:
             values[param.name] = value
@@ -571,7 +566,7 @@ def importances(run: Run) -> dict[str, dict[str, Any]]:
             entry["reason"] = f"{len(trials)} scored trial(s); importance needs at least 2"
             continue
         params, distributions = [], {}
-        for param in method_params(method, run.board):
+        for param in params_in_board(method, run.board):
             values = trials[param.name]
             if values.isna().any() or values.nunique() < 2:
                 continue
@@ -1284,7 +1279,7 @@ def _section_hyperparameters(run: Run, level: int, anchor: str) -> list[Block]:
     colors = _method_colors(run)
     scored = run.scored
     slices = []
-    for param in SHARED_PARAMS:
+    for param in SHARED_KNOBS:
         if param not in scored or scored[param].notna().sum() == 0:
             slices.append(
                 Chart(
@@ -1343,7 +1338,7 @@ def _section_hyperparameters(run: Run, level: int, anchor: str) -> list[Block]:
         )
     blocks.append(Heading(level + 1, "Slices"))
     blocks.append(Charts(slices))
-    axes_names = [p for p in SHARED_PARAMS if p in run.board]
+    axes_names = [p for p in SHARED_KNOBS if p in run.board]
     if len(scored) >= 2:
         axes = [
             svg.Axis(

@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--by", help="sort by this column (descending) instead of rank")
     board.add_argument("--format", choices=("table", "csv", "json"), default="table")
     board.add_argument("--history", action="store_true", help="print history.parquet (one row per epoch)")
+    board.add_argument("--wide", action="store_true", help="every column (default: a compact table of the top 10)")
 
     proxies = commands.add_parser("proxies", help="how well each proxy agrees with the oracle (needs target labels)")
     proxies.add_argument("dir")
@@ -150,13 +151,15 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"proxy {prepared.proxy}{' (auto)' if c.proxy == 'auto' else ''}, "
           f"preprocess {prepared.task.extra.get('preprocess', 'none')}, out {c.out}", file=sys.stderr)
     summary = run_search(prepared)
-    from adaptune.reports.leaderboard import format_table, read_run
+    from adaptune.reports.leaderboard import compact_table, read_run
 
-    print(format_table(read_run(summary["out"]), top=10, by=None, fmt="table"))
+    print(compact_table(read_run(summary["out"])))
     print(f"\nleaderboard: {os.path.join(summary['out'], 'leaderboard.parquet')}  "
-          f"({summary['trials']} trials in {summary['wall_s']:.0f}s)")
+          f"({summary['trials']} trials in {summary['wall_s']:.0f}s; every column: adaptune leaderboard "
+          f"{summary['out']} --wide)")
     if summary.get("recommendation"):
         print(f"recommended: {describe_recommendation(summary['recommendation'])}")
+        print(f"report: adaptune report {summary['out']}  (writes {os.path.join(summary['out'], 'report.html')})")
     failed = summary.get("all_failed")
     if failed:
         print(f"adaptune: error: every trial failed ({summary['trials']}); the first: {failed['message']} (full "
@@ -184,12 +187,15 @@ def describe_recommendation(rec: dict[str, Any]) -> str:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from adaptune.reports.leaderboard import HISTORY, LEADERBOARD, format_table, read_run
+    from adaptune.reports.leaderboard import HISTORY, LEADERBOARD, compact_table, format_table, read_run
 
     if args.top is not None and args.top < 1:
         raise InputError("top", f"expected a positive number of rows, got {args.top}")
     df = read_run(args.dir, HISTORY if args.history else LEADERBOARD)
-    print(format_table(df, top=args.top, by=args.by, fmt=args.format))
+    if args.format == "table" and not (args.wide or args.history or args.by):
+        print(compact_table(df, top=args.top or 10))
+    else:
+        print(format_table(df, top=args.top, by=args.by, fmt=args.format))
     return 0
 
 
@@ -212,12 +218,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from adaptune.reports.leaderboard import format_table, read_run
+    from adaptune.reports.leaderboard import compact_table, read_run
 
     from .jobs import resume
 
     summary = resume(args.dir, args.config, args.address, args.retry_errors)
-    print(format_table(read_run(summary["out"]), top=10, by=None, fmt="table"))
+    print(compact_table(read_run(summary["out"])))
     print(f"\n{summary['state']}: {summary['trials']} trials in {summary['out']}")
     return 0 if summary["state"] == "finished" else 130
 

@@ -74,3 +74,23 @@ def test_format_table_variants():
     assert "trial_id" in format_table(frame, top=None, by="score", fmt="table")
     with pytest.raises(RunError, match="by: unknown column"):
         format_table(frame, top=None, by="nope", fmt="table")
+
+
+def test_compact_table_fits_a_terminal_and_wide_keeps_every_column(capsys):
+    """The end of a search prints the top trials with their knobs, score, epoch and oracle, in < 120 columns."""
+    from pathlib import Path
+
+    from adaptune.reports.leaderboard import compact_table, read_run
+    from adaptune.search.cli import main
+
+    run = Path(__file__).resolve().parents[1] / "fixtures" / "run-small"
+    board = read_run(str(run))
+    lines = compact_table(board, top=3).splitlines()
+    assert lines[0].split() == ["rank", "method", "hyperparameters", "im", "epoch", "oracle"]
+    assert len(lines) == 4 and max(map(len, lines)) < 120
+    best = board.sort_values("rank").iloc[0]
+    assert lines[1].split()[:2] == ["1", best["method"]] and f"lr={best['lr']:.3g}" in lines[1]
+    assert main(["leaderboard", str(run)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[0] == "rank"
+    assert main(["leaderboard", str(run), "--wide", "--top", "1"]) == 0
+    assert {"trial_id", "proxy_im", "source_acc"} <= set(capsys.readouterr().out.splitlines()[0].split())
