@@ -325,8 +325,8 @@ def findings(table: pd.DataFrame, records: list[dict]) -> str:
         if record["strategy"] != "tpe+asha":
             continue
         method, share = concentration(record)
-        lines.append(f"- {record['task']}: within the default budget TPE gave {100 * share:.0f}% of its trials to "
-                     f"`{method}`.")
+        lines.append(f"- {record['task']}, seed {record['seed']}: within the default budget TPE gave "
+                     f"{100 * share:.0f}% of its trials to `{method}`.")
     lines.append(
         "- Where TPE loses, it is the selecting proxy it optimises: TPE learns which method family the proxy scores "
         "highest and spends its trials there, so when the proxy over-rates a family (subspace alignment with a weakly "
@@ -339,8 +339,8 @@ def findings(table: pd.DataFrame, records: list[dict]) -> str:
         "It is a candidate for the default recommendation; like every default it must first be derived "
         "leave-one-group-out on the whole suite, with more than one seed per task.")
     lines.append(
-        f"- One seed per task and {len({r['task'] for r in records})} tasks: differences of a few points between "
-        "strategies are within the noise of a single search.")
+        f"- {len({r['seed'] for r in records})} seed(s) per task and {len({r['task'] for r in records})} tasks: "
+        "differences of a few points between strategies are within the noise of a single search.")
     return "\n".join(lines)
 
 
