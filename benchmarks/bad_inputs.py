@@ -214,7 +214,7 @@ def run_probe(probe: Probe, root: str) -> dict:
               and not payload_ran)
     return {"probe": probe.name, "exit": "hang" if code is None else code, "lines": len(lines),
             "traceback": traceback, "wrote": wrote, "payload_ran": payload_ran, "ok": ok,
-            "message": (lines[-1] if lines else "")[:160], "wall_s": time.time() - started}
+            "message": (lines[-1] if lines else "").replace(work, "WORK")[:160], "wall_s": time.time() - started}
 
 
 def listening_sockets(root: str) -> list[dict]:
@@ -258,8 +258,8 @@ def main() -> None:
     text += (f"\n{len(results)} probes, each `adaptune ...` in a fresh process (time limit {TIMEOUT_S} s) on files "
              "made for it. A bad-input probe passes when it exits 2 with exactly one line `adaptune: error: <field>: "
              "<expected>`, writes nothing under `--out`, and no payload ran; a `valid:` probe passes when it exits "
-             "0. The property-based test `tests/search/test_config_fuzz.py` adds generated configs and flags in "
-             "process.\n\n")
+             "0. `WORK` stands for the probe's own temporary directory. The property-based test "
+             "`tests/search/test_config_fuzz.py` adds generated configs and flags in process.\n\n")
     text += (f"**{len(results) - len(failed)} of {len(results)} pass; tracebacks: "
              f"{sum(r['traceback'] for r in results)}; hangs: {sum(r['exit'] == 'hang' for r in results)}.**\n\n")
     text += md_table([[r["probe"], r["exit"], r["lines"], "yes" if r["traceback"] else "",
