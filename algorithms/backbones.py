@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 
 @dataclass
@@ -72,11 +72,9 @@ class MLP:
 
 def _reason(error: Exception) -> str:
     """One line of why ``torch.load`` refused a file."""
-    text = str(error)
     # weights_only=True wraps the unpickler's reason in several lines of general advice.
-    _, marker, reason = text.partition("WeightsUnpickler error:")
-    lines = [line.strip() for line in (reason if marker else text).splitlines() if line.strip()]
-    return (lines[0] if lines else type(error).__name__)[:200]
+    _, marker, reason = str(error).partition("WeightsUnpickler error:")
+    return first_line(reason if marker and reason.strip() else error)[:200]
 
 
 def _read_state_dict(path: str, arch: str) -> Mapping[str, torch.Tensor]:
@@ -123,6 +121,16 @@ def _cached_weights_file(arch: str, name: str) -> str:
     return cached
 
 
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".safetensors")
+
+
+def is_weights_file(weights: str) -> bool:
+    """``--weights`` names a file, as opposed to a torchvision weights name such as ResNet18_Weights.IMAGENET1K_V1."""
+    separators = {os.sep, os.altsep} - {None}
+    return (any(sep in weights for sep in separators) or weights.endswith(WEIGHTS_SUFFIXES)
+            or os.path.isfile(weights))
+
+
 def _load_resnet_weights(model: nn.Module, arch: str, weights: str | None) -> None:
     """Weights from a local file, or a torchvision weights name found in the local torch hub cache.
 
@@ -130,7 +138,7 @@ def _load_resnet_weights(model: nn.Module, arch: str, weights: str | None) -> No
     """
     if weights is None:
         return
-    if os.path.isfile(weights) or os.path.sep in weights or weights.endswith((".pt", ".pth")):
+    if is_weights_file(weights):
         if not os.path.isfile(weights):
             raise InputError("weights", f"expected a readable weights file, {weights!r} does not exist")
         path = weights

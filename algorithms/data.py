@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .domains import Domain, Task
-from .errors import InputError
+from .errors import InputError, first_line
 from .preprocess import (
     DEFAULT_PREPROCESS,
     check_preprocess,
@@ -525,12 +525,6 @@ class _RawDomain:
     columns: tuple[str, ...] | None = None  # feature names of a table, in the order of x's columns
 
 
-def _one_line(error: BaseException) -> str:
-    """The first line of a reader's error: the CLI prints every input error as exactly one line."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 def _few(names: list[str], limit: int = 5) -> str:
     if not names:
         return "none"
@@ -564,7 +558,7 @@ def _read_npz(path: Path, field: str) -> _RawDomain:
             found = list(npz.files)
             arrays = {key: npz[key] for key in ("x", "y") if key in found}
     except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise InputError(field, f"cannot read {path} as .npz ({_one_line(error)})") from None
+        raise InputError(field, f"cannot read {path} as .npz ({first_line(error)})") from None
     if "x" not in arrays:
         raise InputError(
             field,
@@ -590,7 +584,7 @@ def _read_parquet(path: Path, field: str) -> _RawDomain:
     try:
         table = pd.read_parquet(path)
     except Exception as error:  # pyarrow raises many types for a bad file
-        raise InputError(field, f"cannot read {path} as a Parquet table ({_one_line(error)})") from None
+        raise InputError(field, f"cannot read {path} as a Parquet table ({first_line(error)})") from None
     columns = [c for c in table.columns if c != "label"]
     bad = [str(c) for c in columns if not pd.api.types.is_numeric_dtype(table[c])]
     if bad:
@@ -645,11 +639,11 @@ def _read_image_folder(path: Path, field: str, image_size: int) -> _RawDomain:
                     rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise InputError(
-                field, f"image {file} is too large to decode safely ({_one_line(error)}); expected an image of "
+                field, f"image {file} is too large to decode safely ({first_line(error)}); expected an image of "
                 f"at most {Image.MAX_IMAGE_PIXELS} pixels"
             ) from None
         except Exception as error:  # PIL's format plugins raise many types for a truncated or corrupt file
-            raise InputError(field, f"cannot read image {file} ({_one_line(error)}); expected an image file") from None
+            raise InputError(field, f"cannot read image {file} ({first_line(error)}); expected an image file") from None
         pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
         images[i] = (pixels - mean) / std
     labels = np.array([label for _, label in files], dtype=str) if class_dirs else None

@@ -1,6 +1,15 @@
 """The one error type for bad user input, so every entry point can report it the same way."""
 
 
+def first_line(error: BaseException | str) -> str:
+    """The first non-blank line of an error message (stripped), or the error's type name when it has none: every
+    input error reaches the user as exactly one line, and library errors often span many."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if lines:
+        return lines[0]
+    return type(error).__name__ if isinstance(error, BaseException) else ""
+
+
 class InputError(ValueError):
     """Bad user input: a config field, path, task, method or proxy that cannot be used.
 

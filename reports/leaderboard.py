@@ -177,6 +177,10 @@ def _knobs(row: pd.Series, columns: list[str]) -> str:
                     for c in columns if not pd.isna(row[c]))
 
 
+def _whole(value: Any) -> str:
+    return "-" if pd.isna(value) else str(int(value))
+
+
 def compact_table(df: pd.DataFrame, top: int = 10) -> str:
     """The best ``top`` trials in a terminal's width: rank, method, the knobs it was trained with, the proxy
     score, its best epoch and, when the target is labeled, the oracle accuracy (reporting only)."""
@@ -187,16 +191,13 @@ def compact_table(df: pd.DataFrame, top: int = 10) -> str:
     df = df.sort_values("rank", na_position="last", kind="stable")
     proxy = df["proxy"].dropna().iloc[0] if df["proxy"].notna().any() else "score"
     columns = hyperparameter_columns(df)
-    def whole(value: Any) -> str:
-        return "-" if pd.isna(value) else str(int(value))
-
     table = pd.DataFrame({
-        "rank": df["rank"].map(whole),
+        "rank": df["rank"].map(_whole),
         "method": [f"ensemble of {len(str(m).split(','))}" if s == "ensemble" else method
                    for method, s, m in zip(df["method"], df["status"], df["members"])],
         "hyperparameters": [_knobs(row, columns) for _, row in df.iterrows()],
         proxy: df["score"].map(lambda v: "-" if pd.isna(v) else f"{v:.4g}"),
-        "epoch": df["best_epoch"].map(whole),
+        "epoch": df["best_epoch"].map(_whole),
     })
     if df["target_acc"].notna().any():
         table["oracle"] = df["target_acc"].map(lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}%")

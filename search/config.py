@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
+from adaptune.algorithms.backbones import is_weights_file
 from adaptune.algorithms.budget import DEFAULT_BUDGET
-from adaptune.algorithms.errors import InputError
+from adaptune.algorithms.errors import InputError, first_line
 from adaptune.algorithms.methods import METHODS
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, check_preprocess
 from adaptune.algorithms.proxies import PROXIES
@@ -116,7 +117,6 @@ STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "abfs", "abfss")
 
 
 SEED_LIMIT = 2**32  # numpy's and Optuna's samplers take seeds in [0, 2**32)
-WEIGHTS_SUFFIXES = (".pt", ".pth", ".safetensors")
 # Linux's limits: checked here because a too-long path otherwise fails in os/pathlib calls after Ray started.
 NAME_MAX, PATH_MAX = 255, 4096
 INT_LIMIT = 2**63 - 1
@@ -196,13 +196,6 @@ def _expect_creatable(name: str, path: str) -> None:
         raise InputError(name, f"expected a writable location, {probe} cannot be written")
 
 
-def _is_weights_file(weights: str) -> bool:
-    """A path to a weights file, as opposed to a torchvision weights name such as ResNet18_Weights.IMAGENET1K_V1."""
-    separators = {os.sep, os.altsep} - {None}
-    return (any(sep in weights for sep in separators) or weights.endswith(WEIGHTS_SUFFIXES)
-            or os.path.isfile(weights))
-
-
 def check_task_or_paths(layer: dict[str, Any]) -> None:
     """One layer of settings (the YAML file, or the flags) names a built-in task or source/target paths.
 
@@ -245,7 +238,7 @@ def load_yaml(path: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)  # safe loader: a config never constructs Python objects
     except yaml.YAMLError as error:
-        raise InputError("config", f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
+        raise InputError("config", f"{path} is not valid YAML ({first_line(error)})") from None
     except RecursionError:  # the YAML parser recurses once per nesting level
         raise InputError("config", f"expected settings nested a few levels deep, {path} nests too deeply") from None
     if data is None:
@@ -312,7 +305,7 @@ def _check_types(c: SearchConfig) -> None:
 def _resolve_paths(c: SearchConfig) -> None:
     # Trials run in other working directories (Ray's), so a relative path would name another file there.
     c.source, c.target = (os.path.abspath(p) if p is not None else None for p in (c.source, c.target))
-    if c.weights is not None and _is_weights_file(c.weights):
+    if c.weights is not None and is_weights_file(c.weights):
         c.weights = os.path.abspath(c.weights)
     if c.storage is not None:
         c.storage = _validate_storage(c.storage)

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from adaptune.algorithms.errors import InputError
+from adaptune.algorithms.errors import InputError, first_line
 from adaptune.reports.leaderboard import STATUS, RunError, read_json_object, run_file
 
 from .config import SearchConfig, build_config, load_yaml
@@ -128,7 +128,7 @@ def submit(config_path: str, address: str, out: str | None = None, pip: list[str
             job_id = client.submit_job(entrypoint="adaptune search search.yaml --address auto --quiet",
                                        runtime_env=runtime_env)
         except (ConnectionError, RuntimeError, ValueError, AuthenticationError) as error:
-            raise InputError("address", f"could not submit to {address} ({_first_line(error)})") from None
+            raise InputError("address", f"could not submit to {address} ({first_line(error)[:200]})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not wait:
@@ -147,6 +147,3 @@ def follow_hint(job_id: str, address: str, out: str | None) -> str:
     return hint
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__

@@ -24,7 +24,7 @@ import yaml
 from adaptune.algorithms.backbones import build_backbone
 from adaptune.algorithms.budget import Plan, plan_search
 from adaptune.algorithms.domains import Task
-from adaptune.algorithms.errors import InputError
+from adaptune.algorithms.errors import InputError, first_line
 from adaptune.algorithms.methods import METHODS
 from adaptune.algorithms.proxies import PROXIES, resolve_proxy
 from adaptune.reports.leaderboard import write_json_atomic
@@ -67,7 +67,7 @@ def prepare(config: SearchConfig) -> Prepared:
         raise
     except (RuntimeError, ValueError) as error:
         raise InputError("backbone", f"{backbone_name} does not fit inputs of shape {task.input_shape} "
-                         f"({str(error).splitlines()[0][:120]})") from None
+                         f"({first_line(error)[:120]})") from None
     # Freezing random-init blocks only removes capacity, so by default only pretrained backbones search it.
     default_fd = (0, backbone.depth) if config.weights else (0, 0)
     ranges = {"lr": (1e-4, 1e-1), "freeze_depth": default_fd, "adv_weight": (1e-2, 3.0)}
@@ -150,8 +150,8 @@ def _init_ray(address: str | None) -> None:
         except (ConnectionError, RuntimeError) as error:
             if "client server" not in str(error).lower() or attempt == attempts - 1:
                 raise InputError("address", f"could not join the Ray cluster at {address} "
-                                 f"({str(error).splitlines()[0][:160]})") from None
-            print(f"adaptune: {address}: {str(error).splitlines()[0]}; connecting again", file=sys.stderr)
+                                 f"({first_line(error)[:160]})") from None
+            print(f"adaptune: {address}: {first_line(error)}; connecting again", file=sys.stderr)
             time.sleep(5)
 
 
