@@ -38,10 +38,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench-skeleton: $(STAMP)
-	$(BIN)/python benchmarks/skeleton.py
+	$(BIN)/python -m benchmarks.skeleton
 
 bench-cluster: $(STAMP)
-	$(BIN)/python benchmarks/cluster_bench.py
+	$(BIN)/python -m benchmarks.cluster_bench
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info adaptune-runs

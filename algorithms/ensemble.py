@@ -41,24 +41,3 @@ def top_k(scored: list[tuple[Any, float]], k: int) -> list[Any]:
     finite = [(key, score) for key, score in scored if isinstance(score, float | int) and math.isfinite(score)]
     return [key for key, _ in sorted(finite, key=lambda item: -item[1])[:k]]
 
-
-def consensus_agreement(member_probs: dict[Any, torch.Tensor], groups: dict[Any, str] | None = None
-                        ) -> dict[Any, float]:
-    """Each member's agreement with the consensus of all members: the share of target samples where its
-    predicted class equals the class of the averaged predictions.
-
-    With ``groups`` (e.g. each trial's method family) the consensus averages the group means, so that a group
-    with many members, or one that a proxy over-rates, gets one vote like the others. Label-free: it reads
-    target predictions only.
-    """
-    if not member_probs:
-        return {}
-    if groups is None:
-        consensus = average_predictions(list(member_probs.values()))
-    else:
-        by_group: dict[str, list[torch.Tensor]] = {}
-        for key, probs in member_probs.items():
-            by_group.setdefault(groups[key], []).append(probs)
-        consensus = average_predictions([average_predictions(members) for members in by_group.values()])
-    labels = consensus.argmax(1)
-    return {key: (probs.argmax(1) == labels).float().mean().item() for key, probs in member_probs.items()}

@@ -1,14 +1,15 @@
-"""The hyperparameter registry: every searchable knob, its Optuna distribution and its default.
+"""Hyperparameters: one :class:`Param` per searchable knob (its Optuna distribution and its default).
 
-Shared knobs (``lr``, ``freeze_depth``, ``adv_weight``, ``head_c``) live here; each method declares its own next to its
-loss. The search space is built from these declarations only, so a new knob is one line in one place.
+The knobs several methods share live here (``lr``, ``freeze_depth``, ``adv_weight``, ``head_c``, ``disc_hidden``);
+a knob only one method uses is declared next to that method. A method lists its whole search space in ``params``,
+so a new knob is one line in one place and a method's space is read in one place.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -47,7 +48,8 @@ class Param:
         return int(round(value)) if self.kind == "int" else value
 
     def with_range(self, low: float, high: float) -> Param:
-        return Param(self.name, min(max(self.default, low), high), low, high, self.log, self.choices, self.help)
+        """The same knob searched over ``[low, high]``, its default clipped into that range."""
+        return replace(self, default=min(max(self.default, low), high), low=low, high=high)
 
     def describe(self) -> str:
         if self.kind == "categorical":
@@ -62,3 +64,12 @@ FREEZE_DEPTH = Param("freeze_depth", 0, 0, 0, help="leading backbone blocks kept
 ADV_WEIGHT = Param("adv_weight", 1.0, 1e-2, 3.0, log=True, help="weight of the adversarial domain loss")
 HEAD_C = Param("head_c", 1.0, 1e-2, 1e2, log=True,
                help="inverse L2 strength of the logistic-regression head of feature-extraction methods (C)")
+DISC_HIDDEN = Param("disc_hidden", 512, choices=(256, 512, 1024), help="width of the domain discriminator")
+
+# The knobs whose range a search config's ``search_space:`` may set; the ranges above are the defaults.
+SEARCH_SPACE_KNOBS = (LR, FREEZE_DEPTH, ADV_WEIGHT)
+
+
+def default_ranges() -> dict[str, tuple[float, float]]:
+    """``{name: (low, high)}`` of :data:`SEARCH_SPACE_KNOBS`, before a config or the backbone narrows them."""
+    return {p.name: (p.low, p.high) for p in SEARCH_SPACE_KNOBS}

@@ -410,7 +410,19 @@ def resolve_proxy(name: str, task: Task) -> str:
     """The proxy a search selects with: ``name`` itself, or for ``auto`` the :data:`AUTO_PROXY` rule."""
     if name != "auto":
         return get_proxy(name).name
-    return AUTO_PROXY.get(task.input_kind, DEFAULT_PROXY)
+    return auto_proxy(task.input_kind)
+
+
+def auto_proxy(input_kind: str | None = None) -> str:
+    """What ``auto`` selects with for ``input_kind``: its :data:`AUTO_PROXY` rule, else :data:`DEFAULT_PROXY`.
+
+    With the kind unknown (a run read back from its files, which do not record it): the proxy that every kind's
+    rule agrees on, else :data:`DEFAULT_PROXY`.
+    """
+    if input_kind is None:
+        agreed = set(AUTO_PROXY.values())
+        return agreed.pop() if len(agreed) == 1 else DEFAULT_PROXY
+    return AUTO_PROXY.get(input_kind, DEFAULT_PROXY)
 
 
 def get_proxy(name: str) -> Proxy:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import subprocess
+import sys
 import time
 from importlib.metadata import version
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+PAPER_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "papers", "results")
 # The benchmark group of a built-in task, by its name's prefix (digits: the deep MNIST/USPS tasks, no prefix).
 GROUP_BY_PREFIX = {"office-surf": "surf", "amazon": "amazon", "office-decaf": "decaf",
                    "mnist-usps-jda": "jda-digits", "amazon-5000": "amazon-5000"}
@@ -18,6 +21,16 @@ INPUT_KIND = {"digits": "images", **{group: "features" for group in GROUP_BY_PRE
 def group_of(task: str) -> str:
     """The benchmark group a task belongs to (leave-one-group-out holds out one of these at a time)."""
     return GROUP_BY_PREFIX[task.split(":", 1)[0]] if ":" in task else "digits"
+
+
+def rerun_command() -> str:
+    """This process's command line as a user reruns it from the repository root: ``python -m MODULE ARGS``.
+
+    Under ``python -m`` ``sys.argv[0]`` is the module's absolute path, which says nothing on another machine.
+    """
+    main_spec = getattr(sys.modules["__main__"], "__spec__", None)
+    program = f"python -m {main_spec.name}" if main_spec else f"python {os.path.relpath(sys.argv[0])}"
+    return " ".join([program, *map(shlex.quote, sys.argv[1:])])
 
 
 def machine() -> str:
@@ -42,9 +55,10 @@ def header(title: str, command: str) -> str:
             f"- machine: {machine()}\n- versions: {versions}; git {revision}\n")
 
 
-def write(name: str, text: str) -> str:
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, name)
+def write(name: str, text: str, folder: str = RESULTS) -> str:
+    """Write a result page ``name`` into ``folder`` (benchmarks/results by default); returns its path."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
     with open(path, "w") as handle:
         handle.write(text)
     return path

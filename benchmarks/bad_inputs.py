@@ -6,7 +6,7 @@ it exits 2 with exactly one stderr line starting ``adaptune: error:`` and writes
 probe marked *valid* passes when it exits 0. Also measured: whether a search whose every trial fails exits 0, and
 which sockets a local search listens on (loopback or not).
 
-  python benchmarks/bad_inputs.py          # writes benchmarks/results/bad_inputs.md
+  python -m benchmarks.bad_inputs          # writes benchmarks/results/bad_inputs.md
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ import pandas as pd
 import psutil
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header, md_table, write  # noqa: E402
+from benchmarks._common import header, md_table, write
 
 BIN = os.path.join(os.path.dirname(sys.executable), "adaptune")
 TIMEOUT_S = 120
@@ -199,7 +198,7 @@ def run_probe(probe: Probe, root: str) -> dict:
     try:
         _, stderr = process.communicate(timeout=TIMEOUT_S)
         code = process.returncode
-    except subprocess.TimeoutExpired:  # a hang: stop the whole session (its local Ray too), keep nothing
+    except subprocess.TimeoutExpired:  # a hang: kill its whole process group (its local Ray too), keep nothing
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
         code, stderr = None, ""
@@ -254,7 +253,7 @@ def main() -> None:
     loopback = ("127.0.0.1", "::1")
     exposed = [s for s in sockets if s["address"] not in loopback]
     failed = [r for r in results if not r["ok"]]
-    text = header("Bad input against the command line", "python benchmarks/bad_inputs.py")
+    text = header("Bad input against the command line", "python -m benchmarks.bad_inputs")
     text += (f"\n{len(results)} probes, each `adaptune ...` in a fresh process (time limit {TIMEOUT_S} s) on files "
              "made for it. A bad-input probe passes when it exits 2 with exactly one line `adaptune: error: <field>: "
              "<expected>`, writes nothing under `--out`, and no payload ran; a `valid:` probe passes when it exits "

@@ -8,8 +8,8 @@ normalisation. The default is then chosen leave-one-group-out: for each group, t
 accuracy (the better of the two baselines per task) on the *other* groups, scored on the held-out group.
 Target labels only score; they never fit anything here.
 
-  python benchmarks/baselines.py [--tasks T,...]
-  python benchmarks/baselines.py --report-only      # rewrite the page from the committed raw file
+  python -m benchmarks.baselines [--tasks T,...]
+  python -m benchmarks.baselines --report-only      # rewrite the page from the committed raw file
 """
 
 from __future__ import annotations
@@ -18,19 +18,15 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _common import RESULTS, group_of, header, md_table, write  # noqa: E402
-
-from adaptune.algorithms.data import BUILTIN_TASKS, load_task  # noqa: E402
-from adaptune.algorithms.linear_head import fit_logistic_regression  # noqa: E402
-from adaptune.algorithms.methods.subspace import nearest_neighbor  # noqa: E402
-from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, PREPROCESSING  # noqa: E402
+from adaptune.algorithms.data import BUILTIN_TASKS, load_task
+from adaptune.algorithms.linear_head import fit_logistic_regression
+from adaptune.algorithms.methods.linalg import nearest_neighbor
+from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, PREPROCESSING
+from benchmarks._common import RESULTS, group_of, header, md_table, rerun_command, write
 
 RAW = os.path.join(RESULTS, "raw", "baselines.json")
 
@@ -119,7 +115,7 @@ def main() -> None:
         wall = time.time() - started
         os.makedirs(os.path.dirname(RAW), exist_ok=True)
         with open(RAW, "w") as handle:
-            json.dump({"tasks": tasks, "wall_s": wall, "command": " ".join(sys.argv),
+            json.dump({"tasks": tasks, "wall_s": wall, "command": rerun_command(),
                        "results": [{"task": t, "preprocess": k, **v} for (t, k), v in results.items()]}, handle)
     groups: dict[str, list[str]] = {}
     for name in tasks:
@@ -137,7 +133,7 @@ def main() -> None:
     logo = leave_one_group_out(best, feature_groups, PREPROCESSING)
     regret = worst_regret(best, feature_groups, PREPROCESSING)
     kind_headers = [f"{k} {'LR' if b == 'lr' else '1-NN'}" for k, b in columns]
-    command = "python benchmarks/baselines.py" + (f" --tasks '{args.tasks}'" if args.tasks else "")
+    command = "python -m benchmarks.baselines" + (f" --tasks '{args.tasks}'" if args.tasks else "")
     text = "\n".join([
         header("No-adaptation baselines: source-only logistic regression and 1-NN", command),
         f"Target accuracy (%) of two classifiers trained on `source_train` alone and scored on `target_val` with "

@@ -1,6 +1,6 @@
 """One search on a one-node vs a two-node local Ray cluster, and the per-trial overhead of Tune / Tune + Ray Train.
 
-Usage: python benchmarks/cluster_bench.py [--trials 8] [--epochs 3] [--steps 300] [--overhead-epochs 22]
+Usage: python -m benchmarks.cluster_bench [--trials 8] [--epochs 3] [--steps 300] [--overhead-epochs 22]
        [--overhead-trials 2]   (writes benchmarks/results/cluster.md)
 
 Part 1, capacity: the same search (source_only on mnist->usps, LeNet, seed 0, ``--trials`` x ``--epochs`` epochs of
@@ -32,8 +32,7 @@ import time
 import psutil
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header, machine, md_table, write  # noqa: E402
+from benchmarks._common import header, machine, md_table, write
 
 BIN = os.path.dirname(sys.executable)
 CPUS_PER_NODE = 2
@@ -205,7 +204,7 @@ def main() -> None:
     load_after = os.getloadavg()
     shutil.rmtree(work, ignore_errors=True)
 
-    command = (f"python benchmarks/cluster_bench.py --trials {args.trials} --epochs {args.epochs} --steps {args.steps} "
+    command = (f"python -m benchmarks.cluster_bench --trials {args.trials} --epochs {args.epochs} --steps {args.steps} "
                f"--overhead-epochs {args.overhead_epochs} --overhead-trials {args.overhead_trials}")
     capacity_table = md_table(
         [[f"({'a' if c['nodes'] == 1 else 'b'}) {c['nodes']} node(s) x {CPUS_PER_NODE} CPUs", c["max_concurrent"],

@@ -4,7 +4,7 @@ Reports samples/s of each method's training steps next to a bare torch loop of t
 bottleneck + head, cross-entropy on source only, same batch size, same autocast), and the target accuracy
 reached on mnist->usps. Writes a Markdown table to --out.
 
-  python benchmarks/gpu_check.py --out gpu.md [--steps 100 --epochs 3]
+  python -m benchmarks.gpu_check --out gpu.md [--steps 100 --epochs 3]
 
 ``--device cpu`` runs the same script on the CPU (autocast off, as the trial loop turns it off there): a dry run
 that the tests use so the script works the first time a GPU machine is lent.
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU (dry run, no autocast)"
     lines = [
         "# GPU check: every deep method on CUDA, bf16 autocast\n",
-        f"- command: `python benchmarks/gpu_check.py --steps {args.steps} --epochs {args.epochs}"
+        f"- command: `python -m benchmarks.gpu_check --steps {args.steps} --epochs {args.epochs}"
         + (" --device cpu`" if device.type == "cpu" else "`"),
         f"- card: {card}, torch {torch.__version__}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",

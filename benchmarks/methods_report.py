@@ -8,11 +8,10 @@ import math
 import os
 from collections import defaultdict
 
-from _common import INPUT_KIND, group_of, header, md_table, write
-
 from adaptune.algorithms.proxies import AUTO_PROXY
+from benchmarks._common import INPUT_KIND, group_of, header, md_table, write
 
-# Published target accuracies (%), ../shared/data/BASELINES.md. Keys: method -> {task: value} or {"avg": value}.
+# Published target accuracies (%), from the papers each entry names. Keys: method -> {task: value} or {"avg": value}.
 PUBLISHED = {
     "digits": {  # TLlib digits table, LeNet, full 60k MNIST [P]
         "source_only": {"mnist->usps": 82.1, "usps->mnist": 74.6},
@@ -68,7 +67,7 @@ def cmd_report(files: list[str], out: str = "methods.md") -> None:
     by_key: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         by_key[(row["task"], row["method"])].append(row)
-    command = "python benchmarks/methods_bench.py run ... && python benchmarks/methods_bench.py report ..."
+    command = "python -m benchmarks.methods_bench run ... && python -m benchmarks.methods_bench report ..."
     sections = [header("Methods on real benchmarks: selection by proxy vs oracle",
                        command + (f" --out {out}" if out != "methods.md" else ""))]
     rule = ", ".join(f"{group}: `{default_proxy(group)}`" for group in INPUT_KIND)

@@ -1,21 +1,18 @@
 """Cost of the per-epoch proxies against one training epoch (plain torch, 1 CPU thread).
 
-Usage: python benchmarks/proxy_cost.py   (writes benchmarks/results/proxy_cost.md)
+Usage: python -m benchmarks.proxy_cost   (writes benchmarks/results/proxy_cost.md)
 One DANN epoch on mnist->usps (LeNet), then the evaluation forward pass (held-out source 1000 + target 2007)
 and every registered proxy on its outputs, each timed separately (median of 5).
 """
 
 from __future__ import annotations
 
-import os
 import statistics
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header, md_table, write  # noqa: E402
+from benchmarks._common import header, md_table, write
 
 TASKS = ["mnist->usps", "office-surf:A->W", "amazon:B->K"]
 
@@ -61,12 +58,12 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = [row for task in TASKS for row in measure(task)]
     text = "\n".join([
-        header("Proxy cost per epoch", "python benchmarks/proxy_cost.py"),
+        header("Proxy cost per epoch", "python -m benchmarks.proxy_cost"),
         "\nOne DANN epoch per task (LeNet on digits, MLP on SURF and Amazon; + bottleneck), 1 CPU thread. Proxy "
         "rows are net of the evaluation forward pass (median of 5). `fewshot` is NaN here (no opt-in).\n",
         md_table([[t, n, f"{s:.3f}", f"{p:.1f}"] for t, n, s, p in rows],
                  ["task", "what", "seconds", "% of a training epoch"]),
-        "\nTarget (issue 4): all cheap proxies together at most 10% of one training epoch. The last row per task "
+        "\nTarget: all cheap proxies together at most 10% of one training epoch. The last row per task "
         "is that cost as an epoch pays it: `compute_proxies` on one evaluation (the density ratio that iwcv and "
         "dev share is estimated once, in closed form), net of the forward pass. The feature tasks' epochs are "
         "a fraction of a second (a few dozen small batches), so the proxies' fixed costs weigh most there.",

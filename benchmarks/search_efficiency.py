@@ -16,8 +16,8 @@ Regret = the best target accuracy of any trial of any strategy on that task and 
 checkpoint, the epoch its proxy chose) minus the target accuracy of the recommendation (the ensemble of the
 top 5 trials by the proxy, the default; the single best trial beside it). Target labels only score.
 
-  python benchmarks/search_efficiency.py --tasks 'office-surf:D->W,amazon:B->D' [--seeds 0] [--scale 2]
-  python benchmarks/search_efficiency.py --report-only     # rebuild the page from raw/search_efficiency.jsonl.gz
+  python -m benchmarks.search_efficiency --tasks 'office-surf:D->W,amazon:B->D' [--seeds 0] [--scale 2]
+  python -m benchmarks.search_efficiency --report-only     # rebuild the page from raw/search_efficiency.jsonl.gz
 """
 
 from __future__ import annotations
@@ -28,21 +28,18 @@ import gzip
 import json
 import math
 import os
-import sys
 import tempfile
 
 import pandas as pd
 import torch
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS, header, md_table, write  # noqa: E402
-from baselines import saved_baseline  # noqa: E402
-from skeleton import run_default_search  # noqa: E402
-
-from adaptune.algorithms.budget import DEFAULT_BUDGET  # noqa: E402
-from adaptune.algorithms.methods import METHODS  # noqa: E402
-from adaptune.reports.svg import Series, color, xy_chart  # noqa: E402
+from adaptune.algorithms.budget import DEFAULT_BUDGET
+from adaptune.algorithms.methods import METHODS
+from adaptune.reports.svg import Series, color, xy_chart
+from benchmarks._common import RESULTS, header, md_table, write
+from benchmarks.baselines import saved_baseline
+from benchmarks.skeleton import run_default_search
 
 RAW = os.path.join(RESULTS, "raw", "search_efficiency.jsonl.gz")
 PLOT = "search_efficiency.svg"
@@ -115,8 +112,8 @@ def measure(task: str, strategy: str, seed: int, out: str, wall: float) -> dict:
 
     with open(os.path.join(out, "summary.json")) as handle:
         summary = json.load(handle)
-    labels = resolve_task({"task": task, "source": None, "target": None, "fewshot_k": 0, "seed": seed,
-                           "preprocess": summary["preprocess"]}).target_oracle
+    labels = resolve_task(task, source=None, target=None, fewshot_k=0, seed=seed,
+                          preprocess=summary["preprocess"]).target_oracle
     total = int(max(summary["steps_used"], 1))
     step = int(GRID * DEFAULT_BUDGET)
     points = sorted({*range(step, total + step, step), total}) if strategy != "defaults" else [10**12]
@@ -243,7 +240,7 @@ def report(records: list[dict]) -> str:
     with open(os.path.join(RESULTS, PLOT), "w") as handle:
         handle.write(plot(table) + "\n")
     seeds = ",".join(map(str, sorted(table["seed"].unique())))
-    command = (f"python benchmarks/search_efficiency.py --tasks '{','.join(sorted(table['task'].unique()))}' "
+    command = (f"python -m benchmarks.search_efficiency --tasks '{','.join(sorted(table['task'].unique()))}' "
                f"--seeds {seeds} --scale {scale:g}  (--report-only rebuilds this page from the raw file)")
     text = header("Does the search earn its compute?", command)
     text += ("\nEach strategy is one real `adaptune search` per task and seed (everything else at its default; "

@@ -1,7 +1,7 @@
 """The default search, exactly as `make demo` runs it: wall time, peak memory, trials, accuracy.
 
-Usage: python benchmarks/skeleton.py [--out DIR]   (writes benchmarks/results/skeleton.md)
-       python benchmarks/skeleton.py --tasks T1,T2,...   (the default search on each task; search_budget.md)
+Usage: python -m benchmarks.skeleton [--out DIR]   (writes benchmarks/results/skeleton.md)
+       python -m benchmarks.skeleton --tasks T1,T2,...   (the default search on each task; search_budget.md)
 Peak memory is the largest sum of RSS over the whole process tree (driver, GCS, raylet, dashboard, trial
 workers) sampled every 0.5 s: an upper bound, since shared pages are counted once per process.
 """
@@ -20,8 +20,7 @@ import time
 import psutil
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header, md_table, write  # noqa: E402
+from benchmarks._common import header, md_table, write
 
 PUBLISHED = [
     ("Source only (LeNet), ADDA Table 2, 2000/1800 protocol", 75.2),
@@ -64,7 +63,8 @@ def budget_table(tasks: list[str], out_root: str) -> None:
     """The default search on each task: its plan, wall time, steps, and the recommendation against the
     no-adaptation baselines of benchmarks/baselines.py (source-only logistic regression and 1-NN)."""
     import pandas as pd
-    from baselines import accuracies
+
+    from benchmarks.baselines import accuracies
 
     rows = []
     for task in tasks:
@@ -82,7 +82,7 @@ def budget_table(tasks: list[str], out_root: str) -> None:
                      base["nn"], "yes" if shipped >= max(base["lr"], base["nn"]) else "no"])
         print(rows[-1], flush=True)
     text = "\n".join([
-        header("The default search on each task", "python benchmarks/skeleton.py --tasks " + ",".join(tasks)),
+        header("The default search on each task", "python -m benchmarks.skeleton --tasks " + ",".join(tasks)),
         "\n`adaptune search --task T` with every default (budget, proxy auto, recommend ensemble), one run per "
         "task on this machine, nothing else running. *plan* is trials x epochs x steps per epoch; *steps* the "
         "optimizer steps the trials trained; *recommended* the target accuracy (%) of what the run recommends "
@@ -138,7 +138,7 @@ def main() -> None:
         config = yaml.safe_load(handle)
     lines = [
         header("Default search (`make demo`): mnist->usps", "make demo  (= adaptune search)  via "
-               "python benchmarks/skeleton.py"),
+               "python -m benchmarks.skeleton"),
         f"\nDefault config: methods {', '.join(config['methods'])}; budget {config['budget']:,} steps: "
         f"{plan['trials']} trials x up to {config['epochs']} epochs of {plan['steps_per_epoch']} steps "
         f"({steps_used:,} steps trained); proxy `{config['proxy']}`; TPE + ASHA (rungs at "

@@ -5,8 +5,8 @@ This is the evidence behind ``algorithms.budget.MIN_STEPS_PER_EPOCH``: ASHA firs
 chance to converge by then, on the smallest task as on the largest. Plain torch (the trial loop the search
 runs), one report every ``--every`` steps, seeds 0..``--seeds``-1.
 
-  python benchmarks/source_curves.py [--tasks T,...] [--steps 1200] [--every 25] [--seeds 3] [--workers 2]
-  python benchmarks/source_curves.py --report-only      # rewrite the page from the committed raw file
+  python -m benchmarks.source_curves [--tasks T,...] [--steps 1200] [--every 25] [--seeds 3] [--workers 2]
+  python -m benchmarks.source_curves --report-only      # rewrite the page from the committed raw file
 
 Rows of the tasks run replace their earlier rows in the raw file; other tasks' rows are kept.
 """
@@ -18,13 +18,10 @@ import gzip
 import json
 import os
 import statistics
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _common import RESULTS, header, md_table, write  # noqa: E402
+from benchmarks._common import RESULTS, header, md_table, write
 
 RAW = os.path.join(RESULTS, "raw", "source_curves.jsonl.gz")
 DEFAULT_TASKS = ("office-surf:D->W", "office-decaf:D->W", "mnist-usps-jda:U->M", "amazon-5000:B->D", "mnist->usps")
@@ -136,7 +133,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
-    command = "python benchmarks/source_curves.py" + "".join(
+    command = "python -m benchmarks.source_curves" + "".join(
         f" --{k} '{v}'" for k, v in (("tasks", args.tasks), ("methods", args.methods), ("steps", args.steps),
                                      ("every", args.every), ("seeds", args.seeds))
         if v != parser.get_default(k))
@@ -158,7 +155,7 @@ def main() -> None:
     if args.report_only:  # the command that reproduces the whole raw file
         seeds = len({row["seed"] for row in rows})
         tasks = ",".join(dict.fromkeys(row["task"] for row in rows))
-        command = "python benchmarks/source_curves.py" + (f" --tasks '{tasks}'" if set(tasks.split(",")) != set(
+        command = "python -m benchmarks.source_curves" + (f" --tasks '{tasks}'" if set(tasks.split(",")) != set(
             DEFAULT_TASKS) else "") + (f" --seeds {seeds}" if seeds != parser.get_default("seeds") else "")
     print(write("source_curves.md", report(rows, command)))
 

@@ -1,26 +1,20 @@
-"""The leaderboard and history Parquet files: schema, atomic writes, reading back, printing.
+"""The leaderboard: its columns and their types, ranking the trials, and printing it.
 
-``leaderboard.parquet`` has one row per trial, ``history.parquet`` one row per (trial, epoch). Both carry
-``schema_version`` in the file metadata. Files are written to a temporary name in the same directory and
-renamed over the old one, so a reader (or a crash) never sees a half-written file.
+``leaderboard.parquet`` has one row per trial; where it lives, and how it is written and read back, is
+:mod:`.run_dir`'s.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-SCHEMA_VERSION = "1"
-LEADERBOARD = "leaderboard.parquet"
-HISTORY = "history.parquet"
-STATUS = "status.json"
+from adaptune.algorithms.hparams import SEARCH_SPACE_KNOBS
+
+from .run_dir import RunError
+from .values import finite
 
 # Column -> Arrow type, in display order. Hyperparameter and proxy_<name> columns are added per run.
 LEADERBOARD_COLUMNS: dict[str, pa.DataType] = {
@@ -51,58 +45,17 @@ LEADERBOARD_COLUMNS: dict[str, pa.DataType] = {
     "members": pa.string(),  # the ensemble row's member trial ids (status "ensemble")
 }
 FINISHED = ("completed", "stopped")
-SHARED_KNOBS = ("lr", "freeze_depth", "adv_weight")  # the knob columns every leaderboard has
-
-
-class RunError(ValueError):
-    """A directory that is not a readable adaptune run."""
-
-
-def write_atomic(df: pd.DataFrame, path: str, schema: pa.Schema | None = None) -> None:
-    """Write ``df`` as Parquet to ``path`` via a temp file + rename (atomic on POSIX filesystems)."""
-    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
-    metadata = {**(table.schema.metadata or {}), b"schema_version": SCHEMA_VERSION.encode()}
-    table = table.replace_schema_metadata(metadata)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_json_atomic(data: Any, path: str) -> None:
-    """Write JSON via a temp file + rename, like the Parquet files: a reader never sees half of it."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+SHARED_KNOBS = tuple(p.name for p in SEARCH_SPACE_KNOBS)  # the knob columns every leaderboard has
 
 
 def rank_rows(rows: list[dict[str, Any]]) -> None:
     """Set ``rank`` (1 = best score) on finished rows with a finite score; others get None."""
-    scored = [r for r in rows if r["status"] in FINISHED and _finite(r.get("score"))]
+    scored = [r for r in rows if r["status"] in FINISHED and finite(r.get("score"))]
     scored.sort(key=lambda r: -r["score"])
     for row in rows:
         row["rank"] = None
     for position, row in enumerate(scored, start=1):
         row["rank"] = position
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def leaderboard_frame(rows: list[dict[str, Any]], param_names: list[str], proxy_names: list[str]) -> pd.DataFrame:
@@ -121,48 +74,6 @@ def leaderboard_frame(rows: list[dict[str, Any]], param_names: list[str], proxy_
         if name.startswith("proxy_"):
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     return frame.sort_values("rank", na_position="last", kind="stable").reset_index(drop=True)
-
-
-def versions_json(versions: dict[str, str]) -> str:
-    return json.dumps(versions, sort_keys=True)
-
-
-def read_json_object(path: str, field: str, expected: str) -> dict[str, Any]:
-    """A run's JSON file as a mapping; a binary, truncated or non-object file is one :class:`RunError` line."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as error:  # ValueError covers JSONDecodeError and UnicodeDecodeError
-        message = " ".join(str(error).split())[:160]
-        raise RunError(f"{field}: {path} is not readable JSON ({message}); expected {expected}") from None
-    if not isinstance(data, dict):
-        raise RunError(f"{field}: {path} holds {type(data).__name__}; expected {expected}")
-    return data
-
-
-def run_file(directory: str, name: str) -> str:
-    """The path of one of a run's files, or a RunError saying why ``directory`` is not a run."""
-    path = os.path.join(directory, name)
-    if not os.path.isdir(directory):
-        raise RunError(f"run: {directory} is not a directory")
-    if not os.path.isfile(path):
-        raise RunError(f"run: {directory} has no {name}; expected the --out directory of `adaptune search`")
-    return path
-
-
-def read_run(directory: str, name: str = LEADERBOARD) -> pd.DataFrame:
-    """Read one of a run's Parquet files, with a clear error for anything that is not a run."""
-    path = run_file(directory, name)
-    try:
-        return pq.read_table(path).to_pandas()
-    except (pa.ArrowInvalid, OSError) as error:
-        raise RunError(f"run: {path} is not a readable Parquet file ({error})") from None
-
-
-def schema_version(path: str) -> str | None:
-    metadata = pq.read_schema(path).metadata or {}
-    value = metadata.get(b"schema_version")
-    return value.decode() if value else None
 
 
 def hyperparameter_columns(df: pd.DataFrame) -> list[str]:

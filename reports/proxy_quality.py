@@ -9,14 +9,11 @@ proxy's top 5. Needs target labels in the run; selection itself never reads them
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pandas as pd
 
-from .leaderboard import HISTORY, RunError, read_run, write_atomic
-
-PROXY_QUALITY = "proxies.parquet"
+from .run_dir import RunDir, RunError
 
 
 def _pearson(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
@@ -63,6 +60,8 @@ def proxy_quality(history: pd.DataFrame, top_k: int = 5) -> pd.DataFrame:
 
 
 def write_proxy_quality(directory: str) -> pd.DataFrame:
-    table = proxy_quality(read_run(directory, HISTORY))
-    write_atomic(table, os.path.join(directory, PROXY_QUALITY))
+    """The proxy quality of the run in ``directory``, also written there (``proxies.parquet``)."""
+    run_dir = RunDir(directory)
+    table = proxy_quality(run_dir.read_table(RunDir.HISTORY))
+    run_dir.write_table(RunDir.PROXY_QUALITY, table)
     return table

@@ -8,9 +8,11 @@ those points are left out. Colours come from :data:`PALETTE` (Tableau 10).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
+
+from .values import finite
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 STATUS_COLORS = {
@@ -26,13 +28,6 @@ MARGIN = {"left": 58, "right": 14, "top": 28, "bottom": 44}
 
 def color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
-
-
-def finite(value: object) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
 
 
 def fmt_tick(value: float) -> str:
@@ -167,6 +162,52 @@ def _marker(kind: str, x: float, y: float, size: float, fill: str, tooltip: str)
     )
 
 
+Swatch = Callable[[float, float], str]  # draws a legend key for the label whose baseline starts at (x, y)
+
+
+def _px(value: float) -> str:
+    """A coordinate: whole-pixel layouts (ints) stay ints, computed positions get one decimal."""
+    return str(value) if isinstance(value, int) else f"{value:.1f}"
+
+
+def _legend(
+    entries: Sequence[tuple[str, Swatch]],
+    *,
+    left: float,
+    baseline: float,
+    column_width: float,
+    columns: int | None = None,
+    label_dx: float = 16,
+) -> list[str]:
+    """A legend below a plot: a swatch then a name per entry, ``columns`` entries a row (default: one row), rows
+    16 px apart, each entry's label ``label_dx`` right of its swatch."""
+    per_row = columns or max(1, len(entries))
+    parts = []
+    for i, (name, swatch) in enumerate(entries):
+        x = left + (i % per_row) * column_width
+        y = baseline + (i // per_row) * 16
+        parts.append(f'{swatch(x, y)}<text x="{_px(x + label_dx)}" y="{_px(y)}" fill="#222">{escape(name)}</text>')
+    return parts
+
+
+def _line_swatch(stroke: str, width: float) -> Swatch:
+    return lambda x, y: (
+        f'<line x1="{_px(x)}" x2="{_px(x + 14)}" y1="{_px(y - 4)}" y2="{_px(y - 4)}" stroke="{stroke}" '
+        f'stroke-width="{width:g}"/>'
+    )
+
+
+def _box_swatch(fill: str) -> Swatch:
+    return lambda x, y: f'<rect x="{_px(x)}" y="{_px(y - 9)}" width="12" height="10" fill="{fill}"/>'
+
+
+def _series_swatch(series: Series) -> Swatch:
+    """A line for a series drawn as a bare line, else the series' marker."""
+    if series.style in ("line", "step") and series.marker == "none":
+        return _line_swatch(series.color, 2)
+    return lambda x, y: _marker(series.marker, x + 7, y - 4, 3.6, series.color, "")
+
+
 def xy_chart(
     series: Sequence[Series],
     *,
@@ -251,16 +292,14 @@ def xy_chart(
                 continue
         for x, y, tip in pts:
             parts.append(_marker(s.marker, x, y, s.size, s.color, tip))
-    for i, s in enumerate(legend_items):
-        lx = left + (i % 3) * ((right - left) / 3)
-        ly = height + 10 + (i // 3) * 16
-        swatch = (
-            f'<line x1="{lx:.1f}" x2="{lx + 14:.1f}" y1="{ly - 4:.1f}" y2="{ly - 4:.1f}" stroke="{s.color}" '
-            f'stroke-width="2"/>'
-            if s.style in ("line", "step") and s.marker == "none"
-            else _marker(s.marker, lx + 7, ly - 4, 3.6, s.color, "")
-        )
-        parts.append(f'{swatch}<text x="{lx + 18:.1f}" y="{ly:.1f}" fill="#222">{escape(s.name)}</text>')
+    parts += _legend(
+        [(s.name, _series_swatch(s)) for s in legend_items],
+        left=left,
+        baseline=height + 10.0,  # a float: this chart writes its legend's coordinates with one decimal
+        column_width=(right - left) / 3,
+        columns=3,
+        label_dx=18,
+    )
     if note:
         parts.append(
             f'<text x="{right:.1f}" y="{top - 4}" text-anchor="end" fill="#555" font-size="10.5">{escape(note)}</text>'
@@ -337,12 +376,9 @@ def timeline(
                 parts.append(
                     f'<text x="{x0 + 3:.1f}" y="{y + 13}" fill="#111" font-size="10">{escape(bar.label)}</text>'
                 )
-    for i, (name, fill) in enumerate(legend):
-        lx, ly = left + i * 110, bottom + 48
-        parts.append(
-            f'<rect x="{lx}" y="{ly - 9}" width="12" height="10" fill="{fill}"/>'
-            f'<text x="{lx + 16}" y="{ly}" fill="#222">{escape(name)}</text>'
-        )
+    parts += _legend(
+        [(name, _box_swatch(fill)) for name, fill in legend], left=left, baseline=bottom + 48, column_width=110
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -442,11 +478,12 @@ def parallel_coordinates(
             )
         if any(not finite(v) for v in axis.values):
             parts.append(f'<text x="{x - 5:.1f}" y="{na_y + 3.5:.1f}" text-anchor="end" fill="#888">n/a</text>')
-    for i, (name, fill) in enumerate(legend):
-        lx, ly = left + i * 130, height + 6
-        parts.append(
-            f'<line x1="{lx}" x2="{lx + 14}" y1="{ly - 4}" y2="{ly - 4}" stroke="{fill}" stroke-width="2.5"/>'
-            f'<text x="{lx + 18}" y="{ly}" fill="#222">{escape(name)}</text>'
-        )
+    parts += _legend(
+        [(name, _line_swatch(fill, 2.5)) for name, fill in legend],
+        left=left,
+        baseline=height + 6,
+        column_width=130,
+        label_dx=18,
+    )
     parts.append("</svg>")
     return "".join(parts)

@@ -1,4 +1,4 @@
-"""``adaptune``: search | resume | status | submit | leaderboard | proxies | report | tasks | methods.
+"""``adaptune``: search | resume | status | submit | leaderboard | proxies | report | tasks | methods | backbones.
 
 Bad input of any kind prints one line, ``adaptune: error: <field>: <what was expected>``, and exits 2.
 """
@@ -8,13 +8,18 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from adaptune.algorithms.budget import DEFAULT_BUDGET
 from adaptune.algorithms.errors import InputError
-from adaptune.reports.leaderboard import RunError
+from adaptune.reports.run_dir import RunError
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without torch and Ray
+    from .run import Prepared
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--out", help="run directory (default adaptune-runs/<task>-<time>)")
     search.add_argument("--address", help="join an existing Ray cluster (auto, HOST:PORT, ray://HOST:PORT)")
     search.add_argument("--seed", type=int, help="random seed of the sampler and the trials")
-    search.add_argument("--backbone", help="lenet, mlp, resnet18, resnet50 (default: the task's)")
-    search.add_argument("--weights", help="backbone weights: a local file or a torchvision weights name")
+    search.add_argument("--backbone", help="lenet, mlp, resnet18, resnet50, torchvision:NAME or timm:NAME (default: "
+                        "the task's; see `adaptune backbones`)")
+    search.add_argument("--weights", help="backbone weights: a local .pt/.pth/.safetensors file, or a torchvision "
+                        "weights name found in the local torch hub cache")
     search.add_argument("--runner", choices=("auto", "tune", "train"), help="run trials in Tune or Ray Train")
     search.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (per worker with Ray Train)")
     search.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (fractions pack trials)")
@@ -107,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("tasks", help="list built-in tasks with their sizes")
     commands.add_parser("methods", help="list methods, their hyperparameters and ranges, and the proxies")
+    commands.add_parser("backbones", help="list backbones: stages (what freeze_depth counts), feature width, weights")
     return parser
 
 
@@ -141,25 +149,46 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     return raw
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from .config import build_config
-    from .run import prepare, run_search
+def _prepare(args: argparse.Namespace) -> Prepared:
+    """The search prepared from the arguments; then each backbone notice (a checkpoint's classifier left out, ...)
+    as one ``adaptune: ...`` line. Bad input raises first, so it stays the only line."""
+    from adaptune.algorithms.backbones import BackboneNotice
 
-    prepared = prepare(build_config(_raw_config(args)))
+    from .config import build_config
+    from .run import prepare
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BackboneNotice)
+        prepared = prepare(build_config(_raw_config(args)))
+    for caught_warning in caught:
+        if issubclass(caught_warning.category, BackboneNotice):
+            print(f"adaptune: {caught_warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(caught_warning.message, caught_warning.category, caught_warning.filename,
+                                 caught_warning.lineno)
+    return prepared
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .run import run_search
+
+    prepared = _prepare(args)
     c = prepared.config
     print(f"adaptune: searching {c.task_label()}: {prepared.plan.describe()}; {len(c.methods)} methods, "
           f"proxy {prepared.proxy}{' (auto)' if c.proxy == 'auto' else ''}, "
           f"preprocess {prepared.task.extra.get('preprocess', 'none')}, out {c.out}", file=sys.stderr)
     summary = run_search(prepared)
-    from adaptune.reports.leaderboard import compact_table, read_run
+    from adaptune.reports.leaderboard import compact_table
+    from adaptune.reports.run_dir import RunDir
 
-    print(compact_table(read_run(summary["out"])))
-    print(f"\nleaderboard: {os.path.join(summary['out'], 'leaderboard.parquet')}  "
+    run_dir = RunDir(summary["out"])
+    print(compact_table(run_dir.read_table(RunDir.LEADERBOARD)))
+    print(f"\nleaderboard: {run_dir.file(RunDir.LEADERBOARD)}  "
           f"({summary['trials']} trials in {summary['wall_s']:.0f}s; every column: adaptune leaderboard "
           f"{summary['out']} --wide)")
     if summary.get("recommendation"):
         print(f"recommended: {describe_recommendation(summary['recommendation'])}")
-        print(f"report: adaptune report {summary['out']}  (writes {os.path.join(summary['out'], 'report.html')})")
+        print(f"report: adaptune report {summary['out']}  (writes {run_dir.report_file('html')})")
     failed = summary.get("all_failed")
     if failed:
         print(f"adaptune: error: every trial failed ({summary['trials']}); the first: {failed['message']} (full "
@@ -187,11 +216,12 @@ def describe_recommendation(rec: dict[str, Any]) -> str:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from adaptune.reports.leaderboard import HISTORY, LEADERBOARD, compact_table, format_table, read_run
+    from adaptune.reports.leaderboard import compact_table, format_table
+    from adaptune.reports.run_dir import RunDir
 
     if args.top is not None and args.top < 1:
         raise InputError("top", f"expected a positive number of rows, got {args.top}")
-    df = read_run(args.dir, HISTORY if args.history else LEADERBOARD)
+    df = RunDir(args.dir).read_table(RunDir.HISTORY if args.history else RunDir.LEADERBOARD)
     if args.format == "table" and not (args.wide or args.history or args.by):
         print(compact_table(df, top=args.top or 10))
     else:
@@ -201,10 +231,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def cmd_proxies(args: argparse.Namespace) -> int:
     from adaptune.reports.leaderboard import format_table
-    from adaptune.reports.proxy_quality import PROXY_QUALITY, write_proxy_quality
+    from adaptune.reports.proxy_quality import write_proxy_quality
+    from adaptune.reports.run_dir import RunDir
 
     print(format_table(write_proxy_quality(args.dir), top=None, by=None, fmt="table"))
-    print(f"\nwritten: {os.path.join(args.dir, PROXY_QUALITY)}")
+    print(f"\nwritten: {RunDir(args.dir).file(RunDir.PROXY_QUALITY)}")
     return 0
 
 
@@ -218,12 +249,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from adaptune.reports.leaderboard import compact_table, read_run
+    from adaptune.reports.leaderboard import compact_table
+    from adaptune.reports.run_dir import RunDir
 
     from .jobs import resume
 
     summary = resume(args.dir, args.config, args.address, args.retry_errors)
-    print(compact_table(read_run(summary["out"])))
+    print(compact_table(RunDir(summary["out"]).read_table(RunDir.LEADERBOARD)))
     print(f"\n{summary['state']}: {summary['trials']} trials in {summary['out']}")
     return 0 if summary["state"] == "finished" else 130
 
@@ -255,15 +287,15 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    from adaptune.algorithms.hparams import default_ranges
     from adaptune.algorithms.methods import METHODS
     from adaptune.algorithms.proxies import AUTO_PROXY, PROXIES
 
     from .space import method_params
 
-    default_ranges = {"lr": (1e-4, 1e-1), "freeze_depth": (0, 0), "adv_weight": (1e-2, 3.0)}
     for name, cls in sorted(METHODS.items()):
         print(f"{name}  [{cls.family}]  {cls.summary}")
-        for param in method_params(name, default_ranges):
+        for param in method_params(name, default_ranges()):
             print(f"    {param.describe()}")
     print("\nfreeze_depth ranges over 0..(backbone depth) when --weights gives a pretrained backbone, else 0.")
     print("\nproxies (higher is better):")
@@ -271,6 +303,42 @@ def cmd_methods(args: argparse.Namespace) -> int:
         print(f"    {name:<11} {proxy.summary}")
     rule = ", ".join(f"{kind}: {name}" for kind, name in AUTO_PROXY.items())
     print(f"    {'auto':<11} by input kind, the proxy with the least regret in our benchmark ({rule})  (default)")
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from adaptune.algorithms.backbones import (
+        LISTED_BACKBONES,
+        TIMM_CUTS,
+        TIMM_PREFIX,
+        TIMM_REQUIREMENT,
+        WEIGHTS_SUFFIXES,
+        describe_backbone,
+        timm_version,
+        torchvision_resnets,
+    )
+
+    version = timm_version()
+    print(f"{'backbone':<28} {'stages':>6} {'features':>8}  {'--weights':<19} stages in order (freeze_depth k "
+          "freezes the first k)")
+    for name in LISTED_BACKBONES:
+        if name.startswith(TIMM_PREFIX) and version is None:
+            continue
+        info = describe_backbone(name)
+        print(f"{info.name:<28} {info.depth:>6} {info.out_features:>8}  {info.weights:<19} {info.stages}")
+    resnets = torchvision_resnets()
+    kinds = sorted({re.sub(r"\d.*", "", name) for name in resnets})  # resnet, resnext, wide_resnet
+    print(f"\ntorchvision:NAME  any of torchvision's {len(resnets)} ResNets: {'*, '.join(kinds)}* (e.g. resnet34)")
+    if version is None:
+        print(f"timm:NAME  needs timm: pip install '{TIMM_REQUIREMENT}'")
+    else:
+        import timm
+
+        families = ", ".join(cut.family for cut in TIMM_CUTS.values())
+        print(f"timm:NAME  any of the {len(timm.list_models())} models of timm {version} (timm.list_models('vit*') "
+              f"lists some); in stages: {families}; others: one stage")
+    print(f"--weights: a local {'/'.join(WEIGHTS_SUFFIXES)} file, or a torchvision weights name in the local torch "
+          "hub cache; adaptune never downloads weights")
     return 0
 
 
@@ -292,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(["search", *(argv or [])])
     handlers = {"search": cmd_search, "leaderboard": cmd_leaderboard, "proxies": cmd_proxies, "tasks": cmd_tasks,
                 "methods": cmd_methods, "report": cmd_report, "resume": cmd_resume, "status": cmd_status,
-                "submit": cmd_submit}
+                "submit": cmd_submit, "backbones": cmd_backbones}
     try:
         return handlers[args.command](args)
     except (InputError, RunError) as error:

@@ -20,9 +20,11 @@ import yaml
 from adaptune.algorithms.backbones import is_weights_file
 from adaptune.algorithms.budget import DEFAULT_BUDGET
 from adaptune.algorithms.errors import InputError, first_line
+from adaptune.algorithms.hparams import SEARCH_SPACE_KNOBS
 from adaptune.algorithms.methods import METHODS
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, check_preprocess
 from adaptune.algorithms.proxies import PROXIES
+from adaptune.reports.run_dir import RunDir
 
 RUNNERS = ("auto", "tune", "train")
 SEARCHERS = ("tpe", "random")
@@ -109,7 +111,7 @@ class SearchConfig:
         return self.task if self.task else f"{os.path.basename(self.source)}->{os.path.basename(self.target)}"
 
 
-SHARED_RANGES = ("lr", "freeze_depth", "adv_weight")
+SHARED_RANGES = {p.name: p for p in SEARCH_SPACE_KNOBS}  # the knobs ``search_space:`` may re-range, by key
 # ensemble: the leaderboard's ensemble row (the top ensemble_k trials by the proxy, predictions averaged), which
 # loses less against the oracle than one trial in our proxy benchmark; single: the best trial by the proxy.
 RECOMMENDATIONS = ("ensemble", "single")
@@ -319,11 +321,12 @@ def _check_out(c: SearchConfig) -> None:
         c.out = os.path.join("adaptune-runs", f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}")
     else:
         c.out = os.path.abspath(c.out)
-    if os.path.exists(os.path.join(c.out, "leaderboard.parquet")):
+    run_dir = RunDir(c.out)
+    if run_dir.exists(RunDir.LEADERBOARD):
         raise InputError("out", f"expected a new directory; {c.out} already holds a run (to continue it: "
                          f"adaptune resume {c.out})")
-    if os.path.exists(os.path.join(c.out, "config.yaml")):
-        raise InputError("out", f"expected a new directory; {c.out} already holds a config.yaml (of a run started "
+    if run_dir.exists(RunDir.CONFIG):
+        raise InputError("out", f"expected a new directory; {c.out} already holds a {RunDir.CONFIG} (of a run started "
                          f"there, or a file the run would overwrite): to continue that run: adaptune resume "
                          f"{c.out}; or choose a new directory")
     if os.path.lexists(c.out) and not os.path.isdir(c.out):
@@ -384,12 +387,10 @@ def validate(c: SearchConfig) -> None:
     if c.time_budget_s is not None and _expect_type("time_budget_s", c.time_budget_s, (int, float), "seconds") <= 0:
         raise InputError("time_budget_s", "expected a positive number of seconds or null")
     if c.backbone is not None:
-        from adaptune.algorithms.backbones import BACKBONES
+        from adaptune.algorithms.backbones import check_backbone_name
 
-        if c.backbone not in BACKBONES:
-            raise InputError("backbone", f"unknown backbone {_shown(c.backbone)}; expected one of: "
-                             f"{', '.join(BACKBONES)}")
-    _expect_type("search_space", c.search_space, dict, "a mapping of lr/freeze_depth/adv_weight to [low, high]")
+        check_backbone_name(c.backbone)  # built-in, torchvision:NAME or timm:NAME, without building it
+    _expect_type("search_space", c.search_space, dict, f"a mapping of {'/'.join(SHARED_RANGES)} to [low, high]")
     for key, bounds in c.search_space.items():
         name = f"search_space.{_key(key)}"
         if key not in SHARED_RANGES:
@@ -399,7 +400,7 @@ def validate(c: SearchConfig) -> None:
         low, high = (_expect_type(name, b, (int, float), "[low, high] numbers") for b in bounds)
         if low > high:
             raise InputError(name, f"expected [low, high] with low <= high, got {_shown(bounds)}")
-        if key in ("lr", "adv_weight") and low <= 0:
+        if SHARED_RANGES[key].log and low <= 0:
             raise InputError(name, "expected a positive lower bound (log scale)")
     if _expect_type("connect_timeout_s", c.connect_timeout_s, (int, float), "seconds") <= 0:
         raise InputError("connect_timeout_s", "expected a positive number of seconds")

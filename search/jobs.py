@@ -20,17 +20,19 @@ from typing import Any
 import yaml
 
 from adaptune.algorithms.errors import InputError, first_line
-from adaptune.reports.leaderboard import STATUS, RunError, read_json_object, run_file
+from adaptune.reports.run_dir import RunDir, RunError
 
 from .config import SearchConfig, build_config, load_yaml
-from .run import CONFIG_FILE, SUMMARY_FILE, prepare, run_search
+from .run import prepare, run_search
 
 STALE_AFTER_S = 120.0  # no status update for this long while "running": the driver is probably gone
 
 
 def load_run_config(directory: str) -> SearchConfig:
-    """The config a run was started with; refused when the file no longer matches the hash it was saved with."""
-    path = run_file(directory, CONFIG_FILE)
+    """The config a run was started with; refused when the file no longer matches the hash it was saved with.
+
+    Read as any config file is (load_yaml, build_config), so a damaged one fails with the same messages."""
+    path = RunDir(directory).require(RunDir.CONFIG)
     raw = load_yaml(path)
     saved_hash = raw.pop("config_hash", None)
     raw.pop("out", None)  # the run directory itself, which build_config would refuse as "already a run"
@@ -56,21 +58,23 @@ def resume(directory: str, config_path: str | None = None, address: str | None =
             raise InputError("config", f"{config_path} differs from the run's config (hash {other.config_hash()} "
                              f"vs {config.config_hash()}); resume continues the same search: drop the file or "
                              "start a new search with another --out")
-    summary = os.path.join(directory, SUMMARY_FILE)
-    if os.path.exists(summary):
+    run_dir = RunDir(directory)
+    if run_dir.exists(RunDir.SUMMARY):
         if not retry_errors:
-            raise RunError(f"run: {directory} already finished (summary.json exists); nothing to resume "
+            raise RunError(f"run: {directory} already finished ({RunDir.SUMMARY} exists); nothing to resume "
                            "(--retry-errors reruns its failed trials)")
-        os.remove(summary)  # the run is not finished again until the retried trials are
+        run_dir.remove_summary()  # the run is not finished again until the retried trials are
     config.out, config.address = directory, address or config.address
     return run_search(prepare(config), resume=True, retry_errors=retry_errors)
 
 
 def read_status(directory: str) -> dict[str, Any]:
-    status = read_json_object(run_file(directory, STATUS), "run", "the status object a search writes")
-    summary_path = os.path.join(directory, SUMMARY_FILE)
-    if os.path.exists(summary_path):
-        status["summary"] = read_json_object(summary_path, "run", "the JSON object a finished search writes")
+    """The run's status, with its summary under ``summary`` once the search finished."""
+    run_dir = RunDir(directory)
+    status = run_dir.read_json(RunDir.STATUS)
+    summary = run_dir.read_summary()
+    if summary is not None:
+        status["summary"] = summary
     return status
 
 

@@ -11,7 +11,6 @@ epochs, and an epoch reported twice (a trial retried from an earlier checkpoint)
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -19,16 +18,9 @@ from typing import Any
 
 from ray import tune
 
-from adaptune.reports.leaderboard import (
-    FINISHED,
-    HISTORY,
-    LEADERBOARD,
-    STATUS,
-    leaderboard_frame,
-    rank_rows,
-    write_atomic,
-    write_json_atomic,
-)
+from adaptune.reports.leaderboard import FINISHED, leaderboard_frame, rank_rows
+from adaptune.reports.run_dir import RunDir
+from adaptune.reports.values import duration, finite
 
 FAILED = ("error", "diverged")
 # Recorders by run directory: Tune pickles its callbacks into the experiment state, and a restored
@@ -52,6 +44,7 @@ class Recorder(tune.Callback):
                  preprocess: str = "none",
                  progress_every_s: float = 15.0):
         self.out = out
+        self.run_dir = RunDir(out)
         self.metric = f"proxy_{proxy}"
         self.proxy = proxy
         self.epochs = epochs
@@ -84,15 +77,12 @@ class Recorder(tune.Callback):
         """Continue a run: finished rows from the leaderboard, every recorded epoch from the history."""
         import pandas as pd
 
-        from adaptune.reports.leaderboard import read_run
-
-        board_path, history_path = (os.path.join(self.out, name) for name in (LEADERBOARD, HISTORY))
-        if os.path.exists(board_path):
-            for row in read_run(self.out).to_dict("records"):
+        if self.run_dir.exists(RunDir.LEADERBOARD):
+            for row in self.run_dir.read_table(RunDir.LEADERBOARD).to_dict("records"):
                 if row.get("status") in (*FINISHED, *FAILED):
                     self.rows[row["trial_id"]] = {k: None if _missing(v) else v for k, v in row.items()}
-        if os.path.exists(history_path):
-            for record in read_run(self.out, HISTORY).to_dict("records"):
+        if self.run_dir.exists(RunDir.HISTORY):
+            for record in self.run_dir.read_table(RunDir.HISTORY).to_dict("records"):
                 record = {k: v for k, v in record.items() if not (isinstance(v, float) and pd.isna(v))
                           or k.startswith("proxy_") or k == "target_acc"}
                 self.history[(record["trial_id"], int(record["epoch"]))] = record
@@ -128,7 +118,7 @@ class Recorder(tune.Callback):
     def _update_row(self, row: dict[str, Any], result: dict[str, Any]) -> None:
         score = result.get(self.metric)
         # The trial's reported checkpoint is its best epoch by the selecting proxy, not its last.
-        if _finite(score) and (not _finite(row.get("score")) or score > row["score"]):
+        if finite(score) and (not finite(row.get("score")) or score > row["score"]):
             row.update(score=score, best_epoch=result.get("epoch"), target_acc=result.get("target_acc"),
                        source_acc=result.get("source_acc"),
                        **{f"proxy_{p}": result.get(f"proxy_{p}") for p in self.proxy_names})
@@ -202,14 +192,14 @@ class Recorder(tune.Callback):
 
         rows = self.finished_rows()
         rank_rows([r for r in rows if r["status"] != "ensemble"])
-        write_atomic(leaderboard_frame(rows, self.param_names, self.proxy_names), os.path.join(self.out, LEADERBOARD))
+        self.run_dir.write_table(RunDir.LEADERBOARD, leaderboard_frame(rows, self.param_names, self.proxy_names))
         if self.history:
             history = [self.history[key] for key in sorted(self.history)]
-            write_atomic(pd.DataFrame(history), os.path.join(self.out, HISTORY))
-        write_json_atomic(self.status(), os.path.join(self.out, STATUS))
+            self.run_dir.write_table(RunDir.HISTORY, pd.DataFrame(history))
+        self.run_dir.write_status(self.status())
 
     def best_row(self) -> dict[str, Any] | None:
-        trials = (r for r in self.rows.values() if r["status"] != "ensemble" and _finite(r.get("score")))
+        trials = (r for r in self.rows.values() if r["status"] != "ensemble" and finite(r.get("score")))
         return max(trials, key=lambda r: r["score"], default=None)
 
     def status(self) -> dict[str, Any]:
@@ -252,13 +242,13 @@ class Recorder(tune.Callback):
         if not final and finished and c["pending"] + c["running"]:
             # Trials in flight count half: a crude but honest average over the budget that is left.
             remaining = c["pending"] + 0.5 * c["running"]
-            eta = f" | ETA ~{_duration(elapsed / finished * remaining)}"
+            eta = f" | ETA ~{duration(elapsed / finished * remaining, compact=True)}"
         nodes = ""
         if len(self.running_by_node) > 1:
             nodes = " | nodes " + " ".join(f"{node[:6]}:{n}" for node, n in sorted(self.running_by_node.items()))
         label = "finished" if final else "progress"
-        return (f"[{_duration(elapsed):>6}] {label}: {c['done']} done, {c['running']} running, {c['pending']} pending, "
-                f"{c['failed']} failed of {self.total_trials} | {best_text}{eta}{nodes}")
+        return (f"[{duration(elapsed, compact=True):>6}] {label}: {c['done']} done, {c['running']} running, "
+                f"{c['pending']} pending, {c['failed']} failed of {self.total_trials} | {best_text}{eta}{nodes}")
 
 
 def _running_by_node(trials: list, rows: dict[str, dict[str, Any]]) -> dict[str, int]:
@@ -270,24 +260,11 @@ def _running_by_node(trials: list, rows: dict[str, dict[str, Any]]) -> dict[str,
     return counts
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
 def _missing(value: Any) -> bool:
     try:
         return value is None or bool(value != value)  # NaN, pd.NA
     except TypeError:
         return False
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _lost_with_retries_left(trial: Any) -> bool:

@@ -1,7 +1,11 @@
 """Run a search: config -> (Ray init) -> Tuner(OptunaSearch + ASHA) -> trials -> leaderboard.
 
 :func:`prepare` does everything that can fail on bad input (it loads the task and checks the backbone)
-before Ray starts, so a wrong config exits with code 2 and writes nothing.
+before Ray starts, so a wrong config exits with code 2 and writes nothing. Then three steps, one function each:
+:func:`build_search` (the trainable with its :class:`~.trial.TrialSettings`, the searcher, the scheduler and the
+recorder, in a Tuner), :func:`fit_search` (Tune runs the trials) and :func:`summarise` (the ensemble row, the
+final leaderboard and the summary). Every file of the run directory is written through
+:class:`~adaptune.reports.run_dir.RunDir`.
 """
 
 from __future__ import annotations
@@ -17,24 +21,24 @@ import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from adaptune.algorithms.backbones import build_backbone
 from adaptune.algorithms.budget import Plan, plan_search
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.errors import InputError, first_line
+from adaptune.algorithms.hparams import default_ranges
 from adaptune.algorithms.methods import METHODS
 from adaptune.algorithms.proxies import PROXIES, resolve_proxy
-from adaptune.reports.leaderboard import write_json_atomic
+from adaptune.reports.run_dir import RunDir
 
 from .config import SearchConfig
 from .space import all_param_names, default_points, make_space
-from .trial import resolve_task, train_trial, tune_trial
+from .trial import TrialSettings, resolve_task, train_trial, tune_trial
 
-CONFIG_FILE = "config.yaml"
-SUMMARY_FILE = "summary.json"  # written when a search finishes; its absence means running or interrupted
+if TYPE_CHECKING:
+    from .recorder import Recorder
+
 HEAD_NODE_RESOURCE = "node:__internal_head__"  # every Ray head node has it
 DRIVER_CPU = 0.25  # a Tune trial that only drives a Ray Train run needs CPU > 0
 LOST_RETRY_ROUNDS = 3  # reruns of trials that Tune errored when their node died (a safety bound)
@@ -50,12 +54,17 @@ class Prepared:
     proxy: str  # the selecting proxy, with "auto" resolved
     plan: Plan  # trials, steps per epoch and ASHA's rungs, from the budget and the data's size
 
+    @property
+    def metric(self) -> str:
+        """The reported metric that ranks trials and their epochs: the selecting proxy's."""
+        return f"proxy_{self.proxy}"
+
 
 def prepare(config: SearchConfig) -> Prepared:
     """Load the task, check the backbone and search ranges against it, and that a cluster address answers: all
     before Ray starts."""
-    task = resolve_task({"task": config.task, "source": config.source, "target": config.target,
-                         "fewshot_k": config.fewshot_k, "seed": config.seed, "preprocess": config.preprocess})
+    task = resolve_task(config.task, config.source, config.target, fewshot_k=config.fewshot_k, seed=config.seed,
+                        preprocess=config.preprocess)
     backbone_name = config.backbone or task.default_backbone
     try:
         backbone = build_backbone(backbone_name, task.input_shape, weights=config.weights)
@@ -65,12 +74,12 @@ def prepare(config: SearchConfig) -> Prepared:
             backbone.blocks.eval()(task.source_train.x[:2])
     except InputError:
         raise
-    except (RuntimeError, ValueError) as error:
+    except (RuntimeError, ValueError, AssertionError) as error:  # timm asserts a fixed input size
         raise InputError("backbone", f"{backbone_name} does not fit inputs of shape {task.input_shape} "
                          f"({first_line(error)[:120]})") from None
     # Freezing random-init blocks only removes capacity, so by default only pretrained backbones search it.
     default_fd = (0, backbone.depth) if config.weights else (0, 0)
-    ranges = {"lr": (1e-4, 1e-1), "freeze_depth": default_fd, "adv_weight": (1e-2, 3.0)}
+    ranges = {**default_ranges(), "freeze_depth": default_fd}
     ranges.update({k: tuple(v) for k, v in config.search_space.items()})
     low, high = ranges["freeze_depth"]
     if not (float(low).is_integer() and float(high).is_integer() and 0 <= low <= high <= backbone.depth):
@@ -195,8 +204,6 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int) -
     from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, top_k
     from adaptune.reports.leaderboard import FINISHED
 
-    from .trial import PREDICTIONS_FILE
-
     finished = [r for r in recorder.finished_rows() if r["status"] in FINISHED]
     by_trial = {r.metrics.get("trial_id"): r for r in results if r.metrics}
     members, probs = [], []
@@ -205,7 +212,7 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int) -
         if checkpoint is None:
             continue
         with checkpoint.as_directory() as directory:
-            path = os.path.join(directory, PREDICTIONS_FILE)
+            path = os.path.join(directory, RunDir.CHECKPOINT_PREDICTIONS)
             if os.path.exists(path):
                 probs.append(torch.load(path, map_location="cpu", weights_only=True))
                 members.append(trial_id)
@@ -259,16 +266,6 @@ def _fit(tuner: Any, recorder: Any) -> Any:
     return results
 
 
-def storage_root(c: SearchConfig, out: str) -> str:
-    """Where Ray keeps trial checkpoints and the experiment state: ``storage`` or ``OUT/ray``."""
-    return c.storage.rstrip("/") if c.storage else os.path.join(out, "ray")
-
-
-def experiment_name(c: SearchConfig, out: str) -> str:
-    # Runs sharing one storage location get their own folder, named after the run directory.
-    return f"{os.path.basename(out)}-{c.config_hash()[:8]}" if c.storage else "tune"
-
-
 def run_search(prepared: Prepared, resume: bool = False, retry_errors: bool = False) -> dict[str, Any]:
     """Run (or, with ``resume``, continue) the search; leaderboard, history and summary land in ``config.out``.
 
@@ -293,97 +290,180 @@ def run_search(prepared: Prepared, resume: bool = False, retry_errors: bool = Fa
 
 
 def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> dict[str, Any]:
-    import optuna
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
+    search = build_search(prepared, resume, retry_errors)
+    return summarise(search, fit_search(search))
 
-    from .recorder import Recorder
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a diverged trial's NaN is recorded by us, not warned
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    c, plan = prepared.config, prepared.plan
-    out = os.path.abspath(c.out)
-    os.makedirs(out, exist_ok=True)
-    if not resume:
-        with open(os.path.join(out, CONFIG_FILE), "w") as handle:
-            yaml.safe_dump({**asdict(c), "config_hash": c.config_hash()}, handle, sort_keys=False)
+@dataclass
+class Search:
+    """A search built from its prepared config and ready to fit: what fitting needs, and what the summary reports."""
 
-    r = c.resources
-    runner = r.resolved_runner
-    storage = storage_root(c, out)
-    settings = {
-        "task": c.task, "source": c.source and os.path.abspath(c.source),
-        "target": c.target and os.path.abspath(c.target), "backbone": prepared.backbone, "weights": c.weights,
-        "epochs": c.epochs, "batch_size": c.batch_size, "steps_per_epoch": plan.steps_per_epoch, "seed": c.seed,
-        "amp": c.amp, "fewshot_k": c.fewshot_k, "preprocess": c.preprocess,
-        "cpus_per_trial": r.cpus_per_trial, "gpus_per_trial": r.gpus_per_trial, "workers": r.workers,
-        "storage": storage,
-    }
-    if runner == "tune":
-        resources = {"CPU": r.cpus_per_trial, "GPU": r.gpus_per_trial}
-        trainable, per_trial_cpu = tune_trial, r.cpus_per_trial
-    else:
-        # Tune does not count the Train worker group's resources, so concurrency is capped by hand below.
-        resources = {"CPU": DRIVER_CPU}
-        trainable, per_trial_cpu = train_trial, DRIVER_CPU + r.workers * r.cpus_per_trial
-    proxy = PROXIES[prepared.proxy]
-    metric = f"proxy_{proxy.name}"
-    settings["checkpoint_metric"] = None if proxy.final_only else metric
-    settings["metric"] = metric
-    wrapped = tune.with_resources(tune.with_parameters(trainable, settings=settings), resources)
-    recorder = Recorder(out, proxy=proxy.name, epochs=c.epochs, total_trials=plan.trials,
-                        param_names=all_param_names(), proxy_names=list(PROXIES), config_hash=c.config_hash(),
-                        seed=c.seed, versions=json.dumps(versions(), sort_keys=True), quiet=c.quiet,
-                        preprocess=prepared.task.extra.get("preprocess", "none"))
-    max_concurrent = _max_concurrent(c, plan.trials, per_trial_cpu)
-    experiment = f"{storage}/{experiment_name(c, out)}"
+    prepared: Prepared
+    run_dir: RunDir
+    recorder: Recorder
+    trainable: Any  # the runner's trial function with its TrialSettings and resources bound, as Tune runs it
+    runner: str  # resources.runner resolved: tune or train
+    storage: str  # Tune's storage root: the config's storage, else the run's ray/
+    experiment: str  # the Tune experiment in that storage, which a restore reads back
+    max_concurrent: int
+    tuner: Any  # a new Tuner, or for a resume the experiment restored
+
+
+@dataclass
+class Fitted:
+    """How fitting a search went."""
+
+    results: Any  # Tune's ResultGrid; None when Ctrl-C stopped the search
+    started_at: float
+    lost_retry_rounds: int  # reruns of trials lost with their node (fit_search)
+
+
+def build_search(prepared: Prepared, resume: bool, retry_errors: bool) -> Search:
+    """Config -> everything Tune runs: the run directory (with its config.yaml, for a new search), the trainable
+    with its settings and resources, the recorder, and a Tuner with the searcher and the scheduler.
+
+    A resume instead restores the experiment from its storage (searcher and scheduler state included) and the
+    recorder from the run's files; ``retry_errors`` reopens the trials that ended in error, to be rerun.
+    """
+    _quiet_optuna()
+    c = prepared.config
+    run_dir = RunDir(os.path.abspath(c.out))
+    if not resume:  # writing the config creates the run directory
+        run_dir.write_config({**asdict(c), "config_hash": c.config_hash()})
+    storage = run_dir.tune_storage(c.storage)
+    experiment_name = run_dir.experiment_name(c.storage, c.config_hash())
+    trainable, per_trial_cpu = _trainable(prepared, storage)
+    recorder = _recorder(prepared, run_dir)
+    max_concurrent = _max_concurrent(c, prepared.plan.trials, per_trial_cpu)
+    experiment = f"{storage}/{experiment_name}"  # storage may be a URI: joined with "/", not os.path
     if resume:
         recorder.load_existing()
         if retry_errors:
             recorder.reopen_errors()
         # The experiment state names the recorder by run directory (Recorder.__reduce__): this one continues.
-        tuner = tune.Tuner.restore(experiment, trainable=wrapped, resume_unfinished=True,
-                                   resume_errored=retry_errors)
+        tuner = _restored_tuner(experiment, trainable, retry_errors)
     else:
-        methods = list(c.methods)
-        if c.searcher == "random":
-            sampler, first_points = optuna.samplers.RandomSampler(seed=c.seed), None
-        else:
-            sampler = optuna.samplers.TPESampler(
-                seed=c.seed, multivariate=True, group=True, constant_liar=True,
-                n_startup_trials=min(10, max(len(methods), plan.trials // 3)),
-            )
-            first_points = default_points(methods, prepared.ranges)
-        searcher = OptunaSearch(space=make_space(methods, prepared.ranges), metric=metric, mode="max",
-                                sampler=sampler, points_to_evaluate=first_points)
-        if not plan.early_stopping:  # scheduler.kind none, or a final-only proxy: nothing for ASHA to stop on
-            scheduler = FIFOScheduler()
-        else:
-            # Rungs in optimizer steps, so a trial is never compared before it trained plan.grace_steps.
-            scheduler = ASHAScheduler(metric=metric, mode="max", time_attr="steps", max_t=plan.max_trial_steps,
-                                      grace_period=plan.grace_steps, reduction_factor=plan.reduction_factor)
-        tuner = tune.Tuner(
-            wrapped,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=plan.trials,
-                                        max_concurrent_trials=max_concurrent, reuse_actors=True,
-                                        time_budget_s=c.time_budget_s),
-            run_config=tune.RunConfig(
-                name=experiment_name(c, out), storage_path=storage, callbacks=[recorder], verbose=0,
-                # A trial whose node dies restarts from its last checkpoint, on any node, up to 3 times.
-                failure_config=tune.FailureConfig(max_failures=c.max_failures),
-                # The kept checkpoint is the trial's best epoch by the proxy (its last, for a final-only proxy).
-                checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=1, checkpoint_score_attribute=None if proxy.final_only else metric,
-                    checkpoint_score_order="max"),
-            ),
+        tuner = _new_tuner(prepared, trainable, recorder, storage, experiment_name, max_concurrent)
+    return Search(prepared, run_dir, recorder, trainable, c.resources.resolved_runner, storage, experiment,
+                  max_concurrent, tuner)
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a diverged trial's NaN is recorded by us, not warned
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def trial_settings(prepared: Prepared, storage: str) -> TrialSettings:
+    """What every trial of the search shares (the sampled hyperparameters come per trial)."""
+    c, r = prepared.config, prepared.config.resources
+    return TrialSettings(
+        task=c.task, source=c.source and os.path.abspath(c.source), target=c.target and os.path.abspath(c.target),
+        fewshot_k=c.fewshot_k, seed=c.seed, preprocess=c.preprocess,
+        backbone=prepared.backbone, weights=c.weights, epochs=c.epochs, batch_size=c.batch_size,
+        steps_per_epoch=prepared.plan.steps_per_epoch, amp=c.amp,
+        cpus_per_trial=r.cpus_per_trial, gpus_per_trial=r.gpus_per_trial, workers=r.workers,
+        storage=storage, metric=prepared.metric,
+        checkpoint_metric=None if PROXIES[prepared.proxy].final_only else prepared.metric,
+    )
+
+
+def _trainable(prepared: Prepared, storage: str) -> tuple[Any, float]:
+    """The runner's trial function with its settings and resources bound, and the CPUs one trial holds in all."""
+    from ray import tune
+
+    r = prepared.config.resources
+    if r.resolved_runner == "tune":
+        trainable, resources = tune_trial, {"CPU": r.cpus_per_trial, "GPU": r.gpus_per_trial}
+        per_trial_cpu = r.cpus_per_trial
+    else:
+        # Tune does not count the Train worker group's resources, so concurrency is capped by hand (_max_concurrent).
+        trainable, resources = train_trial, {"CPU": DRIVER_CPU}
+        per_trial_cpu = DRIVER_CPU + r.workers * r.cpus_per_trial
+    bound = tune.with_parameters(trainable, settings=trial_settings(prepared, storage))
+    return tune.with_resources(bound, resources), per_trial_cpu
+
+
+def _recorder(prepared: Prepared, run_dir: RunDir) -> Recorder:
+    from .recorder import Recorder
+
+    c = prepared.config
+    return Recorder(run_dir.path, proxy=prepared.proxy, epochs=c.epochs, total_trials=prepared.plan.trials,
+                    param_names=all_param_names(), proxy_names=list(PROXIES), config_hash=c.config_hash(),
+                    seed=c.seed, versions=json.dumps(versions(), sort_keys=True), quiet=c.quiet,
+                    preprocess=prepared.task.extra.get("preprocess", "none"))
+
+
+def _searcher(prepared: Prepared) -> Any:
+    """Optuna over the methods' space: TPE that first tries each method's defaults, or random (``searcher``)."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    c, methods = prepared.config, list(prepared.config.methods)
+    if c.searcher == "random":
+        sampler, first_points = optuna.samplers.RandomSampler(seed=c.seed), None
+    else:
+        sampler = optuna.samplers.TPESampler(
+            seed=c.seed, multivariate=True, group=True, constant_liar=True,
+            n_startup_trials=min(10, max(len(methods), prepared.plan.trials // 3)),
         )
-    started = time.time()
-    results = _fit(tuner, recorder)
-    # Tune 2.60 can end a trial as error when its node dies while it starts, without using its retries
-    # (docs/architecture.md, Faults). When every error is such a loss, rerun those trials here from their last
-    # checkpoint, as `adaptune resume --retry-errors` would; errors raised by a trial's code are left alone.
-    # Tune keeps counting each trial's failures across the reruns, so max_failures still bounds them.
+        first_points = default_points(methods, prepared.ranges)
+    return OptunaSearch(space=make_space(methods, prepared.ranges), metric=prepared.metric, mode="max",
+                        sampler=sampler, points_to_evaluate=first_points)
+
+
+def _scheduler(prepared: Prepared) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    plan = prepared.plan
+    if not plan.early_stopping:  # scheduler.kind none, or a final-only proxy: nothing for ASHA to stop on
+        return FIFOScheduler()
+    # Rungs in optimizer steps, so a trial is never compared before it trained plan.grace_steps.
+    return ASHAScheduler(metric=prepared.metric, mode="max", time_attr="steps", max_t=plan.max_trial_steps,
+                         grace_period=plan.grace_steps, reduction_factor=plan.reduction_factor)
+
+
+def _new_tuner(prepared: Prepared, trainable: Any, recorder: Recorder, storage: str, experiment_name: str,
+               max_concurrent: int) -> Any:
+    from ray import tune
+
+    c, final_only = prepared.config, PROXIES[prepared.proxy].final_only
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=_searcher(prepared), scheduler=_scheduler(prepared),
+                                    num_samples=prepared.plan.trials, max_concurrent_trials=max_concurrent,
+                                    reuse_actors=True, time_budget_s=c.time_budget_s),
+        run_config=tune.RunConfig(
+            name=experiment_name, storage_path=storage, callbacks=[recorder], verbose=0,
+            # A trial whose node dies restarts from its last checkpoint, on any node, up to 3 times.
+            failure_config=tune.FailureConfig(max_failures=c.max_failures),
+            # The kept checkpoint is the trial's best epoch by the proxy (its last, for a final-only proxy).
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute=None if final_only else prepared.metric,
+                checkpoint_score_order="max"),
+        ),
+    )
+
+
+def _restored_tuner(experiment: str, trainable: Any, retry_errors: bool) -> Any:
+    """The experiment as Tune saved it: unfinished trials continue, and with ``retry_errors`` the ones that ended in
+    error rerun from their last checkpoint."""
+    from ray import tune
+
+    return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=retry_errors)
+
+
+def fit_search(search: Search) -> Fitted:
+    """Run the trials; the leaderboard is written however the fit ends (Ctrl-C included).
+
+    Tune 2.60 can end a trial as error when its node dies while it starts, without using its retries
+    (docs/architecture.md, Faults). When every error is such a loss, those trials rerun here from their last
+    checkpoint, as `adaptune resume --retry-errors` would; errors raised by a trial's code are left alone.
+    Tune keeps counting each trial's failures across the reruns, so max_failures still bounds them.
+    """
+    recorder, started_at = search.recorder, time.time()
+    results = _fit(search.tuner, recorder)
     lost_retried = 0
     while results is not None and recorder.errors_all_lost() and lost_retried < LOST_RETRY_ROUNDS:
         lost_retried += 1
@@ -391,32 +471,47 @@ def _run_search_here(prepared: Prepared, resume: bool, retry_errors: bool) -> di
               f"checkpoint (round {lost_retried})", file=sys.stderr, flush=True)
         recorder.reopen_errors()
         recorder.state = "running"
-        tuner = tune.Tuner.restore(experiment, trainable=wrapped, resume_unfinished=True, resume_errored=True)
-        results = _fit(tuner, recorder)
+        results = _fit(_restored_tuner(search.experiment, search.trainable, retry_errors=True), recorder)
+    return Fitted(results, started_at, lost_retried)
+
+
+def summarise(search: Search, fitted: Fitted) -> dict[str, Any]:
+    """Close the run: its final state, the ensemble row and the last leaderboard write; then the summary, written
+    to the run directory only when the search finished (an interrupted run has none, and stays resumable)."""
+    c, recorder = search.prepared.config, search.recorder
     trials = [r for r in recorder.finished_rows() if r["status"] != "ensemble"]
-    if len(trials) < plan.trials and c.time_budget_s is None:
+    if len(trials) < search.prepared.plan.trials and c.time_budget_s is None:
         recorder.state = "interrupted"  # Tune stopped early (Ctrl-C): resumable
-    if c.ensemble_k and results is not None:
-        recorder.add_ensemble(ensemble_row(recorder, results, prepared.task, metric, c.ensemble_k))
+    if c.ensemble_k and fitted.results is not None:
+        recorder.add_ensemble(ensemble_row(recorder, fitted.results, search.prepared.task, search.prepared.metric,
+                                           c.ensemble_k))
     recorder.write()
-    summary = {
-        "out": out, "state": recorder.state, "trials": len(trials), "wall_s": time.time() - started,
+    summary = _summary(search, fitted, trials)
+    if recorder.state == "finished":
+        search.run_dir.write_summary(summary)
+    return summary
+
+
+def _summary(search: Search, fitted: Fitted, trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """summary.json: the outcome, the plan and its cost, where the run ran, and its provenance."""
+    prepared, recorder = search.prepared, search.recorder
+    c, plan = prepared.config, prepared.plan
+    return {
+        "out": search.run_dir.path, "state": recorder.state, "trials": len(trials),
+        "wall_s": time.time() - fitted.started_at,
         "plan": {**asdict(plan), "rungs": plan.rungs, "expected_trial_steps": plan.expected_trial_steps},
         "steps_used": int(sum(r.get("steps") or 0 for r in trials)),
         "preprocess": prepared.task.extra.get("preprocess", "none"),
         "recommendation": recommendation(recorder, c.recommend, prepared.proxy),
-        "runner": runner, "storage": storage, "experiment": experiment,
-        "max_concurrent": max_concurrent, "max_running": recorder.max_running, "machine": platform.node(),
-        "lost_retry_rounds": lost_retried,
+        "runner": search.runner, "storage": search.storage, "experiment": search.experiment,
+        "max_concurrent": search.max_concurrent, "max_running": recorder.max_running, "machine": platform.node(),
+        "lost_retry_rounds": fitted.lost_retry_rounds,
         "nodes": sorted(recorder.nodes),
         "statuses": {s: sum(r["status"] == s for r in trials) for s in {r["status"] for r in trials}},
         "proxy": prepared.proxy, "proxy_requested": c.proxy,
-        "all_failed": first_failure(trials, experiment),
+        "all_failed": first_failure(trials, search.experiment),
         # provenance, read by `adaptune report`
         "command": list(sys.argv), "git_revision": git_revision(), "config_hash": c.config_hash(),
         "versions": versions(), "python": platform.python_version(), "platform": platform.platform(),
-        "started_at": started, "ended_at": time.time(),
+        "started_at": fitted.started_at, "ended_at": time.time(),
     }
-    if recorder.state == "finished":
-        write_json_atomic(summary, os.path.join(out, SUMMARY_FILE))
-    return summary

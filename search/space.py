@@ -1,6 +1,6 @@
-"""The define-by-run Optuna space, built only from the method registry and the shared hyperparameters.
+"""The define-by-run Optuna space, built only from the method registry.
 
-``method`` is drawn first, then the shared knobs that apply to it, then the method's own knobs, so every
+``method`` is drawn first, then that method's ``params`` in its declared order (shared knobs first), so every
 method has its own conditional subspace. The function must be importable at module level because Tune
 pickles the searcher with the standard pickler; the per-search bounds travel in a ``functools.partial``.
 """
@@ -11,15 +11,13 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from adaptune.algorithms.hparams import ADV_WEIGHT, FREEZE_DEPTH, LR, Param
+from adaptune.algorithms.hparams import SEARCH_SPACE_KNOBS, Param
 from adaptune.algorithms.methods import METHODS
 
 
 def method_params(method: str, ranges: dict[str, tuple[float, float]]) -> list[Param]:
-    """The knobs a method searches: the shared ones with this search's bounds, then its own."""
-    cls = METHODS[method]
-    shared = [p.with_range(*ranges[p.name]) if p.name in ranges else p for p in cls.shared_params()]
-    return shared + list(cls.params)
+    """The knobs a method searches, each with this search's bounds where ``ranges`` names it."""
+    return [p.with_range(*ranges[p.name]) if p.name in ranges else p for p in METHODS[method].params]
 
 
 def define_space(trial: Any, methods: list[str], ranges: dict[str, tuple[float, float]]) -> dict[str, Any]:
@@ -50,8 +48,9 @@ def default_points(methods: list[str], ranges: dict[str, tuple[float, float]]) -
 
 
 def all_param_names() -> list[str]:
-    """Every hyperparameter column a leaderboard can have, in a stable order."""
-    names = [LR.name, FREEZE_DEPTH.name, ADV_WEIGHT.name]
+    """Every hyperparameter column a leaderboard can have, in a stable order: the knobs a config can re-range,
+    then each registered method's knobs in registry order."""
+    names = [p.name for p in SEARCH_SPACE_KNOBS]
     for cls in METHODS.values():
-        names += [p.name for p in (*cls.shared_params(), *cls.params) if p.name not in names]
+        names += [p.name for p in cls.params if p.name not in names]
     return names

@@ -10,7 +10,9 @@ Two runners, chosen by ``resources.runner``:
   costs a few seconds per trial (benchmarks/results/cluster.md), so it is the default only when there is
   more than one worker (``auto``).
 
-Both give the loop the same ``report`` callback: metrics + a checkpoint of the state after every epoch.
+Both give the loop the same ``report`` callback: metrics + a checkpoint of the state after every epoch. What
+every trial of a search shares comes as one :class:`TrialSettings`; the sampled hyperparameters as Tune's
+``config``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import functools
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,9 +29,8 @@ import torch
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.features import MemoryStore
 from adaptune.algorithms.loop import PREDICTIONS, Diverged, Runtime, StateFn, TrialSpec, run_trial
-from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
+from adaptune.reports.run_dir import RunDir
 
-STATE_FILE = "state.pt"
 # Ray Train V2's defaults are tuned for long jobs on big clusters; per trial here they cost seconds
 # (benchmarks/results/cluster.md): the controller polls its workers every 2 s, and a worker's report waits for
 # that poll, so every epoch's report took ~0.2 s even at a 0.2 s interval (~55 ms at 0.05 s); and a
@@ -42,12 +44,18 @@ TRAIN_ENV_DEFAULTS = {
     "RAY_TRAIN_ENABLE_CONTROLLER_STRUCTURED_LOGGING": "0",
     "RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0",
 }
-PREDICTIONS_FILE = "target_probs.pt"  # kept apart from the state, so the ensemble reads it without the weights
 # Lives as long as the trial process; with actor reuse it serves every trial that process runs.
 _STORE = MemoryStore()
 
 
-@functools.lru_cache(maxsize=4)
+def resolve_task(task: str | None, source: str | None, target: str | None, fewshot_k: int, seed: int,
+                 preprocess: str) -> Task:
+    """The task a trial trains on; the same call on the driver and in every trial gives the same samples."""
+    # Positional, so a call with keywords finds the same cache entry.
+    return _cached_task(task, source, target, fewshot_k, seed, preprocess)
+
+
+@functools.lru_cache(maxsize=4)  # with actor reuse, a trial process loads the task once for all its trials
 def _cached_task(task: str | None, source: str | None, target: str | None, fewshot_k: int, seed: int,
                  preprocess: str) -> Task:
     from adaptune.algorithms.data import load_task, load_user_task
@@ -63,26 +71,50 @@ def _cached_task(task: str | None, source: str | None, target: str | None, fewsh
     return with_fewshot(loaded, fewshot_k, seed)
 
 
-def resolve_task(settings: dict[str, Any]) -> Task:
-    """The task a trial trains on; the same call on the driver and in every trial gives the same samples."""
-    return _cached_task(settings.get("task"), settings.get("source"), settings.get("target"),
-                        settings.get("fewshot_k", 0), settings.get("seed", 0),
-                        settings.get("preprocess", DEFAULT_PREPROCESS))
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of one search shares, built once by the driver (search/run.py). Ray pickles it to every
+    trial process (``tune.with_parameters``, and Ray Train's loop config), so it holds plain values only."""
 
+    # The task, loaded the same way on the driver and in every trial (resolve_task).
+    task: str | None  # a built-in task, or None for source/target paths
+    source: str | None  # absolute paths: trials run in Ray's working directories
+    target: str | None
+    fewshot_k: int
+    seed: int
+    preprocess: str
+    # How each trial trains.
+    backbone: str
+    weights: str | None
+    epochs: int
+    batch_size: int
+    steps_per_epoch: int
+    amp: bool
+    # Resources: per trial with the tune runner, per Ray Train worker with the train runner.
+    cpus_per_trial: float
+    gpus_per_trial: float
+    workers: int
+    # Where checkpoints go, and what ranks a trial's epochs.
+    storage: str  # Tune's storage root; the train runner's Ray Train runs go there too
+    metric: str  # proxy_<name> of the selecting proxy
+    checkpoint_metric: str | None  # what the kept checkpoint maximises; None (keep the last) for a final-only proxy
 
-def trial_spec(config: dict[str, Any], settings: dict[str, Any]) -> TrialSpec:
-    hparams = {k: v for k, v in config.items() if k != "method"}
-    return TrialSpec(
-        method=config["method"],
-        hparams=hparams,
-        backbone=settings["backbone"],
-        weights=settings.get("weights"),
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        steps_per_epoch=settings.get("steps_per_epoch"),
-        seed=settings["seed"],
-        amp=settings.get("amp", False),
-    )
+    def load_task(self) -> Task:
+        return resolve_task(self.task, self.source, self.target, self.fewshot_k, self.seed, self.preprocess)
+
+    def trial_spec(self, config: dict[str, Any]) -> TrialSpec:
+        """One trial's spec: these settings and the hyperparameters Tune sampled (``config``)."""
+        return TrialSpec(
+            method=config["method"],
+            hparams={k: v for k, v in config.items() if k != "method"},
+            backbone=self.backbone,
+            weights=self.weights,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            steps_per_epoch=self.steps_per_epoch,
+            seed=self.seed,
+            amp=self.amp,
+        )
 
 
 def _node_metrics(started_at: float) -> dict[str, Any]:
@@ -97,7 +129,7 @@ def _load_state(checkpoint: Any) -> dict[str, Any] | None:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as directory:
-        return torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=True)
+        return torch.load(os.path.join(directory, RunDir.CHECKPOINT_STATE), map_location="cpu", weights_only=True)
 
 
 def _report_with_checkpoint(report_fn: Any, checkpoint_cls: Any, metrics: dict[str, Any], state: StateFn | None):
@@ -106,19 +138,19 @@ def _report_with_checkpoint(report_fn: Any, checkpoint_cls: Any, metrics: dict[s
         return
     with tempfile.TemporaryDirectory() as directory:
         full = state()
-        torch.save(full.pop(PREDICTIONS), os.path.join(directory, PREDICTIONS_FILE))
-        torch.save(full, os.path.join(directory, STATE_FILE))
+        torch.save(full.pop(PREDICTIONS), os.path.join(directory, RunDir.CHECKPOINT_PREDICTIONS))
+        torch.save(full, os.path.join(directory, RunDir.CHECKPOINT_STATE))
         report_fn(metrics, checkpoint=checkpoint_cls.from_directory(directory))
 
 
-def _fault(settings: dict[str, Any], epoch: int) -> None:
+def _fault(epoch: int) -> None:
     """Fault injection for the fault-tolerance tests: ``ADAPTUNE_FAULT=raise@EPOCH`` fails a trial there."""
     fault = os.environ.get("ADAPTUNE_FAULT", "")
     if fault.startswith("raise@") and epoch == int(fault.removeprefix("raise@")):
         raise RuntimeError(f"injected fault at epoch {epoch} (ADAPTUNE_FAULT)")
 
 
-def _run(config: dict[str, Any], settings: dict[str, Any], report_fn: Any, runtime: Runtime,
+def _run(config: dict[str, Any], settings: TrialSettings, report_fn: Any, runtime: Runtime,
          resume_state: dict[str, Any] | None, started_at: float) -> None:
     """The loop; a diverged trial reports its last result with the reason instead of failing.
 
@@ -129,27 +161,27 @@ def _run(config: dict[str, Any], settings: dict[str, Any], report_fn: Any, runti
 
     def report(metrics: dict[str, Any], state: StateFn | None) -> None:
         last.update(metrics)
-        _fault(settings, int(metrics["epoch"]))
+        _fault(int(metrics["epoch"]))
         report_fn({**metrics, **_node_metrics(started_at)}, state)
 
     try:
-        run_trial(resolve_task(settings), trial_spec(config, settings), report, runtime=runtime, store=_STORE,
+        run_trial(settings.load_task(), settings.trial_spec(config), report, runtime=runtime, store=_STORE,
                   resume_state=resume_state)
     except Diverged as error:
-        report_fn({"epoch": int(last.get("epoch", 0)) + 1, settings["metric"]: float("nan"), "diverged": str(error),
+        report_fn({"epoch": int(last.get("epoch", 0)) + 1, settings.metric: float("nan"), "diverged": str(error),
                    **_node_metrics(started_at)}, None)
 
 
-def tune_trial(config: dict[str, Any], settings: dict[str, Any]) -> None:
+def tune_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Tune function trainable for the ``tune`` runner."""
     from ray import tune
 
-    torch.set_num_threads(max(1, int(settings["cpus_per_trial"])))
+    torch.set_num_threads(max(1, int(settings.cpus_per_trial)))
 
     def report(metrics: dict[str, Any], state: StateFn | None) -> None:
         _report_with_checkpoint(tune.report, tune.Checkpoint, metrics, state)
 
-    _run(config, settings, report, Runtime.local(use_gpu=settings["gpus_per_trial"] > 0),
+    _run(config, settings, report, Runtime.local(use_gpu=settings.gpus_per_trial > 0),
          _load_state(tune.get_checkpoint()), time.time())
 
 
@@ -159,7 +191,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     import ray.train.torch
 
     config, settings = loop_config["config"], loop_config["settings"]
-    torch.set_num_threads(max(1, int(settings["cpus_per_trial"])))
+    torch.set_num_threads(max(1, int(settings.cpus_per_trial)))
     context = ray.train.get_context()
     world = context.get_world_size()
     runtime = Runtime(
@@ -176,7 +208,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     _run(config, settings, report, runtime, _load_state(ray.train.get_checkpoint()), time.time())
 
 
-def train_trial(config: dict[str, Any], settings: dict[str, Any]) -> None:
+def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Tune function trainable for the ``train`` runner: one Ray Train run per trial."""
     import ray.train
     from ray import tune
@@ -184,25 +216,25 @@ def train_trial(config: dict[str, Any], settings: dict[str, Any]) -> None:
     from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    use_gpu = settings["gpus_per_trial"] > 0
-    per_worker = {"CPU": settings["cpus_per_trial"]}
+    use_gpu = settings.gpus_per_trial > 0
+    per_worker = {"CPU": settings.cpus_per_trial}
     if use_gpu:
-        per_worker["GPU"] = settings["gpus_per_trial"]
+        per_worker["GPU"] = settings.gpus_per_trial
     for name, value in TRAIN_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)  # Ray Train passes these on to its controller and workers
-    trainer_cls = TorchTrainer if settings["workers"] > 1 else DataParallelTrainer
+    trainer_cls = TorchTrainer if settings.workers > 1 else DataParallelTrainer
     trainer_cls(
         train_worker,
         train_loop_config={"config": config, "settings": settings},
-        scaling_config=ray.train.ScalingConfig(num_workers=settings["workers"], use_gpu=use_gpu,
+        scaling_config=ray.train.ScalingConfig(num_workers=settings.workers, use_gpu=use_gpu,
                                                resources_per_worker=per_worker),
         run_config=ray.train.RunConfig(
             name=f"train-{tune.get_context().get_trial_id()}",
-            storage_path=settings["storage"],
+            storage_path=settings.storage,
             callbacks=[TuneReportCallback()],
             # Keep the best epoch by the proxy (Tune's rule too); the last, when the proxy is final-only.
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1,
-                                                         checkpoint_score_attribute=settings.get("checkpoint_metric"),
+                                                         checkpoint_score_attribute=settings.checkpoint_metric,
                                                          checkpoint_score_order="max"),
         ),
     ).fit()

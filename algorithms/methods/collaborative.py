@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
-from ..hparams import Param
-from . import Batch, Method, register, weighted_cross_entropy
-from .adversarial import DISC_HIDDEN, domain_adversarial_loss, domain_discriminator
+from ..hparams import ADV_WEIGHT, DISC_HIDDEN, FREEZE_DEPTH, LR, Param
+from .base import Batch, Logs, Method, register
+from .losses import domain_adversarial_loss, domain_discriminator
 
 WARMUP_STEPS = 20  # steps of confusion statistics before class weights are trusted
 
 
-def class_importance_weights(confusion: torch.Tensor, target_prediction: torch.Tensor, max_weight: float = 5.0):
+def class_importance_weights(confusion: torch.Tensor, target_prediction: torch.Tensor,
+                             max_weight: float = 5.0) -> torch.Tensor:
     """w >= 0 with C w ≈ μ_t (BBSE, Lipton et al. 2018): C[i, j] = P_s(pred = i, y = j), μ_t = P_t(pred = i).
 
     Solved by least squares and clipped to [0, max_weight]; w_j estimates P_t(y = j) / P_s(y = j).
@@ -34,13 +37,13 @@ class IWDAN(Method):
     name = "collaborative"
     family = "collaborative"
     summary = "IWDAN: class importance weights inside adversarial alignment"
-    adversarial = True
-    adaptation_weight = "adv_weight"
-    params = (DISC_HIDDEN, Param("weight_ema", 0.9, 0.5, 0.99, help="EMA factor of the class-weight statistics"))
+    params = (LR, FREEZE_DEPTH, ADV_WEIGHT, DISC_HIDDEN,
+              Param("weight_ema", 0.9, 0.5, 0.99, help="EMA factor of the class-weight statistics"))
+    adaptation_weight = ADV_WEIGHT
 
-    def __init__(self, hparams: dict, feature_dim: int, num_classes: int, input_shape: tuple[int, ...] = ()):
-        super().__init__(hparams, feature_dim, num_classes, input_shape)
-        self.discriminator = domain_discriminator(feature_dim, int(hparams["disc_hidden"]))
+    def build(self) -> None:
+        num_classes = self.num_classes
+        self.discriminator = domain_discriminator(self.feature_dim, int(self.hparams["disc_hidden"]))
         self.register_buffer("confusion", torch.full((num_classes, num_classes), 1.0 / num_classes**2))
         self.register_buffer("target_prediction", torch.full((num_classes,), 1.0 / num_classes))
         self.register_buffer("class_weights", torch.ones(num_classes))
@@ -57,12 +60,14 @@ class IWDAN(Method):
         if self.steps > WARMUP_STEPS:
             self.class_weights.copy_(class_importance_weights(self.confusion, self.target_prediction))
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def prepare(self, batch: Batch) -> Batch:
+        """Update the statistics with this batch, then weigh its source samples by their class."""
         self.update_weights(batch)
-        weights = self.class_weights[batch.source_labels]
-        cls_loss = weighted_cross_entropy(batch.source_logits, batch.source_labels, weights)
+        return replace(batch, source_weights=self.class_weights[batch.source_labels])
+
+    def adaptation(self, batch: Batch) -> tuple[torch.Tensor, Logs]:
         adv_loss, domain_acc = domain_adversarial_loss(self.discriminator, batch.source_features,
-                                                       batch.target_features, batch.progress, source_weight=weights)
-        total = cls_loss + self.hparams["adv_weight"] * adv_loss
-        return total, {"cls_loss": cls_loss.detach(), "adv_loss": adv_loss.detach(), "domain_acc": domain_acc,
-                       "max_class_weight": self.class_weights.max()}
+                                                       batch.target_features, batch.progress,
+                                                       source_weight=batch.source_weights)
+        return adv_loss, {"adv_loss": adv_loss.detach(), "domain_acc": domain_acc,
+                          "max_class_weight": self.class_weights.max()}

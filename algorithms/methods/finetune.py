@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
-from ..hparams import Param
-from . import Batch, Method, register
+from ..hparams import FREEZE_DEPTH, HEAD_C, LR, Param
+from .base import Method, register
 
 
 @register
@@ -15,17 +12,15 @@ class SourceOnly(Method):
 
     ``freeze_depth`` keeps the leading backbone blocks fixed and ``backbone_lr_mult`` scales the learning
     rate of the blocks that do train, the usual recipe for pretrained layers (Yosinski et al., NeurIPS 2014).
+    The loss is the base's source cross-entropy alone: no ``adaptation_weight``, no term.
     """
 
     name = "source_only"
     family = "finetune"
     summary = "fine-tuning on labeled source (no adaptation term)"
     uses_target = False
-    params = (Param("backbone_lr_mult", 1.0, 0.01, 1.0, log=True, help="learning-rate factor of backbone blocks"),)
-
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        loss = F.cross_entropy(batch.source_logits, batch.source_labels)
-        return loss, {"cls_loss": loss.detach()}
+    params = (LR, FREEZE_DEPTH,
+              Param("backbone_lr_mult", 1.0, 0.01, 1.0, log=True, help="learning-rate factor of backbone blocks"))
 
 
 @register
@@ -38,4 +33,4 @@ class LinearProbe(SourceOnly):
     name = "linear_probe"
     summary = "frozen backbone, train only the head"
     feature_extraction = True
-    params = ()
+    params = (HEAD_C,)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..hparams import Param
-from . import Batch, Method, register
-from .adversarial import domain_adversarial_loss
+from ..hparams import ADV_WEIGHT, FREEZE_DEPTH, LR, Param
+from .base import Batch, Logs, Method, register
+from .losses import domain_adversarial_loss
 
 
 class ResidualGenerator(nn.Module):
@@ -51,6 +53,14 @@ def input_discriminator(input_shape: tuple[int, ...], hidden: int = 64) -> nn.Mo
     return nn.Sequential(nn.Linear(input_shape[0], 4 * hidden), nn.LeakyReLU(0.2), nn.Linear(4 * hidden, 1))
 
 
+@dataclass
+class VirtualBatch(Batch):
+    """A batch plus the generator's virtual samples (one per source sample) and the classifier's logits on them."""
+
+    virtual_inputs: torch.Tensor | None = None
+    virtual_logits: torch.Tensor | None = None
+
+
 @register
 class GANSynthesis(Method):
     """Train the classifier on generated target-like samples (PixelDA, Bousmalis et al., CVPR 2017).
@@ -64,24 +74,30 @@ class GANSynthesis(Method):
     name = "gan_synthesis"
     family = "generative"
     summary = "GAN-generated target-like samples from source (pixel- or feature-level)"
-    adversarial = True
-    adaptation_weight = "adv_weight"
     params = (
+        LR, FREEZE_DEPTH, ADV_WEIGHT,
         Param("noise_dim", 8, choices=(4, 8, 16), help="noise channels of the generator"),
         Param("virtual_weight", 1.0, 0.1, 3.0, log=True, help="weight of the classification loss on virtual samples"),
     )
+    adaptation_weight = ADV_WEIGHT
 
-    def __init__(self, hparams: dict, feature_dim: int, num_classes: int, input_shape: tuple[int, ...] = ()):
-        super().__init__(hparams, feature_dim, num_classes, input_shape)
-        self.generator = ResidualGenerator(input_shape, int(hparams["noise_dim"]))
-        self.discriminator = input_discriminator(input_shape)
+    def build(self) -> None:
+        self.generator = ResidualGenerator(self.input_shape, int(self.hparams["noise_dim"]))
+        self.discriminator = input_discriminator(self.input_shape)
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cls_loss = F.cross_entropy(batch.source_logits, batch.source_labels)
+    def prepare(self, batch: Batch) -> VirtualBatch:
         virtual = self.generator(batch.source_inputs)
         _, virtual_logits = batch.classifier(virtual)
-        virtual_loss = F.cross_entropy(virtual_logits, batch.source_labels)
-        adv_loss, domain_acc = domain_adversarial_loss(self.discriminator, virtual, batch.target_inputs, batch.progress)
-        total = cls_loss + self.hparams["virtual_weight"] * virtual_loss + self.hparams["adv_weight"] * adv_loss
-        return total, {"cls_loss": cls_loss.detach(), "virtual_loss": virtual_loss.detach(),
-                       "adv_loss": adv_loss.detach(), "domain_acc": domain_acc}
+        fields_of_batch = {f.name: getattr(batch, f.name) for f in fields(batch)}
+        return VirtualBatch(**fields_of_batch, virtual_inputs=virtual, virtual_logits=virtual_logits)
+
+    def source_loss(self, batch: VirtualBatch) -> tuple[torch.Tensor, Logs]:
+        """Cross-entropy on the real source samples plus ``virtual_weight`` x the one on their virtual copies."""
+        cls_loss, logs = super().source_loss(batch)
+        virtual_loss = F.cross_entropy(batch.virtual_logits, batch.source_labels)
+        return cls_loss + self.hparams["virtual_weight"] * virtual_loss, {**logs, "virtual_loss": virtual_loss.detach()}
+
+    def adaptation(self, batch: VirtualBatch) -> tuple[torch.Tensor, Logs]:
+        adv_loss, domain_acc = domain_adversarial_loss(self.discriminator, batch.virtual_inputs, batch.target_inputs,
+                                                       batch.progress)
+        return adv_loss, {"adv_loss": adv_loss.detach(), "domain_acc": domain_acc}

@@ -2,20 +2,21 @@
 
 KMM fits its weights once in :meth:`adapt` on fixed features, keeps them as a buffer indexed by position in
 ``source_train``, and :meth:`source_weights` hands them to the head's weighted logistic regression. Deep importance
-weighting re-estimates the weights every step from a domain classifier on the features being trained.
+weighting re-estimates the weights every step from a domain classifier on the features being trained, and hands
+them to the base's source loss through ``Batch.source_weights``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 
 from ..domains import Task
-from ..hparams import Param
-from . import Batch, Method, ShallowMethod, register, weighted_cross_entropy
-from .subspace import MAX_FIT, fit_subset, kernel_matrix, median_gamma
+from ..hparams import FREEZE_DEPTH, HEAD_C, LR, Param
+from .base import Batch, Logs, Method, ShallowMethod, register
+from .linalg import MAX_FIT, fit_subset, kernel_matrix, median_gamma
 
 
 def project_box_sum(v: torch.Tensor, upper: float, low_sum: float, high_sum: float,
@@ -110,12 +111,12 @@ class KMM(ShallowMethod):
     family = "reweight"
     summary = "kernel mean matching importance weights on source samples (KMM)"
     params = (
+        HEAD_C,
         Param("kmm_bound", 1000.0, 1.0, 1000.0, log=True, help="upper bound B of every weight (1000 in the paper)"),
         Param("kmm_eps", 0.01, 1e-3, 1.0, log=True, help="slack eps of the sum constraint |sum(b) - ns| <= ns eps"),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any):  # the base signature (hparams, feature_dim, num_classes, ...)
-        super().__init__(*args, **kwargs)
+    def build(self) -> None:
         self.register_buffer("sample_weights", torch.ones(0))
 
     def fit(self, xs: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
@@ -138,6 +139,9 @@ class KMM(ShallowMethod):
         return self.sample_weights if self.sample_weights.numel() else None
 
 
+IW_STRENGTH = Param("iw_strength", 1.0, 0.1, 1.0, help="exponent flattening the weights (0 = uniform)")
+
+
 @register
 class ImportanceWeighting(Method):
     """Deep importance weighting by a domain classifier (Bickel, Brückner & Scheffer, JMLR 2009).
@@ -151,27 +155,36 @@ class ImportanceWeighting(Method):
     name = "importance_weighting"
     family = "reweight"
     summary = "density-ratio weights from a domain classifier, weighted source loss"
-    adaptation_weight = "iw_strength"
-    params = (
-        Param("iw_strength", 1.0, 0.1, 1.0, help="exponent flattening the weights (0 = uniform)"),
-        Param("iw_clip", 5.0, 1.5, 20.0, log=True, help="largest importance weight"),
-    )
+    params = (LR, FREEZE_DEPTH, IW_STRENGTH,
+              Param("iw_clip", 5.0, 1.5, 20.0, log=True, help="largest importance weight"))
+    adaptation_weight = IW_STRENGTH
 
-    def __init__(self, hparams: dict[str, Any], feature_dim: int, num_classes: int, *args: Any, **kwargs: Any):
-        super().__init__(hparams, feature_dim, num_classes, *args, **kwargs)
+    def build(self) -> None:
         hidden = 256
-        self.domain_classifier = torch.nn.Sequential(torch.nn.Linear(feature_dim, hidden), torch.nn.ReLU(),
+        self.domain_classifier = torch.nn.Sequential(torch.nn.Linear(self.feature_dim, hidden), torch.nn.ReLU(),
                                                      torch.nn.Linear(hidden, 1))
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def domain_logits(self, batch: Batch) -> torch.Tensor:
+        """Logits of "target" for the detached [source; target] features."""
         fs, ft = batch.source_features.detach().float(), batch.target_features.detach().float()
-        logits = self.domain_classifier(torch.cat([fs, ft])).squeeze(1)
-        labels = torch.cat([fs.new_zeros(len(fs)), ft.new_ones(len(ft))])  # 1 = target
-        domain_loss = F.binary_cross_entropy_with_logits(logits, labels)
+        return self.domain_classifier(torch.cat([fs, ft])).squeeze(1)
+
+    def prepare(self, batch: Batch) -> Batch:
         with torch.no_grad():
-            odds = torch.exp(logits[: len(fs)].clamp(max=20.0))  # p(target | x) / p(source | x)
+            odds = torch.exp(self.domain_logits(batch)[: len(batch.source_labels)].clamp(max=20.0))  # p(t|x)/p(s|x)
             weights = odds.clamp(max=self.hparams["iw_clip"]) ** self.hparams["iw_strength"]
             weights = weights / weights.mean().clamp_min(1e-12)  # mean 1, so max_weight reads as a ratio
-        cls_loss = weighted_cross_entropy(batch.source_logits, batch.source_labels, weights)
-        return cls_loss + domain_loss, {"cls_loss": cls_loss.detach(), "domain_loss": domain_loss.detach(),
-                                        "max_weight": weights.max()}
+        return replace(batch, source_weights=weights)
+
+    def adaptation(self, batch: Batch) -> tuple[torch.Tensor, Logs]:
+        """The domain classifier's own loss; the adaptation itself is the weighting of the source loss."""
+        logits = self.domain_logits(batch)
+        n_source, n_target = len(batch.source_features), len(batch.target_features)
+        labels = torch.cat([logits.new_zeros(n_source), logits.new_ones(n_target)]).float()  # 1 = target
+        domain_loss = F.binary_cross_entropy_with_logits(logits, labels)
+        return domain_loss, {"domain_loss": domain_loss.detach(), "max_weight": batch.source_weights.max()}
+
+    def adaptation_scale(self, batch: Batch) -> float:
+        # iw_strength acts inside the source weights; the domain classifier, which never touches the features,
+        # always trains at full strength.
+        return 1.0

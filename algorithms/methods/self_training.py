@@ -5,12 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..hparams import Param
-from . import Batch, Method, register
-
-
-def entropy(probs: torch.Tensor) -> torch.Tensor:
-    return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
+from ..hparams import FREEZE_DEPTH, LR, Param
+from .base import Batch, Logs, Method, register
+from .losses import entropy
 
 
 def minimum_class_confusion(target_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -24,6 +21,9 @@ def minimum_class_confusion(target_logits: torch.Tensor, temperature: float) -> 
     return (confusion.sum() - torch.trace(confusion)) / classes
 
 
+MCC_WEIGHT = Param("mcc_weight", 1.0, 0.1, 3.0, log=True, help="weight of the class-confusion loss")
+
+
 @register
 class MCC(Method):
     """Minimum Class Confusion (Jin et al., ECCV 2020): penalise between-class confusion on target batches."""
@@ -31,16 +31,16 @@ class MCC(Method):
     name = "mcc"
     family = "self_training"
     summary = "minimum class confusion on target predictions"
-    adaptation_weight = "mcc_weight"
-    params = (
-        Param("mcc_weight", 1.0, 0.1, 3.0, log=True, help="weight of the class-confusion loss"),
-        Param("temperature", 2.5, 1.0, 5.0, help="softmax temperature of the confusion matrix"),
-    )
+    params = (LR, FREEZE_DEPTH, MCC_WEIGHT,
+              Param("temperature", 2.5, 1.0, 5.0, help="softmax temperature of the confusion matrix"))
+    adaptation_weight = MCC_WEIGHT
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cls_loss = F.cross_entropy(batch.source_logits, batch.source_labels)
+    def adaptation(self, batch: Batch) -> tuple[torch.Tensor, Logs]:
         mcc = minimum_class_confusion(batch.target_logits.float(), self.hparams["temperature"])
-        return cls_loss + self.hparams["mcc_weight"] * mcc, {"cls_loss": cls_loss.detach(), "mcc_loss": mcc.detach()}
+        return mcc, {"mcc_loss": mcc.detach()}
+
+
+PSEUDO_WEIGHT = Param("pseudo_weight", 1.0, 0.1, 3.0, log=True, help="weight of the pseudo-label loss")
 
 
 @register
@@ -54,18 +54,17 @@ class SelfTraining(Method):
     name = "self_training"
     family = "self_training"
     summary = "confidence-thresholded target pseudo-labels"
-    adaptation_weight = "pseudo_weight"
-    params = (
-        Param("threshold", 0.9, 0.5, 0.99, help="minimum confidence for a target pseudo-label"),
-        Param("pseudo_weight", 1.0, 0.1, 3.0, log=True, help="weight of the pseudo-label loss"),
-    )
+    params = (LR, FREEZE_DEPTH,
+              Param("threshold", 0.9, 0.5, 0.99, help="minimum confidence for a target pseudo-label"),
+              PSEUDO_WEIGHT)
+    adaptation_weight = PSEUDO_WEIGHT
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cls_loss = F.cross_entropy(batch.source_logits, batch.source_labels)
+    def adaptation(self, batch: Batch) -> tuple[torch.Tensor, Logs]:
         confidence, pseudo = F.softmax(batch.target_logits.detach().float(), dim=1).max(dim=1)
         mask = (confidence >= self.hparams["threshold"]).float()
         per_sample = F.cross_entropy(batch.target_logits, pseudo, reduction="none")
         pseudo_loss = (per_sample * mask).sum() / mask.sum().clamp_min(1.0)
-        weight = self.hparams["pseudo_weight"] * min(1.0, 2 * batch.progress)
-        return cls_loss + weight * pseudo_loss, {"cls_loss": cls_loss.detach(), "pseudo_loss": pseudo_loss.detach(),
-                                                 "pseudo_fraction": mask.mean()}
+        return pseudo_loss, {"pseudo_loss": pseudo_loss.detach(), "pseudo_fraction": mask.mean()}
+
+    def adaptation_scale(self, batch: Batch) -> float:
+        return super().adaptation_scale(batch) * min(1.0, 2 * batch.progress)

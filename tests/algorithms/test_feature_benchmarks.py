@@ -10,7 +10,7 @@ import torch
 from adaptune.algorithms import data
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.errors import InputError
-from adaptune.algorithms.methods.subspace import nearest_neighbor
+from adaptune.algorithms.methods.linalg import nearest_neighbor
 
 # Class counts per domain, as in the PROVENANCE notes.
 DECAF_COUNTS = {"D": [12, 21, 12, 13, 10, 24, 22, 12, 8, 23], "W": [29, 21, 31, 27, 27, 30, 43, 30, 27, 30]}

@@ -3,8 +3,10 @@ import torch
 import torch.nn.functional as F
 
 from adaptune.algorithms.errors import InputError
-from adaptune.algorithms.methods import METHODS, Batch, get_method
-from adaptune.algorithms.methods.adversarial import DANN, grl_ramp, reverse_gradient
+from adaptune.algorithms.hparams import ADV_WEIGHT, FREEZE_DEPTH, LR
+from adaptune.algorithms.methods import METHODS, Batch, Method, get_method, register
+from adaptune.algorithms.methods.adversarial import DANN
+from adaptune.algorithms.methods.losses import grl_ramp, reverse_gradient
 
 
 def _batch(seed=0, progress=0.5):
@@ -116,9 +118,57 @@ def test_every_adaptive_method_names_its_weight():
 @pytest.mark.parametrize("name", ADAPTIVE)
 def test_adaptation_term_changes_the_update(name, blobs_task):
     """Fails if a method's adaptation term does nothing: weight 0 and weight > 0 must give different gradients."""
-    weight = METHODS[name].adaptation_weight
+    weight = METHODS[name].adaptation_weight.name
     extra = {"threshold": 0.0} if name == "self_training" else {}  # untrained predictions are not confident
     off = _gradients(blobs_task, name, {weight: 0.0, **extra})
     on = _gradients(blobs_task, name, {weight: 1.0, **extra})
     differs = [n for n in on if not torch.allclose(on[n], off[n], atol=1e-7)]
     assert differs, f"{name}: {weight} had no effect on any gradient"
+
+
+def test_the_base_composes_source_loss_plus_weight_times_term():
+    batch = _batch()
+    method = DANN({"adv_weight": 0.3, "disc_hidden": 256}, 8, 3)
+    total, logs = method.loss(batch)
+    term, _ = method.adaptation(batch)
+    source = F.cross_entropy(batch.source_logits, batch.source_labels)
+    assert total.item() == pytest.approx((source + 0.3 * term).item())
+    assert list(logs) == ["cls_loss", "adv_loss", "domain_acc"]
+
+
+def test_a_new_method_is_one_class_and_its_space_is_checked():
+    class Toy(Method):
+        """Adds a constant term, to show what the base does with it."""
+
+        name, family = "toy", "test"
+        params = (LR, FREEZE_DEPTH, ADV_WEIGHT)
+        adaptation_weight = ADV_WEIGHT
+
+        def adaptation(self, batch):
+            return torch.tensor(2.0), {"toy": torch.tensor(2.0)}
+
+    try:
+        assert register(Toy) is Toy and get_method("toy") is Toy and Toy.defaults() == {
+            "lr": 0.01, "freeze_depth": 0, "adv_weight": 1.0}
+        batch = _batch()
+        loss, logs = Toy({"adv_weight": 0.5}, 8, 3).loss(batch)
+        source = F.cross_entropy(batch.source_logits, batch.source_labels)
+        assert loss.item() == pytest.approx(source.item() + 1.0) and list(logs) == ["cls_loss", "toy"]
+    finally:
+        METHODS.pop("toy", None)
+    for params, missing in (((FREEZE_DEPTH, ADV_WEIGHT), "lr"), ((LR, FREEZE_DEPTH), "adv_weight")):
+        broken = type("Broken", (Toy,), {"name": "broken", "params": params})
+        with pytest.raises(TypeError, match=missing):
+            register(broken)
+    with pytest.raises(TypeError, match="twice"):
+        register(type("Twice", (Toy,), {"name": "twice", "params": (LR, LR, ADV_WEIGHT)}))
+    assert not {"broken", "twice"} & set(METHODS)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_space_lists_the_knob_the_loop_reads_first(name):
+    """Trained methods search the learning rate first, then the frozen depth; closed-form ones the head's C."""
+    cls = METHODS[name]
+    names = [p.name for p in cls.params]
+    assert names[:1] == (["head_c"] if cls.feature_extraction else ["lr"])
+    assert cls.feature_extraction or names[1] == "freeze_depth"

@@ -252,6 +252,16 @@ def test_auto_proxy_resolves_by_input_kind(blobs_task):
         resolve_proxy("nope", blobs_task)
 
 
+def test_auto_proxy_without_a_rule_or_an_input_kind(monkeypatch):
+    from adaptune.algorithms import proxies
+
+    assert proxies.auto_proxy("video") == proxies.DEFAULT_PROXY  # a kind without evidence
+    monkeypatch.setattr(proxies, "AUTO_PROXY", {"features": "snd", "images": "snd"})
+    assert proxies.auto_proxy() == "snd"  # the kind unknown: what every kind's rule agrees on
+    monkeypatch.setattr(proxies, "AUTO_PROXY", {"features": "snd", "images": "bnm"})
+    assert proxies.auto_proxy() == proxies.DEFAULT_PROXY
+
+
 def test_auto_rule_is_the_one_our_benchmark_derived():
     import json
     from pathlib import Path

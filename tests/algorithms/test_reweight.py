@@ -9,8 +9,8 @@ import adaptune.algorithms.methods.reweight as reweight
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.loop import TrialSpec, run_trial
 from adaptune.algorithms.methods import get_method
+from adaptune.algorithms.methods.linalg import kernel_matrix, median_gamma
 from adaptune.algorithms.methods.reweight import KMM, kernel_mean_discrepancy, kmm_weights, project_box_sum
-from adaptune.algorithms.methods.subspace import kernel_matrix, median_gamma
 
 
 def _shifted(seed=0, ns=300, nt=200):
@@ -30,7 +30,7 @@ def _objective(xs, xt, beta, gamma):
 def test_kmm_is_registered():
     cls = get_method("kmm")
     assert cls is KMM and cls.family == "reweight" and cls.summary and cls.__doc__ and cls.feature_extraction
-    assert {p.name for p in cls.params} == {"kmm_bound", "kmm_eps"}
+    assert [p.name for p in cls.params] == ["head_c", "kmm_bound", "kmm_eps"]
 
 
 def test_projection_respects_box_and_sum_and_is_a_projection():

@@ -9,17 +9,16 @@ import adaptune.algorithms.methods.subspace as subspace
 from adaptune.algorithms.data import load_office_surf_domain, load_task
 from adaptune.algorithms.loop import TrialSpec, run_trial
 from adaptune.algorithms.methods import METHODS, get_method
-from adaptune.algorithms.methods.subspace import (
-    CORAL,
-    JDA,
-    TCA,
-    SubspaceAlignment,
+from adaptune.algorithms.methods.linalg import (
     covariance,
     fit_kernel_embedding,
+    kernel_matrix,
     nearest_neighbor,
     pca_basis,
     symmetric_power,
+    unit_rows,
 )
+from adaptune.algorithms.methods.subspace import CORAL, JDA, TCA, SubspaceAlignment
 
 SUBSPACE_METHODS = ("subspace_alignment", "coral", "tca", "jda")
 
@@ -139,8 +138,8 @@ def test_kernel_embedding_out_of_sample_matches_fit_samples():
     xs, xt = _correlated(60, 5, 6), _correlated(50, 5, 7, shift=2.0)
     for kernel in ("linear", "rbf"):
         embedding = fit_kernel_embedding(xs, xt, kernel=kernel, dim=4, mu=0.5)
-        k = subspace.kernel_matrix(kernel, embedding.x_fit, embedding.x_fit, embedding.gamma)
-        expected = subspace.unit_rows(k @ embedding.coef) * 2.0  # norm sqrt(dim)
+        k = kernel_matrix(kernel, embedding.x_fit, embedding.x_fit, embedding.gamma)
+        expected = unit_rows(k @ embedding.coef) * 2.0  # norm sqrt(dim)
         assert torch.allclose(embedding.transform(torch.cat([xs, xt])), expected, atol=1e-10)
         assert torch.allclose(embedding.coef.norm(dim=0), torch.ones(4, dtype=torch.float64))
 

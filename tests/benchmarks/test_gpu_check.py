@@ -1,12 +1,8 @@
-"""The prepared GPU check (benchmarks/gpu_check.py) as a CPU dry run: it must work the first time a GPU is lent."""
+"""The prepared GPU check (benchmarks.gpu_check) as a CPU dry run: it must work the first time it meets a GPU."""
 
 from __future__ import annotations
 
-import os
-import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
-import gpu_check  # noqa: E402
+from benchmarks import gpu_check
 
 
 def test_dry_run_on_cpu_writes_one_row_per_method(tmp_path):

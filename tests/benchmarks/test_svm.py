@@ -1,15 +1,11 @@
-"""The benchmarks' LIBSVM-style SVM (benchmarks/svm.py) on problems with a known solution."""
+"""The paper reproductions' LIBSVM-style SVM (benchmarks/papers/svm.py) on problems with a known solution."""
 
 from __future__ import annotations
-
-import os
-import sys
 
 import pytest
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
-import svm  # noqa: E402
+from benchmarks.papers import svm
 
 
 def binary(x: list[list[float]], y: list[float], c: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,13 +1,15 @@
-"""Offline checks of the files in clusters/: Ray's own validation, adaptune's invariants, and proof that both fail.
+"""Offline checks of the files in clusters/: Ray's own validation, clusters/check.py, and proof that both fail.
 
 * Launcher YAMLs (aws.yaml, gcp.yaml) go through what ``ray up`` runs before it launches anything:
   ``prepare_config`` + ``validate_config`` from ``ray.autoscaler._private.util`` (schema: ray-schema.json).
 * KubeRay manifests go through what the KubeRay autoscaler sidecar runs on the RayCluster CR:
   ``_derive_autoscaling_config_from_ray_cr`` from ``ray.autoscaler._private.kuberay.autoscaling_config``, whose
   result is validated with the same schema.
-* adaptune's invariants: GPU workers that autoscale from zero on spot/preemptible capacity, shared storage, the
-  Ray image and version pinned to the installed Ray, adaptune pinned to pyproject's version, token auth on every
-  node and pod, the RayJob running ``adaptune search``.
+* adaptune's invariants are clusters/check.py, the checker users run on their own files (GPU workers that
+  autoscale from zero on spot/preemptible capacity, shared storage, the Ray image and version pinned to the
+  installed Ray, adaptune pinned to pyproject's version, token auth on every node and pod, the RayJob running
+  ``adaptune search``): its functions on the shipped files and on broken copies, and its command line on files
+  written to a temporary folder.
 
 No cloud credentials, network or Kubernetes are needed. These use Ray's private autoscaler API (checked against
 the pinned ray 2.60): if a Ray upgrade moves it, these tests fail loudly rather than silently skipping.
@@ -15,9 +17,11 @@ the pinned ray 2.60): if a Ray upgrade moves it, these tests fail loudly rather 
 
 from __future__ import annotations
 
+import ast
 import copy
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,203 +33,23 @@ import yaml
 from ray.autoscaler._private.kuberay.autoscaling_config import _derive_autoscaling_config_from_ray_cr
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from clusters import check
+
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTERS = ROOT / "clusters"
 RAY_VERSION = ray.__version__
 with open(ROOT / "pyproject.toml", "rb") as _handle:
     ADAPTUNE_VERSION = tomllib.load(_handle)["project"]["version"]
+PINS = check.Pins(ray=RAY_VERSION, adaptune=ADAPTUNE_VERSION)
 
 LAUNCHERS = ("aws.yaml", "gcp.yaml")
-LAUNCHER_IMAGE = re.compile(rf"^rayproject/ray:{re.escape(RAY_VERSION)}-py311-(cpu|gpu)$")
-KUBERAY_IMAGE = re.compile(rf":{re.escape(ADAPTUNE_VERSION)}-ray{re.escape(RAY_VERSION)}-py311-gpu$")
-SHARED_MOUNT = "/mnt/shared"
-TOKEN_SECRET_KEY = "auth_token"
+KUBERAY = ("kuberay-storage.yaml", "kuberay-raycluster.yaml", "kuberay-rayjob.yaml")
+SHARED_MOUNT = check.SHARED_MOUNT
 
 
 def load(name: str) -> Any:
     with open(CLUSTERS / name) as handle:
         return yaml.safe_load(handle)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Invariant checkers: each returns the list of problems (empty = fine), so negative tests can assert on them.
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _is_spot(provider: str, node_config: dict[str, Any]) -> bool:
-    if provider == "aws":
-        return (node_config.get("InstanceMarketOptions") or {}).get("MarketType") == "spot"
-    if provider == "gcp":
-        scheduling = node_config.get("scheduling")
-        if not isinstance(scheduling, dict):  # the list form of old Ray examples is wrong for the GCE API
-            return False
-        preemptible = scheduling.get("preemptible") is True or scheduling.get("provisioningModel") == "SPOT"
-        return preemptible and scheduling.get("onHostMaintenance") == "TERMINATE"  # GPU VMs cannot migrate
-    return False
-
-
-def _has_bucket_access(provider: str, node_config: dict[str, Any]) -> bool:
-    if provider == "aws":
-        profile = node_config.get("IamInstanceProfile") or {}
-        return bool(profile.get("Name") or profile.get("Arn"))
-    if provider == "gcp":
-        scopes = [s for account in node_config.get("serviceAccounts") or [] for s in account.get("scopes", [])]
-        writable = ("/cloud-platform", "/devstorage.read_write", "/devstorage.full_control")
-        return any(scope.endswith(writable) for scope in scopes)
-    return False
-
-
-def _starts_with_token_auth(commands: list[str], start: str) -> bool:
-    """Every ``ray start`` in ``commands`` has ``RAY_AUTH_MODE=token`` in its environment, and there is one."""
-    found = False
-    for command in commands:
-        for part in command.split(";"):
-            if start in part:
-                found = True
-                if "RAY_AUTH_MODE=token" not in part.split(start)[0]:
-                    return False
-    return found
-
-
-def launcher_problems(config: dict[str, Any]) -> list[str]:
-    problems = []
-    provider = config["provider"]["type"]
-    nodes = config.get("available_node_types", {})
-    head = config.get("head_node_type")
-    gpu_types = {
-        name: node for name, node in nodes.items() if name != head and node.get("resources", {}).get("GPU", 0) >= 1
-    }
-    if not gpu_types:
-        problems.append("no GPU worker node type")
-    if nodes.get(head, {}).get("resources", {}).get("GPU", 0):
-        problems.append("the head has GPUs: it should be a CPU node")
-    for name, node in gpu_types.items():
-        if node.get("min_workers", 0) != 0 or node.get("max_workers", 0) < 1:
-            problems.append(f"{name}: GPU workers should autoscale from 0 to at least 1")
-        if not _is_spot(provider, node["node_config"]):
-            problems.append(f"{name}: GPU workers are not spot/preemptible")
-        if not _has_bucket_access(provider, node["node_config"]):
-            problems.append(f"{name}: GPU workers get no access to the storage bucket")
-    docker = config.get("docker") or {}
-    images = {key: docker.get(key) for key in ("image", "head_image", "worker_image") if docker.get(key)}
-    if not images:
-        problems.append("no docker image")
-    for key, image in images.items():
-        if not LAUNCHER_IMAGE.match(image):
-            problems.append(f"docker.{key} {image!r} is not pinned to rayproject/ray:{RAY_VERSION}-py311-cpu|gpu")
-    worker_image = docker.get("worker_image", docker.get("image", ""))
-    if not worker_image.endswith("-gpu"):
-        problems.append("the worker image is not a GPU image")
-    if not _starts_with_token_auth(config.get("head_start_ray_commands", []), "ray start --head"):
-        problems.append("the head does not start with RAY_AUTH_MODE=token")
-    if not _starts_with_token_auth(config.get("worker_start_ray_commands", []), "ray start --address"):
-        problems.append("workers do not start with RAY_AUTH_MODE=token")
-    if config.get("file_mounts", {}).get("~/.ray/auth_token") != "~/.ray/auth_token":
-        problems.append("the token file ~/.ray/auth_token is not file-mounted to the nodes")
-    pins = [c for c in config.get("setup_commands", []) if f'"adaptune=={ADAPTUNE_VERSION}"' in c]
-    if not pins:
-        problems.append(f"setup_commands do not install adaptune=={ADAPTUNE_VERSION}")
-    return problems
-
-
-def _containers(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    containers = {"head": spec["headGroupSpec"]["template"]["spec"]["containers"][0]}
-    for group in spec.get("workerGroupSpecs", []):
-        containers[group["groupName"]] = group["template"]["spec"]["containers"][0]
-    return containers
-
-
-def _env_problems(where: str, env: list[dict[str, Any]]) -> list[str]:
-    by_name = {item["name"]: item for item in env or []}
-    problems = []
-    if by_name.get("RAY_AUTH_MODE", {}).get("value") != "token":
-        problems.append(f"{where}: RAY_AUTH_MODE is not 'token'")
-    secret = by_name.get("RAY_AUTH_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef", {})
-    if secret.get("key") != TOKEN_SECRET_KEY or not secret.get("name"):
-        problems.append(f"{where}: RAY_AUTH_TOKEN does not come from a Secret's {TOKEN_SECRET_KEY!r} key")
-    return problems
-
-
-def _mounts_shared_volume(pod_spec: dict[str, Any], claim: str) -> bool:
-    volumes = {
-        v["name"]: v["persistentVolumeClaim"]["claimName"]
-        for v in pod_spec.get("volumes", [])
-        if "persistentVolumeClaim" in v
-    }
-    mounts = pod_spec["containers"][0].get("volumeMounts", [])
-    return any(m["mountPath"] == SHARED_MOUNT and volumes.get(m["name"]) == claim for m in mounts)
-
-
-def raycluster_problems(spec: dict[str, Any], autoscaling: dict[str, Any], claim: str) -> list[str]:
-    """``spec``: a RayCluster spec; ``autoscaling``: Ray's conversion of it; ``claim``: the shared PVC's name."""
-    problems = []
-    if str(spec.get("rayVersion")) != RAY_VERSION:
-        problems.append(f"rayVersion {spec.get('rayVersion')!r} is not the installed Ray {RAY_VERSION}")
-    if spec.get("enableInTreeAutoscaling") is not True:
-        problems.append("enableInTreeAutoscaling is not true")
-    if (spec.get("authOptions") or {}).get("mode") != "token":
-        problems.append("authOptions.mode is not 'token'")
-    gpu_types = {
-        name: node
-        for name, node in autoscaling["available_node_types"].items()
-        if name != autoscaling["head_node_type"] and node["resources"].get("GPU", 0) >= 1
-    }
-    if not gpu_types:
-        problems.append("no GPU worker group")
-    for name, node in gpu_types.items():
-        if node["min_workers"] != 0 or node["max_workers"] < 1:
-            problems.append(f"{name}: GPU workers should autoscale from 0 to at least 1")
-    if autoscaling["available_node_types"][autoscaling["head_node_type"]]["resources"].get("GPU", 0):
-        problems.append("the head has GPUs: it should be a CPU pod")
-    for name, container in _containers(spec).items():
-        if not KUBERAY_IMAGE.search(container.get("image", "")):
-            problems.append(
-                f"{name}: image {container.get('image')!r} is not adaptune {ADAPTUNE_VERSION} on Ray {RAY_VERSION}"
-            )
-        problems += _env_problems(name, container.get("env"))
-    problems += _env_problems("autoscaler", (spec.get("autoscalerOptions") or {}).get("env"))
-    pods = {"head": spec["headGroupSpec"]["template"]["spec"]}
-    pods.update({g["groupName"]: g["template"]["spec"] for g in spec.get("workerGroupSpecs", [])})
-    for name, pod in pods.items():
-        if not _mounts_shared_volume(pod, claim):
-            problems.append(f"{name}: the shared volume {claim!r} is not mounted at {SHARED_MOUNT}")
-    return problems
-
-
-def _without_config_mount(spec: dict[str, Any], config_volume: str) -> dict[str, Any]:
-    spec = copy.deepcopy(spec)
-    pod = spec["headGroupSpec"]["template"]["spec"]
-    pod["volumes"] = [v for v in pod["volumes"] if v["name"] != config_volume]
-    container = pod["containers"][0]
-    container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != config_volume]
-    return spec
-
-
-def rayjob_problems(job: dict[str, Any], cluster: dict[str, Any]) -> list[str]:
-    problems = []
-    spec = job["spec"]
-    entrypoint = spec.get("entrypoint", "")
-    if not entrypoint.startswith("adaptune search "):
-        problems.append(f"the entrypoint {entrypoint!r} does not run `adaptune search`")
-    if spec.get("shutdownAfterJobFinishes") is not True:
-        problems.append("shutdownAfterJobFinishes is not true")
-    head_pod = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
-    config_path = entrypoint.split()[2] if len(entrypoint.split()) > 2 else ""
-    config_volume = None
-    for mount in head_pod["containers"][0].get("volumeMounts", []):
-        if config_path.startswith(mount["mountPath"].rstrip("/") + "/"):
-            config_volume = mount["name"]
-    if not any(v["name"] == config_volume and "configMap" in v for v in head_pod.get("volumes", [])):
-        problems.append(f"the search config {config_path!r} is not a ConfigMap mounted on the head")
-    if not re.search(rf"--out {re.escape(SHARED_MOUNT)}/", entrypoint):
-        problems.append(f"the entrypoint does not write its leaderboard to the shared volume ({SHARED_MOUNT})")
-    if _without_config_mount(spec["rayClusterSpec"], config_volume) != cluster["spec"]:
-        problems.append("rayClusterSpec differs from kuberay-raycluster.yaml's spec (beyond the config mount)")
-    submitter = spec.get("submitterPodTemplate", {}).get("spec", {}).get("containers", [{}])[0]
-    problems += _env_problems("submitter", submitter.get("env"))
-    if submitter.get("image") != f"rayproject/ray:{RAY_VERSION}-py311-cpu":
-        problems.append(f"the submitter image {submitter.get('image')!r} is not pinned to Ray {RAY_VERSION}")
-    return problems
 
 
 def to_cr(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -257,7 +81,7 @@ def test_readme_maps_every_file_to_a_command():
     rows = re.finditer(r"^\| `([^`]+)` \|[^|]*\| (.+) \|$", first_table, flags=re.MULTILINE)
     table = {m.group(1): m.group(2) for m in rows}
     for path in CLUSTERS.iterdir():
-        if path.name == "README.md" or path.name.startswith("."):
+        if path.name in ("README.md", "__pycache__") or path.name.startswith("."):
             continue
         assert path.name in table, f"clusters/README.md does not map {path.name} to a command"
         assert path.name in table[path.name], f"the command for {path.name} does not name the file"
@@ -272,7 +96,7 @@ def test_launcher_yaml_passes_rays_own_validation(name):
 
 @pytest.mark.parametrize("name", LAUNCHERS)
 def test_launcher_yaml_invariants(name):
-    assert launcher_problems(load(name)) == []
+    assert check.launcher_problems(load(name), PINS) == []
 
 
 @pytest.mark.parametrize("name", ["kuberay-raycluster.yaml", "kuberay-rayjob.yaml"])
@@ -286,17 +110,37 @@ def test_kuberay_manifest_passes_rays_own_conversion(name):
 
 @pytest.mark.parametrize("name", ["kuberay-raycluster.yaml", "kuberay-rayjob.yaml"])
 def test_kuberay_cluster_invariants(name):
+    assert check.raycluster_problems(to_cr(load(name))["spec"], PINS, shared_claim()) == []
+
+
+@pytest.mark.parametrize("name", ["kuberay-raycluster.yaml", "kuberay-rayjob.yaml"])
+def test_checker_reads_gpus_and_scaling_as_ray_does(name):
+    """check.py reads GPU groups without Ray: it must see the node types Ray's KubeRay conversion derives."""
     cr = to_cr(load(name))
-    assert raycluster_problems(cr["spec"], _derive_autoscaling_config_from_ray_cr(cr), shared_claim()) == []
+    derived = _derive_autoscaling_config_from_ray_cr(cr)["available_node_types"]
+    groups = cr["spec"]["workerGroupSpecs"]
+    assert {g["groupName"]: (check.group_gpus(g), *check.worker_scaling(g)) for g in groups} == {
+        g["groupName"]: (derived[g["groupName"]]["resources"].get("GPU", 0), derived[g["groupName"]]["min_workers"],
+                         derived[g["groupName"]]["max_workers"]) for g in groups}
+    assert check.group_gpus(cr["spec"]["headGroupSpec"]) == derived["headgroup"]["resources"].get("GPU", 0)
 
 
 def test_rayjob_invariants():
-    assert rayjob_problems(load("kuberay-rayjob.yaml"), load("kuberay-raycluster.yaml")) == []
+    assert check.rayjob_problems(load("kuberay-rayjob.yaml"), PINS, load("kuberay-raycluster.yaml")["spec"]) == []
 
 
-def test_kuberay_namespaces_match():
-    namespaces = {load(n)["metadata"]["namespace"] for n in ("kuberay-storage.yaml", "kuberay-raycluster.yaml")}
-    assert namespaces == {load("kuberay-rayjob.yaml")["metadata"]["namespace"]}
+def test_shipped_files_pass_the_checker_together():
+    """What a user runs: all launcher configs and manifests at once (claim, cluster spec and namespace shared)."""
+    assert check.check_files([str(CLUSTERS / n) for n in (*LAUNCHERS, *KUBERAY)], PINS) == []
+
+
+def test_checker_needs_only_pyyaml():
+    tree = ast.parse((CLUSTERS / "check.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+    assert imported - set(sys.stdlib_module_names) == {"yaml"}
 
 
 def test_dockerfile_pins_ray_and_adaptune():
@@ -304,7 +148,8 @@ def test_dockerfile_pins_ray_and_adaptune():
     assert re.search(rf"^FROM rayproject/ray:{re.escape(RAY_VERSION)}-py311-gpu$", text, flags=re.MULTILINE)
     assert f"adaptune-{ADAPTUNE_VERSION}-py3-none-any.whl" in text
     tags = set(re.findall(r"-t (\S+)", text))
-    images = {c["image"] for c in _containers(load("kuberay-raycluster.yaml")["spec"]).values()}
+    pods = check.pod_specs(load("kuberay-raycluster.yaml")["spec"]).values()
+    images = {pod["containers"][0]["image"] for pod in pods}
     assert tags and tags == images, "the tag the Dockerfile builds is not the image the manifests run"
 
 
@@ -438,7 +283,8 @@ def test_broken_launcher_yaml_fails_invariants(name, case):
     mutate, expected = LAUNCHER_BREAKS[case]
     config = load(name)
     mutate(config)
-    assert any(expected in problem for problem in launcher_problems(config)), launcher_problems(config)
+    problems = check.launcher_problems(config, PINS)
+    assert any(expected in problem for problem in problems), problems
 
 
 @pytest.mark.parametrize(
@@ -463,7 +309,8 @@ def test_broken_launcher_yaml_fails_invariants(name, case):
 def test_broken_launcher_provider_specifics_fail_invariants(name, mutate, expected):
     config = load(name)
     mutate(config)
-    assert any(expected in problem for problem in launcher_problems(config)), launcher_problems(config)
+    problems = check.launcher_problems(config, PINS)
+    assert any(expected in problem for problem in problems), problems
 
 
 GPU_LIMITS = "spec.workerGroupSpecs.0.template.spec.containers.0.resources"
@@ -533,7 +380,7 @@ def test_broken_raycluster_fails_invariants(case):
     mutate, expected = RAYCLUSTER_BREAKS[case]
     manifest = load("kuberay-raycluster.yaml")
     mutate(manifest)
-    problems = raycluster_problems(manifest["spec"], _derive_autoscaling_config_from_ray_cr(manifest), shared_claim())
+    problems = check.raycluster_problems(manifest["spec"], PINS, shared_claim())
     assert any(expected in problem for problem in problems), problems
 
 
@@ -541,11 +388,11 @@ RAYJOB_BREAKS = {
     "not-adaptune": (_set("spec.entrypoint", "python train.py"), "does not run `adaptune search`"),
     "keeps-cluster": (_set("spec.shutdownAfterJobFinishes", False), "shutdownAfterJobFinishes"),
     "config-not-mounted": (
-        _set("spec.entrypoint", "adaptune search /tmp/search.yaml --out /mnt/shared/x"),
+        _set("spec.entrypoint", "adaptune search /home/ray/search.yaml --out /mnt/shared/x"),
         "ConfigMap",
     ),
     "out-not-shared": (
-        _set("spec.entrypoint", "adaptune search /etc/adaptune/search.yaml --out /tmp/x"),
+        _set("spec.entrypoint", "adaptune search /etc/adaptune/search.yaml --out /home/ray/x"),
         "shared volume",
     ),
     "spec-drift": (_set("spec.rayClusterSpec.workerGroupSpecs.0.maxReplicas", 4), "differs"),
@@ -562,5 +409,62 @@ def test_broken_rayjob_fails_invariants(case):
     mutate, expected = RAYJOB_BREAKS[case]
     job = load("kuberay-rayjob.yaml")
     mutate(job)
-    problems = rayjob_problems(job, load("kuberay-raycluster.yaml"))
+    problems = check.rayjob_problems(job, PINS, load("kuberay-raycluster.yaml")["spec"])
     assert any(expected in problem for problem in problems), problems
+
+
+def test_claim_that_one_node_only_can_mount_fails_the_checker():
+    claim = load("kuberay-storage.yaml")
+    claim["spec"]["accessModes"] = ["ReadWriteOnce"]
+    assert any("ReadWriteMany" in problem for problem in check.volume_claim_problems(claim))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The checker as a user runs it: `python clusters/check.py FILE ...`, one line per problem, exit status 0 or 1.
+# --------------------------------------------------------------------------------------------------------------
+
+
+def run_checker(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(CLUSTERS / "check.py"), *map(str, paths)], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_checker_command_passes_the_shipped_files():
+    result = run_checker(*(CLUSTERS / n for n in (*LAUNCHERS, *KUBERAY)))
+    assert result.returncode == 0, result.stdout
+    assert result.stdout == ""
+
+
+def test_checker_command_prints_one_line_per_problem_of_a_broken_file(tmp_path):
+    config = load("aws.yaml")
+    config["available_node_types"]["gpu_worker"]["min_workers"] = 1
+    del config["file_mounts"]["~/.ray/auth_token"]
+    broken = tmp_path / "my-cluster.yaml"
+    broken.write_text(yaml.safe_dump(config))
+    result = run_checker(broken)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"{broken}: ") for line in lines), lines
+    assert "autoscale from 0" in lines[0] and "token file" in lines[1]
+
+
+def test_checker_command_checks_files_against_each_other(tmp_path):
+    storage = load("kuberay-storage.yaml")
+    storage["metadata"]["namespace"] = "other"
+    storage_path = tmp_path / "storage.yaml"
+    storage_path.write_text(yaml.safe_dump(storage))
+    result = run_checker(storage_path, CLUSTERS / "kuberay-raycluster.yaml")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{CLUSTERS / 'kuberay-raycluster.yaml'}: namespace 'default' differs from 'other' in {storage_path}"]
+
+
+def test_checker_command_reports_what_it_cannot_read(tmp_path):
+    (tmp_path / "bad.yaml").write_text("provider: [unclosed\n")
+    (tmp_path / "search.yaml").write_text(yaml.safe_dump({"task": "mnist->usps"}))
+    result = run_checker(tmp_path / "bad.yaml", tmp_path / "search.yaml", tmp_path / "missing.yaml")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [str(tmp_path / n) for n in ("bad.yaml", "search.yaml",
+                                                                                     "missing.yaml")]
+    assert "cannot read" in lines[0] and "not a Ray cluster launcher config" in lines[1] and "cannot read" in lines[2]

@@ -1,18 +1,9 @@
 import math
 
-import pandas as pd
 import pytest
 
-from adaptune.reports.leaderboard import (
-    LEADERBOARD_COLUMNS,
-    RunError,
-    format_table,
-    leaderboard_frame,
-    rank_rows,
-    read_run,
-    schema_version,
-    write_atomic,
-)
+from adaptune.reports.leaderboard import LEADERBOARD_COLUMNS, format_table, leaderboard_frame, rank_rows
+from adaptune.reports.run_dir import RunDir, RunError
 
 
 def _rows():
@@ -37,33 +28,11 @@ def test_frame_has_fixed_columns_types_and_sort(tmp_path):
     assert list(frame.columns[: len(LEADERBOARD_COLUMNS)]) == list(LEADERBOARD_COLUMNS)
     assert list(frame["trial_id"]) == ["b", "a", "c", "d"]
     assert str(frame["rank"].dtype) == "Int64" and math.isnan(frame.loc[2, "score"])
-    path = tmp_path / "leaderboard.parquet"
-    write_atomic(frame, str(path))
-    assert schema_version(str(path)) == "1"
-    back = read_run(str(tmp_path))
+    run_dir = RunDir(str(tmp_path))
+    run_dir.write_table(RunDir.LEADERBOARD, frame)
+    back = run_dir.read_table(RunDir.LEADERBOARD)
     assert list(back["trial_id"]) == ["b", "a", "c", "d"]
-    assert [p.name for p in tmp_path.iterdir()] == ["leaderboard.parquet"]  # no temp file left behind
-
-
-def test_failed_write_keeps_the_previous_file(tmp_path):
-    path = tmp_path / "leaderboard.parquet"
-    write_atomic(pd.DataFrame({"x": [1]}), str(path))
-    import pyarrow as pa
-
-    with pytest.raises(pa.ArrowException):
-        write_atomic(pd.DataFrame({"x": [object()]}), str(path))  # not serialisable
-    assert read_run(str(tmp_path))["x"].tolist() == [1]
-    assert [p.name for p in tmp_path.iterdir()] == ["leaderboard.parquet"]
-
-
-def test_read_run_errors(tmp_path):
-    with pytest.raises(RunError, match="not a directory"):
-        read_run(str(tmp_path / "missing"))
-    with pytest.raises(RunError, match="no leaderboard.parquet"):
-        read_run(str(tmp_path))
-    (tmp_path / "leaderboard.parquet").write_bytes(b"not parquet")
-    with pytest.raises(RunError, match="not a readable Parquet"):
-        read_run(str(tmp_path))
+    assert list(back.columns) == list(frame.columns) and str(back["rank"].dtype) == "Int64"
 
 
 def test_format_table_variants():
@@ -80,11 +49,11 @@ def test_compact_table_fits_a_terminal_and_wide_keeps_every_column(capsys):
     """The end of a search prints the top trials with their knobs, score, epoch and oracle, in < 120 columns."""
     from pathlib import Path
 
-    from adaptune.reports.leaderboard import compact_table, read_run
+    from adaptune.reports.leaderboard import compact_table
     from adaptune.search.cli import main
 
     run = Path(__file__).resolve().parents[1] / "fixtures" / "run-small"
-    board = read_run(str(run))
+    board = RunDir(str(run)).read_table(RunDir.LEADERBOARD)
     lines = compact_table(board, top=3).splitlines()
     assert lines[0].split() == ["rank", "method", "hyperparameters", "im", "epoch", "oracle"]
     assert len(lines) == 4 and max(map(len, lines)) < 120

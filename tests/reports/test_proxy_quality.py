@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from adaptune.reports.leaderboard import HISTORY, write_atomic
 from adaptune.reports.proxy_quality import proxy_quality, weighted_spearman
+from adaptune.reports.run_dir import RunDir
 from adaptune.search.cli import main
 
 
@@ -30,11 +30,11 @@ def test_weighted_spearman_hand_computed():
 
 
 def test_cli_writes_proxies_parquet_and_refuses_runs_without_labels(tmp_path, capsys):
-    write_atomic(_history(), str(tmp_path / HISTORY))
+    RunDir(str(tmp_path)).write_table(RunDir.HISTORY, _history())
     assert main(["proxies", str(tmp_path)]) == 0
     assert (tmp_path / "proxies.parquet").exists()
     unlabeled = tmp_path / "unlabeled"
-    write_atomic(_history().assign(target_acc=float("nan")), str(unlabeled / HISTORY))
+    RunDir(str(unlabeled)).write_table(RunDir.HISTORY, _history().assign(target_acc=float("nan")))
     with pytest.raises(SystemExit) as exit_info:
         main(["proxies", str(unlabeled)])
     assert exit_info.value.code == 2 and "no target labels" in capsys.readouterr().err

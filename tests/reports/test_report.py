@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from adaptune.reports import report as rp
-from adaptune.reports.leaderboard import HISTORY, LEADERBOARD, write_atomic
+from adaptune.reports import analysis, run_data
 from adaptune.reports.proxy_quality import spearman, weighted_spearman
+from adaptune.reports.run_dir import RunDir
 from adaptune.search.cli import main
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run-small"
@@ -38,11 +38,11 @@ def _copy(tmp_path, name="run", task=None):
 
 
 def _board():
-    return pd.read_parquet(FIXTURE / LEADERBOARD)
+    return pd.read_parquet(FIXTURE / RunDir.LEADERBOARD)
 
 
 def _history():
-    return pd.read_parquet(FIXTURE / HISTORY)
+    return pd.read_parquet(FIXTURE / RunDir.HISTORY)
 
 
 def _report(dirs, *extra, fmt="html", tmp_path, name=None):
@@ -67,7 +67,7 @@ def html(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run():
-    return rp.load_run(str(FIXTURE))
+    return run_data.load_run(str(FIXTURE))
 
 
 # -- the fixture itself ------------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def test_headline_recommends_the_rank_one_trial_beside_the_source_only_baseline(
 
 
 def test_selection_rules_per_method_from_the_history(run, html):
-    table = rp.selection_table(run).set_index("method")
+    table = analysis.selection_table(run).set_index("method")
     history = _history()
     for method, points in history.groupby("method"):
         by_proxy = points.loc[points["proxy_im"].idxmax()]
@@ -124,7 +124,7 @@ def test_selection_rules_per_method_from_the_history(run, html):
 
 
 def test_proxy_reliability_per_family_with_regret(run, html):
-    data = rp.reliability(run)
+    data = analysis.reliability(run)
     families = data["families"].set_index("family")
     assert set(families.index) == {"adversarial", "finetune", "subspace", "all"}
     history = _history()
@@ -143,7 +143,7 @@ def test_proxy_reliability_per_family_with_regret(run, html):
 
 
 def test_search_behaviour_history_timeline_and_stopped_trials(run, html):
-    order = rp.trial_order(run)
+    order = analysis.trial_order(run)
     assert list(order["number"]) == list(range(1, 13))
     assert order["started_at"].is_monotonic_increasing
     assert order["best_so_far"].dropna().is_monotonic_increasing
@@ -168,11 +168,11 @@ def test_failed_diverged_and_retried_trials_say_why(tmp_path):
         None,
         None,
     ]
-    write_atomic(board, str(out / LEADERBOARD))
+    RunDir(str(out)).write_table(RunDir.LEADERBOARD, board)
     history = _history()
     retried = history[history["trial_id"] == ids[2]].head(1)
-    write_atomic(pd.concat([history, retried], ignore_index=True), str(out / HISTORY))
-    problems = rp.problem_trials(rp.load_run(str(out))).set_index("trial_id")
+    RunDir(str(out)).write_table(RunDir.HISTORY, pd.concat([history, retried], ignore_index=True))
+    problems = analysis.problem_trials(run_data.load_run(str(out))).set_index("trial_id")
     assert problems.loc[ids[0], "status"] == "error" and "CUDA out of memory" in problems.loc[ids[0], "reason"]
     assert problems.loc[ids[1], "status"] == "diverged" and "non-finite loss" in problems.loc[ids[1], "reason"]
     assert "retried" in problems.loc[ids[2], "status"] and "reported twice" in problems.loc[ids[2], "reason"]
@@ -181,7 +181,7 @@ def test_failed_diverged_and_retried_trials_say_why(tmp_path):
 
 
 def test_importance_per_method_on_its_own_subspace(run, html):
-    result = rp.importances(run)
+    result = analysis.importances(run)
     subspaces = {
         "coral": {"lr", "coral_reg"},
         "dann": {"lr", "freeze_depth", "adv_weight", "disc_hidden"},
@@ -205,8 +205,8 @@ def test_importance_falls_back_with_one_trial_or_constant_params(tmp_path):
     board = board.drop(coral[1:])  # one coral trial left
     dann = board["method"] == "dann"
     board.loc[dann, ["lr", "adv_weight", "disc_hidden"]] = [0.01, 1.0, 512.0]  # nothing varies for dann
-    write_atomic(board, str(out / LEADERBOARD))
-    result = rp.importances(rp.load_run(str(out)))
+    RunDir(str(out)).write_table(RunDir.LEADERBOARD, board)
+    result = analysis.importances(run_data.load_run(str(out)))
     assert result["coral"]["importances"] == {} and "at least 2" in result["coral"]["reason"]
     assert result["dann"]["importances"] == {} and "no hyperparameter varied" in result["dann"]["reason"]
     assert result["source_only"]["importances"]
@@ -216,12 +216,12 @@ def test_importance_falls_back_with_one_trial_or_constant_params(tmp_path):
 def test_pareto_front():
     cost = pd.Series([1.0, 2.0, 3.0, 0.5, 2.0, float("nan")])
     value = pd.Series([0.5, 0.7, 0.6, 0.2, 0.4, 0.9])
-    assert list(rp.pareto_front(cost, value)) == [True, True, False, True, False, False]
+    assert list(analysis.pareto_front(cost, value)) == [True, True, False, True, False, False]
 
 
 def test_cost_section_marks_the_pareto_front(run, html):
     board = run.scored
-    front = rp.pareto_front(board["wall_s"], board["score"])
+    front = analysis.pareto_front(board["wall_s"], board["score"])
     section = _section(html, "Cost")
     assert "vs trial compute" in section and "Pareto front" in section
     for trial_id in board.loc[front, "trial_id"]:
@@ -288,7 +288,8 @@ def test_several_runs_give_a_cross_task_table_with_published_numbers(tmp_path):
     section = _section(html, "Across tasks")
     header = re.findall(r"<th>(.*?)</th>", section)
     assert header == ["method", "A-&gt;W", "A-&gt;D", "W-&gt;A", "avg"]  # tasks as columns, average last
-    labels, table = rp.cross_task_table([rp.load_run(str(r)) for r in runs], rp.load_published(str(published)))
+    published_table = run_data.load_published(str(published))
+    labels, table = analysis.cross_task_table([run_data.load_run(str(r)) for r in runs], published_table)
     table = table.set_index("method")
     best_dann = _board().query("method == 'dann'").sort_values("score", ascending=False).iloc[0]
     assert table.loc["dann", "office-surf:A->W"] == pytest.approx(100 * best_dann["target_acc"])
@@ -310,9 +311,9 @@ def test_a_run_in_progress_reports_what_is_finished(tmp_path):
     out = _copy(tmp_path)
     (out / "summary.json").unlink()
     board = _board().sort_values("started_at").head(5)
-    write_atomic(board, str(out / LEADERBOARD))
+    RunDir(str(out)).write_table(RunDir.LEADERBOARD, board)
     history = _history()
-    write_atomic(history[history["trial_id"].isin(board["trial_id"])], str(out / HISTORY))
+    RunDir(str(out)).write_table(RunDir.HISTORY, history[history["trial_id"].isin(board["trial_id"])])
     html = _report([out], tmp_path=tmp_path)
     assert "Run in progress" in html and "5 of 12 planned" in html
     assert "in progress or interrupted" in _section(html, "Provenance")
@@ -328,16 +329,32 @@ def test_a_run_that_has_just_started(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     shutil.copy(FIXTURE / "config.yaml", out / "config.yaml")
-    write_atomic(_board().head(0), str(out / LEADERBOARD))  # what the recorder writes before any trial finished
+    # What the recorder writes before any trial finished.
+    RunDir(str(out)).write_table(RunDir.LEADERBOARD, _board().head(0))
     md = _report([out], fmt="md", tmp_path=tmp_path)
     assert "Run in progress" in md and "0 of 12 planned" in md and "No finished trial with a score (im) yet" in md
     assert md.count("No history yet") == 2 and "## Provenance" in md
 
 
+def test_the_proxy_of_a_run_without_finished_trials_follows_the_search(tmp_path):
+    """No leaderboard row names the proxy yet: the summary's (auto resolved), else the config's, else auto's rule."""
+    from adaptune.algorithms.proxies import auto_proxy
+
+    out = _copy(tmp_path)
+    RunDir(str(out)).write_table(RunDir.LEADERBOARD, _board().head(0))
+    assert run_data.load_run(str(out)).proxy == "im"  # config.yaml: proxy: im
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    (out / "config.yaml").write_text(yaml.safe_dump({**config, "proxy": "auto"}, sort_keys=False))
+    assert run_data.load_run(str(out)).proxy == auto_proxy()
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "proxy": "snd", "proxy_requested": "auto"}))
+    assert run_data.load_run(str(out)).proxy == "snd"
+
+
 def test_a_run_without_target_labels(tmp_path):
     out = _copy(tmp_path)
-    write_atomic(_board().assign(target_acc=float("nan")), str(out / LEADERBOARD))
-    write_atomic(_history().assign(target_acc=float("nan")), str(out / HISTORY))
+    RunDir(str(out)).write_table(RunDir.LEADERBOARD, _board().assign(target_acc=float("nan")))
+    RunDir(str(out)).write_table(RunDir.HISTORY, _history().assign(target_acc=float("nan")))
     html = _report([out], tmp_path=tmp_path)
     assert "no target labels, so no oracle accuracy" in html
     assert "cannot be checked" in _section(html, "Proxy reliability")
@@ -383,13 +400,13 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, field):
         (tmp_path / "empty").mkdir()
         args = [str(tmp_path / "empty")]
     elif case == "corrupt_leaderboard":
-        _corrupt(out / LEADERBOARD)
+        _corrupt(out / RunDir.LEADERBOARD)
     elif case == "corrupt_history":
-        _corrupt(out / HISTORY)
+        _corrupt(out / RunDir.HISTORY)
     elif case == "not_parquet":
-        (out / LEADERBOARD).write_text("trial_id,status\n")
+        (out / RunDir.LEADERBOARD).write_text("trial_id,status\n")
     elif case == "foreign_parquet":
-        write_atomic(pd.DataFrame({"x": [1, 2]}), str(out / LEADERBOARD))
+        RunDir(str(out)).write_table(RunDir.LEADERBOARD, pd.DataFrame({"x": [1, 2]}))
     elif case == "bad_summary":
         (out / "summary.json").write_text("{not json")
     elif case == "bad_published":
@@ -537,10 +554,10 @@ def test_an_ensemble_row_is_shown_but_not_taken_for_a_trial(tmp_path):
         "target_acc": 0.42,
         "members": ",".join(top["trial_id"]),
     }
-    write_atomic(pd.concat([board, pd.DataFrame([ensemble])], ignore_index=True), str(out / LEADERBOARD))
-    run = rp.load_run(str(out))
+    RunDir(str(out)).write_table(RunDir.LEADERBOARD, pd.concat([board, pd.DataFrame([ensemble])], ignore_index=True))
+    run = run_data.load_run(str(out))
     assert len(run.board) == 12 and list(run.extra["trial_id"]) == ["ensemble-top3"]
-    assert "ensemble" not in rp.importances(run) and rp.problem_trials(run)["status"].eq("stopped").all()
+    assert "ensemble" not in analysis.importances(run) and analysis.problem_trials(run)["status"].eq("stopped").all()
     headline = _section(_report([out], tmp_path=tmp_path), "Recommendation")
     assert "ensemble ensemble-top3 (not ranked)" in headline and "42.0%" in headline
     assert top["trial_id"].iloc[0] in headline
@@ -552,7 +569,7 @@ def test_a_run_that_recommends_its_ensemble_says_to_ship_it_and_names_the_best_s
     top = board.sort_values("rank").head(3)
     ensemble = {"trial_id": "ensemble-top3", "status": "ensemble", "method": "ensemble", "proxy": "im", "score": 0.5,
                 "target_acc": 0.42, "members": ",".join(top["trial_id"])}
-    write_atomic(pd.concat([board, pd.DataFrame([ensemble])], ignore_index=True), str(out / LEADERBOARD))
+    RunDir(str(out)).write_table(RunDir.LEADERBOARD, pd.concat([board, pd.DataFrame([ensemble])], ignore_index=True))
     summary = json.loads((out / "summary.json").read_text())
     recommended = {"kind": "ensemble", "trial_id": "ensemble-top3", "members": list(top["trial_id"]),
                    "methods": list(top["method"]), "proxy": "im", "score": 0.5, "target_acc": 0.42}

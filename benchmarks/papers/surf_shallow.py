@@ -1,6 +1,6 @@
 """Shallow methods (SA, CORAL, TCA, JDA, KMM) on the 12 Office-Caltech10 SURF tasks, next to published numbers.
 
-Usage: python benchmarks/surf_shallow.py [--epochs 50]   (writes benchmarks/results/surf_shallow.md)
+Usage: python -m benchmarks.papers.surf_shallow [--epochs 50]   (writes papers/results/surf_shallow.md)
 
 Three classifiers per method, all with the method's default hyperparameters:
 - 1-NN: the published protocol of TCA/JDA/MEDA. The method is fitted on ALL source + ALL target samples and 1-NN
@@ -10,32 +10,29 @@ Three classifiers per method, all with the method's default hyperparameters:
   once on the linear kernel of the adapted features, and for SA and CORAL once more on the matrices the papers'
   MATLAB code builds (``papers_kernels``).
 - head: the adaptune trial, ``run_trial`` on ``load_task("office-surf:S->T")`` (source_train = 90% of the
-  source, target = all target samples, transductive), a linear head trained with SGD lr 0.01; final target_acc.
-"No adaptation" is the same linear head on the raw features (a shallow method that changes nothing, defined
-here for the benchmark only) and raw 1-NN.
+  source, target = all target samples, transductive) with the product's head; final target_acc.
+"No adaptation" (NA) is an identity transform defined here, not a product method: raw 1-NN, the SVM on the raw
+features, and as its head the product's logistic-regression head on the raw features (the LR column of
+``benchmarks.baselines``), which is what ``run_trial`` fits for a shallow method that changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from statistics import fmean
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header, md_table, write  # noqa: E402
-from svm import MAX_ITER, cross_validated_c, fit_predict  # noqa: E402
-
-import adaptune.algorithms.methods.reweight  # noqa: E402,F401  (registers kmm)
-import adaptune.algorithms.methods.subspace  # noqa: E402,F401  (registers subspace_alignment, coral, tca, jda)
-from adaptune.algorithms.data import OFFICE_CLASSES, OFFICE_DOMAINS, load_office_surf_domain, load_task  # noqa: E402
-from adaptune.algorithms.domains import Domain, Task  # noqa: E402
-from adaptune.algorithms.loop import TrialSpec, run_trial  # noqa: E402
-from adaptune.algorithms.methods import METHODS, ShallowMethod, get_method, register  # noqa: E402
-from adaptune.algorithms.methods.subspace import nearest_neighbor  # noqa: E402
+from adaptune.algorithms.data import OFFICE_CLASSES, OFFICE_DOMAINS, load_office_surf_domain, load_task
+from adaptune.algorithms.domains import Domain, Task
+from adaptune.algorithms.loop import TrialSpec, run_trial
+from adaptune.algorithms.methods import ShallowMethod, get_method
+from adaptune.algorithms.methods.linalg import nearest_neighbor
+from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
+from benchmarks._common import PAPER_RESULTS, header, md_table, write
+from benchmarks.baselines import accuracies
+from benchmarks.papers.svm import MAX_ITER, cross_validated_c, fit_predict
 
 TASK_ORDER = ["C->A", "C->W", "C->D", "A->C", "A->W", "A->D", "W->C", "W->A", "W->D", "D->C", "D->A", "D->W"]
 METHOD_ORDER = ["no_adaptation", "subspace_alignment", "coral", "tca", "jda", "kmm"]
@@ -43,21 +40,21 @@ SVM_METHODS = ["no_adaptation", "subspace_alignment", "coral"]  # the ones whose
 PAPERS_KERNEL_METHODS = ["subspace_alignment", "coral"]  # where the papers' matrix differs from the features' one
 LABELS = {"no_adaptation": "NA", "subspace_alignment": "SA", "coral": "CORAL", "tca": "TCA", "jda": "JDA",
           "kmm": "KMM"}
-# Published averages over the 12 tasks (/work/shared/data/BASELINES.md, section 1).
+# Published averages over the 12 tasks.
 PUBLISHED = {
     "no_adaptation": "1-NN 31.4, SVM 41.1 (MEDA Table 2 / CORAL Table 3)",
     "subspace_alignment": "SVM 41.5 (CORAL paper Table 3)",
     "coral": "SVM 48.8 (CORAL paper Table 3)",
     "tca": "1-NN 46.2 (MEDA Table 2; k=30 here reproduces it)",
     "jda": "1-NN 46.8 (MEDA Table 2), 46.31 (JDA paper), 45.49 (JPDA author's Python re-run)",
-    "kmm": "no published Office SURF number in BASELINES.md",
+    "kmm": "no published Office SURF number",
 }
 
-# Per-task published 1-NN numbers, same task order (BASELINES.md section 1): JDA paper and MEDA Table 2 TCA.
+# Per-task published 1-NN numbers, same task order: the JDA paper, and MEDA Table 2's TCA and 1NN columns.
 JDA_PAPER = [44.78, 41.69, 45.22, 39.36, 37.97, 39.49, 31.17, 32.78, 89.17, 31.52, 33.09, 89.49]
 MEDA_TCA = [45.6, 39.3, 45.9, 42.0, 40.0, 35.7, 31.5, 30.5, 91.1, 33.0, 32.8, 87.5]
 MEDA_NA = [23.7, 25.8, 25.5, 26.0, 29.8, 25.5, 19.9, 23.0, 59.2, 26.3, 28.5, 63.4]
-# CORAL paper Table 3 (SVM), same task order (BASELINES.md section 1).
+# CORAL paper Table 3 (SVM), same task order.
 CORAL_TABLE3 = {
     "no_adaptation": [53.1, 41.7, 47.8, 41.7, 31.9, 44.6, 21.2, 27.6, 78.3, 26.4, 26.2, 52.5],
     "subspace_alignment": [44.9, 41.0, 39.5, 37.4, 39.0, 36.3, 31.0, 34.4, 62.4, 34.3, 32.9, 65.1],
@@ -65,18 +62,24 @@ CORAL_TABLE3 = {
 }
 
 
-if "no_adaptation" not in METHODS:
+class NoAdaptation(ShallowMethod):
+    """Identity transform: the published tables' no-adaptation row."""
 
-    @register
-    class NoAdaptation(ShallowMethod):
-        """Identity transform: the linear-head baseline for this benchmark (registered in this process only)."""
+    name = "no_adaptation"
+    family = "baseline"
+    summary = "raw features, linear head"
 
-        name = "no_adaptation"
-        family = "baseline"
-        summary = "raw features, linear head"
+    def adapt(self, task: Task) -> Task:
+        return task
 
-        def adapt(self, task: Task) -> Task:
-            return task
+
+# Methods of this reproduction only, found before the product's registry and never added to it.
+LOCAL_METHODS: dict[str, type[ShallowMethod]] = {NoAdaptation.name: NoAdaptation}
+
+
+def method_class(name: str) -> type[ShallowMethod]:
+    """A local method by name, else the product's shallow method of that name."""
+    return LOCAL_METHODS.get(name) or get_method(name)
 
 
 def full_task(source: str, target: str) -> tuple[Task, torch.Tensor]:
@@ -93,7 +96,7 @@ def full_task(source: str, target: str) -> tuple[Task, torch.Tensor]:
 
 def fitted(name: str, task: Task, **hparams: object) -> tuple[ShallowMethod, Task]:
     """The method fitted on ``task`` with its defaults (updated by ``hparams``), and the adapted task."""
-    cls = get_method(name)
+    cls = method_class(name)
     method = cls({**cls.defaults(), **hparams}, task.source_train.x.shape[1], task.num_classes)
     return method, method.adapt(task)
 
@@ -134,6 +137,9 @@ def mean_abs_gap(ours: dict[str, float], published: list[float]) -> float:
 
 
 def head(name: str, pair: str, epochs: int) -> float:
+    """Target accuracy (%) of the product's trial for method ``name`` on ``office-surf:pair``."""
+    if name == NoAdaptation.name:  # run_trial only runs registered methods; an identity transform needs no trial
+        return accuracies(f"office-surf:{pair}", DEFAULT_PREPROCESS)["lr"]
     reports: list[dict] = []
     run_trial(load_task(f"office-surf:{pair}"), TrialSpec(name, {"lr": 0.01}, "mlp", epochs=epochs),
               lambda metrics, state: reports.append(metrics))
@@ -206,11 +212,11 @@ def main() -> None:
         f"NA vs MEDA 1NN {worst(nn_acc['no_adaptation'], MEDA_NA)}; JDA vs the JDA paper "
         f"{worst(nn_acc['jda'], JDA_PAPER)}; TCA k=30 vs MEDA's TCA {worst(nn_acc['tca_k30'], MEDA_TCA)} points. "
         "The published SVM averages (SA, CORAL, NA) use all source samples and an SVM: the SVM columns are "
-        "that protocol; the head is trained on 90% of the source by SGD, so its rows compare settings, not "
+        "that protocol; the head is fitted on 90% of the source, so its rows compare settings, not "
         "implementations."
     )
     text = "\n".join([
-        header("Shallow methods on Office-Caltech10 SURF (12 tasks)", "python benchmarks/surf_shallow.py"
+        header("Shallow methods on Office-Caltech10 SURF (12 tasks)", "python -m benchmarks.papers.surf_shallow"
                + (f" --epochs {args.epochs}" if args.epochs != 50 else "")
                + (f" --cv-seed {args.cv_seed}" if args.cv_seed else "")),
         f"\nWall time {wall:.0f} s. Target accuracy (%). Default hyperparameters of every method "
@@ -219,8 +225,8 @@ def main() -> None:
         "\n- **1-NN**: fit on all source + all target samples; 1-NN from all transformed source to all target "
         "(the published protocol). KMM only reweights, which 1-NN ignores.",
         "- **SVM** (features): the same fit; then the classifier of the SA/CORAL papers' MATLAB code, LIBSVM's "
-        "C-SVC on a precomputed kernel (hinge loss, one-vs-one, unregularised bias; `benchmarks/svm.py`, a torch "
-        "re-implementation of LIBSVM's SMO), here the linear kernel of the adapted features, C by 2-fold "
+        "C-SVC on a precomputed kernel (hinge loss, one-vs-one, unregularised bias; `benchmarks/papers/svm.py`, a "
+        "torch re-implementation of LIBSVM's SMO), here the linear kernel of the adapted features, C by 2-fold "
         "stratified cross-validation on the adapted source over 1e-3 ... 1e4 (one random split, seed "
         f"{args.cv_seed}; LIBSVM's `-v 2` also draws one), refitted on all source samples. "
         f"C chosen: {', '.join(f'{c:g}' for c in sorted(chosen_c['features']))}; class pairs that hit the "
@@ -231,9 +237,10 @@ def main() -> None:
         "it as LIBSVM reads a precomputed matrix (row i is support vector i's column of Q). "
         f"C chosen: {', '.join(f'{c:g}' for c in sorted(chosen_c['papers']))}; class pairs that hit the cap: "
         f"{capped['papers']} (those fits stop unconverged, where LIBSVM would stop after 10^7 iterations).",
-        f"- **head**: `run_trial` on `load_task('office-surf:S->T')` (source_train = 90% of the source, target "
-        f"transductive), linear head, SGD lr 0.01, batch 64, {args.epochs} epochs, seed 0; final-epoch target_acc. "
-        "NA head = the same head on the raw features.",
+        "- **head**: `run_trial` on `load_task('office-surf:S->T')` (source_train = 90% of the source, target "
+        "transductive, the default preprocessing), seed 0: for a shallow method that is the product's "
+        "logistic-regression head fitted to convergence on the adapted features (`--epochs` does not apply to it). "
+        "NA head = the same head on the raw features (the LR column of `benchmarks.baselines`).",
         "\n## Averages next to the published ones\n",
         md_table(summary, ["method", "ours 1-NN", "ours SVM (features)", "ours SVM papers'", "ours head",
                            "published average", "time (s, all)"]),
@@ -244,7 +251,7 @@ def main() -> None:
         md_table(rows, ["task", *(label for label, _ in columns)]),
         "",
     ])
-    path = write("surf_shallow.md", text)
+    path = write("surf_shallow.md", text, PAPER_RESULTS)
     print(text)
     print(f"wrote {path}")
 

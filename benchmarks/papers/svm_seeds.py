@@ -1,6 +1,6 @@
 """The papers' SVM protocol on Office-Caltech10 SURF across cross-validation splits: how much of a match is the split?
 
-Usage: python benchmarks/svm_seeds.py [--seeds 0,1,2,3,4]   (writes benchmarks/results/svm_seeds.md)
+Usage: python -m benchmarks.papers.svm_seeds [--seeds 0,1,2,3,4]   (writes papers/results/svm_seeds.md)
 
 The CORAL paper's Table 3 (NA, SA, CORAL) picks the SVM's C by LIBSVM's 2-fold cross-validation (``-v 2``), which
 draws one random split. ``surf_shallow.py`` and ``sa_dims.py`` use one split (seed 0), so their gaps to Table 3
@@ -17,20 +17,24 @@ Target labels are only scored; nothing here is chosen on them.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from collections.abc import Callable
 from statistics import fmean
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header, md_table, write  # noqa: E402
-from surf_shallow import CORAL_TABLE3, TASK_ORDER, fitted, full_task, mean_abs_gap, papers_kernels, svm  # noqa: E402
-from svm import MAX_ITER  # noqa: E402
-
-from adaptune.algorithms.domains import Task  # noqa: E402
+from adaptune.algorithms.domains import Task
+from benchmarks._common import PAPER_RESULTS, header, md_table, write
+from benchmarks.papers.surf_shallow import (
+    CORAL_TABLE3,
+    TASK_ORDER,
+    fitted,
+    full_task,
+    mean_abs_gap,
+    papers_kernels,
+    svm,
+)
+from benchmarks.papers.svm import MAX_ITER
 
 Kernels = tuple[torch.Tensor, torch.Tensor]
 
@@ -101,12 +105,13 @@ def main() -> None:
         per_task.append(cells)
     text = "\n".join([
         header("The papers' SVM on Office-Caltech10 SURF across CV splits",
-               "python benchmarks/svm_seeds.py" + (f" --seeds {args.seeds}" if args.seeds != "0,1,2,3,4" else "")),
+               "python -m benchmarks.papers.svm_seeds"
+               + (f" --seeds {args.seeds}" if args.seeds != "0,1,2,3,4" else "")),
         f"\nWall time {time.time() - started:.0f} s. Target accuracy (%) on the 12 tasks; C by 2-fold stratified "
         f"source CV over 1e-3 ... 1e4 with split seeds {args.seeds}, refitted on all source samples "
-        f"(`benchmarks/svm.py`, SMO capped at {MAX_ITER:,} iterations per class pair). Rows: NA RBF = LIBSVM's default "
-        "RBF kernel (gamma 1/800) on the raw features, the classifier behind Table 3's NA row; SA (d=10) and CORAL on "
-        "the papers' matrices `Xs A Xs'` / `Xs A Xt'`. Published: CORAL paper Table 3.",
+        f"(`benchmarks/papers/svm.py`, SMO capped at {MAX_ITER:,} iterations per class pair). Rows: NA RBF = "
+        "LIBSVM's default RBF kernel (gamma 1/800) on the raw features, the classifier behind Table 3's NA row; "
+        "SA (d=10) and CORAL on the papers' matrices `Xs A Xs'` / `Xs A Xt'`. Published: CORAL paper Table 3.",
         "\n## 12-task averages over the CV splits\n",
         md_table(summary, ["row", "Table 3", "ours, mean over splits", "min", "max", "mean - Table 3",
                            "mean abs. per-task gap", "tasks equal to Table 3, per split", "C chosen",
@@ -118,7 +123,7 @@ def main() -> None:
         "",
     ])
     print(text)
-    print(write("svm_seeds.md", text))
+    print(write("svm_seeds.md", text, PAPER_RESULTS))
 
 
 if __name__ == "__main__":

@@ -6,27 +6,24 @@ subsets of the 9,000 images, with the same number of optimiser steps for every s
 pool per epoch), and reports the target accuracy reached, so the slope per doubling of the source can be read
 off. Plain torch (no Ray).
 
-  python benchmarks/digits_pool.py [--epochs 15] [--workers 2]      # writes benchmarks/results/digits_pool.md
+  python -m benchmarks.papers.digits_pool [--epochs 15] [--workers 2]   # writes papers/results/digits_pool.md
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header, md_table, write  # noqa: E402
+from benchmarks._common import PAPER_RESULTS, header, md_table, write
 
 FRACTIONS = (0.25, 0.5, 1.0)
 METHODS = ("source_only", "dann")
-TLLIB_MNIST_TO_USPS = {"source_only": 82.1, "dann": 91.7}  # LeNet, full 60k MNIST (BASELINES.md)
+TLLIB_MNIST_TO_USPS = {"source_only": 82.1, "dann": 91.7}  # TLlib's digits table: LeNet, full 60k MNIST
 
 
 def run(job: tuple[str, float, int]) -> dict:
@@ -76,7 +73,7 @@ def main() -> None:
                      f"split). TLlib reports {TLLIB_MNIST_TO_USPS[method]} on M->U.")
     text = "\n".join([
         header("MNIST->USPS: target accuracy vs the size of the MNIST source pool",
-               "python benchmarks/digits_pool.py" + (f" --epochs {args.epochs}" if args.epochs != 15 else "")),
+               "python -m benchmarks.papers.digits_pool" + (f" --epochs {args.epochs}" if args.epochs != 15 else "")),
         f"\nWall time {time.time() - started:.0f} s. LeNet, defaults of each method (lr 0.01, batch 64), seed 0, "
         f"{args.epochs} epochs of {results[0]['steps']} steps for every pool size (the same number of updates), "
         "target = the built-in USPS target split; stratified subsets of the 9,000 MNIST training images.\n",
@@ -87,7 +84,7 @@ def main() -> None:
         "",
     ])
     print(text)
-    print(write("digits_pool.md", text))
+    print(write("digits_pool.md", text, PAPER_RESULTS))
 
 
 if __name__ == "__main__":

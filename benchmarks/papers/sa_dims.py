@@ -1,6 +1,6 @@
 """Subspace Alignment on the 12 Office-Caltech10 SURF tasks against its subspace dimension d, under the papers' SVM.
 
-Usage: python benchmarks/sa_dims.py [--dims 10,20,40,60,100]   (writes benchmarks/results/sa_dims.md)
+Usage: python -m benchmarks.papers.sa_dims [--dims 10,20,40,60,100]   (writes papers/results/sa_dims.md)
 
 The CORAL paper's Table 3 gives SA 41.5 on average and does not state d; our default is d = 100. For each d this
 fits SA on all source + all target samples and reports two classifiers from ``surf_shallow.py``: 1-NN, and the
@@ -12,14 +12,11 @@ corresponds to, not a setting to ship.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from statistics import fmean
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header, md_table, write  # noqa: E402
-from surf_shallow import (  # noqa: E402
+from benchmarks._common import PAPER_RESULTS, header, md_table, write
+from benchmarks.papers.surf_shallow import (
     CORAL_TABLE3,
     TASK_ORDER,
     fitted,
@@ -29,7 +26,7 @@ from surf_shallow import (  # noqa: E402
     papers_kernels,
     svm,
 )
-from svm import MAX_ITER  # noqa: E402
+from benchmarks.papers.svm import MAX_ITER
 
 PUBLISHED = CORAL_TABLE3["subspace_alignment"]
 
@@ -59,7 +56,8 @@ def main() -> None:
     per_task = [[pair, *(svm_acc[d][pair] for d in dims), PUBLISHED[k]] for k, pair in enumerate(TASK_ORDER)]
     text = "\n".join([
         header("Subspace Alignment vs its dimension d on Office-Caltech10 SURF",
-               "python benchmarks/sa_dims.py" + (f" --dims {args.dims}" if args.dims != "10,20,40,60,100" else "")),
+               "python -m benchmarks.papers.sa_dims"
+               + (f" --dims {args.dims}" if args.dims != "10,20,40,60,100" else "")),
         f"\nWall time {time.time() - started:.0f} s. Target accuracy (%), 12 tasks, SA fitted on all source + all "
         "target samples. SVM = the SA/CORAL papers' classifier on the papers' matrices (see surf_shallow.md); "
         f"`capped` counts class pairs whose SMO stopped at the {MAX_ITER:,}-iteration cap over all CV and final "
@@ -72,7 +70,7 @@ def main() -> None:
         "",
     ])
     print(text)
-    print(write("sa_dims.md", text))
+    print(write("sa_dims.md", text, PAPER_RESULTS))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""What every trial of a search shares: built from the prepared config, and pickled by Ray to every trial process."""
+
+import dataclasses
+import pickle
+
+import pytest
+from ray import cloudpickle
+
+from adaptune.search.config import build_config
+from adaptune.search.run import prepare, trial_settings
+
+
+def _prepared(tmp_path, **overrides):
+    raw = {"task": "synthetic:blobs", "methods": ["source_only", "dann"], "trials": 2, "epochs": 2,
+           "out": str(tmp_path / "run"), "proxy": "im", "quiet": True, **overrides}
+    return prepare(build_config(raw))
+
+
+def test_trial_settings_pickle_and_make_each_trials_spec(tmp_path):
+    prepared = _prepared(tmp_path)
+    settings = trial_settings(prepared, storage=str(tmp_path / "run" / "ray"))
+    for dumps, loads in ((pickle.dumps, pickle.loads), (cloudpickle.dumps, cloudpickle.loads)):
+        assert loads(dumps(settings)) == settings
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.epochs = 3  # shared by every trial: no trial may change it for the others
+    assert settings.metric == settings.checkpoint_metric == "proxy_im"
+    spec = settings.trial_spec({"method": "dann", "lr": 0.01, "adv_weight": 1.0})
+    assert spec.method == "dann" and spec.hparams == {"lr": 0.01, "adv_weight": 1.0}
+    assert (spec.epochs, spec.steps_per_epoch, spec.backbone) == (2, prepared.plan.steps_per_epoch, prepared.backbone)
+    assert settings.load_task().target_oracle is prepared.task.target_oracle  # the driver's task, cached
+
+
+def test_a_final_only_proxy_keeps_the_last_checkpoint(tmp_path):
+    settings = trial_settings(_prepared(tmp_path, proxy="circular"), storage=str(tmp_path / "ray"))
+    assert settings.metric == "proxy_circular" and settings.checkpoint_metric is None
