@@ -112,7 +112,7 @@ def test_weights_for_a_backbone_without_pretrained_weights(search, features, tmp
     data = features["source"] if backbone == "mlp" else grey
     line = search("--source", data, "--target", data, "--backbone", backbone, "--weights", str(tmp_path / "w.pt"))
     assert line == (f"weights: expected no weights for the {backbone} backbone; pretrained weights exist for "
-                    "resnet18, resnet50")
+                    "resnet18, resnet50, torchvision:NAME and timm:NAME")
 
 
 class Payload:
