@@ -8,8 +8,8 @@ Every (trial, epoch) is recorded; selection is then:
     kind); its target accuracy is reported;
   * by oracle: the (trial, epoch) with the highest target accuracy (an upper bound; never used to select).
 
-  python benchmarks/methods_bench.py run --group surf --out results-surf.jsonl [--workers 2] [--device cpu]
-  python benchmarks/methods_bench.py report results-*.jsonl        # writes benchmarks/results/methods.md
+  python -m benchmarks.methods_bench run --group surf --out results-surf.jsonl [--workers 2] [--device cpu]
+  python -m benchmarks.methods_bench report results-*.jsonl        # writes benchmarks/results/methods.md
 """
 
 from __future__ import annotations
@@ -20,25 +20,25 @@ import math
 import multiprocessing
 import os
 import random
-import sys
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks._common import rerun_command
 
 GROUPS = {
     "digits": ["mnist->usps", "usps->mnist"],
     "surf": [f"office-surf:{s}->{t}" for s in "ACWD" for t in "ACWD" if s != t],
     "amazon": [f"amazon:{s}->{t}" for s in "BDEK" for t in "BDEK" if s != t],
+    "decaf": ["office-decaf:D->W", "office-decaf:W->D"],
+    "jda-digits": ["mnist-usps-jda:M->U", "mnist-usps-jda:U->M"],
+    "amazon-5000": [f"amazon-5000:{s}->{t}" for s in "BDEK" for t in "BDEK" if s != t],
 }
-SETTINGS = {  # epochs and batch size per group: the budget of one trial
-    "digits": {"epochs": 15, "batch_size": 64},
-    "surf": {"epochs": 40, "batch_size": 32},
-    "amazon": {"epochs": 30, "batch_size": 64},
-}
+# Epochs and batch size per group: one trial of a default search (12 epochs of max(one pass, 100) steps at the
+# search's batch size) unless --epochs says otherwise.
+SETTINGS = {group: {"epochs": 12, "batch_size": 64} for group in GROUPS}
 
 
 def configs(task: str, method: str, n: int) -> list[dict]:
@@ -48,7 +48,7 @@ def configs(task: str, method: str, n: int) -> list[dict]:
     # Narrower than the search's defaults: with a handful of draws, lr < 1e-3 never trains in this budget.
     ranges = {"lr": (1e-3, 1e-1), "adv_weight": (0.1, 3.0)}
     params = [p.with_range(*ranges[p.name]) if p.name in ranges else p
-              for p in (*cls.shared_params(), *cls.params) if p.name != "freeze_depth"]
+              for p in cls.params if p.name != "freeze_depth"]
     rng = random.Random(zlib.crc32(f"{task}|{method}".encode()))
     out = [{p.name: p.default for p in params}]
     out += [{p.name: p.sample(rng) for p in params} for _ in range(n - 1)]
@@ -93,9 +93,11 @@ def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torc
                   k: int = 5) -> list[dict]:
     """Per proxy: average the predictions of the top-k trials by that proxy (the search's ensemble row), and of
     the best trial by that proxy in each method family (``scheme`` per_family: one vote per family, so one
-    family that the proxy over-rates cannot fill the ensemble); and the consensus picks (one trial each)."""
-    from adaptune.algorithms.ensemble import average_predictions, consensus_agreement, ensemble_metrics, top_k
+    family that the proxy over-rates cannot fill the ensemble), of the top-k trials with distinct methods
+    (``scheme`` top_k_methods: the best trial of each of the k best methods); and the consensus picks."""
+    from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, top_k
     from adaptune.algorithms.methods import get_method
+    from benchmarks.consensus import consensus_agreement
 
     out = []
     for key in sorted({key for _, trial in trials for key in trial}):
@@ -105,7 +107,12 @@ def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torc
         for i, score in scored:
             families.setdefault(family_of[i], []).append((i, score))
         best_per_family = [top_k(family, 1) for family in families.values()]
-        schemes = {"top_k": top_k(scored, k), "per_family": [best[0] for best in best_per_family if best]}
+        best_per_method: dict[str, tuple[int, float]] = {}
+        for i, score in scored:  # scored is in trial order, so ties keep the first trial
+            if math.isfinite(score) and score > best_per_method.get(trials[i][0], (None, -math.inf))[1]:
+                best_per_method[trials[i][0]] = (i, score)
+        schemes = {"top_k": top_k(scored, k), "per_family": [best[0] for best in best_per_family if best],
+                   "top_k_methods": top_k(list(best_per_method.values()), k)}
         for scheme, members in schemes.items():
             metrics = ensemble_metrics(average_predictions([trials[i][1][key][1] for i in members]), oracle)
             out.append({"kind": "ensemble", "scheme": scheme, "task": task, "selected_by": key,
@@ -126,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from adaptune.algorithms.methods import METHODS
 
     methods = args.methods.split(",") if args.methods else sorted(METHODS)
-    tasks = [t for g in args.group.split(",") for t in GROUPS[g]]
+    tasks = [t for g in args.group.split(",") for t in GROUPS[g] if not args.tasks or t in args.tasks.split(",")]
     group_of = {t: g for g in GROUPS for t in GROUPS[g]}
     jobs = [{"task": t, "method": m, "config_index": i, "hparams": h, "device": args.device, "amp": args.amp,
              "fewshot_k": args.fewshot_k,
@@ -158,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             for row in ensemble_rows(task_name, trials, oracle):
                 handle.write(json.dumps(row) + "\n")
     with open(args.out + ".meta.json", "w") as handle:
-        json.dump({"command": " ".join(sys.argv), "wall_s": time.time() - started, "device": args.device,
+        json.dump({"command": rerun_command(), "wall_s": time.time() - started, "device": args.device,
                    "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
                    "torch": torch.__version__, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                            time.gmtime())}, handle)
@@ -168,7 +175,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run")
-    run.add_argument("--group", required=True, help="digits, surf, amazon (comma-separated)")
+    run.add_argument("--group", required=True, help=f"{', '.join(GROUPS)} (comma-separated)")
+    run.add_argument("--tasks", help="comma-separated subset of the groups' tasks (default: all)")
     run.add_argument("--methods", help="comma-separated (default: all)")
     run.add_argument("--configs", type=int, default=4)
     run.add_argument("--epochs", type=int)
@@ -188,6 +196,6 @@ if __name__ == "__main__":
     if args.command == "run":
         cmd_run(args)
     else:
-        from methods_report import cmd_report
+        from benchmarks.methods_report import cmd_report
 
         cmd_report(args.files, args.out)
