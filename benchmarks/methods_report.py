@@ -77,7 +77,8 @@ def cmd_report(files: list[str], out: str = "methods.md") -> None:
                     "(seed = the configuration's index); each trial's candidates are its epochs.\n")
     for meta in metas:
         sections.append(f"- run: `{meta['command']}` on {meta.get('gpu') or 'CPU'} ({meta['cpus']} CPUs), "
-                        f"torch {meta['torch']}, {meta['date']}, wall {meta['wall_s']:.0f} s")
+                        f"torch {meta['torch']}, {meta['date']}, wall {meta['wall_s']:.0f} s"
+                        + (f"; {meta['note']}" if meta.get("note") else ""))
     for group in INPUT_KIND:
         tasks = sorted({t for t, _ in by_key if group_of(t) == group})
         if not tasks:

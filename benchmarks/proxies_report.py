@@ -128,9 +128,10 @@ def main(paths: list[str]) -> None:
 
     text = header("Proxy quality: unsupervised selection vs the oracle",
                   "python -m benchmarks.proxies_report " + " ".join(paths))
-    text += ("\nEach task is one search over all 19 methods (the defaults plus one random draw each, every epoch a "
-             "candidate checkpoint), the runs of `benchmarks.methods_bench` listed below. Per proxy: Spearman "
-             "and weighted Spearman (Musgrave et al. 2022, pow 2) of proxy vs oracle target accuracy over all "
+    text += ("\nEach task is one search over all 19 methods (the defaults, plus one random draw each where the run "
+             "says `--configs 2`; every epoch a candidate checkpoint), the runs of `benchmarks.methods_bench` "
+             "listed below. Per proxy: Spearman and weighted Spearman (Musgrave et al. 2022, pow 2) of proxy vs "
+             "oracle target accuracy over all "
              "(trial, epoch) points, top-1 regret = oracle best minus the oracle accuracy of the proxy's pick "
              "(points of target accuracy), and the mean oracle accuracy of the proxy's top 5. `fewshot` sees "
              "3 labeled target samples per class (opt-in; those samples are removed from the oracle's set for "
@@ -204,7 +205,7 @@ def main(paths: list[str]) -> None:
              + ("met" if mean(held_out) <= TARGET_REGRET else "not met")
              + (f", with {', '.join(above)} above {TARGET_REGRET:.1f} point" if above else "") + ". "
              "Anchor: SKADA-Bench's best unsupervised scorer lost 3.1 points of mean accuracy against the oracle, "
-             "SND 16.5. Each task is one search (two configurations per method, one seed).\n")
+             "SND 16.5. Each task is one search (one seed; the configurations per method of its run above).\n")
     within = within_method_regret(points, rule, groups)
     text += (f"\nFor comparison with that anchor, SKADA-Bench's own setting (each method's hyperparameters and epoch "
              f"chosen among its own trials, by `auto` vs by the oracle, averaged over methods and tasks): "

@@ -161,7 +161,7 @@ def main() -> None:
         f"{100 * oracle_best.target_acc:.1f}% |",
         "\nPer method (target accuracy, %):\n",
         md_table(per_method, ["method", "trials", "best trial by proxy", "oracle best (trial, epoch)"]),
-        "\nPublished MNIST->USPS numbers (../shared/data/BASELINES.md; protocols differ, see notes):\n",
+        "\nPublished MNIST->USPS numbers (from the papers; protocols differ, see notes):\n",
         "| published | M->U |", "|---|---|", *[f"| {name} | {value} |" for name, value in PUBLISHED],
         f"\nTarget: best-by-proxy above the published source-only number: {verdict} "
         f"({100 * best.target_acc:.1f}% vs 75.2 / 82.1).",

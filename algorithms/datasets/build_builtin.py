@@ -2,7 +2,7 @@
 
 Run by hand, never at run time (it needs scipy and h5py, which the service does not)::
 
-    python algorithms/datasets/build_builtin.py [--data /work/shared/data] [--only amazon_review_400 ...]
+    python algorithms/datasets/build_builtin.py [--data RAW_DIR] [--only amazon_review_400 ...]
 
 It checks the sha256 of every raw file against the PROVENANCE notes before converting, so a rebuilt npz
 always comes from the exact files those notes describe.

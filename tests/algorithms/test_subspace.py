@@ -180,7 +180,7 @@ def test_coral_beats_no_adaptation_with_1nn_on_rescaled_features():
     assert _accuracy(nearest_neighbor(method.transform_source(xs), ys, xt), yt) > raw + 5.0
 
 
-# Published 1-NN numbers on Office-Caltech10 SURF (all source, all target; /work/shared/data/BASELINES.md, sec. 1):
+# Published 1-NN numbers on Office-Caltech10 SURF (all source, all target):
 # JDA paper (ICCV 2013) and the JPDA author's Python re-run (linear kernel, k=100, lambda=1, T=10), and
 # MEDA Table 2 for TCA (reproduced with linear kernel, k=30, mu=1).
 JDA_PAPER = {("C", "A"): 44.78, ("C", "W"): 41.69, ("W", "D"): 89.17}
