@@ -64,6 +64,7 @@ class Backbone:
     out_features: int
     weights: str | None = None  # what the weights came from; None = random init
     stages: str = ""  # what the blocks are, in order: what freeze_depth counts
+    weights_file: str | None = None  # the file the weights were read from (a name resolved to its cache file)
 
     @property
     def depth(self) -> int:
@@ -430,10 +431,12 @@ class ResNet:
         model = torchvision.models.get_model(self.arch, weights=None)
         out_features = model.fc.in_features
         model.fc = nn.Identity()  # adaptune trains its own head on the pooled features
+        path = None
         if weights is not None:
             path = _weights_path(weights, self.name, lambda name: _cached_weights_file(self.arch, name))
             _load_weights(model, self.name, path, classifier=("fc",))
-        return Backbone(self.name, nn.Sequential(*_resnet_stages(model)), out_features, weights, RESNET_CUT.stages)
+        return Backbone(self.name, nn.Sequential(*_resnet_stages(model)), out_features, weights, RESNET_CUT.stages,
+                        weights_file=path)
 
 
 def _timm_backbone(name: str, weights: str | None) -> Backbone:
@@ -450,10 +453,11 @@ def _timm_backbone(name: str, weights: str | None) -> Backbone:
     # Some models widen the pooled features before the classifier (a pre-logits layer): that is what they output.
     out_features = getattr(model, "head_hidden_size", None) or model.num_features
     model.reset_classifier(0)
+    path = None
     if weights is not None:
         path = _weights_path(weights, name, cached=None)
         _load_weights(model, name, path, classifier=(classifier,) if isinstance(classifier, str) else classifier)
-    return Backbone(name, nn.Sequential(*cut.cut(model)), out_features, weights, cut.stages)
+    return Backbone(name, nn.Sequential(*cut.cut(model)), out_features, weights, cut.stages, weights_file=path)
 
 
 BACKBONES: dict[str, Callable[..., Backbone]] = {

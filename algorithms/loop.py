@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -20,8 +20,8 @@ from torch import nn
 
 from .backbones import build_backbone
 from .budget import steps_per_epoch
-from .domains import Task
-from .features import FeatureStore, MemoryStore, encode_task
+from .domains import Domain, Task
+from .features import FeatureStore, MemoryStore, encode_task, weights_identity
 from .linear_head import fit_logistic_regression
 from .methods import Batch, Method, ShallowMethod, get_method
 from .proxies import Evaluation, compute_proxies, oracle_accuracy
@@ -170,22 +170,26 @@ def build(task: Task, spec: TrialSpec, method_cls: type[Method], hparams: dict[s
     methods then fit their transform on the extracted features and the head trains on the result.
     """
     backbone = build_backbone(spec.backbone, task.input_shape, weights=spec.weights)
-    # A random-init prefix depends on the seed, so the seed is part of what the cached outputs came from.
-    weights_id = spec.weights or f"random-init-seed{spec.seed}"
     if method_cls.feature_extraction:
+        body: nn.Module = nn.Identity()
         if spec.weights:
             frozen, _ = backbone.split(backbone.depth)
             freeze_depth, feature_dim = backbone.depth, backbone.out_features
         else:
-            frozen, freeze_depth, weights_id = nn.Flatten(), -1, "raw-inputs"
+            frozen, freeze_depth = None, 0
             feature_dim = math.prod(task.input_shape)
-        body: nn.Module = nn.Identity()
     else:
         freeze_depth = int(hparams.get("freeze_depth", 0))
         frozen, body = backbone.split(freeze_depth)
         feature_dim = backbone.out_features
-    data = encode_task(task, frozen, backbone=spec.backbone, weights=weights_id, freeze_depth=freeze_depth,
-                       store=store, device=device, batch_size=spec.eval_batch_size)
+    if frozen is None:  # a view of the inputs: cheaper than any cache entry
+        data = task.map_domains(_flattened, _flattened)
+    elif freeze_depth == 0:
+        data = task
+    else:
+        weights = weights_identity(backbone.weights_file, frozen)
+        data = encode_task(task, frozen, backbone=spec.backbone, weights=weights, freeze_depth=freeze_depth,
+                           store=store, device=device, batch_size=spec.eval_batch_size)
     bottleneck = 0 if method_cls.feature_extraction else spec.bottleneck_dim
     classifier = Classifier(body, feature_dim, task.num_classes, bottleneck)
     method = method_cls(hparams, classifier.out_features, task.num_classes, tuple(data.source_train.x.shape[1:]))
@@ -193,6 +197,10 @@ def build(task: Task, spec: TrialSpec, method_cls: type[Method], hparams: dict[s
         data = method.adapt(data)
         classifier = Classifier(body, data.source_train.x.shape[1], task.num_classes)
     return data, classifier, method
+
+
+def _flattened(domain: Domain) -> Domain:
+    return replace(domain, x=domain.x.flatten(1))
 
 
 def parameter_groups(step_module: TrainStep, hparams: dict[str, Any]) -> list[dict[str, Any]]:

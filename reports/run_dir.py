@@ -11,6 +11,8 @@ writes them.
     ray/                 Tune's experiment state and trial checkpoints (ray/tune/; Ray Train runs as
                          ray/train-<trial_id>/), unless `storage:` puts them elsewhere; every checkpoint holds
                          state.pt and target_probs.pt
+    features/            the frozen-backbone outputs the run's trials share, unless `feature_cache:` puts them
+                         elsewhere; bounded by `feature_cache_max_gb`, and safe to delete (they are recomputed)
 
 The search writes through :class:`RunDir` (search/run.py, search/recorder.py), and every reader goes through it
 (``adaptune leaderboard``, ``status``, ``resume``, ``report``, ``proxies``). Every file is written to a temporary
@@ -104,6 +106,7 @@ class RunDir:
     PROXY_QUALITY = "proxies.parquet"
     RAY_STORAGE = "ray"  # Tune's storage root when the config sets no ``storage:``
     TUNE_EXPERIMENT = "tune"  # the experiment's folder in a storage root of its own
+    FEATURES = "features"  # the frozen-prefix outputs when the config sets no ``feature_cache:``
     # In every trial checkpoint: the predictions apart from the weights, so the ensemble reads them alone.
     CHECKPOINT_STATE = "state.pt"
     CHECKPOINT_PREDICTIONS = "target_probs.pt"
@@ -140,6 +143,11 @@ class RunDir:
         """The experiment's folder in the storage root. Runs sharing one ``storage:`` location each get their
         own, named after the run directory and the config."""
         return f"{os.path.basename(self.path)}-{config_hash[:8]}" if shared else self.TUNE_EXPERIMENT
+
+    def feature_cache(self, shared: str | None) -> str:
+        """Where the trials keep the frozen-prefix outputs: ``shared`` (the config's ``feature_cache:``, reused
+        across runs) or the run's ``features/``."""
+        return shared or self.file(self.FEATURES)
 
     # -- tables ------------------------------------------------------------------------------------------
     def read_table(self, name: str, required: Sequence[str] = ()) -> pd.DataFrame:

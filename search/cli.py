@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="recommend the top-k ensemble (default) or the single best trial by the proxy")
     search.add_argument("--out", help="run directory (default adaptune-runs/<task>-<time>)")
     search.add_argument("--address", help="join an existing Ray cluster (auto, HOST:PORT, ray://HOST:PORT)")
+    search.add_argument("--feature-cache", dest="feature_cache", metavar="DIR",
+                        help="frozen-backbone outputs in DIR, reused across runs (default: the run's features/)")
     search.add_argument("--seed", type=int, help="random seed of the sampler and the trials")
     search.add_argument("--backbone", help="lenet, mlp, resnet18, resnet50, torchvision:NAME or timm:NAME (default: "
                         "the task's; see `adaptune backbones`)")
@@ -131,7 +133,7 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     check_task_or_paths(vars(args))
     for name in ("task", "source", "target", "methods", "searcher", "budget", "trials", "epochs", "time_budget_s",
                  "preprocess", "proxy", "fewshot_k", "recommend", "out", "address", "seed", "backbone", "weights",
-                 "quiet", *_FLAG_TO_FIELD):
+                 "quiet", "feature_cache", *_FLAG_TO_FIELD):
         value = getattr(args, name)
         if value is None:
             continue

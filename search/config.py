@@ -29,6 +29,7 @@ from adaptune.reports.run_dir import RunDir
 RUNNERS = ("auto", "tune", "train")
 SEARCHERS = ("tpe", "random")
 SCHEDULERS = ("asha", "none")
+DEFAULT_FEATURE_CACHE_GB = 20.0  # GB = 10**9 bytes
 
 
 @dataclass
@@ -90,11 +91,17 @@ class SearchConfig:
     quiet: bool = False
     storage: str | None = None  # trial checkpoints + experiment state: a path or s3://, gs://, file:// URI
     max_failures: int = 3  # retries of a trial whose worker or node fails, from its last checkpoint
+    # Frozen-prefix outputs: a directory shared across runs (every node must see it for a cluster to compute them
+    # once); default: the run's own features/. Either is bounded by feature_cache_max_gb (least recently used
+    # files evicted).
+    feature_cache: str | None = None
+    feature_cache_max_gb: float = DEFAULT_FEATURE_CACHE_GB
 
     def identity(self) -> dict[str, Any]:
         """The fields that define what is searched (not where it runs or is written)."""
         data = asdict(self)
-        for key in ("out", "address", "connect_timeout_s", "quiet", "storage", "max_failures", "recommend"):
+        for key in ("out", "address", "connect_timeout_s", "quiet", "storage", "max_failures", "recommend",
+                    "feature_cache", "feature_cache_max_gb"):
             data.pop(key)
         # Keys added after runs were saved count only when set away from their default, so a run saved before
         # keeps its hash and still resumes.
@@ -106,6 +113,10 @@ class SearchConfig:
 
     def config_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def feature_cache_max_bytes(self) -> int:
+        return int(min(self.feature_cache_max_gb * 1e9, INT_LIMIT))
 
     def task_label(self) -> str:
         return self.task if self.task else f"{os.path.basename(self.source)}->{os.path.basename(self.target)}"
@@ -284,6 +295,7 @@ PATH_FIELDS = {
     "target": "a path to the target data",
     "weights": "a weights file path or a torchvision weights name",
     "storage": "a path or URI",
+    "feature_cache": "a directory path",
     "out": "a run directory path",
 }
 
@@ -311,6 +323,9 @@ def _resolve_paths(c: SearchConfig) -> None:
         c.weights = os.path.abspath(c.weights)
     if c.storage is not None:
         c.storage = _validate_storage(c.storage)
+    if c.feature_cache is not None:
+        c.feature_cache = os.path.abspath(c.feature_cache)
+        _expect_creatable("feature_cache", c.feature_cache)
 
 
 def _check_out(c: SearchConfig) -> None:
@@ -404,6 +419,8 @@ def validate(c: SearchConfig) -> None:
             raise InputError(name, "expected a positive lower bound (log scale)")
     if _expect_type("connect_timeout_s", c.connect_timeout_s, (int, float), "seconds") <= 0:
         raise InputError("connect_timeout_s", "expected a positive number of seconds")
+    if _expect_type("feature_cache_max_gb", c.feature_cache_max_gb, (int, float), "a size in GB") <= 0:
+        raise InputError("feature_cache_max_gb", f"expected a positive size in GB, got {c.feature_cache_max_gb}")
     if _expect_type("max_failures", c.max_failures, int, "a number of retries") < 0:
         raise InputError("max_failures", "expected 0 or more retries per trial")
     if c.searcher not in SEARCHERS:

@@ -366,6 +366,7 @@ def trial_settings(prepared: Prepared, storage: str) -> TrialSettings:
         cpus_per_trial=r.cpus_per_trial, gpus_per_trial=r.gpus_per_trial, workers=r.workers,
         storage=storage, metric=prepared.metric,
         checkpoint_metric=None if PROXIES[prepared.proxy].final_only else prepared.metric,
+        feature_cache=RunDir(c.out).feature_cache(c.feature_cache), feature_cache_max_bytes=c.feature_cache_max_bytes,
     )
 
 

@@ -12,7 +12,9 @@ Two runners, chosen by ``resources.runner``:
 
 Both give the loop the same ``report`` callback: metrics + a checkpoint of the state after every epoch. What
 every trial of a search shares comes as one :class:`TrialSettings`; the sampled hyperparameters as Tune's
-``config``.
+``config``. The frozen-prefix outputs go through a :class:`~adaptune.algorithms.features.DiskStore` in the
+settings' ``feature_cache`` directory, so each is computed once per run: once per node when the directory is
+not on storage every node shares.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import torch
 
 from adaptune.algorithms.domains import Task
-from adaptune.algorithms.features import MemoryStore
+from adaptune.algorithms.features import DiskStore, FeatureStore, MemoryStore
 from adaptune.algorithms.loop import PREDICTIONS, Diverged, Runtime, StateFn, TrialSpec, run_trial
 from adaptune.reports.run_dir import RunDir
 
@@ -44,8 +46,6 @@ TRAIN_ENV_DEFAULTS = {
     "RAY_TRAIN_ENABLE_CONTROLLER_STRUCTURED_LOGGING": "0",
     "RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0",
 }
-# Lives as long as the trial process; with actor reuse it serves every trial that process runs.
-_STORE = MemoryStore()
 
 
 def resolve_task(task: str | None, source: str | None, target: str | None, fewshot_k: int, seed: int,
@@ -98,9 +98,16 @@ class TrialSettings:
     storage: str  # Tune's storage root; the train runner's Ray Train runs go there too
     metric: str  # proxy_<name> of the selecting proxy
     checkpoint_metric: str | None  # what the kept checkpoint maximises; None (keep the last) for a final-only proxy
+    # Where the frozen-prefix outputs are shared between trial processes (absolute; None: each process keeps its
+    # own in memory), and the most bytes of files kept there.
+    feature_cache: str | None = None
+    feature_cache_max_bytes: int | None = None
 
     def load_task(self) -> Task:
         return resolve_task(self.task, self.source, self.target, self.fewshot_k, self.seed, self.preprocess)
+
+    def feature_store(self) -> FeatureStore:
+        return _feature_store(self.feature_cache, self.feature_cache_max_bytes)
 
     def trial_spec(self, config: dict[str, Any]) -> TrialSpec:
         """One trial's spec: these settings and the hyperparameters Tune sampled (``config``)."""
@@ -115,6 +122,11 @@ class TrialSettings:
             seed=self.seed,
             amp=self.amp,
         )
+
+
+@functools.lru_cache(maxsize=4)  # one per process: with actor reuse, later trials read the features from memory
+def _feature_store(directory: str | None, max_bytes: int | None) -> FeatureStore:
+    return MemoryStore() if directory is None else DiskStore(directory, max_bytes)
 
 
 def _node_metrics(started_at: float) -> dict[str, Any]:
@@ -165,8 +177,8 @@ def _run(config: dict[str, Any], settings: TrialSettings, report_fn: Any, runtim
         report_fn({**metrics, **_node_metrics(started_at)}, state)
 
     try:
-        run_trial(settings.load_task(), settings.trial_spec(config), report, runtime=runtime, store=_STORE,
-                  resume_state=resume_state)
+        run_trial(settings.load_task(), settings.trial_spec(config), report, runtime=runtime,
+                  store=settings.feature_store(), resume_state=resume_state)
     except Diverged as error:
         report_fn({"epoch": int(last.get("epoch", 0)) + 1, settings.metric: float("nan"), "diverged": str(error),
                    **_node_metrics(started_at)}, None)

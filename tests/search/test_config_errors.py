@@ -160,6 +160,8 @@ def test_recommend_needs_an_ensemble_row(capsys, tmp_path):
         (["--time-budget-s", "inf"], "time_budget_s"),
         (["--out", ""], "out"),
         (["--out", "/proc/adaptune-run"], "out"),
+        (["--feature-cache", ""], "feature_cache"),
+        (["--feature-cache", "/proc/adaptune-features"], "feature_cache"),
         (["--task", "synthetic:blobs", "--source", "s.npz", "--target", "t.npz"], "task"),
         (["--task", "synthetic:blobs", "--source", "s.npz"], "task"),
     ],
@@ -184,6 +186,9 @@ def test_bad_values_of_flags(capsys, tmp_path, flags, field):
         ("time_budget_s: .inf", "time_budget_s"),
         ("connect_timeout_s: 0", "connect_timeout_s"),
         ("connect_timeout_s: .nan", "connect_timeout_s"),
+        ("feature_cache_max_gb: 0", "feature_cache_max_gb"),
+        ("feature_cache_max_gb: -1", "feature_cache_max_gb"),
+        ("feature_cache_max_gb: .nan", "feature_cache_max_gb"),
         ("resources:\n  cpus_per_trial: .nan", "resources.cpus_per_trial"),
         ("resources:\n  cpus_per_trial: .inf", "resources.cpus_per_trial"),
         ("resources:\n  gpus_per_trial: .inf", "resources.gpus_per_trial"),
@@ -223,6 +228,8 @@ def test_out_of_range_and_non_finite_yaml_values(capsys, tmp_path, yaml_text, fi
         ("task: synthetic:blobs\nweights: 5", "weights"),
         ("task: synthetic:blobs\nweights: ''", "weights"),
         ("task: synthetic:blobs\nstorage: 5", "storage"),
+        ("task: synthetic:blobs\nfeature_cache: [a]", "feature_cache"),
+        ("task: synthetic:blobs\nfeature_cache_max_gb: big", "feature_cache_max_gb"),
         ("task: synthetic:blobs\naddress: 5", "address"),
         ("task: synthetic:blobs\nrecommend: 5", "recommend"),
         ("task: synthetic:blobs\npreprocess: 5", "preprocess"),
@@ -312,6 +319,20 @@ def test_relative_paths_become_absolute(tmp_path, monkeypatch):
     config = build_config({"task": "synthetic:blobs", "weights": "ResNet18_Weights.IMAGENET1K_V1",
                            "storage": "s3://bucket/adaptune", "out": "run"})
     assert config.weights == "ResNet18_Weights.IMAGENET1K_V1" and config.storage == "s3://bucket/adaptune"
+
+
+def test_feature_cache_is_absolute_and_not_part_of_what_is_searched(tmp_path, monkeypatch, capsys):
+    from adaptune.search.config import build_config
+
+    monkeypatch.chdir(tmp_path)
+    plain = build_config({"task": "synthetic:blobs", "out": "run"})
+    shared = build_config({"task": "synthetic:blobs", "out": "run", "feature_cache": "cache",
+                           "feature_cache_max_gb": 0.5})
+    assert shared.feature_cache == str(tmp_path / "cache") and not (tmp_path / "cache").exists()
+    assert shared.config_hash() == plain.config_hash()  # where features are cached never changes a result
+    (tmp_path / "file").write_text("")
+    line = _run(capsys, ["search", "--task", "synthetic:blobs", "--out", "run", "--feature-cache", "file"])
+    assert line.startswith("adaptune: error: feature_cache: expected a directory"), line
 
 
 @pytest.mark.parametrize("top", ["-3", "0"])

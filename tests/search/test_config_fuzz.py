@@ -72,6 +72,8 @@ GOOD: dict[str, st.SearchStrategy] = {
     "time_budget_s": st.none() | st.floats(1, 1e6),
     "quiet": st.booleans(),
     "storage": st.sampled_from(["store", "s3://bucket/x", "file:///tmp/adaptune-store"]),
+    "feature_cache": st.sampled_from(["features", "../shared/features"]),
+    "feature_cache_max_gb": st.sampled_from([0.001, 20, 1e308]),
     "max_failures": st.integers(0, 3),
     "address": st.sampled_from([None, "auto"]),
     "out": st.sampled_from(["run", "../elsewhere/run"]),
@@ -93,7 +95,7 @@ FLAGS: dict[str, st.SearchStrategy] = {
     "--searcher": st.sampled_from(["tpe", "random", "grid"]), "--recommend": st.sampled_from(["single", "x"]),
     "--runner": st.sampled_from(["auto", "tune", "train", "x"]), "--preprocess": text, "--proxy": text,
     "--backbone": st.sampled_from(["mlp", "vgg"]) | text, "--weights": st.sampled_from(["", "\x00"]),
-    "--address": text, "--out": text, "--quiet": st.just(None), "--bogus": text,
+    "--address": text, "--out": text, "--feature-cache": text, "--quiet": st.just(None), "--bogus": text,
 }
 flag_lists = st.lists(st.sampled_from(sorted(FLAGS)).flatmap(
     lambda flag: FLAGS[flag].map(lambda value: [flag] if value is None else [flag, value])), max_size=3)

@@ -138,18 +138,24 @@ def test_the_budget_plans_the_trials_and_a_closed_form_trial_reports_once(ray_lo
     assert coral["head_c"].notna().all() and coral["lr"].isna().all()
 
 
-def test_random_searcher_without_early_stopping(ray_local, tmp_path):
-    """searcher: random draws every trial from the space (no defaults first); scheduler kind none stops nothing."""
+def test_random_searcher_without_early_stopping_shares_frozen_features(ray_local, tmp_path):
+    """searcher: random draws every trial from the space (no defaults first); scheduler kind none stops nothing.
+    With a frozen first block, the trials' processes share its outputs through the run's features/."""
     from adaptune.algorithms.methods import get_method
 
     out = tmp_path / "run"
     summary = _search(out, trials=3, epochs=2, steps_per_epoch=20, searcher="random", ensemble_k=0,
-                      scheduler={"kind": "none", "grace_period": 1})
+                      scheduler={"kind": "none", "grace_period": 1}, search_space={"freeze_depth": [1, 1]})
     assert summary["plan"]["rungs"] == [] and summary["plan"]["early_stopping"] is False
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
     assert (board["status"] == "completed").all() and (board["epochs"] == 2).all()
+    assert (board["freeze_depth"] == 1).all()
     defaults = {name: get_method(name).defaults()["lr"] for name in board["method"]}
     assert all(row.lr != defaults[row.method] for row in board.itertuples())
+    # One file per distinct key (source_train, source_val, and the target, whose train and val samples are the
+    # same) for all three trials: a trial process that had keyed them differently would have added its own.
+    features = out / "features"
+    assert len(list(features.glob("*.pt"))) == 3 and not list(features.glob("*.tmp"))
 
 
 def test_diverging_trials_end_as_diverged_and_the_search_goes_on(ray_local, tmp_path):

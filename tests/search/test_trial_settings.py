@@ -30,6 +30,18 @@ def test_trial_settings_pickle_and_make_each_trials_spec(tmp_path):
     assert settings.load_task().target_oracle is prepared.task.target_oracle  # the driver's task, cached
 
 
+def test_trials_share_frozen_features_in_the_run_or_the_configured_cache(tmp_path):
+    from adaptune.algorithms.features import DiskStore
+
+    settings = trial_settings(_prepared(tmp_path), storage=str(tmp_path / "ray"))
+    assert settings.feature_cache == str(tmp_path / "run" / "features") and settings.feature_cache_max_bytes == 20e9
+    store = settings.feature_store()
+    assert isinstance(store, DiskStore) and store is settings.feature_store()  # one per process: its memory layer
+    shared = trial_settings(_prepared(tmp_path, feature_cache=str(tmp_path / "cache"), feature_cache_max_gb=0.5),
+                            storage=str(tmp_path / "ray"))
+    assert shared.feature_cache == str(tmp_path / "cache") and shared.feature_cache_max_bytes == 500_000_000
+
+
 def test_a_final_only_proxy_keeps_the_last_checkpoint(tmp_path):
     settings = trial_settings(_prepared(tmp_path, proxy="circular"), storage=str(tmp_path / "ray"))
     assert settings.metric == "proxy_circular" and settings.checkpoint_metric is None
