@@ -19,7 +19,6 @@ import functools
 import hashlib
 import os
 import time
-import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
@@ -28,6 +27,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from .atomic import replace_atomically
 from .domains import Domain, Task
 
 KEY_FORMAT = "1"  # bumped when what a key covers, or what a cached file holds, changes
@@ -101,7 +101,7 @@ class DiskStore:
             if self.max_bytes is not None and value.element_size() * value.nelement() > self.max_bytes:
                 return value
             try:
-                _save_atomically(value, path)
+                replace_atomically(path, lambda tmp: torch.save(value, tmp), TEMP_SUFFIX)
             except OSError as error:  # e.g. a full disk: the trial goes on from memory
                 self._warn(error)
                 return value
@@ -157,17 +157,6 @@ def _load(path: str) -> torch.Tensor | None:
     with contextlib.suppress(OSError):  # a read-only cache still serves its files
         os.utime(path)
     return value
-
-
-def _save_atomically(value: torch.Tensor, path: str) -> None:
-    tmp = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
-    try:
-        torch.save(value, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def weights_digest(path: str) -> str:

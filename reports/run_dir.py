@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from adaptune.algorithms.atomic import replace_atomically
 
 from .values import one_line
 
@@ -42,28 +43,11 @@ class RunError(ValueError):
     """A directory that is not a readable adaptune run."""
 
 
-def _replace_atomically(path: str, write: Callable[[str], None], suffix: str) -> None:
-    """``write`` a temporary file beside ``path``, then rename it over ``path`` (atomic on POSIX filesystems)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # Created as any new file is (the umask decides its mode), not private like mkstemp's: a run on shared
-    # storage, and its report, are read by others than the user who ran the search.
-    tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}{suffix}")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_parquet_atomic(frame: pd.DataFrame, path: str) -> None:
     """``frame`` as Parquet with this schema version in its metadata, written atomically."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"schema_version": SCHEMA_VERSION.encode()})
-    _replace_atomically(path, lambda tmp: pq.write_table(table, tmp), ".parquet")
+    replace_atomically(path, lambda tmp: pq.write_table(table, tmp), ".parquet")
 
 
 def write_json_atomic(data: Any, path: str) -> None:
@@ -73,7 +57,7 @@ def write_json_atomic(data: Any, path: str) -> None:
         with open(tmp, "w") as handle:
             json.dump(data, handle, indent=2, default=str)
 
-    _replace_atomically(path, write, ".json")
+    replace_atomically(path, write, ".json")
 
 
 def write_text_atomic(text: str, path: str) -> None:
@@ -83,7 +67,7 @@ def write_text_atomic(text: str, path: str) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
 
-    _replace_atomically(path, write, os.path.splitext(path)[1])
+    replace_atomically(path, write, os.path.splitext(path)[1])
 
 
 def schema_version(path: str) -> str | None:

@@ -6,7 +6,7 @@ lists them, several runs after a cross-task table.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
@@ -45,6 +45,22 @@ def _config_text(row: pd.Series, board: pd.DataFrame) -> str:
 
 def _method_colors(run: Run) -> dict[str, str]:
     return {m: svg.color(i) for i, m in enumerate(sorted(run.board["method"].dropna().unique()))}
+
+
+def _series_by_method(
+    frame: pd.DataFrame,
+    colors: dict[str, str],
+    x: str,
+    y: str,
+    label: Callable[[str, pd.Series], str],
+    keep: Callable[[pd.Series], bool] = lambda row: True,
+) -> list[svg.Series]:
+    """One scatter series per method in ``frame``: a point (row[x], row[y], label) per kept row, in the method's
+    colour. A method whose rows are all dropped keeps its (empty) series, so it stays in the legend."""
+    return [
+        svg.Series(m, [(r[x], r[y], label(m, r)) for _, r in g.iterrows() if keep(r)], colors.get(m, svg.color(0)))
+        for m, g in frame.groupby("method")
+    ]
 
 
 def _section_headline(run: Run, level: int, anchor: str) -> list[Block]:
@@ -222,22 +238,11 @@ def _section_reliability(run: Run, level: int, anchor: str) -> list[Block]:
     points = data["points"]
     charts = []
     for name, group in sorted(points.groupby("family")):
-        series = [
-            svg.Series(
-                m,
-                [
-                    (
-                        r[run.proxy_column],
-                        r["target_acc"],
-                        f"{m} {r['trial_id']}@{value_text(r['epoch'])}: "
-                        f"{run.proxy} {number(r[run.proxy_column])}, oracle {percent(r['target_acc'])}",
-                    )
-                    for _, r in g.iterrows()
-                ],
-                colors.get(m, svg.color(0)),
-            )
-            for m, g in group.groupby("method")
-        ]
+        series = _series_by_method(
+            group, colors, run.proxy_column, "target_acc",
+            lambda m, r: f"{m} {r['trial_id']}@{value_text(r['epoch'])}: "
+            f"{run.proxy} {number(r[run.proxy_column])}, oracle {percent(r['target_acc'])}",
+        )
         if pick["family"] == name:
             series.append(
                 svg.Series(
@@ -294,22 +299,11 @@ def _section_search(run: Run, level: int, anchor: str) -> list[Block]:
         return blocks
     colors = _method_colors(run)
     scored = order[order["score"].map(finite) & order["status"].isin(FINISHED)]
-    series = [
-        svg.Series(
-            m,
-            [
-                (
-                    r["number"],
-                    r["score"],
-                    f"#{r['number']} {r['trial_id']} {m}: {run.proxy} "
-                    f"{number(r['score'])}, oracle {percent(r.get('target_acc'))}, {r['status']}",
-                )
-                for _, r in g.iterrows()
-            ],
-            colors.get(m, svg.color(0)),
-        )
-        for m, g in scored.groupby("method")
-    ]
+    series = _series_by_method(
+        scored, colors, "number", "score",
+        lambda m, r: f"#{r['number']} {r['trial_id']} {m}: {run.proxy} "
+        f"{number(r['score'])}, oracle {percent(r.get('target_acc'))}, {r['status']}",
+    )
     best = scored[["number", "best_so_far"]].dropna()
     series.append(
         svg.Series(
@@ -340,17 +334,10 @@ def _section_search(run: Run, level: int, anchor: str) -> list[Block]:
     timed = scored[scored["finished_s"].map(finite)].sort_values("finished_s", kind="stable")
     if not timed.empty:
         running_best = timed["score"].cummax()
-        time_series = [
-            svg.Series(
-                m,
-                [
-                    (r["finished_s"], r["score"], f"{r['trial_id']} {m} finished at {duration(r['finished_s'])}")
-                    for _, r in g.iterrows()
-                ],
-                colors.get(m, svg.color(0)),
-            )
-            for m, g in timed.groupby("method")
-        ]
+        time_series = _series_by_method(
+            timed, colors, "finished_s", "score",
+            lambda m, r: f"{r['trial_id']} {m} finished at {duration(r['finished_s'])}",
+        )
         time_series.append(
             svg.Series(
                 "best so far",
@@ -487,22 +474,12 @@ def _section_hyperparameters(run: Run, level: int, anchor: str) -> list[Block]:
             continue
         values = scored[param].dropna()
         log = param in LOG_PARAMS and (values > 0).all()
-        series = [
-            svg.Series(
-                m,
-                [
-                    (
-                        r[param],
-                        r["score"],
-                        f"{r['trial_id']} {m}: {param}={value_text(r[param])}, {run.proxy} {number(r['score'])}",
-                    )
-                    for _, r in g.iterrows()
-                    if finite(r[param])
-                ],
-                colors.get(m, svg.color(0)),
-            )
-            for m, g in scored.groupby("method")
-        ]
+        series = _series_by_method(
+            scored, colors, param, "score",
+            lambda m, r, param=param: f"{r['trial_id']} {m}: {param}={value_text(r[param])}, "
+            f"{run.proxy} {number(r['score'])}",
+            keep=lambda r, param=param: finite(r[param]),
+        )
         constant = values.nunique() == 1
         summary = (
             f"{param} constant at {value_text(values.iloc[0])} in this run"
@@ -569,21 +546,11 @@ def _section_cost(run: Run, level: int, anchor: str) -> list[Block]:
     for column, label in targets:
         front = pareto_front(scored["wall_s"], scored[column])
         fronts[column] = front
-        series = [
-            svg.Series(
-                m,
-                [
-                    (
-                        r["wall_s"],
-                        r[column],
-                        f"{r['trial_id']} {m}: {duration(r['wall_s'])}, {label} {number(r[column])}",
-                    )
-                    for _, r in g.iterrows()
-                ],
-                colors.get(m, svg.color(0)),
-            )
-            for m, g in scored.groupby("method")
-        ]
+        series = _series_by_method(
+            scored, colors, "wall_s", column,
+            lambda m, r, label=label, column=column: f"{r['trial_id']} {m}: {duration(r['wall_s'])}, "
+            f"{label} {number(r[column])}",
+        )
         on_front = scored[front].sort_values("wall_s")
         series.append(
             svg.Series(
