@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from .errors import InputError, first_line
+from .images import IMAGENET_MEAN, IMAGENET_STD
 
 TIMM_PREFIX = "timm:"
 TORCHVISION_PREFIX = "torchvision:"
@@ -65,6 +66,10 @@ class Backbone:
     weights: str | None = None  # what the weights came from; None = random init
     stages: str = ""  # what the blocks are, in order: what freeze_depth counts
     weights_file: str | None = None  # the file the weights were read from (a name resolved to its cache file)
+    # The per-channel mean and std its images are normalised with: ImageNet's, or what a timm model was trained
+    # with (e.g. 0.5 / 0.5 for TensorFlow-ported and ViT weights).
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
 
     @property
     def depth(self) -> int:
@@ -457,7 +462,9 @@ def _timm_backbone(name: str, weights: str | None) -> Backbone:
     if weights is not None:
         path = _weights_path(weights, name, cached=None)
         _load_weights(model, name, path, classifier=(classifier,) if isinstance(classifier, str) else classifier)
-    return Backbone(name, nn.Sequential(*cut.cut(model)), out_features, weights, cut.stages, weights_file=path)
+    config = model.pretrained_cfg
+    return Backbone(name, nn.Sequential(*cut.cut(model)), out_features, weights, cut.stages, weights_file=path,
+                    mean=tuple(config.get("mean", IMAGENET_MEAN)), std=tuple(config.get("std", IMAGENET_STD)))
 
 
 BACKBONES: dict[str, Callable[..., Backbone]] = {

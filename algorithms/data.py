@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 
 from .domains import Domain, Task
 from .errors import InputError, first_line
+from .images import DEFAULT_IMAGE_SIZE, ImageFiles, is_storage_uri, list_image_folder
 from .preprocess import (
     DEFAULT_PREPROCESS,
     check_preprocess,
@@ -73,9 +73,6 @@ BUILTIN_TASKS: tuple[str, ...] = (
     *_pair_tasks("amazon-5000", AMAZON_5000_DOMAINS),
 )
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _USER_FORMATS = "a .npz file, a .parquet table or an image folder"
 
@@ -520,7 +517,7 @@ def list_tasks() -> list[dict]:
 
 @dataclass(frozen=True)
 class _RawDomain:
-    x: torch.Tensor  # float32 [N, D] or [N, C, H, W]
+    x: torch.Tensor | ImageFiles  # float32 [N, D] or [N, C, H, W], or an image folder's files
     labels: np.ndarray | None  # class names (str) per sample, or None when unlabeled
     columns: tuple[str, ...] | None = None  # feature names of a table, in the order of x's columns
 
@@ -604,59 +601,15 @@ def _read_parquet(path: Path, field: str) -> _RawDomain:
     return _RawDomain(features, labels, tuple(str(c) for c in columns))
 
 
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and _is_image(p))
-
-
-def _read_image_folder(path: Path, field: str, image_size: int) -> _RawDomain:
-    from PIL import Image
-
-    class_dirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if class_dirs:  # ImageFolder layout: one subfolder per class
-        files = [(f, d.name) for d in class_dirs for f in _image_files(d)]
-    else:  # a flat folder of images: unlabeled
-        files = [(f, None) for f in sorted(path.iterdir()) if f.is_file() and _is_image(f)]
-    if not files:
-        raise InputError(
-            field,
-            f"{path} contains no readable images; expected class subfolders of image files "
-            f"({', '.join(IMAGE_EXTENSIONS)}) or, for an unlabeled target, image files directly inside",
-        )
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    images = torch.empty(len(files), 3, image_size, image_size)
-    for i, (file, _) in enumerate(files):
-        try:
-            # PIL only warns for an image of more than MAX_IMAGE_PIXELS (it refuses twice that): decoding one
-            # can exhaust memory, so both are refused here.
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(file) as image:
-                    rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise InputError(
-                field, f"image {file} is too large to decode safely ({first_line(error)}); expected an image of "
-                f"at most {Image.MAX_IMAGE_PIXELS} pixels"
-            ) from None
-        except Exception as error:  # PIL's format plugins raise many types for a truncated or corrupt file
-            raise InputError(field, f"cannot read image {file} ({first_line(error)}); expected an image file") from None
-        pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        images[i] = (pixels - mean) / std
-    labels = np.array([label for _, label in files], dtype=str) if class_dirs else None
-    return _RawDomain(images, labels)
-
-
 def _read_domain(path_like: str | Path, field: str, image_size: int) -> _RawDomain:
+    if is_storage_uri(str(path_like)):  # only image folders come from storage URIs
+        return _RawDomain(*list_image_folder(str(path_like), field, image_size))
     path = Path(path_like)
     if not path.exists():
         raise InputError(field, f"path does not exist: {path}; expected {_USER_FORMATS}")
     if path.is_dir():
-        raw = _read_image_folder(path, field, image_size)
-    elif path.suffix.lower() == ".npz":
+        return _RawDomain(*list_image_folder(str(path.absolute()), field, image_size))
+    if path.suffix.lower() == ".npz":
         raw = _read_npz(path, field)
     elif path.suffix.lower() == ".parquet":
         raw = _read_parquet(path, field)
@@ -713,8 +666,8 @@ def _default_backbone(shape: tuple[int, ...]) -> str:
 
 
 def load_user_task(
-    source: str | Path, target: str | Path, source_val_fraction: float = SOURCE_VAL_FRACTION, image_size: int = 224,
-    preprocess: str = DEFAULT_PREPROCESS,
+    source: str | Path, target: str | Path, source_val_fraction: float = SOURCE_VAL_FRACTION,
+    image_size: int = DEFAULT_IMAGE_SIZE, preprocess: str = DEFAULT_PREPROCESS,
 ) -> Task:
     """Build a task from user data paths (``.npz``, ``.parquet`` or an image folder).
 
@@ -723,8 +676,9 @@ def load_user_task(
     become ``target_oracle``. Classes are the sorted label names of the source, mapped the same way in both
     domains; every class needs at least :data:`MIN_PER_CLASS` source samples. Parquet feature columns are
     matched to the source's by name (``.npz`` features by position). Feature tables (``.npz`` / ``.parquet``
-    rows) go through ``preprocess`` (see :mod:`.preprocess`) over all samples of each domain; image folders
-    are read as RGB, resized to ``image_size`` and normalised with the ImageNet mean / std.
+    rows) go through ``preprocess`` (see :mod:`.preprocess`) over all samples of each domain. An image folder (a
+    local path or a storage URI) becomes an :class:`~.images.ImageFiles` index: its images are decoded, resized
+    to ``image_size`` and normalised with the ImageNet mean / std only when a trial reads a batch.
     """
     _check_fraction(source_val_fraction)
     check_preprocess(preprocess)  # before any file is read
@@ -760,7 +714,10 @@ def load_user_task(
     source_name, target_name = Path(source).stem, Path(target).stem
     input_kind = "features" if len(shape) == 1 else "images"
     preprocess = effective_preprocess(preprocess, input_kind)
-    xs, xt = preprocess_domains(src.x, target_x, preprocess)  # "none" for images: their tensors as they are
+    if isinstance(src.x, ImageFiles):  # decoded and normalised on the fly, never rescaled here
+        xs, xt = src.x, target_x
+    else:
+        xs, xt = preprocess_domains(src.x, target_x, preprocess)
     source_y = _encode(src.labels, classes)
     source_train, source_val = _split_source(source_name, xs, source_y, source_val_fraction, classes, str(source))
     target_train, target_val = _transductive_target(target_name, xt)

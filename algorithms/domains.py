@@ -9,17 +9,19 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .errors import InputError
+from .images import ImageFiles
 
 
 @dataclass(frozen=True)
 class Domain:
-    """Samples of one domain: ``x`` is float32 ``[N, D]`` (features) or ``[N, C, H, W]`` (images).
+    """Samples of one domain: ``x`` is float32 ``[N, D]`` (features) or ``[N, C, H, W]`` (images), or the
+    :class:`~.images.ImageFiles` of an image folder, decoded batch by batch.
 
     ``y`` holds int64 class indices ``[N]`` for a labeled domain and is ``None`` for an unlabeled one.
     """
 
     name: str
-    x: torch.Tensor
+    x: torch.Tensor | ImageFiles
     y: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
@@ -37,7 +39,10 @@ class Domain:
         """A content hash, so cached frozen-backbone outputs can be keyed by the data they came from."""
         digest = hashlib.sha1()
         digest.update(str(tuple(self.x.shape)).encode())
-        digest.update(self.x.contiguous().numpy().tobytes())
+        if isinstance(self.x, ImageFiles):
+            digest.update(self.x.fingerprint().encode())
+        else:
+            digest.update(self.x.contiguous().numpy().tobytes())
         if self.y is not None:
             digest.update(self.y.numpy().tobytes())
         return digest.hexdigest()[:16]

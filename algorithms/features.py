@@ -29,6 +29,7 @@ from torch import nn
 
 from .atomic import replace_atomically
 from .domains import Domain, Task
+from .images import IN_PROCESS, ImageFiles, Loading, eval_batches
 
 KEY_FORMAT = "1"  # bumped when what a key covers, or what a cached file holds, changes
 ENTRY_SUFFIX, LOCK_SUFFIX, TEMP_SUFFIX = ".pt", ".lock", ".tmp"
@@ -191,10 +192,12 @@ def weights_identity(weights_file: str | None, frozen: nn.Module) -> str:
 
 
 @torch.no_grad()
-def run_blocks(blocks: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Apply ``blocks`` in eval mode to ``x`` in batches; the result lives on the CPU."""
+def run_blocks(blocks: nn.Module, x: torch.Tensor | ImageFiles, batch_size: int, device: torch.device,
+               loading: Loading = IN_PROCESS) -> torch.Tensor:
+    """Apply ``blocks`` in eval mode to ``x`` in batches (files decoded by ``loading``); the result lives on the
+    CPU."""
     blocks = blocks.to(device).eval()
-    return torch.cat([blocks(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+    return torch.cat([blocks(batch).float().cpu() for batch in eval_batches(x, batch_size, device, loading)])
 
 
 def prefix_key(backbone: str, weights: str, freeze_depth: int, domain: Domain) -> str:
@@ -215,6 +218,7 @@ def encode_task(
     store: FeatureStore,
     device: torch.device,
     batch_size: int = 256,
+    loading: Loading = IN_PROCESS,
 ) -> Task:
     """The same task with every domain's inputs replaced by the frozen prefix's outputs."""
     if freeze_depth == 0:
@@ -222,7 +226,7 @@ def encode_task(
 
     def encode(domain: Domain) -> Domain:
         key = prefix_key(backbone, weights, freeze_depth, domain)
-        x = store.get_or_compute(key, lambda: run_blocks(frozen, domain.x, batch_size, device))
+        x = store.get_or_compute(key, lambda: run_blocks(frozen, domain.x, batch_size, device, loading))
         return replace(domain, x=x)
 
     return task.map_domains(encode, encode)

@@ -1,7 +1,8 @@
 """The one training loop every deep method shares, and the plain-torch trial built on it.
 
 A trial = build the backbone, split it at ``freeze_depth``, encode the data through the frozen prefix
-(once, via a :class:`FeatureStore`), then train the rest with the method's loss. After every epoch one
+(once, via a :class:`FeatureStore`), then train the rest with the method's loss. Image folders stream: their
+files are decoded (and augmented) batch by batch by DataLoader workers (:mod:`.images`). After every epoch one
 evaluation pass over held-out source and unlabeled target data feeds every proxy, and the caller's
 ``report`` callback receives the metrics plus a function that returns the checkpointable state.
 Ray is not imported here: ``search.trial`` adapts ``report`` and :class:`Runtime` to Tune or Train.
@@ -9,9 +10,11 @@ Ray is not imported here: ``search.trial`` adapts ``report`` and :class:`Runtime
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +25,7 @@ from .backbones import build_backbone
 from .budget import steps_per_epoch
 from .domains import Domain, Task
 from .features import FeatureStore, MemoryStore, encode_task, weights_identity
+from .images import DEFAULT_AUGMENT, IN_PROCESS, ImageFiles, Loading, eval_batches, gather, input_batches
 from .linear_head import fit_logistic_regression
 from .methods import Batch, Method, ShallowMethod, get_method
 from .proxies import Evaluation, compute_proxies, oracle_accuracy
@@ -54,6 +58,8 @@ class TrialSpec:
     steps_per_epoch: int | None = None  # None: max(one pass over source_train, budget.MIN_STEPS_PER_EPOCH)
     eval_batch_size: int = 1024
     bottleneck_dim: int = 256  # 0 = features straight from the backbone
+    augment: str = DEFAULT_AUGMENT  # training augmentation of image folders (images.AUGMENTATIONS)
+    loader_workers: int = 0  # DataLoader processes decoding image files; 0: the trial's own process
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,37 +134,51 @@ def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator, ra
         yield chunk[rank::world]
 
 
-def evaluate(classifier: Classifier, task: Task, batch_size: int, device: torch.device) -> Evaluation:
+def evaluate(classifier: Classifier, task: Task, batch_size: int, device: torch.device,
+             loading: Loading = IN_PROCESS) -> Evaluation:
     """One pass over held-out source and unlabeled target data, in eval mode, results on the CPU."""
     classifier.eval()
 
-    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = [classifier(x[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+    def run(batches: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [classifier(x) for x in batches]
         return torch.cat([f.float().cpu() for f, _ in outputs]), torch.cat([lg.float().cpu() for _, lg in outputs])
 
+    def run_domain(x: torch.Tensor | ImageFiles) -> tuple[torch.Tensor, torch.Tensor]:
+        return run(eval_batches(x, batch_size, device, loading))
+
     with torch.no_grad():
-        fs, ls = run(task.source_val.x)
-        ft, lt = run(task.target_val.x)
-        mixed, mix_labels = mixup_pairs(task.target_val.x, lt.argmax(1))
-        _, mix_logits = run(mixed)
+        fs, ls = run_domain(task.source_val.x)
+        ft, lt = run_domain(task.target_val.x)
+        i, j = mixup_pairs(len(task.target_val))
+        # Mixed a batch at a time: decoded images of all pairs at once would dominate a trial's memory.
+        size = min(batch_size, loading.image_batch) if isinstance(task.target_val.x, ImageFiles) else batch_size
+        _, mix_logits = run(mix(task.target_val.x, i[k : k + size], j[k : k + size]).to(device)
+                            for k in range(0, len(i), size))
         fewshot = task.target_fewshot
-        fewshot_logits = None if fewshot is None else run(fewshot.x)[1]
+        fewshot_logits = None if fewshot is None else run_domain(fewshot.x)[1]
     classifier.train()
-    return Evaluation(ls, task.source_val.y, fs, lt, ft, mix_logits=mix_logits, mix_labels=mix_labels,
+    return Evaluation(ls, task.source_val.y, fs, lt, ft, mix_logits=mix_logits, mix_labels=lt.argmax(1)[i],
                       fewshot_logits=fewshot_logits, fewshot_labels=None if fewshot is None else fewshot.y)
 
 
-def mixup_pairs(x: torch.Tensor, pseudo_labels: torch.Tensor, pairs: int = 512, weight: float = 0.55,
-                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """MixVal's probes (Hu et al., NeurIPS 2023): ``weight * x_i + (1 - weight) * x_j`` for random target pairs.
+MIX_PAIRS, MIX_WEIGHT = 512, 0.55
 
-    The mix should keep x_i's pseudo-label, the dominant side. A fixed seed and a bounded number of pairs keep
-    the probe identical across epochs and trials and its cost small.
+
+def mixup_pairs(n: int, pairs: int = MIX_PAIRS, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """MixVal's probes (Hu et al., NeurIPS 2023): random target pairs (i, j), mixed by :func:`mix`.
+
+    A fixed seed and a bounded number of pairs keep the probe identical across epochs and trials and its cost
+    small.
     """
     generator = torch.Generator().manual_seed(seed)
-    i = torch.randint(0, len(x), (min(pairs, len(x)),), generator=generator)
-    j = torch.randint(0, len(x), (len(i),), generator=generator)
-    return weight * x[i] + (1 - weight) * x[j], pseudo_labels[i]
+    i = torch.randint(0, n, (min(pairs, n),), generator=generator)
+    j = torch.randint(0, n, (len(i),), generator=generator)
+    return i, j
+
+
+def mix(x: torch.Tensor | ImageFiles, i: torch.Tensor, j: torch.Tensor, weight: float = MIX_WEIGHT) -> torch.Tensor:
+    """``weight * x_i + (1 - weight) * x_j``: the mix should keep x_i's pseudo-label, the dominant side."""
+    return weight * gather(x, i) + (1 - weight) * gather(x, j)
 
 
 def build(task: Task, spec: TrialSpec, method_cls: type[Method], hparams: dict[str, Any], store: FeatureStore,
@@ -170,9 +190,14 @@ def build(task: Task, spec: TrialSpec, method_cls: type[Method], hparams: dict[s
     methods then fit their transform on the extracted features and the head trains on the result.
     """
     backbone = build_backbone(spec.backbone, task.input_shape, weights=spec.weights)
+    streamed = isinstance(task.source_train.x, ImageFiles)
+    if streamed:  # decoded with the normalisation the backbone was trained with
+        normalise = functools.partial(_normalised, mean=backbone.mean, std=backbone.std)
+        task = task.map_domains(normalise, normalise)
     if method_cls.feature_extraction:
         body: nn.Module = nn.Identity()
-        if spec.weights:
+        # Raw pixels of an image folder are never held whole, so even a random-init backbone extracts there.
+        if spec.weights or streamed:
             frozen, _ = backbone.split(backbone.depth)
             freeze_depth, feature_dim = backbone.depth, backbone.out_features
         else:
@@ -186,10 +211,15 @@ def build(task: Task, spec: TrialSpec, method_cls: type[Method], hparams: dict[s
         data = task.map_domains(_flattened, _flattened)
     elif freeze_depth == 0:
         data = task
+    elif streamed and freeze_depth < backbone.depth:
+        # Inside the network a stage's outputs are larger than the image (ResNet-50's first stage: 3 MB per
+        # 224 px image) and would forgo augmentation: the frozen stages run on every batch instead.
+        data, body = task, nn.Sequential(frozen, body)
     else:
         weights = weights_identity(backbone.weights_file, frozen)
         data = encode_task(task, frozen, backbone=spec.backbone, weights=weights, freeze_depth=freeze_depth,
-                           store=store, device=device, batch_size=spec.eval_batch_size)
+                           store=store, device=device, batch_size=spec.eval_batch_size,
+                           loading=_loading(spec, device))
     bottleneck = 0 if method_cls.feature_extraction else spec.bottleneck_dim
     classifier = Classifier(body, feature_dim, task.num_classes, bottleneck)
     method = method_cls(hparams, classifier.out_features, task.num_classes, tuple(data.source_train.x.shape[1:]))
@@ -201,6 +231,19 @@ def build(task: Task, spec: TrialSpec, method_cls: type[Method], hparams: dict[s
 
 def _flattened(domain: Domain) -> Domain:
     return replace(domain, x=domain.x.flatten(1))
+
+
+def _loading(spec: TrialSpec, device: torch.device) -> Loading:
+    return Loading(workers=spec.loader_workers, augment=spec.augment, pin_memory=device.type == "cuda",
+                   image_batch=spec.batch_size)
+
+
+def _normalised(domain: Domain, mean: tuple[float, ...], std: tuple[float, ...]) -> Domain:
+    return replace(domain, x=domain.x.normalised(mean, std))
+
+
+def _on_device(x: torch.Tensor | ImageFiles, device: torch.device) -> torch.Tensor | ImageFiles:
+    return x if isinstance(x, ImageFiles) else x.to(device)
 
 
 def parameter_groups(step_module: TrainStep, hparams: dict[str, Any]) -> list[dict[str, Any]]:
@@ -226,7 +269,7 @@ def _evaluation_metrics(classifier: Classifier, data: Task, spec: TrialSpec, dev
                         epoch: int, steps: int) -> tuple[dict[str, Any], Evaluation]:
     """One evaluation pass -> every proxy, the oracle accuracy (reporting only) and the progress counters."""
     eval_start = time.perf_counter()
-    evaluation = evaluate(classifier, data, spec.eval_batch_size, device)
+    evaluation = evaluate(classifier, data, spec.eval_batch_size, device, _loading(spec, device))
     proxies = compute_proxies(evaluation, final=final)
     target_acc = oracle_accuracy(evaluation.target_logits, data.target_oracle)
     metrics = {
@@ -303,9 +346,10 @@ def run_trial(
     steps = steps_per_epoch(n_source, spec.batch_size, runtime.world_size, spec.steps_per_epoch)
     total_steps = steps * spec.epochs
     amp = bf16_autocast(device, spec.amp)
+    loading = _loading(spec, device)
     # Training tensors live on the device once, so a step costs one gather instead of a host-to-device copy.
-    xs_all, ys_all = data.source_train.x.to(device), data.source_train.y.to(device)
-    xt_all = data.target_train.x.to(device)
+    xs_all, ys_all = _on_device(data.source_train.x, device), data.source_train.y.to(device)
+    xt_all = _on_device(data.target_train.x, device)
     metrics: dict[str, Any] = {}
 
     for epoch in range(start_epoch, spec.epochs):
@@ -314,13 +358,15 @@ def run_trial(
         epoch_seed = spec.seed * 100_003 + epoch
         torch.manual_seed(epoch_seed)
         generator = torch.Generator().manual_seed(epoch_seed)
-        source_batches = _batches(n_source, spec.batch_size, steps, generator, runtime.rank, runtime.world_size)
-        target_batches = _batches(n_target, spec.batch_size, steps, generator, runtime.rank, runtime.world_size)
+        source_batches = list(_batches(n_source, spec.batch_size, steps, generator, runtime.rank, runtime.world_size))
+        target_batches = list(_batches(n_target, spec.batch_size, steps, generator, runtime.rank, runtime.world_size))
+        source_inputs = input_batches(xs_all, source_batches, device, loading, seed=2 * epoch_seed)
+        target_inputs = (input_batches(xt_all, target_batches, device, loading, seed=2 * epoch_seed + 1)
+                         if method.uses_target else itertools.repeat(None))
         sums: dict[str, torch.Tensor] = {}
-        for step, (si, ti) in enumerate(zip(source_batches, target_batches)):
-            si, ti = si.to(device), ti.to(device)
-            xs, ys = xs_all[si], ys_all[si]
-            xt = xt_all[ti] if method.uses_target else None
+        for step, (si, xs, xt) in enumerate(zip(source_batches, source_inputs, target_inputs)):
+            si = si.to(device)
+            ys = ys_all[si]
             with amp:
                 loss, logs = wrapped(xs, ys, xt, si, (epoch * steps + step) / total_steps)
             optimizer.zero_grad(set_to_none=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from adaptune.algorithms.budget import DEFAULT_BUDGET
 from adaptune.algorithms.errors import InputError
+from adaptune.algorithms.images import AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_IMAGE_SIZE
 from adaptune.reports.run_dir import RunError
 
 if TYPE_CHECKING:  # imported where used: the CLI starts without torch and Ray
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--time-budget-s", dest="time_budget_s", type=float,
                         help="optional wall-clock cap of the search in seconds")
     search.add_argument("--preprocess", help="feature tables: zscore (per domain, the default), source-zscore, none")
+    search.add_argument("--image-size", dest="image_size", type=int,
+                        help=f"image folders: pixels per side (default {DEFAULT_IMAGE_SIZE})")
+    search.add_argument("--augment", help=f"image folders: training augmentation, one of {', '.join(AUGMENTATIONS)} "
+                        f"(default {DEFAULT_AUGMENT})")
     search.add_argument("--proxy", help="selecting proxy, or auto (the default; see `adaptune methods`)")
     search.add_argument("--fewshot-k", dest="fewshot_k", type=int,
                         help="opt in: k labeled target samples per class for the fewshot proxy")
@@ -132,8 +137,8 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     check_task_or_paths(raw)
     check_task_or_paths(vars(args))
     for name in ("task", "source", "target", "methods", "searcher", "budget", "trials", "epochs", "time_budget_s",
-                 "preprocess", "proxy", "fewshot_k", "recommend", "out", "address", "seed", "backbone", "weights",
-                 "quiet", "feature_cache", *_FLAG_TO_FIELD):
+                 "preprocess", "image_size", "augment", "proxy", "fewshot_k", "recommend", "out", "address", "seed",
+                 "backbone", "weights", "quiet", "feature_cache", *_FLAG_TO_FIELD):
         value = getattr(args, name)
         if value is None:
             continue

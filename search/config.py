@@ -21,6 +21,7 @@ from adaptune.algorithms.backbones import is_weights_file
 from adaptune.algorithms.budget import DEFAULT_BUDGET
 from adaptune.algorithms.errors import InputError, first_line
 from adaptune.algorithms.hparams import SEARCH_SPACE_KNOBS
+from adaptune.algorithms.images import DEFAULT_AUGMENT, DEFAULT_IMAGE_SIZE, check_augment, is_storage_uri
 from adaptune.algorithms.methods import METHODS
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, check_preprocess
 from adaptune.algorithms.proxies import PROXIES
@@ -69,6 +70,8 @@ class SearchConfig:
     budget: int = DEFAULT_BUDGET  # optimizer steps summed over trials
     epochs: int = 12
     preprocess: str = DEFAULT_PREPROCESS  # feature tables: zscore per domain, source-zscore or none
+    image_size: int = DEFAULT_IMAGE_SIZE  # image folders: decoded at this many pixels square
+    augment: str = DEFAULT_AUGMENT  # image folders: training augmentation (algorithms.images.AUGMENTATIONS)
     proxy: str = "auto"  # a proxy name, or "auto": by input kind (see algorithms.proxies.AUTO_PROXY)
     fewshot_k: int = 0  # opt-in: k labeled target samples per class for the fewshot proxy (0 = none)
     ensemble_k: int = 5  # the leaderboard's ensemble row averages the top-k trials by the proxy (0 = no row)
@@ -105,8 +108,9 @@ class SearchConfig:
             data.pop(key)
         # Keys added after runs were saved count only when set away from their default, so a run saved before
         # keeps its hash and still resumes.
-        if data["searcher"] == "tpe":
-            data.pop("searcher")
+        for key, default in (("searcher", "tpe"), ("image_size", DEFAULT_IMAGE_SIZE), ("augment", DEFAULT_AUGMENT)):
+            if data[key] == default:
+                data.pop(key)
         if data["scheduler"]["kind"] == "asha":
             data["scheduler"].pop("kind")
         return data
@@ -288,6 +292,7 @@ TEXT_FIELDS = {
     "address": "a Ray address (auto, HOST:PORT, ray://HOST:PORT)",
     "backbone": "a backbone name",
     "preprocess": "a preprocessing name",
+    "augment": "an augmentation name",
     "searcher": f"one of: {', '.join(SEARCHERS)}",
 }
 PATH_FIELDS = {
@@ -318,7 +323,7 @@ def _check_types(c: SearchConfig) -> None:
 
 def _resolve_paths(c: SearchConfig) -> None:
     # Trials run in other working directories (Ray's), so a relative path would name another file there.
-    c.source, c.target = (os.path.abspath(p) if p is not None else None for p in (c.source, c.target))
+    c.source, c.target = (p if p is None or is_storage_uri(p) else os.path.abspath(p) for p in (c.source, c.target))
     if c.weights is not None and is_weights_file(c.weights):
         c.weights = os.path.abspath(c.weights)
     if c.storage is not None:
@@ -392,6 +397,9 @@ def validate(c: SearchConfig) -> None:
         if value < 1:
             raise InputError(name, f"expected a positive integer, got {value}")
     check_preprocess(c.preprocess)
+    check_augment(c.augment)
+    if _expect_type("image_size", c.image_size, int, "a number of pixels") < 1:
+        raise InputError("image_size", f"expected a positive number of pixels, got {c.image_size}")
     if not 0 <= _expect_type("seed", c.seed, int, "an integer") < SEED_LIMIT:
         raise InputError("seed", f"expected an integer from 0 to 2**32 - 1 (numpy's and Optuna's range), got {c.seed}")
     if c.steps_per_epoch is None:

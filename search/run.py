@@ -28,6 +28,7 @@ from adaptune.algorithms.budget import Plan, plan_search
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.errors import InputError, first_line
 from adaptune.algorithms.hparams import default_ranges
+from adaptune.algorithms.images import gather
 from adaptune.algorithms.methods import METHODS
 from adaptune.algorithms.proxies import PROXIES, resolve_proxy
 from adaptune.reports.run_dir import RunDir
@@ -63,15 +64,15 @@ class Prepared:
 def prepare(config: SearchConfig) -> Prepared:
     """Load the task, check the backbone and search ranges against it, and that a cluster address answers: all
     before Ray starts."""
-    task = resolve_task(config.task, config.source, config.target, fewshot_k=config.fewshot_k, seed=config.seed,
-                        preprocess=config.preprocess)
+    task = resolve_task(config.task, config.source, config.target, config.fewshot_k, config.seed, config.preprocess,
+                        config.image_size)
     backbone_name = config.backbone or task.default_backbone
     try:
         backbone = build_backbone(backbone_name, task.input_shape, weights=config.weights)
         import torch
 
         with torch.no_grad():
-            backbone.blocks.eval()(task.source_train.x[:2])
+            backbone.blocks.eval()(gather(task.source_train.x, torch.arange(2)))
     except InputError:
         raise
     except (RuntimeError, ValueError, AssertionError) as error:  # timm asserts a fixed input size
@@ -283,7 +284,7 @@ def run_search(prepared: Prepared, resume: bool = False, retry_errors: bool = Fa
     _init_ray(prepared.config.address)
     if ray.util.client.ray.is_connected():
         c = prepared.config
-        c.out, c.source, c.target = (os.path.abspath(p) if p else p for p in (c.out, c.source, c.target))
+        c.out = os.path.abspath(c.out)  # source and target are absolute already (or storage URIs)
         on_head = ray.remote(num_cpus=0, resources={HEAD_NODE_RESOURCE: 0.001})(_run_search_here)
         return ray.get(on_head.remote(prepared, resume, retry_errors))
     return _run_search_here(prepared, resume, retry_errors)
@@ -359,8 +360,8 @@ def trial_settings(prepared: Prepared, storage: str) -> TrialSettings:
     """What every trial of the search shares (the sampled hyperparameters come per trial)."""
     c, r = prepared.config, prepared.config.resources
     return TrialSettings(
-        task=c.task, source=c.source and os.path.abspath(c.source), target=c.target and os.path.abspath(c.target),
-        fewshot_k=c.fewshot_k, seed=c.seed, preprocess=c.preprocess,
+        task=c.task, source=c.source, target=c.target,  # absolute paths or URIs (config._resolve_paths)
+        fewshot_k=c.fewshot_k, seed=c.seed, preprocess=c.preprocess, image_size=c.image_size, augment=c.augment,
         backbone=prepared.backbone, weights=c.weights, epochs=c.epochs, batch_size=c.batch_size,
         steps_per_epoch=prepared.plan.steps_per_epoch, amp=c.amp,
         cpus_per_trial=r.cpus_per_trial, gpus_per_trial=r.gpus_per_trial, workers=r.workers,

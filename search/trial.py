@@ -30,6 +30,7 @@ import torch
 
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.features import DiskStore, FeatureStore, MemoryStore
+from adaptune.algorithms.images import DEFAULT_IMAGE_SIZE
 from adaptune.algorithms.loop import PREDICTIONS, Diverged, Runtime, StateFn, TrialSpec, run_trial
 from adaptune.reports.run_dir import RunDir
 
@@ -49,21 +50,21 @@ TRAIN_ENV_DEFAULTS = {
 
 
 def resolve_task(task: str | None, source: str | None, target: str | None, fewshot_k: int, seed: int,
-                 preprocess: str) -> Task:
+                 preprocess: str, image_size: int = DEFAULT_IMAGE_SIZE) -> Task:
     """The task a trial trains on; the same call on the driver and in every trial gives the same samples."""
     # Positional, so a call with keywords finds the same cache entry.
-    return _cached_task(task, source, target, fewshot_k, seed, preprocess)
+    return _cached_task(task, source, target, fewshot_k, seed, preprocess, image_size)
 
 
 @functools.lru_cache(maxsize=4)  # with actor reuse, a trial process loads the task once for all its trials
 def _cached_task(task: str | None, source: str | None, target: str | None, fewshot_k: int, seed: int,
-                 preprocess: str) -> Task:
+                 preprocess: str, image_size: int) -> Task:
     from adaptune.algorithms.data import load_task, load_user_task
     from adaptune.algorithms.domains import with_fewshot
     from adaptune.algorithms.synthetic import make_blobs_task
 
     if task is None:
-        loaded = load_user_task(source, target, preprocess=preprocess)
+        loaded = load_user_task(source, target, image_size=image_size, preprocess=preprocess)
     elif task.startswith("synthetic:"):
         loaded = make_blobs_task(task, preprocess=preprocess)
     else:
@@ -83,6 +84,7 @@ class TrialSettings:
     fewshot_k: int
     seed: int
     preprocess: str
+    image_size: int
     # How each trial trains.
     backbone: str
     weights: str | None
@@ -90,6 +92,7 @@ class TrialSettings:
     batch_size: int
     steps_per_epoch: int
     amp: bool
+    augment: str
     # Resources: per trial with the tune runner, per Ray Train worker with the train runner.
     cpus_per_trial: float
     gpus_per_trial: float
@@ -104,7 +107,8 @@ class TrialSettings:
     feature_cache_max_bytes: int | None = None
 
     def load_task(self) -> Task:
-        return resolve_task(self.task, self.source, self.target, self.fewshot_k, self.seed, self.preprocess)
+        return resolve_task(self.task, self.source, self.target, self.fewshot_k, self.seed, self.preprocess,
+                            self.image_size)
 
     def feature_store(self) -> FeatureStore:
         return _feature_store(self.feature_cache, self.feature_cache_max_bytes)
@@ -121,6 +125,9 @@ class TrialSettings:
             steps_per_epoch=self.steps_per_epoch,
             seed=self.seed,
             amp=self.amp,
+            augment=self.augment,
+            # Decoding images overlaps training in as many processes as the trial has CPUs.
+            loader_workers=max(1, int(self.cpus_per_trial)),
         )
 
 

@@ -161,15 +161,16 @@ def test_mixval_hand_computed():
 
 
 def test_mixup_pairs_keep_the_dominant_pseudo_label():
-    from adaptune.algorithms.loop import mixup_pairs
+    from adaptune.algorithms.loop import mix, mixup_pairs
 
     x = torch.tensor([[0.0], [10.0]])
-    mixed, labels = mixup_pairs(x, torch.tensor([0, 1]), pairs=8)
-    assert len(mixed) == 2  # at most one pair per target sample
-    # 0.55 x_i + 0.45 x_j is one of 0, 4.5 (i = sample 0) or 5.5, 10 (i = sample 1); the label follows i
-    for value, label in zip(mixed[:, 0].tolist(), labels.tolist()):
+    i, j = mixup_pairs(len(x), pairs=8)
+    assert len(i) == len(j) == 2  # at most one pair per target sample
+    mixed = mix(x, i, j)
+    # 0.55 x_i + 0.45 x_j is one of 0, 4.5 (i = sample 0) or 5.5, 10 (i = sample 1): x_i dominates
+    for value, first in zip(mixed[:, 0].tolist(), i.tolist()):
         assert min(abs(value - v) for v in (0.0, 4.5, 5.5, 10.0)) < 1e-5
-        assert label == int(value > 5.0)
+        assert first == int(value > 5.0)
 
 
 def test_adjusted_mutual_information_matches_reference_values():

@@ -111,3 +111,25 @@ def test_weights_for_another_architecture(capsys, images, tmp_path):
     assert line.startswith(f"adaptune: error: weights: weights in {tmp_path / 'r18.pt'} do not fit "
                            "timm:convnext_atto: ")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_image_folder_search_starts_without_decoding_the_folder(tmp_path, prepared):
+    from PIL import Image
+
+    for name in ("a/0.png", "a/1.png", "b/0.png", "b/1.png", "b/2.png"):
+        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), (10, 200, 30)).save(tmp_path / "src" / name)
+    # Only the header of b/2.png survives: a driver that decoded the folder would fail on it.
+    body = tmp_path / "src" / "b" / "2.png"
+    body.write_bytes(body.read_bytes()[:60])
+    with pytest.raises(_Accepted):
+        main(["search", "--source", str(tmp_path / "src"), "--target", str(tmp_path / "src"), "--image-size", "32",
+              "--augment", "crop", "--backbone", "resnet18", "--out", str(tmp_path / "run"), "--quiet"])
+    c = prepared[0].config
+    assert (c.image_size, c.augment) == (32, "crop") and prepared[0].task.input_shape == (3, 32, 32)
+    assert "image_size" in c.identity() and "augment" in c.identity()
+
+
+def test_unknown_augmentation(capsys, tmp_path):
+    line = _error_line(capsys, ["search", "--task", "mnist->usps", "--augment", "mixup", "--out", str(tmp_path / "r")])
+    assert line == "adaptune: error: augment: expected one of crop-flip, crop, none, got 'mixup'"
