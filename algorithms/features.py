@@ -8,7 +8,8 @@ every node sees, every node) computes them once, and a directory shared across r
 A cached tensor is keyed by :func:`prefix_key`: the backbone name, an identity of the prefix's weights (the
 content digest of the weights file, or of the prefix's own parameters for a random init:
 :func:`weights_identity`), the freeze depth, the domain's content fingerprint (taken after preprocessing and
-image normalisation, so those are covered) and the torch version. Nothing here imports Ray.
+image normalisation, so those are covered) and the torch (and, for a timm model, timm) version. Nothing here
+imports Ray.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .atomic import replace_atomically
 from .domains import Domain, Task
 from .images import IN_PROCESS, ImageFiles, Loading, eval_batches
 
-KEY_FORMAT = "1"  # bumped when what a key covers, or what a cached file holds, changes
+KEY_FORMAT = "2"  # bumped when what a key covers, or what a cached file holds, changes
 ENTRY_SUFFIX, LOCK_SUFFIX, TEMP_SUFFIX = ".pt", ".lock", ".tmp"
 # A temporary file this old belongs to a writer that died (a write takes seconds): eviction removes it.
 STALE_TEMP_S = 6 * 3600
@@ -200,12 +201,32 @@ def run_blocks(blocks: nn.Module, x: torch.Tensor | ImageFiles, batch_size: int,
     return torch.cat([blocks(batch).float().cpu() for batch in eval_batches(x, batch_size, device, loading)])
 
 
+def _builder_version(backbone: str) -> str:
+    """The version of the library that defines ``backbone``'s architecture: a timm release may change a model."""
+    if backbone.startswith("timm:"):
+        from importlib.metadata import version
+
+        return f"timm {version('timm')}"
+    return ""
+
+
 def prefix_key(backbone: str, weights: str, freeze_depth: int, domain: Domain) -> str:
     """The cache key of ``domain`` through the first ``freeze_depth`` stages of ``backbone`` with ``weights`` (a
-    :func:`weights_identity`, never a path: a file can change under the same name)."""
-    raw = "|".join((KEY_FORMAT, torch.__version__, backbone, weights, str(freeze_depth), domain.name,
+    :func:`weights_identity`, never a path: a file can change under the same name). The domain counts by its
+    content alone, so the transductive target (the same samples as target_train and target_val) is encoded once."""
+    raw = "|".join((KEY_FORMAT, torch.__version__, _builder_version(backbone), backbone, weights, str(freeze_depth),
                     domain.fingerprint()))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def distinct_domains(task: Task) -> list[Domain]:
+    """The task's domains, one per distinct content: the transductive target is target_train and target_val."""
+    seen: dict[str, Domain] = {}
+    domains = [task.source_train, task.source_val, task.target_train, task.target_val, task.target_fewshot]
+    for domain in domains:
+        if domain is not None:
+            seen.setdefault(domain.fingerprint(), domain)
+    return list(seen.values())
 
 
 def encode_task(

@@ -28,6 +28,7 @@ from adaptune.algorithms.proxies import PROXIES
 from adaptune.reports.run_dir import RunDir
 
 RUNNERS = ("auto", "tune", "train")
+FEATURE_ENGINES = ("auto", "ray_data", "trial")
 SEARCHERS = ("tpe", "random")
 SCHEDULERS = ("asha", "none")
 DEFAULT_FEATURE_CACHE_GB = 20.0  # GB = 10**9 bytes
@@ -99,12 +100,15 @@ class SearchConfig:
     # files evicted).
     feature_cache: str | None = None
     feature_cache_max_gb: float = DEFAULT_FEATURE_CACHE_GB
+    # Who computes the frozen-backbone features of an image folder: Ray Data across the cluster before the trials
+    # start, or the first trial that needs them; auto: Ray Data from RAY_DATA_MIN_IMAGES images on.
+    feature_engine: str = "auto"
 
     def identity(self) -> dict[str, Any]:
         """The fields that define what is searched (not where it runs or is written)."""
         data = asdict(self)
         for key in ("out", "address", "connect_timeout_s", "quiet", "storage", "max_failures", "recommend",
-                    "feature_cache", "feature_cache_max_gb"):
+                    "feature_cache", "feature_cache_max_gb", "feature_engine"):
             data.pop(key)
         # Keys added after runs were saved count only when set away from their default, so a run saved before
         # keeps its hash and still resumes.
@@ -294,6 +298,7 @@ TEXT_FIELDS = {
     "preprocess": "a preprocessing name",
     "augment": "an augmentation name",
     "searcher": f"one of: {', '.join(SEARCHERS)}",
+    "feature_engine": f"one of: {', '.join(FEATURE_ENGINES)}",
 }
 PATH_FIELDS = {
     "source": "a path to the labeled source data",
@@ -431,6 +436,9 @@ def validate(c: SearchConfig) -> None:
         raise InputError("feature_cache_max_gb", f"expected a positive size in GB, got {c.feature_cache_max_gb}")
     if _expect_type("max_failures", c.max_failures, int, "a number of retries") < 0:
         raise InputError("max_failures", "expected 0 or more retries per trial")
+    if c.feature_engine not in FEATURE_ENGINES:
+        raise InputError("feature_engine", f"expected one of: {', '.join(FEATURE_ENGINES)}, got "
+                         f"{_shown(c.feature_engine)}")
     if c.searcher not in SEARCHERS:
         raise InputError("searcher", f"expected one of: {', '.join(SEARCHERS)}, got {_shown(c.searcher)}")
     s, r = c.scheduler, c.resources

@@ -34,6 +34,7 @@ from adaptune.algorithms.proxies import PROXIES, resolve_proxy
 from adaptune.reports.run_dir import RunDir
 
 from .config import SearchConfig
+from .precompute import precompute_features
 from .space import all_param_names, default_points, make_space
 from .trial import TrialSettings, resolve_task, train_trial, tune_trial
 
@@ -332,6 +333,9 @@ def build_search(prepared: Prepared, resume: bool, retry_errors: bool) -> Search
     if not resume:  # writing the config creates the run directory
         run_dir.write_config({**asdict(c), "config_hash": c.config_hash()})
     storage = run_dir.tune_storage(c.storage)
+    done = precompute_features(prepared, trial_settings(prepared, storage))
+    if done and not c.quiet:
+        print(f"adaptune: {done}", file=sys.stderr)
     experiment_name = run_dir.experiment_name(c.storage, c.config_hash())
     trainable, per_trial_cpu = _trainable(prepared, storage)
     recorder = _recorder(prepared, run_dir)

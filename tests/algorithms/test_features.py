@@ -128,3 +128,11 @@ def test_a_random_init_prefix_is_keyed_by_its_values():
 
     assert weights_identity(None, prefix(0)) == weights_identity(None, prefix(0))  # seeded: shared
     assert weights_identity(None, prefix(0)) != weights_identity(None, prefix(1))
+
+
+def test_a_timm_release_is_part_of_a_timm_models_key(monkeypatch):
+    domain = Domain("d", torch.ones(4, 2))
+    before = {name: prefix_key(name, "w", 2, domain) for name in ("timm:resnet18", "resnet18")}
+    monkeypatch.setattr("importlib.metadata.version", lambda package: "99.0")  # another timm release installed
+    assert prefix_key("timm:resnet18", "w", 2, domain) != before["timm:resnet18"]
+    assert prefix_key("resnet18", "w", 2, domain) == before["resnet18"]

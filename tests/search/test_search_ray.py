@@ -188,3 +188,35 @@ def test_a_search_whose_every_trial_fails_says_so(ray_local, tmp_path):
     failed = summary["all_failed"]
     assert failed and "InputError: source: path does not exist" in failed["message"], failed
     assert failed["traceback"].endswith("error.txt") and "source.npz" in open(failed["traceback"]).read()
+
+
+def test_ray_data_computes_the_frozen_features_of_an_image_folder_once(ray_local, tmp_path, capsys):
+    """feature_engine ray_data: the driver encodes the folders with Ray Data before the trials, under the keys the
+    trials compute; every full-freeze trial then reads the cache, and a trial at freeze depth 0 never needs it."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for domain, shift in (("src", 0), ("tgt", 40)):
+        for label in range(2):
+            (tmp_path / domain / f"c{label}").mkdir(parents=True)
+            for i in range(12):
+                pixels = np.clip(rng.normal(60 + 100 * label + shift, 30, (20, 24, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(tmp_path / domain / f"c{label}" / f"{i}.png")
+    out = tmp_path / "run"
+    raw = {"source": str(tmp_path / "src"), "target": str(tmp_path / "tgt"), "image_size": 16, "backbone": "resnet18",
+           "methods": ["linear_probe", "coral"], "trials": 3, "epochs": 1, "out": str(out), "quiet": False,
+           "feature_engine": "ray_data", "ensemble_k": 0, "proxy": "im", "resources": {"max_concurrent": 1}}
+    run_search(prepare(build_config(raw)))
+    err = capsys.readouterr().err
+    assert "adaptune: frozen resnet18 features of 48 images computed with Ray Data in" in err
+    assert "(3 domains)" in err  # source train, source val, and the target (train = val)
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    assert (board["status"] == "completed").all() and len(board) == 3
+    # The three entries Ray Data wrote, and no other: a trial that keyed its features differently would have
+    # added its own.
+    assert len(list((out / "features").glob("*.pt"))) == 3
+    # A second search over the same cache finds every entry there.
+    raw.update(out=str(tmp_path / "again"), feature_cache=str(out / "features"), trials=1)
+    run_search(prepare(build_config(raw)))
+    assert "features of 48 images: already in the feature cache" in capsys.readouterr().err

@@ -1,0 +1,106 @@
+"""Frozen-backbone features of a large image folder, computed once with Ray Data before the trials start.
+
+A search whose trials freeze the whole backbone (feature-extraction methods, or a ``freeze_depth`` range that
+reaches it) trains them on the backbone's outputs. On a small folder the first trial computes those outputs and
+every other reads them from the feature cache (``algorithms.features``). On a large one that first trial would
+encode every image on its own few CPUs while the rest of the cluster waits, so the driver hands the work to Ray
+Data instead: a dataset of image positions, ``map_batches`` with the frozen backbone in actors over the cluster's
+CPUs (or GPUs), results written to the same cache under the key the trials compute, so they find it there.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from adaptune.algorithms.features import distinct_domains, prefix_key, weights_identity
+from adaptune.algorithms.images import ImageFiles
+from adaptune.algorithms.loop import backbone_for
+from adaptune.algorithms.methods import METHODS
+
+if TYPE_CHECKING:
+    from .run import Prepared
+    from .trial import TrialSettings
+
+RAY_DATA_MIN_IMAGES = 10_000  # below this, one trial encodes a folder in about the time Ray Data takes to start
+BATCH_SIZE = 64
+
+
+def needs_full_freeze(prepared: Prepared, depth: int) -> bool:
+    """Whether some trial of the search may freeze every stage of the backbone."""
+    return any(METHODS[m].feature_extraction for m in prepared.config.methods) or \
+        prepared.ranges["freeze_depth"][1] == depth
+
+
+def precompute_features(prepared: Prepared, settings: TrialSettings) -> str | None:
+    """Encode the task's image folders through the whole frozen backbone with Ray Data into the trials' feature
+    cache, when ``feature_engine`` asks for it (``auto``: from :data:`RAY_DATA_MIN_IMAGES` images on, when some
+    trial freezes the whole backbone). Returns a line saying what was done, or None."""
+    c, task = prepared.config, prepared.task
+    if c.feature_engine == "trial" or not isinstance(task.source_train.x, ImageFiles):
+        return None
+    domains_before = distinct_domains(task)
+    images = sum(len(d) for d in domains_before)
+    if c.feature_engine == "auto" and images < RAY_DATA_MIN_IMAGES:
+        return None
+    # The trial's own construction (seeded the same way), so a random-init backbone and its key are the same too.
+    torch.manual_seed(settings.seed)
+    backbone, task = backbone_for(task, settings.backbone, settings.weights)
+    if not needs_full_freeze(prepared, backbone.depth):
+        return None
+    frozen, _ = backbone.split(backbone.depth)
+    weights = weights_identity(backbone.weights_file, frozen)
+    store = settings.feature_store()
+    started = time.perf_counter()
+    computed = 0
+    for domain in distinct_domains(task):
+        key = prefix_key(settings.backbone, weights, backbone.depth, domain)
+
+        def encode(domain=domain) -> torch.Tensor:  # noqa: ANN001 - bound per domain
+            nonlocal computed
+            computed += 1
+            return encode_with_ray_data(frozen, domain.x, settings.cpus_per_trial, settings.gpus_per_trial)
+
+        store.get_or_compute(key, encode)
+    if not computed:
+        return f"frozen {settings.backbone} features of {images:,} images: already in the feature cache"
+    return (f"frozen {settings.backbone} features of {images:,} images computed with Ray Data in "
+            f"{time.perf_counter() - started:.0f} s ({computed} domains)")
+
+
+class _Encoder:
+    """A Ray Data actor: decodes a batch of image positions and runs the frozen backbone on them."""
+
+    def __init__(self, frozen: nn.Module, images: ImageFiles, threads: int, use_gpu: bool):
+        torch.set_num_threads(threads)
+        self.device = torch.device("cuda" if use_gpu else "cpu")
+        self.frozen = frozen.to(self.device).eval()
+        self.images = images
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        positions = batch["id"]
+        with torch.no_grad():
+            features = self.frozen(self.images.load(positions.tolist()).to(self.device)).float().cpu().numpy()
+        return {"id": positions, "features": features}
+
+
+def encode_with_ray_data(frozen: nn.Module, images: ImageFiles, cpus: float, gpus: float) -> torch.Tensor:
+    """``frozen`` over every image, in as many Ray Data actors as the cluster has room for, in position order."""
+    import ray
+
+    per_actor = {"num_gpus": gpus} if gpus > 0 else {}
+    slots = max(1, int(ray.cluster_resources().get("GPU" if gpus > 0 else "CPU", 1) // (gpus if gpus > 0 else cpus)))
+    dataset = ray.data.range(len(images)).map_batches(
+        _Encoder, fn_constructor_kwargs={"frozen": frozen, "images": images, "threads": max(1, int(cpus)),
+                                         "use_gpu": gpus > 0},
+        batch_size=BATCH_SIZE, batch_format="numpy", num_cpus=cpus, concurrency=(1, slots), **per_actor)
+    positions, features = [], []
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        positions.append(batch["id"])
+        features.append(batch["features"])
+    order = np.argsort(np.concatenate(positions), kind="stable")
+    return torch.from_numpy(np.ascontiguousarray(np.concatenate(features)[order]))

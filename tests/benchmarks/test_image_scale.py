@@ -1,0 +1,26 @@
+"""benchmarks.image_scale without Ray: the folders it builds and the page it writes."""
+
+from __future__ import annotations
+
+import os
+
+from benchmarks import image_scale
+
+
+def test_folders_are_hard_links_split_over_the_two_domains(tmp_path, monkeypatch):
+    monkeypatch.setattr(image_scale, "DISTINCT_PER_CLASS", 2)
+    source, target = image_scale.write_folders(str(tmp_path), 40)
+    files = [os.path.join(d, f) for folder in (source, target) for d, _, names in os.walk(folder) for f in names]
+    assert len(files) == 40 and len(os.listdir(os.path.join(source))) == image_scale.CLASSES
+    assert len({os.stat(f).st_ino for f in files}) == 2 * image_scale.CLASSES  # copies share their inode
+
+
+def test_page_reports_growth_and_the_cache_speed_up():
+    gib = image_scale.GiB
+    outcomes = [image_scale.Outcome(4000, image_scale.MemoryPeaks(gib // 2, gib, 4 * gib), 60.0, [20.0, 1.0]),
+                image_scale.Outcome(64000, image_scale.MemoryPeaks(gib // 2, int(1.2 * gib), 5 * gib), 900.0,
+                                    [300.0, 10.0])]
+    text = image_scale.page(outcomes)
+    assert "| 64,000 | 1.20 | 0.50 | 5.00 | 300.0 | 10.0 | 30x | 900 |" in text
+    assert "growth from 4,000 images +20% (target at most +10%: not met)" in text
+    assert "ran 20x to 30x faster than the first (target at least 10x: met)" in text
