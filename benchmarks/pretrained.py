@@ -406,19 +406,36 @@ def search_config(setting: Setting, plan: Plan, source: str, target: str, weight
 
 
 def run_search(config: Mapping[str, Any], out: str) -> float:
-    """``adaptune search CONFIG --out OUT --quiet`` with ``config`` written beside ``out``: its wall time."""
+    """``adaptune search CONFIG --out OUT --quiet`` with ``config`` written beside ``out``: its wall time.
+
+    A search that already finished in ``out`` with the same config is read back instead of run again, so an
+    interrupted benchmark resumes where it stopped."""
+    path, text = out + ".yaml", yaml.safe_dump(dict(config), sort_keys=False)
+    finished = finished_wall(config, out)
+    if finished is not None:
+        return finished
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    path = out + ".yaml"
     with open(path, "w") as handle:
-        yaml.safe_dump(dict(config), handle, sort_keys=False)
+        handle.write(text)
     started = time.time()
     result = subprocess.run([adaptune(), "search", path, "--out", out, "--quiet"], capture_output=True, text=True,
                             check=False)
     wall = time.time() - started
     if result.returncode != 0:
         sys.exit(f"search {out} failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    with open(out + ".wall_s", "w") as handle:
+        handle.write(f"{wall:.1f}")
     return wall
+
+
+def finished_wall(config: Mapping[str, Any], out: str) -> float | None:
+    """The wall time of the search of ``config`` that finished in ``out``; None when there is none."""
+    path, wall_file = out + ".yaml", out + ".wall_s"
+    if not all(os.path.exists(p) for p in (os.path.join(out, "summary.json"), wall_file, path)):
+        return None
+    with open(path) as handle, open(wall_file) as wall:
+        return float(wall.read()) if handle.read() == yaml.safe_dump(dict(config), sort_keys=False) else None
 
 
 # --- reading a run ----------------------------------------------------------------------------------------------
@@ -500,7 +517,10 @@ def findings(rows: list[list[object]]) -> str:
     """Per direction: which setting the proxy-selected trial does best in, and how far the oracle-best is."""
     lines = ["\n## What follows\n"]
     for direction in DIRECTIONS:
-        mine = [r for r in rows if r[0] == direction]
+        mine = [r for r in rows if r[0] == direction and r[2] != "not run"]
+        missing = [r[1] for r in rows if r[0] == direction and r[2] == "not run"]
+        if missing:
+            lines.append(f"- {direction}: not run yet: {', '.join(missing)}.")
         if not mine:
             continue
         by_proxy = max(mine, key=lambda r: r[4])
@@ -541,6 +561,8 @@ def write_page(path: str, rows: list[list[object]], checks: list[Check], context
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", default=DEFAULT_WORK, help="cache: digit folders and the mapped weights file")
+    parser.add_argument("--page-only", action="store_true",
+                        help="write the page from the searches already finished in --out; run none")
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "adaptune-pretrained-bench"),
                         help="the searches' run directories")
     parser.add_argument("--results", help="the results page (default benchmarks/results/pretrained.md; with "
@@ -584,7 +606,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             setting = chosen[name]
             config = search_config(setting, plan, source, target, weights)
             out = os.path.join(args.out, f"{direction.replace('->', '-')}-{setting.name}")
-            wall = run_search(config, out)
+            wall = finished_wall(config, out) if args.page_only else run_search(config, out)
+            if wall is None:
+                rows.append([direction, setting.name, "not run", *["-"] * (len(COLUMNS) - 3)])
+                continue
             outcome = read_outcome(out, wall)
             proxies.add((read_summary(out) or {}).get("proxy", "?"))
             rows.append(outcome_row(direction, setting, outcome))
@@ -595,7 +620,8 @@ def main(argv: Sequence[str] | None = None) -> None:
              f"augmentation `{AUGMENT}`.")
     context = {"settings": [(chosen[n].name, chosen[n].label) for n in args.settings.split(",")],
                "per_domain": per_domain, "folder_size": IMAGE_SIZE, "sizes": sizes, "proxy": ", ".join(sorted(proxies)),
-               "plan": f"{plan.describe()}; whole benchmark {(time.time() - started) / 60:.0f} min"}
+               "plan": plan.describe() if args.page_only else
+               f"{plan.describe()}; whole benchmark {(time.time() - started) / 60:.0f} min"}
     path = write_page(results, rows, checks, context)
     print(open(path).read())
 

@@ -16,11 +16,13 @@ def test_folders_are_hard_links_split_over_the_two_domains(tmp_path, monkeypatch
 
 
 def test_page_reports_growth_and_the_cache_speed_up():
-    gib = image_scale.GiB
-    outcomes = [image_scale.Outcome(4000, image_scale.MemoryPeaks(gib // 2, gib, 4 * gib), 60.0, [20.0, 1.0]),
-                image_scale.Outcome(64000, image_scale.MemoryPeaks(gib // 2, int(1.2 * gib), 5 * gib), 900.0,
-                                    [300.0, 10.0])]
+    gib, peaks = image_scale.GiB, image_scale.MemoryPeaks
+    outcomes = [image_scale.Outcome(4000, peaks(gib // 2, gib, 4 * gib), peaks(gib // 2, gib, 4 * gib), 60.0,
+                                    [20.0, 1.0]),
+                image_scale.Outcome(64000, peaks(gib // 2, int(1.2 * gib), 5 * gib), peaks(gib // 2, 2 * gib, 4 * gib),
+                                    900.0, [300.0, 10.0])]
     text = image_scale.page(outcomes)
-    assert "| 64,000 | 1.20 | 0.50 | 5.00 | 300.0 | 10.0 | 30x | 900 |" in text
-    assert "growth from 4,000 images +20% (target at most +10%: not met)" in text
+    assert "| 64,000 | 1.20 | 2.00 | 0.50 | 5.00 | 300.0 | 10.0 | 30x | 900 |" in text
+    assert "1.20 GiB with 64,000 images, +20% from 4,000" in text and "at most +10% growth, not met" in text
+    assert "+1.00 GiB from 4,000 to 64,000 images" in text
     assert "ran 20x to 30x faster than the first (target at least 10x: met)" in text
