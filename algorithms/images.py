@@ -259,6 +259,8 @@ IN_PROCESS = Loading()
 
 def _loader(images: ImageFiles, batches: Iterable[Sequence[int]], augment: str, loading: Loading,
             seed: int) -> torch.utils.data.DataLoader:
+    # Built here, before the workers fork, so they inherit it instead of each importing torchvision again.
+    _transform(images.size, augment, images.mean, images.std)
     return torch.utils.data.DataLoader(
         _Decoded(images, augment, seed), batch_sampler=list(batches), num_workers=loading.workers,
         pin_memory=loading.pin_memory, prefetch_factor=2 if loading.workers else None,
@@ -292,5 +294,20 @@ def eval_batches(x: torch.Tensor | ImageFiles, batch_size: int, device: torch.de
 
 
 def gather(x: torch.Tensor | ImageFiles, index: torch.Tensor) -> torch.Tensor:
-    """Rows ``index`` of ``x`` as a tensor (files decoded with the evaluation transform)."""
+    """Rows ``index`` of ``x`` as a tensor (files decoded with the evaluation transform, in this process)."""
     return x.load(index.tolist()) if isinstance(x, ImageFiles) else x[index]
+
+
+def pair_batches(x: torch.Tensor | ImageFiles, i: torch.Tensor, j: torch.Tensor, batch_size: int,
+                 device: torch.device, loading: Loading = IN_PROCESS) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Rows ``i[k]`` and ``j[k]`` of ``x``, ``batch_size`` pairs at a time, on ``device`` (files decoded by
+    ``loading``'s workers with the evaluation transform)."""
+    if isinstance(x, ImageFiles):
+        size = max(1, min(batch_size, loading.image_batch // 2))
+        chunks = [torch.cat([i[k : k + size], j[k : k + size]]).tolist() for k in range(0, len(i), size)]
+        for batch in _loader(x, chunks, "none", loading, 0):
+            half = len(batch) // 2
+            yield batch[:half].to(device), batch[half:].to(device)
+    else:
+        for k in range(0, len(i), batch_size):
+            yield x[i[k : k + batch_size]].to(device), x[j[k : k + batch_size]].to(device)

@@ -25,7 +25,7 @@ from .backbones import Backbone, build_backbone
 from .budget import steps_per_epoch
 from .domains import Domain, Task
 from .features import FeatureStore, MemoryStore, encode_task, weights_identity
-from .images import DEFAULT_AUGMENT, IN_PROCESS, ImageFiles, Loading, eval_batches, gather, input_batches
+from .images import DEFAULT_AUGMENT, IN_PROCESS, ImageFiles, Loading, eval_batches, input_batches, pair_batches
 from .linear_head import fit_logistic_regression
 from .methods import Batch, Method, ShallowMethod, get_method
 from .proxies import Evaluation, compute_proxies, oracle_accuracy
@@ -151,9 +151,8 @@ def evaluate(classifier: Classifier, task: Task, batch_size: int, device: torch.
         ft, lt = run_domain(task.target_val.x)
         i, j = mixup_pairs(len(task.target_val))
         # Mixed a batch at a time: decoded images of all pairs at once would dominate a trial's memory.
-        size = min(batch_size, loading.image_batch) if isinstance(task.target_val.x, ImageFiles) else batch_size
-        _, mix_logits = run(mix(task.target_val.x, i[k : k + size], j[k : k + size]).to(device)
-                            for k in range(0, len(i), size))
+        _, mix_logits = run(mix(xi, xj) for xi, xj in pair_batches(task.target_val.x, i, j, batch_size, device,
+                                                                  loading))
         fewshot = task.target_fewshot
         fewshot_logits = None if fewshot is None else run_domain(fewshot.x)[1]
     classifier.train()
@@ -176,9 +175,9 @@ def mixup_pairs(n: int, pairs: int = MIX_PAIRS, seed: int = 0) -> tuple[torch.Te
     return i, j
 
 
-def mix(x: torch.Tensor | ImageFiles, i: torch.Tensor, j: torch.Tensor, weight: float = MIX_WEIGHT) -> torch.Tensor:
+def mix(xi: torch.Tensor, xj: torch.Tensor, weight: float = MIX_WEIGHT) -> torch.Tensor:
     """``weight * x_i + (1 - weight) * x_j``: the mix should keep x_i's pseudo-label, the dominant side."""
-    return weight * gather(x, i) + (1 - weight) * gather(x, j)
+    return weight * xi + (1 - weight) * xj
 
 
 def build(task: Task, spec: TrialSpec, method_cls: type[Method], hparams: dict[str, Any], store: FeatureStore,
@@ -388,6 +387,9 @@ def run_trial(
             scheduler.step()
             for key, value in {"loss": loss.detach(), **logs}.items():
                 sums[key] = sums.get(key, 0.0) + value.float()
+        for inputs in (source_inputs, target_inputs):  # their DataLoader workers end now, not next epoch
+            if hasattr(inputs, "close"):
+                inputs.close()
         train_logs = {k: (v / steps).item() for k, v in sums.items()}  # .item() waits for queued GPU work
         train_s = time.perf_counter() - epoch_start
         if not math.isfinite(train_logs["loss"]):

@@ -169,3 +169,14 @@ def test_a_timm_backbone_brings_its_own_normalisation(folders):
     assert (x.mean, x.std) == ((0.5,) * 3, (0.5,) * 3)  # TensorFlow-ported weights: inputs in [-1, 1]
     assert x.fingerprint() != task.source_train.x.fingerprint()
     assert x.load([0]).min() >= -1.0 and task.source_train.x.load([0]).min() < -1.5
+
+
+def test_mixval_pairs_are_decoded_by_the_loader_workers(folders):
+    from adaptune.algorithms.images import gather, pair_batches
+
+    files, _ = list_image_folder(folders[0], "source", 8)
+    i, j = torch.tensor([0, 4, 7, 2, 9]), torch.tensor([3, 3, 1, 8, 0])
+    pairs = list(pair_batches(files, i, j, 64, torch.device("cpu"), Loading(workers=1, image_batch=4)))
+    assert [len(a) for a, _ in pairs] == [2, 2, 1]  # image_batch bounds the decoded images of both sides
+    assert torch.equal(torch.cat([a for a, _ in pairs]), gather(files, i))
+    assert torch.equal(torch.cat([b for _, b in pairs]), gather(files, j))

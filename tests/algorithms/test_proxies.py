@@ -166,7 +166,7 @@ def test_mixup_pairs_keep_the_dominant_pseudo_label():
     x = torch.tensor([[0.0], [10.0]])
     i, j = mixup_pairs(len(x), pairs=8)
     assert len(i) == len(j) == 2  # at most one pair per target sample
-    mixed = mix(x, i, j)
+    mixed = mix(x[i], x[j])
     # 0.55 x_i + 0.45 x_j is one of 0, 4.5 (i = sample 0) or 5.5, 10 (i = sample 1): x_i dominates
     for value, first in zip(mixed[:, 0].tolist(), i.tolist()):
         assert min(abs(value - v) for v in (0.0, 4.5, 5.5, 10.0)) < 1e-5
