@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adaptune.algorithms.features import distinct_domains, prefix_key, weights_identity
+from adaptune.algorithms.features import DiskStore, distinct_domains, prefix_key, weights_identity
 from adaptune.algorithms.images import ImageFiles
 from adaptune.algorithms.loop import backbone_for
 from adaptune.algorithms.methods import METHODS
@@ -41,7 +41,8 @@ def precompute_features(prepared: Prepared, settings: TrialSettings) -> str | No
     cache, when ``feature_engine`` asks for it (``auto``: from :data:`RAY_DATA_MIN_IMAGES` images on, when some
     trial freezes the whole backbone). Returns a line saying what was done, or None."""
     c, task = prepared.config, prepared.task
-    if c.feature_engine == "trial" or not isinstance(task.source_train.x, ImageFiles):
+    if c.feature_engine == "trial" or settings.feature_cache is None or not isinstance(task.source_train.x,
+                                                                                         ImageFiles):
         return None
     domains_before = distinct_domains(task)
     images = sum(len(d) for d in domains_before)
@@ -54,7 +55,9 @@ def precompute_features(prepared: Prepared, settings: TrialSettings) -> str | No
         return None
     frozen, _ = backbone.split(backbone.depth)
     weights = weights_identity(backbone.weights_file, frozen)
-    store = settings.feature_store()
+    # A store of its own, dropped on return: the driver writes the entries for the trials and keeps none of them
+    # (the process's shared store would hold every image's features for the whole search).
+    store = DiskStore(settings.feature_cache, settings.feature_cache_max_bytes)
     started = time.perf_counter()
     computed = 0
     for domain in distinct_domains(task):
