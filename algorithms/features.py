@@ -42,6 +42,24 @@ class FeatureStore(Protocol):
     def get_or_compute(self, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor: ...
 
 
+class CountingStore:
+    """Another store, counting the computations it had to run: the entries this trial encoded rather than read.
+
+    A trial reports the count as ``features_computed``, so a search can show that each key was computed once
+    across all its trial processes and nodes."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+        self.computed = 0
+
+    def get_or_compute(self, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        def counted() -> torch.Tensor:
+            self.computed += 1
+            return compute()
+
+        return self.store.get_or_compute(key, counted)
+
+
 class MemoryStore:
     """Keeps encoded domains in a dict for the life of the process."""
 

@@ -24,7 +24,7 @@ from torch import nn
 from .backbones import Backbone, build_backbone
 from .budget import steps_per_epoch
 from .domains import Domain, Task
-from .features import FeatureStore, MemoryStore, encode_task, weights_identity
+from .features import CountingStore, FeatureStore, MemoryStore, encode_task, weights_identity
 from .images import DEFAULT_AUGMENT, IN_PROCESS, ImageFiles, Loading, eval_batches, input_batches, pair_batches
 from .linear_head import fit_logistic_regression
 from .methods import Batch, Method, ShallowMethod, get_method
@@ -330,7 +330,14 @@ def run_trial(
     torch.manual_seed(spec.seed)
     method_cls = get_method(spec.method)
     hparams = {**method_cls.defaults(), **spec.hparams}
-    data, classifier, method = build(task, spec, method_cls, hparams, store or MemoryStore(), device)
+    features = CountingStore(store or MemoryStore())
+    data, classifier, method = build(task, spec, method_cls, hparams, features, device)
+    trial_report = report
+
+    def report(metrics: dict[str, Any], state: StateFn) -> None:
+        metrics["features_computed"] = features.computed  # encoded here, not read from the store
+        trial_report(metrics, state)
+
     if method_cls.feature_extraction:
         return _closed_form_trial(data, spec, classifier, method, hparams, report, device)
     step_module = TrainStep(classifier, method).to(device)

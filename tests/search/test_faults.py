@@ -145,7 +145,9 @@ def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(ray_he
 def test_trials_spread_over_two_nodes_and_survive_losing_one(ray_head, worker_nodes, ray_tools, tmp_path):
     worker = worker_nodes()
     out, log = tmp_path / "run", tmp_path / "search.log"
-    config = write_config(tmp_path, trials=6, epochs=4, steps_per_epoch=150, scheduler={"grace_period": 4})
+    # Every trial freezes the first block: its outputs go into the run's feature cache, which both nodes see.
+    config = write_config(tmp_path, trials=6, epochs=4, steps_per_epoch=150, scheduler={"grace_period": 4},
+                          search_space={"freeze_depth": [1, 1]})
     proc = start_adaptune("search", config, "--address", ray_head.address, "--out", out, env=ray_tools.env(), log=log)
 
     def running_on_worker() -> list[str]:
@@ -179,6 +181,11 @@ def test_trials_spread_over_two_nodes_and_survive_losing_one(ray_head, worker_no
     assert not history.duplicated(["trial_id", "epoch"]).any() and len(history) == 6 * 4
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trials"] == 6 and set(summary["nodes"]) == {ray_head.node_id, worker.node_id}
+    # One computation per key over the six trials on two nodes (the first epoch of a trial reports what it
+    # encoded): source_train, source_val and the target, each once; every other trial, and every trial
+    # restored from a checkpoint, read them.
+    computed = history.groupby("trial_id")["features_computed"].max()
+    assert computed.sum() == 3 and len(list((out / "features").glob("*.pt"))) == 3, computed
 
 
 def test_losing_a_node_while_a_trial_starts_loses_no_trial(ray_head, worker_nodes, ray_tools, tmp_path):
