@@ -404,6 +404,9 @@ DEFAULT_PROXY = "im"
 # benchmark (benchmarks/results/proxies.md, from benchmarks/proxies_report.py), among proxies that never lost more
 # than 10 points on a benchmark. Opt-in (fewshot) and final-only (circular) proxies are not candidates.
 AUTO_PROXY = {"features": "bnm_ts", "images": "bnm_ts"}
+# ``source_gap: auto`` (the default), derived with the proxy: per input kind, how far (a fraction of accuracy) a
+# trial's held-out source accuracy may fall below the best trial's and still be recommended; None: any distance.
+AUTO_SOURCE_GAP: dict[str, float | None] = {"features": None, "images": None}
 
 
 def resolve_proxy(name: str, task: Task) -> str:
@@ -411,6 +414,14 @@ def resolve_proxy(name: str, task: Task) -> str:
     if name != "auto":
         return get_proxy(name).name
     return auto_proxy(task.input_kind)
+
+
+def resolve_source_gap(gap: float | str | None, task: Task) -> float | None:
+    """The source gap a search recommends with: ``gap`` itself (None or ``"none"``: no gap), or for ``auto`` the
+    :data:`AUTO_SOURCE_GAP` rule of the task's input kind."""
+    if gap == "auto":
+        return AUTO_SOURCE_GAP.get(task.input_kind)
+    return None if gap in (None, "none") else float(gap)
 
 
 def auto_proxy(input_kind: str | None = None) -> str:

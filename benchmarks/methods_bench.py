@@ -39,6 +39,9 @@ GROUPS = {
 # Epochs and batch size per group: one trial of a default search (12 epochs of max(one pass, 100) steps at the
 # search's batch size) unless --epochs says otherwise.
 SETTINGS = {group: {"epochs": 12, "batch_size": 64} for group in GROUPS}
+# Gaps in held-out source accuracy (fractions) of the gated ensembles: a trial far below the search's best source
+# accuracy is left out, however confident it is on the target.
+SOURCE_GAPS = (0.01, 0.02, 0.03, 0.05, 0.10)
 
 
 def configs(task: str, method: str, n: int) -> list[dict]:
@@ -55,8 +58,9 @@ def configs(task: str, method: str, n: int) -> list[dict]:
     return out
 
 
-def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor]]]:
-    """One trial: its (trial, epoch) rows, and per proxy the trial's best score with that epoch's predictions."""
+def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor, float]]]:
+    """One trial: its (trial, epoch) rows, and per proxy the trial's best score with that epoch's predictions and
+    held-out source accuracy."""
     from adaptune.algorithms.data import load_task
     from adaptune.algorithms.domains import with_fewshot
     from adaptune.algorithms.loop import PREDICTIONS, Diverged, Runtime, TrialSpec, run_trial
@@ -65,7 +69,7 @@ def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor]
     task = with_fewshot(load_task(job["task"]), job["fewshot_k"])
     device = torch.device(job["device"])
     rows: list[dict] = []
-    best: dict[str, tuple[float, torch.Tensor]] = {}  # proxy -> (score, target probabilities) for the ensemble
+    best: dict[str, tuple[float, torch.Tensor, float]] = {}  # proxy -> (score, target probs, source acc)
     started = time.perf_counter()
 
     def report(metrics: dict, state) -> None:  # noqa: ANN001
@@ -75,7 +79,7 @@ def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor]
         for key, value in metrics.items():
             if key.startswith("proxy_") and math.isfinite(value) and value > best.get(key, (-math.inf,))[0]:
                 probs = state()[PREDICTIONS] if probs is None else probs
-                best[key] = (value, probs)
+                best[key] = (value, probs, metrics["proxy_source_acc"])
 
     spec = TrialSpec(job["method"], job["hparams"], task.default_backbone, epochs=job["epochs"],
                      batch_size=job["batch_size"], seed=job["config_index"], amp=job["amp"])
@@ -89,12 +93,14 @@ def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor]
     return rows, best
 
 
-def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torch.Tensor]]]], oracle: torch.Tensor,
-                  k: int = 5) -> list[dict]:
+def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torch.Tensor, float]]]],
+                  oracle: torch.Tensor, k: int = 5) -> list[dict]:
     """Per proxy: average the predictions of the top-k trials by that proxy (the search's ensemble row), and of
     the best trial by that proxy in each method family (``scheme`` per_family: one vote per family, so one
     family that the proxy over-rates cannot fill the ensemble), of the top-k trials with distinct methods
-    (``scheme`` top_k_methods: the best trial of each of the k best methods); and the consensus picks."""
+    (``scheme`` top_k_methods: the best trial of each of the k best methods); the top-k trials among those whose
+    held-out source accuracy lies within a gap of the best one's (``scheme`` top_k_gap<points>); and the
+    consensus picks."""
     from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, top_k
     from adaptune.algorithms.methods import get_method
     from benchmarks.consensus import consensus_agreement
@@ -113,6 +119,11 @@ def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torc
                 best_per_method[trials[i][0]] = (i, score)
         schemes = {"top_k": top_k(scored, k), "per_family": [best[0] for best in best_per_family if best],
                    "top_k_methods": top_k(list(best_per_method.values()), k)}
+        source_acc = {i: trials[i][1][key][2] for i, _ in scored}
+        best_source = max((acc for acc in source_acc.values() if math.isfinite(acc)), default=math.nan)
+        for gap in SOURCE_GAPS:
+            gated = [(i, score) for i, score in scored if source_acc[i] >= best_source - gap]
+            schemes[f"top_k_gap{round(100 * gap)}"] = top_k(gated, k)
         for scheme, members in schemes.items():
             metrics = ensemble_metrics(average_predictions([trials[i][1][key][1] for i in members]), oracle)
             out.append({"kind": "ensemble", "scheme": scheme, "task": task, "selected_by": key,
@@ -154,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                 print(f"{done}/{len(jobs)} trials, {time.time() - started:.0f}s", flush=True)
         if args.dump_predictions:  # for offline study of aggregation rules: each trial's best predictions per proxy
             keep = {f"proxy_{name}" for name in args.dump_predictions_proxies.split(",")}
-            torch.save({task_name: [(method, {k: (score, probs.half()) for k, (score, probs) in best.items()
+            torch.save({task_name: [(method, {k: (score, probs.half()) for k, (score, probs, _) in best.items()
                                               if k in keep}) for method, best in trials]
                         for task_name, trials in predictions.items()}, args.dump_predictions)
         for task_name, trials in predictions.items():

@@ -48,13 +48,30 @@ FINISHED = ("completed", "stopped")
 SHARED_KNOBS = tuple(p.name for p in SEARCH_SPACE_KNOBS)  # the knob columns every leaderboard has
 
 
-def rank_rows(rows: list[dict[str, Any]]) -> None:
-    """Set ``rank`` (1 = best score) on finished rows with a finite score; others get None."""
-    scored = [r for r in rows if r["status"] in FINISHED and finite(r.get("score"))]
-    scored.sort(key=lambda r: -r["score"])
+def selection_order(rows: list[dict[str, Any]], source_gap: float | None = None
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows with a finite score in the order a search recommends them: (admitted, held back), each best score
+    first.
+
+    A trial is held back when its held-out source accuracy lies more than ``source_gap`` below the best trial's:
+    it has lost what it knew of the task, however well the proxy rates its target predictions. Without a gap
+    every trial is admitted. Only admitted trials are recommended or join the ensemble row.
+    """
+    scored = sorted((r for r in rows if finite(r.get("score"))), key=lambda r: -r["score"])
+    accuracies = [r["source_acc"] for r in scored if finite(r.get("source_acc"))]
+    if source_gap is None or not accuracies:
+        return scored, []
+    floor = max(accuracies) - source_gap
+    within = [finite(r.get("source_acc")) and r["source_acc"] >= floor for r in scored]
+    return [r for r, ok in zip(scored, within) if ok], [r for r, ok in zip(scored, within) if not ok]
+
+
+def rank_rows(rows: list[dict[str, Any]], source_gap: float | None = None) -> None:
+    """Set ``rank`` (1 = best) on finished rows with a finite score, in :func:`selection_order`; others get None."""
+    admitted, held_back = selection_order([r for r in rows if r["status"] in FINISHED], source_gap)
     for row in rows:
         row["rank"] = None
-    for position, row in enumerate(scored, start=1):
+    for position, row in enumerate(admitted + held_back, start=1):
         row["rank"] = position
 
 

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--proxy", help="selecting proxy, or auto (the default; see `adaptune methods`)")
     search.add_argument("--fewshot-k", dest="fewshot_k", type=int,
                         help="opt in: k labeled target samples per class for the fewshot proxy")
+    search.add_argument("--source-gap", dest="source_gap", type=_source_gap,
+                        help="held-out source accuracy a recommended trial may lose against the best trial's: "
+                        "auto (the default), none, or a fraction such as 0.05")
     search.add_argument("--recommend", choices=("ensemble", "single"),
                         help="recommend the top-k ensemble (default) or the single best trial by the proxy")
     search.add_argument("--out", help="run directory (default adaptune-runs/<task>-<time>)")
@@ -129,6 +132,10 @@ _FLAG_TO_FIELD = {"cpus_per_trial": ("resources", "cpus_per_trial"), "gpus_per_t
                   "workers": ("resources", "workers"), "runner": ("resources", "runner")}
 
 
+def _source_gap(text: str) -> float | str:
+    return text if text in ("auto", "none") else float(text)
+
+
 def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     """The YAML file's settings overridden by the flags given; each layer names a task or paths, not both."""
     from .config import check_task_or_paths, load_yaml
@@ -137,8 +144,8 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     check_task_or_paths(raw)
     check_task_or_paths(vars(args))
     for name in ("task", "source", "target", "methods", "searcher", "budget", "trials", "epochs", "time_budget_s",
-                 "preprocess", "image_size", "augment", "proxy", "fewshot_k", "recommend", "out", "address", "seed",
-                 "backbone", "weights", "quiet", "feature_cache", *_FLAG_TO_FIELD):
+                 "preprocess", "image_size", "augment", "proxy", "fewshot_k", "recommend", "source_gap", "out",
+                 "address", "seed", "backbone", "weights", "quiet", "feature_cache", *_FLAG_TO_FIELD):
         value = getattr(args, name)
         if value is None:
             continue
@@ -182,7 +189,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     prepared = _prepare(args)
     c = prepared.config
     print(f"adaptune: searching {c.task_label()}: {prepared.plan.describe()}; {len(c.methods)} methods, "
-          f"proxy {prepared.proxy}{' (auto)' if c.proxy == 'auto' else ''}, "
+          f"proxy {prepared.proxy}{' (auto)' if c.proxy == 'auto' else ''}"
+          f"{'' if prepared.source_gap is None else f', source gap {prepared.source_gap:g}'}, "
           f"preprocess {prepared.task.extra.get('preprocess', 'none')}, out {c.out}", file=sys.stderr)
     summary = run_search(prepared)
     from adaptune.reports.leaderboard import compact_table

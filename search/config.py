@@ -79,6 +79,9 @@ class SearchConfig:
     # What the run recommends shipping: the ensemble row, or the single best trial (default: ensemble when
     # there is an ensemble row, i.e. ensemble_k > 0).
     recommend: str | None = None
+    # Trials whose held-out source accuracy lies further than this (a fraction of accuracy) below the best trial's
+    # rank after the others and are never recommended; auto: derived with the proxy (AUTO_SOURCE_GAP); none: off.
+    source_gap: float | str | None = "auto"
     out: str | None = None
     address: str | None = None
     connect_timeout_s: float = 30.0  # how long a cluster address may take to accept a connection
@@ -108,7 +111,7 @@ class SearchConfig:
         """The fields that define what is searched (not where it runs or is written)."""
         data = asdict(self)
         for key in ("out", "address", "connect_timeout_s", "quiet", "storage", "max_failures", "recommend",
-                    "feature_cache", "feature_cache_max_gb", "feature_engine"):
+                    "source_gap", "feature_cache", "feature_cache_max_gb", "feature_engine"):
             data.pop(key)
         # Keys added after runs were saved count only when set away from their default, so a run saved before
         # keeps its hash and still resumes.
@@ -395,6 +398,10 @@ def validate(c: SearchConfig) -> None:
         raise InputError("recommend", f"expected one of: {', '.join(RECOMMENDATIONS)}, got {_shown(c.recommend)}")
     if c.recommend == "ensemble" and c.ensemble_k == 0:
         raise InputError("recommend", "expected single with ensemble_k: 0 (there is no ensemble row to recommend)")
+    if c.source_gap not in ("auto", "none", None):
+        what = "auto, none or a fraction of accuracy in [0, 1]"
+        if not 0 <= _expect_type("source_gap", c.source_gap, (int, float), what) <= 1:
+            raise InputError("source_gap", f"expected {what}, got {c.source_gap}")
     if c.proxy == "fewshot" and c.fewshot_k == 0:
         raise InputError("proxy", "fewshot selects on labeled target samples: opt in with fewshot_k: K (per class)")
     for name in ("epochs", "batch_size", "budget", *(("trials",) if c.trials is not None else ())):

@@ -18,7 +18,7 @@ from typing import Any
 
 from ray import tune
 
-from adaptune.reports.leaderboard import FINISHED, leaderboard_frame, rank_rows
+from adaptune.reports.leaderboard import FINISHED, leaderboard_frame, rank_rows, selection_order
 from adaptune.reports.run_dir import RunDir
 from adaptune.reports.values import duration, finite
 
@@ -41,12 +41,13 @@ _RESULT_KEYS_TO_SKIP = ("config", "checkpoint_dir_name", "should_checkpoint", "d
 class Recorder(tune.Callback):
     def __init__(self, out: str, *, proxy: str, epochs: int, total_trials: int, param_names: list[str],
                  proxy_names: list[str], config_hash: str, seed: int, versions: str, quiet: bool = False,
-                 preprocess: str = "none",
+                 preprocess: str = "none", source_gap: float | None = None,
                  progress_every_s: float = 15.0):
         self.out = out
         self.run_dir = RunDir(out)
         self.metric = f"proxy_{proxy}"
         self.proxy = proxy
+        self.source_gap = source_gap  # trials further below the best held-out source accuracy rank after the others
         self.epochs = epochs
         self.total_trials = total_trials
         self.param_names = param_names
@@ -191,7 +192,7 @@ class Recorder(tune.Callback):
         import pandas as pd
 
         rows = self.finished_rows()
-        rank_rows([r for r in rows if r["status"] != "ensemble"])
+        rank_rows([r for r in rows if r["status"] != "ensemble"], self.source_gap)
         self.run_dir.write_table(RunDir.LEADERBOARD, leaderboard_frame(rows, self.param_names, self.proxy_names))
         if self.history:
             history = [self.history[key] for key in sorted(self.history)]
@@ -199,8 +200,8 @@ class Recorder(tune.Callback):
         self.run_dir.write_status(self.status())
 
     def best_row(self) -> dict[str, Any] | None:
-        trials = (r for r in self.rows.values() if r["status"] != "ensemble" and finite(r.get("score")))
-        return max(trials, key=lambda r: r["score"], default=None)
+        admitted, _ = selection_order([r for r in self.rows.values() if r["status"] != "ensemble"], self.source_gap)
+        return admitted[0] if admitted else None
 
     def status(self) -> dict[str, Any]:
         best = self.best_row()

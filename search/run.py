@@ -30,7 +30,7 @@ from adaptune.algorithms.errors import InputError, first_line
 from adaptune.algorithms.hparams import default_ranges
 from adaptune.algorithms.images import gather
 from adaptune.algorithms.methods import METHODS
-from adaptune.algorithms.proxies import PROXIES, resolve_proxy
+from adaptune.algorithms.proxies import PROXIES, resolve_proxy, resolve_source_gap
 from adaptune.reports.run_dir import RunDir
 
 from .config import SearchConfig
@@ -55,6 +55,7 @@ class Prepared:
     ranges: dict[str, tuple[float, float]]
     proxy: str  # the selecting proxy, with "auto" resolved
     plan: Plan  # trials, steps per epoch and ASHA's rungs, from the budget and the data's size
+    source_gap: float | None = None  # the recommendation's source-accuracy gap, with "auto" resolved
 
     @property
     def metric(self) -> str:
@@ -91,7 +92,8 @@ def prepare(config: SearchConfig) -> Prepared:
     proxy = resolve_proxy(config.proxy, task)
     if config.address:
         check_reachable(config.address, config.connect_timeout_s)
-    return Prepared(config, task, backbone_name, ranges, proxy, make_plan(config, task, proxy))
+    return Prepared(config, task, backbone_name, ranges, proxy, make_plan(config, task, proxy),
+                    resolve_source_gap(config.source_gap, task))
 
 
 def make_plan(c: SearchConfig, task: Task, proxy: str) -> Plan:
@@ -200,16 +202,18 @@ def _score(value: Any) -> float:
 
 
 def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int) -> dict[str, Any] | None:
-    """Average the target predictions of the top-k finished trials by the proxy into one leaderboard row."""
+    """Average the target predictions of the top-k finished trials by the proxy (admitted by the recorder's source
+    gap) into one leaderboard row."""
     import torch
 
-    from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, top_k
-    from adaptune.reports.leaderboard import FINISHED
+    from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics
+    from adaptune.reports.leaderboard import FINISHED, selection_order
 
-    finished = [r for r in recorder.finished_rows() if r["status"] in FINISHED]
+    admitted, _ = selection_order([r for r in recorder.finished_rows() if r["status"] in FINISHED],
+                                  recorder.source_gap)
     by_trial = {r.metrics.get("trial_id"): r for r in results if r.metrics}
     members, probs = [], []
-    for trial_id in top_k([(r["trial_id"], r.get("score")) for r in finished], len(finished)):
+    for trial_id in (r["trial_id"] for r in admitted):
         checkpoint = _best_checkpoint(by_trial[trial_id], metric) if trial_id in by_trial else None
         if checkpoint is None:
             continue
@@ -398,7 +402,7 @@ def _recorder(prepared: Prepared, run_dir: RunDir) -> Recorder:
     return Recorder(run_dir.path, proxy=prepared.proxy, epochs=c.epochs, total_trials=prepared.plan.trials,
                     param_names=all_param_names(), proxy_names=list(PROXIES), config_hash=c.config_hash(),
                     seed=c.seed, versions=json.dumps(versions(), sort_keys=True), quiet=c.quiet,
-                    preprocess=prepared.task.extra.get("preprocess", "none"))
+                    preprocess=prepared.task.extra.get("preprocess", "none"), source_gap=prepared.source_gap)
 
 
 def _searcher(prepared: Prepared) -> Any:
@@ -514,7 +518,7 @@ def _summary(search: Search, fitted: Fitted, trials: list[dict[str, Any]]) -> di
         "lost_retry_rounds": fitted.lost_retry_rounds,
         "nodes": sorted(recorder.nodes),
         "statuses": {s: sum(r["status"] == s for r in trials) for s in {r["status"] for r in trials}},
-        "proxy": prepared.proxy, "proxy_requested": c.proxy,
+        "proxy": prepared.proxy, "proxy_requested": c.proxy, "source_gap": prepared.source_gap,
         "all_failed": first_failure(trials, search.experiment),
         # provenance, read by `adaptune report`
         "command": list(sys.argv), "git_revision": git_revision(), "config_hash": c.config_hash(),

@@ -267,10 +267,10 @@ def test_auto_rule_is_the_one_our_benchmark_derived():
     import json
     from pathlib import Path
 
-    from adaptune.algorithms.proxies import AUTO_PROXY
+    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
 
     measured = json.loads((Path(__file__).resolve().parents[2] / "benchmarks/results/proxy_auto.json").read_text())
-    assert AUTO_PROXY == measured["rule"]
+    assert AUTO_PROXY == measured["rule"] and AUTO_SOURCE_GAP == measured["source_gap"]
 
 
 def _calibration_case(scale: float = 1.0) -> Evaluation:

@@ -2,7 +2,13 @@ import math
 
 import pytest
 
-from adaptune.reports.leaderboard import LEADERBOARD_COLUMNS, format_table, leaderboard_frame, rank_rows
+from adaptune.reports.leaderboard import (
+    LEADERBOARD_COLUMNS,
+    format_table,
+    leaderboard_frame,
+    rank_rows,
+    selection_order,
+)
 from adaptune.reports.run_dir import RunDir, RunError
 
 
@@ -19,6 +25,20 @@ def test_rank_only_finished_rows_with_finite_scores():
     rows = _rows()
     rank_rows(rows)
     assert [r["rank"] for r in rows] == [2, 1, None, None]
+
+
+def test_a_source_gap_holds_back_trials_far_below_the_best_source_accuracy():
+    rows = [{"trial_id": "sa", "status": "completed", "score": 0.9, "source_acc": 0.70},
+            {"trial_id": "dann", "status": "completed", "score": 0.5, "source_acc": 0.86},
+            {"trial_id": "tca", "status": "stopped", "score": 0.7, "source_acc": 0.84},
+            {"trial_id": "lost", "status": "completed", "score": 0.8, "source_acc": float("nan")},
+            {"trial_id": "failed", "status": "error", "score": None, "source_acc": 0.99}]
+    admitted, held_back = selection_order(rows, 0.05)
+    assert [r["trial_id"] for r in admitted] == ["tca", "dann"]  # within 5 points of 0.86, best score first
+    assert [r["trial_id"] for r in held_back] == ["sa", "lost"]
+    assert [r["trial_id"] for r in selection_order(rows)[0]] == ["sa", "lost", "tca", "dann"]  # no gap: by score
+    rank_rows(rows, 0.05)
+    assert {r["trial_id"]: r["rank"] for r in rows} == {"tca": 1, "dann": 2, "sa": 3, "lost": 4, "failed": None}
 
 
 def test_frame_has_fixed_columns_types_and_sort(tmp_path):

@@ -46,6 +46,8 @@ def _npz(path, n=6, classes=(0, 1), dim=4):
         (["search", "--task", "synthetic:blobs", "--budget", "0"], "budget"),
         (["search", "--task", "synthetic:blobs", "--preprocess", "minmax"], "preprocess"),
         (["search", "--task", "synthetic:blobs", "--searcher", "grid"], "arguments"),
+        (["search", "--task", "synthetic:blobs", "--source-gap", "1.5"], "source_gap"),
+        (["search", "--task", "synthetic:blobs", "--source-gap", "some"], "arguments"),
         (["search", "--task", "synthetic:blobs", "--time-budget-s", "-5"], "time_budget_s"),
         (["search", "--task", "synthetic:blobs", "--recommend", "best"], "arguments"),
         (["search", "--task", "synthetic:blobs", "--backbone", "vgg"], "backbone"),
@@ -145,6 +147,9 @@ def test_recommend_needs_an_ensemble_row(capsys, tmp_path):
     config.write_text("task: synthetic:blobs\nrecommend: best\n")
     assert _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")]).startswith(
         "adaptune: error: recommend: expected one of: ensemble, single")
+    config.write_text("task: synthetic:blobs\nsource_gap: [0.1]\n")
+    assert _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")]) == (
+        "adaptune: error: source_gap: expected auto, none or a fraction of accuracy in [0, 1], got [0.1]")
 
 
 @pytest.mark.parametrize(
