@@ -304,7 +304,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     from adaptune.algorithms.hparams import default_ranges
     from adaptune.algorithms.methods import METHODS
-    from adaptune.algorithms.proxies import AUTO_PROXY, PROXIES
+    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP, PROXIES
 
     from .space import method_params
 
@@ -318,6 +318,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
         print(f"    {name:<11} {proxy.summary}")
     rule = ", ".join(f"{kind}: {name}" for kind, name in AUTO_PROXY.items())
     print(f"    {'auto':<11} by input kind, the proxy with the least regret in our benchmark ({rule})  (default)")
+    gaps = ", ".join(f"{kind}: {'none' if gap is None else f'{gap:g}'}" for kind, gap in AUTO_SOURCE_GAP.items())
+    print(f"\nsource_gap auto: trials further below the best held-out source accuracy are not recommended ({gaps})")
     return 0
 
 
