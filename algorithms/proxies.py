@@ -403,7 +403,7 @@ DEFAULT_PROXY = "im"
 # trials by the proxy) has the lowest mean regret against the oracle over a search of all methods in our own
 # benchmark (benchmarks/results/proxies.md, from benchmarks/proxies_report.py), among proxies that never lost more
 # than 10 points on a benchmark. Opt-in (fewshot) and final-only (circular) proxies are not candidates.
-AUTO_PROXY = {"features": "bnm_ts", "images": "bnm_ts"}
+AUTO_PROXY = {"features": "im_ts", "images": "bnm_ts"}
 # ``source_gap: auto`` (the default), derived with the proxy: per input kind, how far (a fraction of accuracy) a
 # trial's held-out source accuracy may fall below the best trial's and still be recommended; None: any distance.
 AUTO_SOURCE_GAP: dict[str, float | None] = {"features": None, "images": None}
