@@ -55,6 +55,22 @@ def header(title: str, command: str) -> str:
             f"- machine: {machine()}\n- versions: {versions}; git {revision}\n")
 
 
+AUTO_RULE_FILE = os.path.join(RESULTS, "proxy_auto.json")  # the selection defaults `adaptune` ships
+
+
+def update_auto_rule(**fields: object) -> None:
+    """Set ``fields`` in proxy_auto.json, keeping the others: the proxy and the source gap come from two scripts."""
+    import json
+
+    rule = {}
+    if os.path.exists(AUTO_RULE_FILE):
+        with open(AUTO_RULE_FILE) as handle:
+            rule = json.load(handle)
+    with open(AUTO_RULE_FILE, "w") as handle:
+        json.dump({**rule, **fields}, handle, indent=2)
+        handle.write("\n")
+
+
 def write(name: str, text: str, folder: str = RESULTS) -> str:
     """Write a result page ``name`` into ``folder`` (benchmarks/results by default); returns its path."""
     os.makedirs(folder, exist_ok=True)
