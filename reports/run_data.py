@@ -76,10 +76,11 @@ class Run:
 
     @property
     def scored(self) -> pd.DataFrame:
-        """Finished trials with a finite score, best first."""
+        """Finished trials with a finite score, best first: in rank order, the search's selection order (by score,
+        trials held back by the source gap last)."""
         board = self.board
         keep = board["status"].isin(FINISHED) & board["score"].map(finite)
-        return board[keep].sort_values("score", ascending=False, kind="stable")
+        return board[keep].sort_values(["rank", "score"], ascending=[True, False], na_position="last", kind="stable")
 
     @property
     def t0(self) -> float | None:
