@@ -32,7 +32,7 @@ from benchmarks.methods_bench import SOURCE_GAPS
 
 GAPS = (None, *SOURCE_GAPS)
 GAP_MARGIN = 0.1  # points: a gap is adopted only where it lowers the mean regret this much (less is noise)
-MIN_RUNS = 2  # runs of an input kind needed to derive its gap
+MIN_TASKS = 2  # tasks of an input kind needed to derive its gap
 K = 5  # the search's default ensemble_k
 
 
@@ -65,6 +65,7 @@ def rerank(run: str) -> dict:
     outcome = {"task": config["task"], "kind": task.input_kind, "trials": len(rows),
                "best_trial": 100 * max(r["target_acc"] for r in rows),
                "recorded_ensemble": 100 * board.loc[board["status"] == "ensemble", "target_acc"].item(),
+               "recorded_gap": summary.get("source_gap"), "label": config["task"],
                "ensemble": {}, "single": {}, "held_back": {}}
     for gap in GAPS:
         admitted, held_back = selection_order(rows, gap)
@@ -86,9 +87,9 @@ def choose_gap(outcomes: list[dict], selection: str) -> float | None:
 
 
 def derived_gap(outcomes: list[dict], kind: str, selection: str) -> float | None:
-    """:func:`choose_gap` on the runs of one input kind; none with fewer than MIN_RUNS of them (no evidence)."""
+    """:func:`choose_gap` on the runs of one input kind; none with runs of fewer than MIN_TASKS tasks (no evidence)."""
     mine = [o for o in outcomes if o["kind"] == kind]
-    return choose_gap(mine, selection) if len(mine) >= MIN_RUNS else None
+    return choose_gap(mine, selection) if len({o["task"] for o in mine}) >= MIN_TASKS else None
 
 
 def shown(gap: float | None) -> str:
@@ -97,34 +98,38 @@ def shown(gap: float | None) -> str:
 
 def main(runs: list[str]) -> None:
     outcomes = [rerank(run) for run in runs]
-    for o in outcomes:  # the re-ranking without a gap is the search's own ensemble row
-        if not math.isclose(o["ensemble"][None], o["recorded_ensemble"], abs_tol=0.05):
-            sys.exit(f"{o['task']}: re-ranked ensemble {o['ensemble'][None]:.2f} != recorded "
+    for o in outcomes:  # the re-ranking at the run's own gap is the search's own ensemble row
+        if not math.isclose(o["ensemble"][o["recorded_gap"]], o["recorded_ensemble"], abs_tol=0.05):
+            sys.exit(f"{o['task']}: re-ranked ensemble {o['ensemble'][o['recorded_gap']]:.2f} != recorded "
                      f"{o['recorded_ensemble']:.2f}")
+        o["label"] += f" (searched with gap {shown(o['recorded_gap'])})"
     text = header("The source gap on whole default searches", "python -m benchmarks.source_gap " + " ".join(
-        os.path.join("RUNS", os.path.basename(os.path.normpath(run))) for run in runs))
+        os.path.join(*os.path.normpath(run).split(os.sep)[-2:]) for run in runs))
     text += ("\nEach run is a default search (`adaptune search --task T --out RUNS/...`, proxy `auto`, TPE + ASHA "
              "on this machine; " + ", ".join(f"{o['task']} {o['trials']} trials" for o in outcomes)
              + "). Its finished trials are ranked again at each source gap (points of held-out source "
              "accuracy below the best trial's; `reports.leaderboard.selection_order`), and the top 5 admitted "
-             "trials' kept target predictions are averaged, as the search's ensemble row does; `none` reproduces "
-             "that row. Target accuracy (%), oracle labels for reporting only; *best trial* is the oracle-best "
+             "trials' kept target predictions are averaged, as the search's ensemble row does; at the gap it was "
+             "searched with, that reproduces the row. Target accuracy (%), oracle labels for reporting only; "
+             "*best trial* is the oracle-best "
              "trial of the run, *baseline* the better of source-only LR and 1-NN (baselines.md). The feature-table "
-             "runs are those of search_budget.md (`python -m benchmarks.skeleton --tasks ...`).\n\n")
+             "runs come from `python -m benchmarks.skeleton --tasks ...` (search_budget.md), once before the gap "
+             "default and once with it; the gap changes the ranking only, and TPE's trials differ between the two "
+             "runs by the order in which concurrent trials finish.\n\n")
     for selection, label in (("ensemble", "top-5 ensemble (`recommend: ensemble`)"),
                              ("single", "single best trial (`recommend: single`)")):
         text += f"\n## {label}\n\n"
-        rows = [[o["task"], *[o[selection][gap] for gap in GAPS], o["best_trial"],
+        rows = [[o["label"], *[o[selection][gap] for gap in GAPS], o["best_trial"],
                  saved_baseline(o["task"], "zscore")["best"]] for o in outcomes]
         rows.append(["mean regret (points)", *[sum(o["best_trial"] - o[selection][gap] for o in outcomes)
                                                / len(outcomes) for gap in GAPS], "", ""])
         text += md_table(rows, ["task", *[f"gap {shown(g)}" for g in GAPS], "best trial", "baseline"])
         held_out = []
-        for o in outcomes:
-            gap = derived_gap([other for other in outcomes if other is not o], o["kind"], selection)
-            held_out.append((o["task"], gap, o["best_trial"] - o[selection][gap]))
-        text += (f"\n\nLeave one task out (the gap chosen on the other runs of the task's input kind, none without "
-                 f"any; a gap adopted only where it lowers their mean regret by {GAP_MARGIN:.1f} point): "
+        for o in outcomes:  # every run of the held-out task is left out
+            gap = derived_gap([other for other in outcomes if other["task"] != o["task"]], o["kind"], selection)
+            held_out.append((o["label"], gap, o["best_trial"] - o[selection][gap]))
+        text += (f"\n\nLeave one task out (the gap chosen on the runs of the other tasks of its input kind, none "
+                 f"without any; a gap adopted only where it lowers their mean regret by {GAP_MARGIN:.1f} point): "
                  + "; ".join(f"{t}: gap {shown(g)}, regret {r:.1f}" for t, g, r in held_out)
                  + f". Mean {sum(r for _, _, r in held_out) / len(held_out):.1f} points, against "
                  f"{sum(o['best_trial'] - o[selection][None] for o in outcomes) / len(outcomes):.1f} without a gap.\n")
@@ -132,10 +137,10 @@ def main(runs: list[str]) -> None:
     update_auto_rule(source_gap=shipped, source_gap_criterion=(
         "per input kind, the gap whose top-5 ensemble lost least against the oracle-best trial over whole default "
         f"searches of that kind, adopted only where it gains {GAP_MARGIN:.1f} point; none for a kind with fewer "
-        f"than {MIN_RUNS} runs"), source_gap_source="benchmarks/results/source_gap.md")
+        f"than {MIN_TASKS} tasks"), source_gap_source="benchmarks/results/source_gap.md")
     text += ("\n## The default\n\n`source_gap: auto` = " + ", ".join(f"{k}: {shown(g)}" for k, g in shipped.items())
              + f" (points; chosen on every run of the kind for the default recommendation, the ensemble; a kind "
-             f"with fewer than {MIN_RUNS} runs keeps none). `proxy_auto.json` holds it, and a test keeps "
+             f"with fewer than {MIN_TASKS} tasks keeps none). `proxy_auto.json` holds it, and a test keeps "
              "`AUTO_SOURCE_GAP` equal to it.\n")
     text += ("\n## What follows\n\n- Where TPE spends its trials on the family the proxy over-rates (subspace "
              "alignment on Amazon), the whole top 5 can be that family, and a gap of 1 to 2 points recovers what the "
@@ -146,7 +151,7 @@ def main(runs: list[str]) -> None:
              "ensemble instead: there, no family fills the top 5. More searches per group, and seeds, are the next "
              "check.\n")
     text += "\n## Held back\n\n" + md_table(
-        [[o["task"], *[", ".join(o["held_back"][gap]) or "-" for gap in GAPS[1:]]] for o in outcomes],
+        [[o["label"], *[", ".join(o["held_back"][gap]) or "-" for gap in GAPS[1:]]] for o in outcomes],
         ["task", *[f"gap {shown(g)}" for g in GAPS[1:]]])
     print(write("source_gap.md", text))
 

@@ -3,15 +3,15 @@
 from benchmarks.source_gap import GAPS, derived_gap
 
 
-def _outcome(kind: str, regret_by_gap: dict) -> dict:
+def _outcome(kind: str, regret_by_gap: dict, task: str = "t") -> dict:
     accuracy = {gap: 90.0 - regret_by_gap.get(gap, 10.0) for gap in GAPS}
-    return {"kind": kind, "best_trial": 90.0, "ensemble": accuracy, "single": accuracy}
+    return {"task": task, "kind": kind, "best_trial": 90.0, "ensemble": accuracy, "single": accuracy}
 
 
 def test_a_gap_is_adopted_only_where_it_gains_on_runs_of_the_same_kind():
-    helped = [_outcome("features", {None: 10.0, 0.02: 1.0}), _outcome("features", {None: 2.0, 0.02: 2.0})]
+    helped = [_outcome("features", {None: 10.0, 0.02: 1.0}, "a"), _outcome("features", {None: 2.0, 0.02: 2.0}, "b")]
     assert derived_gap(helped, "features", "ensemble") == 0.02
     assert derived_gap(helped, "images", "ensemble") is None  # no run of that kind: no evidence, no gap
-    assert derived_gap(helped[:1], "features", "ensemble") is None  # one run is not enough
-    noise = [_outcome("features", {None: 2.0, 0.02: 1.95}), _outcome("features", {None: 2.0, 0.02: 2.0})]
+    assert derived_gap(helped[:1] * 2, "features", "ensemble") is None  # two runs of one task are not enough
+    noise = [_outcome("features", {None: 2.0, 0.02: 1.95}, "a"), _outcome("features", {None: 2.0, 0.02: 2.0}, "b")]
     assert derived_gap(noise, "features", "ensemble") is None  # 0.025 points: less than the margin
