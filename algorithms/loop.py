@@ -11,7 +11,6 @@ Ray is not imported here: ``search.trial`` adapts ``report`` and :class:`Runtime
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -378,7 +377,7 @@ def run_trial(
         target_batches = list(_batches(n_target, spec.batch_size, steps, generator, runtime.rank, runtime.world_size))
         source_inputs = input_batches(xs_all, source_batches, device, loading, seed=2 * epoch_seed)
         target_inputs = (input_batches(xt_all, target_batches, device, loading, seed=2 * epoch_seed + 1)
-                         if method.uses_target else itertools.repeat(None))
+                         if method.uses_target else (None for _ in target_batches))
         sums: dict[str, torch.Tensor] = {}
         for step, (si, xs, xt) in enumerate(zip(source_batches, source_inputs, target_inputs)):
             si = si.to(device)
@@ -395,8 +394,7 @@ def run_trial(
             for key, value in {"loss": loss.detach(), **logs}.items():
                 sums[key] = sums.get(key, 0.0) + value.float()
         for inputs in (source_inputs, target_inputs):  # their DataLoader workers end now, not next epoch
-            if hasattr(inputs, "close"):
-                inputs.close()
+            inputs.close()
         train_logs = {k: (v / steps).item() for k, v in sums.items()}  # .item() waits for queued GPU work
         train_s = time.perf_counter() - epoch_start
         if not math.isfinite(train_logs["loss"]):

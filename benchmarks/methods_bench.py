@@ -103,6 +103,7 @@ def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torc
     consensus picks."""
     from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, top_k
     from adaptune.algorithms.methods import get_method
+    from adaptune.reports.leaderboard import selection_order
     from benchmarks.consensus import consensus_agreement
 
     out = []
@@ -119,11 +120,9 @@ def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torc
                 best_per_method[trials[i][0]] = (i, score)
         schemes = {"top_k": top_k(scored, k), "per_family": [best[0] for best in best_per_family if best],
                    "top_k_methods": top_k(list(best_per_method.values()), k)}
-        source_acc = {i: trials[i][1][key][2] for i, _ in scored}
-        best_source = max((acc for acc in source_acc.values() if math.isfinite(acc)), default=math.nan)
-        for gap in SOURCE_GAPS:
-            gated = [(i, score) for i, score in scored if source_acc[i] >= best_source - gap]
-            schemes[f"top_k_gap{round(100 * gap)}"] = top_k(gated, k)
+        rows = [{"trial": i, "score": score, "source_acc": trials[i][1][key][2]} for i, score in scored]
+        for gap in SOURCE_GAPS:  # the search's own rule: reports.leaderboard.selection_order
+            schemes[f"top_k_gap{round(100 * gap)}"] = [r["trial"] for r in selection_order(rows, gap)[0][:k]]
         for scheme, members in schemes.items():
             metrics = ensemble_metrics(average_predictions([trials[i][1][key][1] for i in members]), oracle)
             out.append({"kind": "ensemble", "scheme": scheme, "task": task, "selected_by": key,

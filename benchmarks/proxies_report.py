@@ -22,6 +22,7 @@ import sys
 import pandas as pd
 
 from adaptune.algorithms.proxies import DEFAULT_PROXY
+from adaptune.reports.leaderboard import selection_order
 from adaptune.reports.proxy_quality import proxy_quality
 from benchmarks._common import INPUT_KIND, group_of, header, md_table, update_auto_rule, write
 from benchmarks.methods_bench import SOURCE_GAPS
@@ -86,10 +87,13 @@ def ensemble_by_task(ensembles: pd.DataFrame, per_task: pd.DataFrame, points: pd
     return top[["task", "group", "proxy", "oracle_best", "top1_regret", "ensemble_target_acc"]]
 
 
-def best_epochs(history: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Each trial of one task at its best epoch by the proxy column ``key``."""
+def best_epochs(history: pd.DataFrame, key: str) -> list[dict]:
+    """Each trial of one task at its best epoch by the proxy column ``key``, as the leaderboard row a search
+    would rank (``score``, ``source_acc``, ``target_acc``)."""
     scored = history[history[key].notna()]
-    return scored.loc[scored.groupby(["method", "config_index"])[key].idxmax()]
+    trials = scored.loc[scored.groupby(["method", "config_index"])[key].idxmax()]
+    return [{"score": s, "source_acc": a, "target_acc": t}
+            for s, a, t in zip(trials[key], trials["proxy_source_acc"], trials["target_acc"])]
 
 
 def unchanged_by_the_gap(top: pd.DataFrame, points: pd.DataFrame, k: int = 5) -> pd.DataFrame:
@@ -101,9 +105,9 @@ def unchanged_by_the_gap(top: pd.DataFrame, points: pd.DataFrame, k: int = 5) ->
         if len(recorded) > 1 or recorded["scheme"].iloc[0] != "top_k":
             continue  # this run recorded its gated ensembles
         trials = best_epochs(points[points["task"] == task], f"proxy_{proxy}")
-        members = trials.nlargest(k, f"proxy_{proxy}")
+        members = selection_order(trials)[0][:k]
         for gap in SOURCE_GAPS:
-            if (members["proxy_source_acc"] >= trials["proxy_source_acc"].max() - gap).all():
+            if selection_order(trials, gap)[0][:k] == members:
                 rows.append({**recorded.iloc[0].to_dict(), "scheme": f"top_k_gap{round(100 * gap)}"})
     return pd.DataFrame(rows, columns=top.columns)
 
@@ -119,12 +123,10 @@ def single_picks(points: pd.DataFrame) -> pd.DataFrame:
         oracle_best = history["target_acc"].max()
         for name in names:
             trials = best_epochs(history, f"proxy_{name}")
-            if trials.empty:
+            if not trials:
                 continue
             for gap in (None, *SOURCE_GAPS):
-                admitted = trials if gap is None else \
-                    trials[trials["proxy_source_acc"] >= trials["proxy_source_acc"].max() - gap]
-                pick = admitted.loc[admitted[f"proxy_{name}"].idxmax()]
+                pick = selection_order(trials, gap)[0][0]
                 rows.append({"task": task, "group": group_of(task), "proxy": candidate(name, gap),
                              "oracle_best": oracle_best, "top1_regret": oracle_best - pick["target_acc"]})
     return pd.DataFrame(rows)

@@ -55,7 +55,7 @@ class Prepared:
     ranges: dict[str, tuple[float, float]]
     proxy: str  # the selecting proxy, with "auto" resolved
     plan: Plan  # trials, steps per epoch and ASHA's rungs, from the budget and the data's size
-    source_gap: float | None = None  # the recommendation's source-accuracy gap, with "auto" resolved
+    source_gap: float | None  # the recommendation's source-accuracy gap, with "auto" resolved
 
     @property
     def metric(self) -> str:
