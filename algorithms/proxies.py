@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .errors import InputError
+from .methods.linalg import evenly_spaced
 
 if TYPE_CHECKING:
     from .domains import Task
@@ -57,6 +58,12 @@ def _standardisation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.mean(0), x.std(0).clamp_min(1e-6)
 
 
+# Proxies that fit a model to the target (the density ratio behind IWCV and DEV, circular validation's reverse
+# classifier) fit it on at most this many evenly spaced target samples: their cost grows with the target while
+# their estimate stops improving long before (benchmarks/results/image_scale.md).
+MODEL_FIT_MAX_SAMPLES = 16384
+
+
 def fit_softmax_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float = 1e-2
                            ) -> Callable[[torch.Tensor], torch.Tensor]:
     """L2-regularised multinomial logistic regression by L-BFGS on standardised ``x``; returns a logits function.
@@ -87,11 +94,13 @@ def domain_density_ratio(source: torch.Tensor, target: torch.Tensor) -> torch.Te
     Each domain's (standardised) features are modelled as a Gaussian with its own mean and one shared
     covariance, as in linear discriminant analysis: log r(x) = w . (x - (mu_s + mu_t) / 2) with
     w = Sigma^-1 (mu_t - mu_s), the same log-linear form a logistic domain classifier fits, without its
-    iterations (it runs every epoch: benchmarks/results/proxy_cost.md). Sigma is shrunk towards a scaled
+    iterations (it runs every epoch: benchmarks/results/proxy_cost.md); the target's moments are estimated on
+    at most :data:`MODEL_FIT_MAX_SAMPLES` of its samples. Sigma is shrunk towards a scaled
     identity by the OAS rule (Chen et al., IEEE TSP 2010), so it stays well conditioned with fewer samples
     than dimensions. Class priors are left out, so unequal sample counts do not bias the ratio; the log ratio
     is clipped to [-20, 20] and the ratio to [0, 20].
     """
+    target = target[evenly_spaced(len(target), MODEL_FIT_MAX_SAMPLES)]
     pooled = torch.cat([source, target]).float()
     mean, std = _standardisation(pooled)
     zs, zt = (source.float() - mean) / std, (target.float() - mean) / std
@@ -207,9 +216,7 @@ def soft_neighborhood_density(ev: Evaluation, temperature: float = 0.05, max_sam
     Dense neighbourhoods (clusters) give high entropy; higher is better. The cost grows with the square of
     the target size, so above ``max_samples`` it is estimated on that many evenly spaced target samples.
     """
-    logits = ev.target_logits
-    if len(logits) > max_samples:
-        logits = logits[torch.linspace(0, len(logits) - 1, max_samples).long()]
+    logits = ev.target_logits[evenly_spaced(len(ev.target_logits), max_samples)]
     probs = torch.nn.functional.normalize(logits.softmax(1), dim=1)
     similarity = probs @ probs.T / temperature
     similarity.fill_diagonal_(float("-inf"))
@@ -265,11 +272,13 @@ def circular_validation(ev: Evaluation) -> float:
     Pseudo-label the target with the trial's model, train a reverse classifier on the target with those
     labels, and score it on the labeled held-out source: a model whose target labels are consistent with
     the source classes scores high. The reverse classifier is a softmax regression on the trial's learned
-    features rather than a retrained network, which keeps the cost to one L-BFGS fit; it runs once, on the
-    trial's final checkpoint (NaN on earlier epochs).
+    features rather than a retrained network, which keeps the cost to one L-BFGS fit (on at most
+    :data:`MODEL_FIT_MAX_SAMPLES` target samples); it runs once, on the trial's final checkpoint (NaN on
+    earlier epochs).
     """
-    pseudo = ev.target_logits.argmax(1)
-    reverse = fit_softmax_regression(ev.target_features, pseudo, ev.target_logits.shape[1])
+    keep = evenly_spaced(len(ev.target_features), MODEL_FIT_MAX_SAMPLES)
+    pseudo = ev.target_logits[keep].argmax(1)
+    reverse = fit_softmax_regression(ev.target_features[keep], pseudo, ev.target_logits.shape[1])
     with torch.no_grad():
         return (reverse(ev.source_features).argmax(1) == ev.source_labels).float().mean().item()
 
@@ -348,10 +357,8 @@ def class_cluster_agreement(ev: Evaluation, max_samples: int = CLASS_AMI_MAX_SAM
     the predicted target classes. Features that cluster the way the classifier labels score high. Above
     ``max_samples`` target samples it is estimated on that many evenly spaced ones (k-means runs every epoch).
     """
-    features, predicted = ev.target_features, ev.target_logits.argmax(1)
-    if len(features) > max_samples:
-        keep = torch.linspace(0, len(features) - 1, max_samples).long()
-        features, predicted = features[keep], predicted[keep]
+    keep = evenly_spaced(len(ev.target_features), max_samples)
+    features, predicted = ev.target_features[keep], ev.target_logits.argmax(1)[keep]
     clusters = kmeans(features, ev.target_logits.shape[1])
     return adjusted_mutual_information(clusters, predicted)
 

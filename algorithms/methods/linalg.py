@@ -207,6 +207,13 @@ def fit_kernel_embedding(xs: torch.Tensor, xt: torch.Tensor, *, kernel: str, dim
 MAX_FIT = 2500
 
 
+def evenly_spaced(n: int, limit: int) -> torch.Tensor | slice:
+    """Indices of ``limit`` evenly spaced rows out of ``n`` (deterministic), or every row when ``n`` fits."""
+    if n <= limit:
+        return slice(None)
+    return torch.linspace(0, n - 1, limit).long()
+
+
 def fit_subset(n: int, limit: int, generator: torch.Generator) -> torch.Tensor:
     """Sorted indices of at most ``limit`` of ``n`` samples, drawn without replacement by ``generator``."""
     if n <= limit:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ..domains import Task
 from ..hparams import FREEZE_DEPTH, HEAD_C, LR, Param
 from .base import Batch, Logs, Method, ShallowMethod, register
-from .linalg import MAX_FIT, fit_subset, kernel_matrix, median_gamma
+from .linalg import MAX_FIT, evenly_spaced, fit_subset, kernel_matrix, median_gamma
 
 
 def project_box_sum(v: torch.Tensor, upper: float, low_sum: float, high_sum: float,
@@ -72,8 +72,7 @@ def kmm_weights(xs: torch.Tensor, xt: torch.Tensor, *, bound: float, eps: float,
     ns, nt = len(xs), len(xt)
     if gamma is None:
         pooled = torch.cat([xs, xt])
-        sample = pooled[torch.linspace(0, len(pooled) - 1, min(len(pooled), MAX_FIT)).long()]
-        gamma = median_gamma(sample)
+        gamma = median_gamma(pooled[evenly_spaced(len(pooled), MAX_FIT)])
     k = kernel_matrix("rbf", xs, xs, gamma)
     kappa = sum(kernel_matrix("rbf", xs, xt[i : i + chunk], gamma).sum(1) for i in range(0, nt, chunk))
     kappa = kappa * (ns / nt)

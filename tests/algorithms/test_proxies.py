@@ -227,6 +227,27 @@ def test_circular_validation_hand_computed():
     assert circular_validation(ev) == pytest.approx(0.0)
 
 
+def test_model_fitting_proxies_fit_on_evenly_spaced_target_samples_above_the_cap(monkeypatch):
+    from adaptune.algorithms import proxies
+
+    # A large target costs a model fit as much as the trial's own head (benchmarks/results/image_scale.md): above
+    # the cap the density ratio and circular validation's reverse classifier see evenly spaced target samples.
+    g = torch.Generator().manual_seed(3)
+    source, target = torch.randn(30, 4, generator=g), torch.randn(200, 4, generator=g) + 0.5
+    full = proxies.domain_density_ratio(source, target)
+    monkeypatch.setattr(proxies, "MODEL_FIT_MAX_SAMPLES", 40)
+    kept = torch.linspace(0, 199, 40).long()
+    assert torch.equal(proxies.domain_density_ratio(source, target), proxies.domain_density_ratio(source, target[kept]))
+    assert not torch.allclose(proxies.domain_density_ratio(source, target), full)
+
+    ev = _clustered_evaluation(True)
+    kept = torch.linspace(0, 79, 40).long()
+    ev.target_logits[kept] = ev.target_logits[kept].flip(1)  # the kept samples' pseudo-labels are all wrong
+    assert proxies.circular_validation(ev) == pytest.approx(0.0)
+    monkeypatch.setattr(proxies, "MODEL_FIT_MAX_SAMPLES", 80)  # every sample: half of them are right
+    assert proxies.circular_validation(ev) > 0.3
+
+
 def test_circular_only_on_the_final_checkpoint():
     ev = _clustered_evaluation(True)
     assert math.isnan(compute_proxies(ev)["proxy_circular"])
