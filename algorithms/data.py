@@ -22,6 +22,7 @@ from .errors import InputError, first_line
 from .images import DEFAULT_IMAGE_SIZE, ImageFiles, is_storage_uri, list_image_folder
 from .preprocess import (
     DEFAULT_PREPROCESS,
+    PREPROCESS_NOTES,
     check_preprocess,
     effective_preprocess,
     preprocess_domains,
@@ -384,13 +385,6 @@ def load_amazon_domain(key: str) -> tuple[np.ndarray, np.ndarray]:
     return _standard_domain(_AMAZON, key)
 
 
-_PREPROCESS_NOTE = {
-    "zscore": "z-scored per domain with its own statistics",
-    "source-zscore": "z-scored with the source statistics",
-    "none": "not rescaled",
-}
-
-
 def _feature_pair(benchmark: _FeatureBenchmark, name: str) -> tuple[str, str]:
     source_key, target_key = name.removeprefix(f"{benchmark.prefix}:").split("->")
     return source_key, target_key
@@ -413,7 +407,7 @@ def _feature_description(benchmark: _FeatureBenchmark, name: str, preprocess: st
         protocol = "transductive protocol (target_val = all target samples)."
     return (
         f"{benchmark.title}, {source} -> {target}: {benchmark.features}, {_ROW_NORM_NOTE[benchmark.row_norm]} "
-        f"and {_PREPROCESS_NOTE[preprocess]}{published}; {protocol}"
+        f"and {PREPROCESS_NOTES[preprocess]}{published}; {protocol}"
     )
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from adaptune.algorithms.budget import DEFAULT_BUDGET
 from adaptune.algorithms.errors import InputError
 from adaptune.algorithms.images import AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_IMAGE_SIZE
+from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, PREPROCESSING
 from adaptune.reports.run_dir import RunError
 
 if TYPE_CHECKING:  # imported where used: the CLI starts without torch and Ray
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--epochs", type=int, help="epochs per trial (ASHA may stop a trial earlier)")
     search.add_argument("--time-budget-s", dest="time_budget_s", type=float,
                         help="optional wall-clock cap of the search in seconds")
-    search.add_argument("--preprocess", help="feature tables: zscore (per domain, the default), source-zscore, none")
+    search.add_argument("--preprocess", help=f"feature tables: one of {', '.join(PREPROCESSING)} (default "
+                                             f"{DEFAULT_PREPROCESS})")
     search.add_argument("--image-size", dest="image_size", type=int,
                         help=f"image folders: pixels per side (default {DEFAULT_IMAGE_SIZE})")
     search.add_argument("--augment", help=f"image folders: training augmentation, one of {', '.join(AUGMENTATIONS)} "

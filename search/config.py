@@ -70,7 +70,7 @@ class SearchConfig:
     trials: int | None = None  # default: as many as ``budget`` affords (algorithms.budget.plan_search)
     budget: int = DEFAULT_BUDGET  # optimizer steps summed over trials
     epochs: int = 12
-    preprocess: str = DEFAULT_PREPROCESS  # feature tables: zscore per domain, source-zscore or none
+    preprocess: str = DEFAULT_PREPROCESS  # feature tables: one of algorithms.preprocess.PREPROCESSING
     image_size: int = DEFAULT_IMAGE_SIZE  # image folders: decoded at this many pixels square
     augment: str = DEFAULT_AUGMENT  # image folders: training augmentation (algorithms.images.AUGMENTATIONS)
     proxy: str = "auto"  # a proxy name, or "auto": by input kind (see algorithms.proxies.AUTO_PROXY)

@@ -163,6 +163,14 @@ def test_row_normalisation_and_preprocess_kinds_of_the_digits() -> None:
     mean, std = xs.mean(dim=0), xs.std(dim=0, correction=0)
     std = torch.where(std > 0, std, torch.ones_like(std))
     assert torch.allclose(shared.target_val.x.double(), (xt - mean) / std, rtol=1e-5, atol=1e-4)
+    # "domain-scale": each domain centred on its own mean and divided by one number, so a blank border pixel stays
+    # small while a z-score would give it unit variance.
+    scaled = data.load_task("mnist-usps-jda:M->U", preprocess="domain-scale")
+    rms_std = xt.std(dim=0, correction=0).pow(2).mean().sqrt()
+    assert torch.allclose(scaled.target_val.x.double(), (xt - xt.mean(dim=0)) / rms_std, rtol=1e-5, atol=1e-5)
+    source = whole_source(scaled)[0].double()
+    assert source.mean(dim=0).abs().max() < 1e-5
+    assert abs(source.std(dim=0, correction=0).pow(2).mean().item() - 1.0) < 1e-4
 
 
 def test_decaf_rows_are_l1_normalised() -> None:

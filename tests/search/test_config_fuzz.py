@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adaptune.algorithms.methods import METHODS
+from adaptune.algorithms.preprocess import PREPROCESSING
 from adaptune.algorithms.proxies import PROXIES
 from adaptune.search.cli import main
 
@@ -60,7 +61,7 @@ GOOD: dict[str, st.SearchStrategy] = {
     "budget": st.integers(1, 5000),
     "epochs": st.integers(1, 6),
     "steps_per_epoch": st.sampled_from(["auto", None]) | st.integers(1, 60),
-    "preprocess": st.sampled_from(["zscore", "source-zscore", "none"]),
+    "preprocess": st.sampled_from(list(PREPROCESSING)),
     "proxy": st.sampled_from(["auto", *(p for p in PROXIES if p != "fewshot")]),
     "fewshot_k": st.sampled_from([0, 0, 1, 2]),
     "ensemble_k": st.integers(0, 6),
