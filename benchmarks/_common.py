@@ -80,10 +80,16 @@ def write(name: str, text: str, folder: str = RESULTS) -> str:
     return path
 
 
+def one_decimal(value: float) -> str:
+    """``value`` to one decimal, 0.0 for anything that rounds to zero (never -0.0)."""
+    text = f"{value:.1f}"
+    return "0.0" if text == "-0.0" else text
+
+
 def md_table(rows: list[list[object]], headers: list[str]) -> str:
-    """A Markdown table (floats to one decimal)."""
+    """A Markdown table (floats by :func:`one_decimal`)."""
     def cell(value: object) -> str:
-        return f"{value:.1f}" if isinstance(value, float) else str(value)
+        return one_decimal(value) if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]

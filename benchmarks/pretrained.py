@@ -410,7 +410,7 @@ def run_search(config: Mapping[str, Any], out: str) -> float:
 
     A search that already finished in ``out`` with the same config is read back instead of run again, so an
     interrupted benchmark resumes where it stopped."""
-    path, text = out + ".yaml", yaml.safe_dump(dict(config), sort_keys=False)
+    path, text = out + ".yaml", config_text(config)
     finished = finished_wall(config, out)
     if finished is not None:
         return finished
@@ -435,7 +435,12 @@ def finished_wall(config: Mapping[str, Any], out: str) -> float | None:
     if not all(os.path.exists(p) for p in (os.path.join(out, "summary.json"), wall_file, path)):
         return None
     with open(path) as handle, open(wall_file) as wall:
-        return float(wall.read()) if handle.read() == yaml.safe_dump(dict(config), sort_keys=False) else None
+        return float(wall.read()) if handle.read() == config_text(config) else None
+
+
+def config_text(config: Mapping[str, Any]) -> str:
+    """The YAML a search of ``config`` is run from, which also tells whether a finished run is of that config."""
+    return yaml.safe_dump(dict(config), sort_keys=False)
 
 
 # --- reading a run ----------------------------------------------------------------------------------------------

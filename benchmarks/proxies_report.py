@@ -24,7 +24,7 @@ import pandas as pd
 from adaptune.algorithms.proxies import DEFAULT_PROXY
 from adaptune.reports.leaderboard import selection_order
 from adaptune.reports.proxy_quality import proxy_quality
-from benchmarks._common import INPUT_KIND, group_of, header, md_table, update_auto_rule, write
+from benchmarks._common import INPUT_KIND, group_of, header, md_table, one_decimal, update_auto_rule, write
 from benchmarks.methods_bench import SOURCE_GAPS
 
 NOT_CANDIDATES = {"fewshot", "circular"}  # opt-in labels; final checkpoint only (cannot steer ASHA or epochs)
@@ -274,7 +274,7 @@ def main(paths: list[str]) -> None:
         return sum(values.values()) / len(values)
 
     def spelled(values: dict[str, float]) -> str:
-        return ", ".join(f"{g} {v:.1f}" for g, v in values.items())
+        return ", ".join(f"{g} {one_decimal(v)}" for g, v in values.items())
 
     default_rule = {kind: DEFAULT_PROXY for kind in INPUT_KIND.values()}
     ungated_rule = {kind: rule_parts(name)[0] for kind, name in rule.items()}

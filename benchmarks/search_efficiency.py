@@ -36,6 +36,7 @@ import yaml
 
 from adaptune.algorithms.budget import DEFAULT_BUDGET
 from adaptune.algorithms.methods import METHODS
+from adaptune.reports.leaderboard import selection_order
 from adaptune.reports.svg import Series, color, xy_chart
 from benchmarks._common import RESULTS, header, md_table, write
 from benchmarks.baselines import saved_baseline
@@ -76,27 +77,33 @@ def trial_predictions(out: str, trial_id: str) -> torch.Tensor | None:
     return torch.load(sorted(paths)[-1], map_location="cpu", weights_only=True).float() if paths else None
 
 
-def ensemble_accuracy(members: pd.DataFrame, labels: torch.Tensor) -> float:
-    averaged = torch.stack(list(members["probs"])).mean(0)
+def ensemble_accuracy(members: list[dict], labels: torch.Tensor) -> float:
+    averaged = torch.stack([m["probs"] for m in members]).mean(0)
     return float((averaged.argmax(1) == labels).float().mean())
 
 
-def curve(out: str, labels: torch.Tensor, points: list[int]) -> tuple[list[dict], list[dict]]:
-    """What the search recommends at each compute point: the single best trial and the top-5 ensemble by the
-    proxy (the product's rules), and, measured beside them, a top-5 ensemble with one trial per method."""
+def one_per_method(rows: list[dict]) -> list[dict]:
+    seen: set[str] = set()
+    return [r for r in rows if not (r["method"] in seen or seen.add(r["method"]))]
+
+
+def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float | None
+          ) -> tuple[list[dict], list[dict]]:
+    """What the search recommends at each compute point, by the product's rule (the trials in
+    ``reports.leaderboard.selection_order`` at the run's source gap): the single best trial and the top-5 ensemble,
+    and, measured beside them, a top-5 ensemble with one trial per method."""
     board = compute_timeline(out)
     board["probs"] = [trial_predictions(out, t) for t in board["trial_id"]]
     rows = []
     for point in points:
-        scored = board["score"].astype(float).map(math.isfinite).astype(bool)
-        seen = board[(board["compute"] <= point) & scored & board["probs"].notna()]
-        seen = seen.sort_values("score", ascending=False)
-        if seen.empty:
+        seen = board[(board["compute"] <= point) & board["probs"].notna()].to_dict("records")
+        admitted, _ = selection_order(seen, source_gap)
+        if not admitted:
             rows.append({"compute": point, "trials": 0, "single": None, "ensemble": None, "one_per_method": None})
             continue
-        rows.append({"compute": point, "trials": len(seen), "single": float(seen["target_acc"].iloc[0]),
-                     "ensemble": ensemble_accuracy(seen.head(ENSEMBLE_K), labels),
-                     "one_per_method": ensemble_accuracy(seen.drop_duplicates("method").head(ENSEMBLE_K), labels)})
+        rows.append({"compute": point, "trials": len(admitted), "single": float(admitted[0]["target_acc"]),
+                     "ensemble": ensemble_accuracy(admitted[:ENSEMBLE_K], labels),
+                     "one_per_method": ensemble_accuracy(one_per_method(admitted)[:ENSEMBLE_K], labels)})
     trials = board.drop(columns=["probs"])[["trial_id", "method", "status", "steps", "compute", "score",
                                              "target_acc", "source_acc"]]
     return rows, trials.to_dict("records")
@@ -117,11 +124,12 @@ def measure(task: str, strategy: str, seed: int, out: str, wall: float) -> dict:
     total = int(max(summary["steps_used"], 1))
     step = int(GRID * DEFAULT_BUDGET)
     points = sorted({*range(step, total + step, step), total}) if strategy != "defaults" else [10**12]
-    rows, trials = curve(out, labels, points)
+    rows, trials = curve(out, labels, points, summary.get("source_gap"))
     if strategy == "defaults":
         rows[0]["compute"] = max(t["compute"] for t in trials)
     return {"task": task, "strategy": strategy, "seed": seed, "wall_s": wall, "plan": summary["plan"],
-            "steps_used": summary["steps_used"], "preprocess": summary["preprocess"], "curve": rows,
+            "steps_used": summary["steps_used"], "preprocess": summary["preprocess"],
+            "source_gap": summary.get("source_gap"), "curve": rows,
             "trials": trials}
 
 
@@ -138,19 +146,19 @@ def run(task: str, strategy: str, seed: int, scale: float, root: str) -> dict:
     return measure(task, strategy, seed, out, wall)
 
 
-def load_raw() -> list[dict]:
-    if not os.path.exists(RAW):
+def load_raw(path: str = RAW) -> list[dict]:
+    if not os.path.exists(path):
         return []
-    with gzip.open(RAW, "rt") as handle:
+    with gzip.open(path, "rt") as handle:
         return [json.loads(line) for line in handle]
 
 
-def save_raw(records: list[dict]) -> None:
-    os.makedirs(os.path.dirname(RAW), exist_ok=True)
-    with gzip.open(RAW + ".tmp", "wt") as handle:
+def save_raw(records: list[dict], path: str = RAW) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with gzip.open(path + ".tmp", "wt") as handle:
         for record in records:
             handle.write(json.dumps(record) + "\n")
-    os.replace(RAW + ".tmp", RAW)
+    os.replace(path + ".tmp", path)
 
 
 def at(record: dict, compute: float, key: str) -> float:
@@ -253,7 +261,8 @@ def report(records: list[dict]) -> str:
              "on the planned trial count, so these are the trials a smaller budget runs, up to the order in which "
              "two concurrent trials finish). Regret: the best target accuracy of any trial of any strategy on the "
              "same task and seed, minus the target accuracy of the recommendation (the ensemble of the top 5 "
-             "trials by the proxy, what a search recommends by default), in points. Target labels only score.\n\n")
+             f"trials by the proxy, what a search recommends by default), in points. {gap_note(records)} Target "
+             "labels only score.\n\n")
     text += f"Runs: {len(records)}; tasks: {', '.join(tasks)}; seeds: " \
             f"{', '.join(map(str, sorted(table['seed'].unique())))}. Raw: `benchmarks/results/raw/" \
             f"search_efficiency.jsonl.gz` (every trial and every curve point).\n\n"
@@ -292,6 +301,16 @@ def report(records: list[dict]) -> str:
     text += md_table(base_rows, ["task", "seed", "recommended (%)", "source-only LR", "1-NN", "beats both"])
     text += "\n\n" + findings(table, records) + "\n"
     return text
+
+
+def gap_note(records: list[dict]) -> str:
+    """How the runs' recommendations treated held-out source accuracy (the ``source_gap`` each was searched with)."""
+    gaps = sorted({r.get("source_gap") for r in records}, key=lambda g: -1 if g is None else g)
+    if gaps == [None]:
+        return "No source gap: every trial could be recommended."
+    return ("Source gap " + ", ".join("none" if g is None else f"{100 * g:g} points" for g in gaps) + " (`source_gap: "
+            "auto`): a trial whose held-out source accuracy lies further below the best finished trial's is not "
+            "recommended.")
 
 
 def concentration(record: dict, fraction: float = 1.0) -> tuple[str, float]:
@@ -348,16 +367,17 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=2.0, help="budget of the searches, x the default")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "adaptune-search-efficiency"))
+    parser.add_argument("--raw", default=RAW, help="the records file (default: the committed one)")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--again", action="store_true", help="rerun runs that the raw file already holds")
     parser.add_argument("--remeasure", action="store_true",
                         help="rebuild the raw records from the run directories kept under --out, without searching")
     args = parser.parse_args()
-    records = load_raw()
+    records = load_raw(args.raw)
     if args.remeasure:
         records = [measure(r["task"], r["strategy"], r["seed"], run_dir(args.out, r["task"], r["strategy"], r["seed"]),
                            r["wall_s"]) for r in records]
-        save_raw(records)
+        save_raw(records, args.raw)
     if not args.report_only:
         for task in args.tasks.split(","):
             for seed in map(int, args.seeds.split(",")):
@@ -367,7 +387,7 @@ def main() -> None:
                         continue  # measured already (the raw file keeps every finished run)
                     records = [r for r in records if (r["task"], r["seed"], r["strategy"]) != key]
                     records.append(run(task, strategy, seed, args.scale, args.out))
-                    save_raw(records)  # after every run: an interrupted benchmark keeps what finished
+                    save_raw(records, args.raw)  # after every run: an interrupted benchmark keeps what finished
                     print(task, seed, strategy, f"{records[-1]['wall_s']:.0f} s", records[-1]["curve"][-1],
                           flush=True)
     print(write("search_efficiency.md", report(records)))
