@@ -95,9 +95,17 @@ class ImageFiles:
         return replace(self, files=chosen)
 
     def normalised(self, mean: tuple[float, ...], std: tuple[float, ...]) -> ImageFiles:
-        return self if (mean, std) == (self.mean, self.std) else replace(self, mean=tuple(mean), std=tuple(std))
+        """These files decoded with ``mean`` and ``std``: one object per normalisation, so domains that share
+        files (the transductive target's train and val) keep sharing them, and their fingerprint, after it."""
+        key = (tuple(mean), tuple(std))
+        if key == (self.mean, self.std):
+            return self
+        renormalised = self.__dict__.setdefault("_renormalised", {})
+        if key not in renormalised:
+            renormalised[key] = replace(self, mean=key[0], std=key[1])
+        return renormalised[key]
 
-    def __getstate__(self) -> dict:  # not the cached fingerprint
+    def __getstate__(self) -> dict:  # not the cached fingerprint or renormalised copies
         return {"files": self.files, "size": self.size, "storage": self.storage, "mean": self.mean, "std": self.std}
 
     def __setstate__(self, state: dict) -> None:

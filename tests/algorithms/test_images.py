@@ -169,6 +169,9 @@ def test_a_timm_backbone_brings_its_own_normalisation(folders):
     assert (x.mean, x.std) == ((0.5,) * 3, (0.5,) * 3)  # TensorFlow-ported weights: inputs in [-1, 1]
     assert x.fingerprint() != task.source_train.x.fingerprint()
     assert x.load([0]).min() >= -1.0 and task.source_train.x.load([0]).min() < -1.5
+    # The transductive target's train and val share their files, and still do renormalised: one fingerprint.
+    assert built.target_train.x is built.target_val.x
+    assert pickle.loads(pickle.dumps(x)).fingerprint() == x.fingerprint()
 
 
 def test_mixval_pairs_are_decoded_by_the_loader_workers(folders):
