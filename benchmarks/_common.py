@@ -23,14 +23,21 @@ def group_of(task: str) -> str:
     return GROUP_BY_PREFIX[task.split(":", 1)[0]] if ":" in task else "digits"
 
 
-def rerun_command() -> str:
+def rerun_command(locations: tuple[str, ...] = ()) -> str:
     """This process's command line as a user reruns it from the repository root: ``python -m MODULE ARGS``.
 
     Under ``python -m`` ``sys.argv[0]`` is the module's absolute path, which says nothing on another machine.
+    ``locations`` are options that only say where files go on this machine (``--work DIR``): left out.
     """
     main_spec = getattr(sys.modules["__main__"], "__spec__", None)
     program = f"python -m {main_spec.name}" if main_spec else f"python {os.path.relpath(sys.argv[0])}"
-    return " ".join([program, *map(shlex.quote, sys.argv[1:])])
+    args, kept = iter(sys.argv[1:]), []
+    for arg in args:
+        if arg in locations:
+            next(args, None)
+        elif arg.split("=", 1)[0] not in locations:
+            kept.append(arg)
+    return " ".join([program, *map(shlex.quote, kept)])
 
 
 def machine() -> str:
