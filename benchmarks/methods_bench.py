@@ -26,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import torch
 
+from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
 from benchmarks._common import rerun_command
 
 GROUPS = {
@@ -66,7 +67,7 @@ def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor,
     from adaptune.algorithms.loop import PREDICTIONS, Diverged, Runtime, TrialSpec, run_trial
 
     torch.set_num_threads(job["threads"])
-    task = with_fewshot(load_task(job["task"]), job["fewshot_k"])
+    task = with_fewshot(load_task(job["task"], preprocess=job["preprocess"]), job["fewshot_k"])
     device = torch.device(job["device"])
     rows: list[dict] = []
     best: dict[str, tuple[float, torch.Tensor, float]] = {}  # proxy -> (score, target probs, source acc)
@@ -146,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     tasks = [t for g in args.group.split(",") for t in GROUPS[g] if not args.tasks or t in args.tasks.split(",")]
     group_of = {t: g for g in GROUPS for t in GROUPS[g]}
     jobs = [{"task": t, "method": m, "config_index": i, "hparams": h, "device": args.device, "amp": args.amp,
-             "fewshot_k": args.fewshot_k,
+             "fewshot_k": args.fewshot_k, "preprocess": args.preprocess,
              "threads": args.threads, **SETTINGS[group_of[t]], **({"epochs": args.epochs} if args.epochs else {})}
             for t in tasks for m in methods for i, h in enumerate(configs(t, m, args.configs))]
     started = time.time()
@@ -171,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             from adaptune.algorithms.data import load_task
             from adaptune.algorithms.domains import with_fewshot
 
-            oracle = with_fewshot(load_task(task_name), args.fewshot_k).target_oracle
+            oracle = with_fewshot(load_task(task_name, preprocess=args.preprocess), args.fewshot_k).target_oracle
             for row in ensemble_rows(task_name, trials, oracle):
                 handle.write(json.dumps(row) + "\n")
     with open(args.out + ".meta.json", "w") as handle:
@@ -196,6 +197,8 @@ if __name__ == "__main__":
     run.add_argument("--amp", action="store_true")
     run.add_argument("--fewshot-k", type=int, default=3, help="labeled target samples per class for proxy_fewshot "
                      "(taken out of the oracle's samples); 0 = none")
+    run.add_argument("--preprocess", default=DEFAULT_PREPROCESS, help="feature tables' preprocessing "
+                     f"(default {DEFAULT_PREPROCESS}, the search's)")
     run.add_argument("--out", required=True)
     run.add_argument("--dump-predictions", help="also save each trial's best target predictions per proxy (torch.save)")
     run.add_argument("--dump-predictions-proxies", default="im,bnm,im_ts,bnm_ts,entropy,iwcv,source_acc")

@@ -26,3 +26,11 @@ def test_page_reports_growth_and_the_cache_speed_up():
     assert "1.20 GiB with 64,000 images, +20% from 4,000" in text and "at most +10% growth, not met" in text
     assert "+1.00 GiB from 4,000 to 64,000 images" in text
     assert "ran 20x to 30x faster than the first (target at least 10x: met)" in text
+
+
+def test_the_page_command_leaves_out_local_folders(monkeypatch):
+    from benchmarks._common import rerun_command
+
+    monkeypatch.setattr("sys.argv", ["image_scale", "--sizes", "4000", "--work", "/scratch/run", "--out=/scratch/p.md"])
+    assert rerun_command(locations=("--work", "--out")).endswith(" --sizes 4000")
+    assert rerun_command().endswith(" --sizes 4000 --work /scratch/run --out=/scratch/p.md")
