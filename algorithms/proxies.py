@@ -415,6 +415,9 @@ AUTO_PROXY = {"features": "im_ts", "images": "bnm_ts"}
 # accuracy may fall below the best trial's and still be recommended; None: any distance. Derived on whole default
 # searches, where TPE can fill the top 5 with a family the proxy over-rates (benchmarks/results/source_gap.md).
 AUTO_SOURCE_GAP: dict[str, float | None] = {"features": 0.02, "images": None}
+# The words ``source_gap`` takes besides a fraction: the rule above, or no gap.
+AUTO_GAP, NO_GAP = "auto", "none"
+SOURCE_GAP_WORDS = (AUTO_GAP, NO_GAP)
 
 
 def resolve_proxy(name: str, task: Task) -> str:
@@ -427,9 +430,9 @@ def resolve_proxy(name: str, task: Task) -> str:
 def resolve_source_gap(gap: float | str | None, task: Task) -> float | None:
     """The source gap a search recommends with: ``gap`` itself (None or ``"none"``: no gap), or for ``auto`` the
     :data:`AUTO_SOURCE_GAP` rule of the task's input kind."""
-    if gap == "auto":
+    if gap == AUTO_GAP:
         return AUTO_SOURCE_GAP.get(task.input_kind)
-    return None if gap in (None, "none") else float(gap)
+    return None if gap in (None, NO_GAP) else float(gap)
 
 
 def auto_proxy(input_kind: str | None = None) -> str:

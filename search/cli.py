@@ -135,7 +135,9 @@ _FLAG_TO_FIELD = {"cpus_per_trial": ("resources", "cpus_per_trial"), "gpus_per_t
 
 
 def _source_gap(text: str) -> float | str:
-    return text if text in ("auto", "none") else float(text)
+    from adaptune.algorithms.proxies import SOURCE_GAP_WORDS
+
+    return text if text in SOURCE_GAP_WORDS else float(text)
 
 
 def _raw_config(args: argparse.Namespace) -> dict[str, Any]:

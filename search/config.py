@@ -24,7 +24,7 @@ from adaptune.algorithms.hparams import SEARCH_SPACE_KNOBS
 from adaptune.algorithms.images import DEFAULT_AUGMENT, DEFAULT_IMAGE_SIZE, check_augment, is_storage_uri
 from adaptune.algorithms.methods import METHODS
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, check_preprocess
-from adaptune.algorithms.proxies import PROXIES
+from adaptune.algorithms.proxies import AUTO_GAP, PROXIES, SOURCE_GAP_WORDS
 from adaptune.reports.run_dir import RunDir
 
 RUNNERS = ("auto", "tune", "train")
@@ -81,7 +81,7 @@ class SearchConfig:
     recommend: str | None = None
     # Trials whose held-out source accuracy lies further than this (a fraction of accuracy) below the best trial's
     # rank after the others and are never recommended; auto: derived with the proxy (AUTO_SOURCE_GAP); none: off.
-    source_gap: float | str | None = "auto"
+    source_gap: float | str | None = AUTO_GAP
     out: str | None = None
     address: str | None = None
     connect_timeout_s: float = 30.0  # how long a cluster address may take to accept a connection
@@ -398,7 +398,7 @@ def validate(c: SearchConfig) -> None:
         raise InputError("recommend", f"expected one of: {', '.join(RECOMMENDATIONS)}, got {_shown(c.recommend)}")
     if c.recommend == "ensemble" and c.ensemble_k == 0:
         raise InputError("recommend", "expected single with ensemble_k: 0 (there is no ensemble row to recommend)")
-    if c.source_gap not in ("auto", "none", None):
+    if c.source_gap not in (*SOURCE_GAP_WORDS, None):
         what = "auto, none or a fraction of accuracy in [0, 1]"
         if not 0 <= _expect_type("source_gap", c.source_gap, (int, float), what) <= 1:
             raise InputError("source_gap", f"expected {what}, got {c.source_gap}")
