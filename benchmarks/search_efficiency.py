@@ -344,11 +344,11 @@ def findings(table: pd.DataFrame, records: list[dict]) -> str:
         lines.append(f"- {record['task']}, seed {record['seed']}: within the default budget TPE gave "
                      f"{100 * share:.0f}% of its trials to `{method}`.")
     lines.append(
-        "- Where TPE loses, it is the selecting proxy it optimises: TPE learns which method family the proxy scores "
-        "highest and spends its trials there, so when the proxy over-rates a family (subspace alignment with a weakly "
-        "regularised head on Amazon B->D, whose target accuracy is 55-68% against 78% for the deep methods), the "
-        "top 5 by the proxy are all of that family. Random search and the defaults keep the families mixed. The "
-        "search is only as good as its proxy: more search buys a better proxy score, not a better model.")
+        "- TPE optimises the selecting proxy: it learns which method family the proxy scores highest and spends its "
+        "trials there (the shares above), so where the proxy over-rates a family the top 5 by the proxy are all of "
+        "it. The source gap holds back those of them whose held-out source accuracy has fallen (source_gap.md); "
+        "random search and the defaults keep the families mixed. More search buys a better proxy score, which is "
+        "a better model only as far as the proxy is right.")
     lines.append(
         "- Measured beside the product's rule, an ensemble of the top 5 by the proxy with at most one trial per "
         "method loses " + ", ".join(f"`{s}` {v:.1f}" for s, v in capped.items()) + " points at the default budget. "
