@@ -334,8 +334,8 @@ def findings(table: pd.DataFrame, records: list[dict]) -> str:
         + ", ".join(f"`{s}` {v:.1f}" for s, v in means.items())
         + f" points; each method once at its defaults (more compute than the default budget) {defaults:.1f}.",
         f"- The target (TPE + ASHA reaches random search's final regret in at most a third of its compute, and stays "
-        f"there) is met in {met} of {len(matches)} comparisons. It gets there early in {early} of them, and then "
-        "drifts away as the search goes on.",
+        f"there) is met in {met} of {len(matches)} comparisons. It gets there early in {early} of them"
+        + (f", and in {early - met} of those it drifts away again as the search goes on." if early > met else "."),
     ]
     for record in records:
         if record["strategy"] != "tpe+asha":
