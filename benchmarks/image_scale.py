@@ -114,6 +114,7 @@ class Outcome:
     probe: MemoryPeaks  # the full-freeze search: the frozen features of every image, cached and held
     wall_s: float
     probe_s: list[float]
+    backbone: str = BACKBONE
 
 
 def _search(config: dict, out: str, peaks: MemoryPeaks) -> None:
@@ -134,11 +135,11 @@ def _search(config: dict, out: str, peaks: MemoryPeaks) -> None:
         sys.exit(f"adaptune search exited with {code} for {config['source']}")
 
 
-def run_searches(source: str, target: str, out: str) -> Outcome:
+def run_searches(source: str, target: str, out: str, backbone: str = BACKBONE) -> Outcome:
     """Fine-tuning (one trial), then two full-freeze trials one after the other (the second reads the cache)."""
     from adaptune.reports.run_dir import RunDir
 
-    common = {"source": source, "target": target, "image_size": IMAGE_SIZE, "backbone": BACKBONE, "epochs": 1,
+    common = {"source": source, "target": target, "image_size": IMAGE_SIZE, "backbone": backbone, "epochs": 1,
               "steps_per_epoch": 20, "batch_size": 32, "seed": 0, "ensemble_k": 0}
     finetune, probe, started = MemoryPeaks(), MemoryPeaks(), time.perf_counter()
     _search({**common, "methods": ["source_only"], "trials": 1, "resources": {"cpus_per_trial": 1}},
@@ -150,7 +151,7 @@ def run_searches(source: str, target: str, out: str) -> Outcome:
     board = RunDir(os.path.join(out, "probe", "run")).read_table(RunDir.LEADERBOARD)
     probes = board[board["method"] == "linear_probe"].sort_values("started_at")
     n = sum(len(files) for folder in (source, target) for _, _, files in os.walk(folder))
-    return Outcome(n, finetune, probe, time.perf_counter() - started, [float(s) for s in probes["wall_s"]])
+    return Outcome(n, finetune, probe, time.perf_counter() - started, [float(s) for s in probes["wall_s"]], backbone)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="4000,16000,64000", help="total images (source + target) per search")
     parser.add_argument("--work", default=None, help="where the folders and runs go (default: a temporary folder)")
     parser.add_argument("--out", default=None, help="results page (default benchmarks/results/image_scale.md)")
+    parser.add_argument("--backbone", default=BACKBONE, help="the network the full-freeze trials encode with")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     work = args.work or tempfile.mkdtemp(prefix="adaptune-image-scale-")
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for total in sizes:
             source, target = write_folders(work, total)
-            outcome = run_searches(source, target, os.path.join(work, f"runs-{total}"))
+            outcome = run_searches(source, target, os.path.join(work, f"runs-{total}"), args.backbone)
             outcomes.append(outcome)
             print(f"{total} images: fine-tuning trial {outcome.finetune.trial / GiB:.2f} GiB, full-freeze trial "
                   f"{outcome.probe.trial / GiB:.2f} GiB, probes {outcome.probe_s}", flush=True)
@@ -200,7 +202,7 @@ def page(outcomes: list[Outcome]) -> str:
         header("Image folders at scale: memory of a search, and the frozen-feature cache",
                rerun_command(locations=("--work", "--out"))),
         "",
-        f"Each size: `{BACKBONE}` at {IMAGE_SIZE} px on two image folders (half the images each, 10 classes, "
+        f"Each size: `{small.backbone}` at {IMAGE_SIZE} px on two image folders (half the images each, 10 classes, "
         f"hard links to {DISTINCT_PER_CLASS} distinct 256x256 JPEGs per class), two searches of one-CPU trials: "
         "one `source_only` fine-tuning trial (20 steps of 32 augmented images streamed by a DataLoader worker, then "
         "an evaluation pass over every held-out source and target image), then two `linear_probe` trials one after "
@@ -231,7 +233,7 @@ def page(outcomes: list[Outcome]) -> str:
         "every trial process of a run, and with `feature_cache: DIR` every run. What a later trial still spends "
         "grows with the images, not with the backbone: fitting its head to convergence (L-BFGS, full batch) and "
         "its proxies. The first trial's extra is the encoding, which grows with the backbone's cost per image, so "
-        f"a network costlier than `{BACKBONE}` raises the ratio." if speedups else
+        f"a network costlier than `{small.backbone}` raises the ratio." if speedups else
         "- Fewer than two linear-probe trials ran: no cache speed-up measured.",
     ]
     return "\n".join(lines) + "\n"
