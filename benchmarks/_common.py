@@ -9,6 +9,10 @@ import subprocess
 import sys
 import time
 from importlib.metadata import version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 PAPER_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "papers", "results")
@@ -85,6 +89,29 @@ def write(name: str, text: str, folder: str = RESULTS) -> str:
     with open(path, "w") as handle:
         handle.write(text)
     return path
+
+
+def kept_predictions(run: str, trial_id: str, metric: str) -> torch.Tensor | None:
+    """The target probabilities of a trial's best kept checkpoint by ``metric`` in the run directory ``run`` (of equal
+    scores, the latest), the checkpoint the search's ensemble row reads; None when it kept none."""
+    import glob
+    import json
+    import math
+
+    import torch
+
+    from adaptune.reports.run_dir import RunDir
+
+    for directory in glob.glob(os.path.join(run, "ray", "tune", f"tune_trial_{trial_id}_*")):
+        with open(os.path.join(directory, "result.json")) as handle:
+            results = [json.loads(line) for line in handle if line.strip()]
+        kept = [(r.get(metric, -math.inf), i, os.path.join(directory, r["checkpoint_dir_name"],
+                                                          RunDir.CHECKPOINT_PREDICTIONS))
+                for i, r in enumerate(results) if r.get("checkpoint_dir_name")]
+        kept = [entry for entry in kept if os.path.exists(entry[2])]
+        if kept:
+            return torch.load(max(kept)[2], map_location="cpu", weights_only=True)
+    return None
 
 
 def one_decimal(value: float) -> str:

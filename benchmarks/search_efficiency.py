@@ -23,7 +23,6 @@ top 5 trials by the proxy, the default; the single best trial beside it). Target
 from __future__ import annotations
 
 import argparse
-import glob
 import gzip
 import json
 import math
@@ -38,7 +37,7 @@ from adaptune.algorithms.budget import DEFAULT_BUDGET
 from adaptune.algorithms.methods import METHODS
 from adaptune.reports.leaderboard import selection_order
 from adaptune.reports.svg import Series, color, xy_chart
-from benchmarks._common import RESULTS, header, md_table, write
+from benchmarks._common import RESULTS, header, kept_predictions, md_table, write
 from benchmarks.baselines import saved_baseline
 from benchmarks.skeleton import run_default_search
 
@@ -72,11 +71,6 @@ def compute_timeline(out: str) -> pd.DataFrame:
     return board
 
 
-def trial_predictions(out: str, trial_id: str) -> torch.Tensor | None:
-    paths = glob.glob(os.path.join(out, "ray", "tune", f"*{trial_id}*", "checkpoint_*", "target_probs.pt"))
-    return torch.load(sorted(paths)[-1], map_location="cpu", weights_only=True).float() if paths else None
-
-
 def ensemble_accuracy(members: list[dict], labels: torch.Tensor) -> float:
     averaged = torch.stack([m["probs"] for m in members]).mean(0)
     return float((averaged.argmax(1) == labels).float().mean())
@@ -87,13 +81,14 @@ def one_per_method(rows: list[dict]) -> list[dict]:
     return [r for r in rows if not (r["method"] in seen or seen.add(r["method"]))]
 
 
-def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float | None
+def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float | None, metric: str
           ) -> tuple[list[dict], list[dict]]:
     """What the search recommends at each compute point, by the product's rule (the trials in
     ``reports.leaderboard.selection_order`` at the run's source gap): the single best trial and the top-5 ensemble,
     and, measured beside them, a top-5 ensemble with one trial per method."""
     board = compute_timeline(out)
-    board["probs"] = [trial_predictions(out, t) for t in board["trial_id"]]
+    kept = [kept_predictions(out, t, metric) for t in board["trial_id"]]
+    board["probs"] = [None if p is None else p.float() for p in kept]
     rows = []
     for point in points:
         seen = board[(board["compute"] <= point) & board["probs"].notna()].to_dict("records")
@@ -124,7 +119,7 @@ def measure(task: str, strategy: str, seed: int, out: str, wall: float) -> dict:
     total = int(max(summary["steps_used"], 1))
     step = int(GRID * DEFAULT_BUDGET)
     points = sorted({*range(step, total + step, step), total}) if strategy != "defaults" else [10**12]
-    rows, trials = curve(out, labels, points, summary.get("source_gap"))
+    rows, trials = curve(out, labels, points, summary.get("source_gap"), f"proxy_{summary['proxy']}")
     if strategy == "defaults":
         rows[0]["compute"] = max(t["compute"] for t in trials)
     return {"task": task, "strategy": strategy, "seed": seed, "wall_s": wall, "plan": summary["plan"],

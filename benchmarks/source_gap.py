@@ -13,20 +13,18 @@ chosen leave one task out (each task here is from another benchmark group).
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
 import sys
 
-import torch
 import yaml
 
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.ensemble import average_predictions
 from adaptune.reports.leaderboard import FINISHED, selection_order
 from adaptune.reports.run_dir import RunDir
-from benchmarks._common import INPUT_KIND, header, md_table, update_auto_rule, write
+from benchmarks._common import INPUT_KIND, header, kept_predictions, md_table, update_auto_rule, write
 from benchmarks.baselines import saved_baseline
 from benchmarks.methods_bench import SOURCE_GAPS
 
@@ -34,21 +32,6 @@ GAPS = (None, *SOURCE_GAPS)
 GAP_MARGIN = 0.1  # points: a gap is adopted only where it lowers the mean regret this much (less is noise)
 MIN_TASKS = 2  # tasks of an input kind needed to derive its gap
 K = 5  # the search's default ensemble_k
-
-
-def kept_predictions(run: str, trial_id: str, metric: str) -> torch.Tensor | None:
-    """The target probabilities of a trial's best kept checkpoint by ``metric`` (Tune keeps the best one; of equal
-    scores, the latest), as the search's ensemble row reads them."""
-    for directory in glob.glob(os.path.join(run, "ray", "tune", f"tune_trial_{trial_id}_*")):
-        with open(os.path.join(directory, "result.json")) as handle:
-            results = [json.loads(line) for line in handle if line.strip()]
-        kept = [(r.get(metric, -math.inf), i, os.path.join(directory, r["checkpoint_dir_name"],
-                                                          RunDir.CHECKPOINT_PREDICTIONS))
-                for i, r in enumerate(results) if r.get("checkpoint_dir_name")]
-        kept = [entry for entry in kept if os.path.exists(entry[2])]
-        if kept:
-            return torch.load(max(kept)[2], map_location="cpu", weights_only=True)
-    return None
 
 
 def rerank(run: str) -> dict:
