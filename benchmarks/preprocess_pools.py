@@ -41,24 +41,17 @@ def rows_of(kind: str, path: str) -> list[dict]:
     return rows
 
 
-def by_group(summary: list[list]) -> dict[str, list[list]]:
-    groups: dict[str, list[list]] = {}
-    for row in summary:
-        groups.setdefault(row[0], []).append(row)
-    return groups
-
-
 def main(pairs: list[str]) -> None:
     rows = [row for pair in pairs for row in rows_of(*pair.split("=", 1))]
     shipped = list(SCHEMES)[-1]
     table = [[r["group"], r["task"], r["preprocess"], r["oracle"], *[r[label] for label in SCHEMES], r["baseline"],
               "yes" if r[shipped] >= r["baseline"] else "no"] for r in rows]
-    summary = []
+    summary, recommended = [], {}  # recommended: group -> preprocess -> mean recommended accuracy
     for group, kind in dict.fromkeys((r["group"], r["preprocess"]) for r in rows):
         mine = [r for r in rows if (r["group"], r["preprocess"]) == (group, kind)]
+        recommended.setdefault(group, {})[kind] = statistics.fmean(r[shipped] for r in mine)
         summary.append([group, kind, len(mine), statistics.fmean(r["oracle"] - r[shipped] for r in mine),
-                        statistics.fmean(r[shipped] for r in mine),
-                        f"{sum(r[shipped] >= r['baseline'] for r in mine)} of {len(mine)}"])
+                        recommended[group][kind], f"{sum(r[shipped] >= r['baseline'] for r in mine)} of {len(mine)}"])
     text = "\n".join([
         header("Feature preprocessing under the default selection", rerun_command()),
         f"Each pool: every method once at its defaults on each task (`benchmarks.methods_bench run ... --configs 1 "
@@ -75,8 +68,8 @@ def main(pairs: list[str]) -> None:
         "## What follows",
         "",
         *[f"- {group}: the recommended selection averages "
-          + ", ".join(f"{mean:.1f}% with `{kind}`" for _, kind, _, _, mean, _ in runs) + "."
-          for group, runs in by_group(summary).items()],
+          + ", ".join(f"{mean:.1f}% with `{kind}`" for kind, mean in means.items()) + "."
+          for group, means in recommended.items()],
         "- The default stays `zscore`. `domain-scale` keeps the features' relative scales: that helps pixels, where "
         "a z-score blows up pixels that are blank in almost every image, and it hurts SURF's histograms (above). "
         "It would also let the largest unit rule a table that mixes units, which no "
