@@ -68,24 +68,27 @@ def fit_softmax_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, l
                            ) -> Callable[[torch.Tensor], torch.Tensor]:
     """L2-regularised multinomial logistic regression by L-BFGS on standardised ``x``; returns a logits function.
 
-    Deterministic (zero init, full batch), so a proxy built on it gives the same value for the same inputs.
+    Deterministic (zero init, full batch), so a proxy built on it gives the same value for the same inputs. At most
+    50 iterations, in float32 (half the cost of float64): a proxy ranks trials by the fitted model's accuracy, which
+    neither more iterations nor float64 rounding changes, unlike the trial's own head (:mod:`.linear_head`).
     """
-    x = x.double()
-    mean, std = _standardisation(x)
-    z = (x - mean) / std
-    w = torch.zeros(x.shape[1] + 1, num_classes, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w], max_iter=50, line_search_fn="strong_wolfe")
+    mean, std = (moment.float() for moment in _standardisation(x.double()))
+    z = (x.float() - mean) / std
+    # [classes, features]: the gradient is then grad_logits.T @ z, several times faster than z.T @ grad_logits
+    weight = torch.zeros(num_classes, x.shape[1], requires_grad=True)
+    bias = torch.zeros(num_classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=50, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(z @ w[:-1] + w[-1], y) + l2 * w[:-1].pow(2).sum()
+        loss = torch.nn.functional.cross_entropy(z @ weight.T + bias, y) + l2 * weight.pow(2).sum()
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimizer.step(closure)
-    weights = w.detach()
-    return lambda inputs: ((inputs.double() - mean) / std) @ weights[:-1] + weights[-1]
+    weight, bias = weight.detach(), bias.detach()
+    return lambda inputs: ((inputs.float() - mean) / std) @ weight.T + bias
 
 
 def domain_density_ratio(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
