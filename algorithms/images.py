@@ -230,23 +230,37 @@ def _check_header(path: str, field: str) -> None:
 
 
 class _Decoded(torch.utils.data.Dataset):
-    """Decoded images; an augmented one draws its crop from a seed of its own (the loader's seed, its position
-    and how often it was drawn), so the same trial augments alike in any number of worker processes."""
+    """Decoded images. An augmented one is indexed by ``(seed, position)`` and draws its crop from that seed (see
+    :func:`_draw_seeds`), so the same trial augments alike in any number of worker processes."""
 
-    def __init__(self, images: ImageFiles, augment: str, seed: int):
-        self.images, self.augment, self.seed = images, augment, seed
-        self._draws: collections.Counter[int] = collections.Counter()
+    def __init__(self, images: ImageFiles, augment: str):
+        self.images, self.augment = images, augment
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, position: int) -> torch.Tensor:
+    def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
         if self.augment == "none":
-            return self.images.decode(position)
-        self._draws[position] += 1
+            return self.images.decode(item)
+        seed, position = item
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + position) * 1_009 + self._draws[position])
+            torch.manual_seed(seed)
             return self.images.decode(position, self.augment)
+
+
+def _draw_seeds(batches: Iterable[Sequence[int]], seed: int) -> list[list[tuple[int, int]]]:
+    """Each batch's ``(augmentation seed, position)`` pairs: the seed follows the loader's seed, the position and
+    how often the loader drew it before (a second pass within an epoch crops anew), counted here, in the
+    trial's process, rather than in whichever worker decodes the batch."""
+    draws: collections.Counter[int] = collections.Counter()
+    plan = []
+    for batch in batches:
+        items = []
+        for position in batch:
+            draws[position] += 1
+            items.append(((seed * 1_000_003 + position) * 1_009 + draws[position], position))
+        plan.append(items)
+    return plan
 
 
 @dataclass(frozen=True)
@@ -269,8 +283,9 @@ def _loader(images: ImageFiles, batches: Iterable[Sequence[int]], augment: str, 
             seed: int) -> torch.utils.data.DataLoader:
     # Built here, before the workers fork, so they inherit it instead of each importing torchvision again.
     _transform(images.size, augment, images.mean, images.std)
+    plan = [list(batch) for batch in batches] if augment == "none" else _draw_seeds(batches, seed)
     return torch.utils.data.DataLoader(
-        _Decoded(images, augment, seed), batch_sampler=list(batches), num_workers=loading.workers,
+        _Decoded(images, augment), batch_sampler=plan, num_workers=loading.workers,
         pin_memory=loading.pin_memory, prefetch_factor=2 if loading.workers else None,
     )
 
