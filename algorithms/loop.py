@@ -11,6 +11,7 @@ Ray is not imported here: ``search.trial`` adapts ``report`` and :class:`Runtime
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -23,7 +24,8 @@ from torch import nn
 from .backbones import Backbone, build_backbone
 from .budget import steps_per_epoch
 from .domains import Domain, Task
-from .features import CountingStore, FeatureStore, MemoryStore, encode_task, weights_identity
+from .errors import InputError
+from .features import CountingStore, FeatureStore, MemoryStore, encode_task, parameters_digest, weights_identity
 from .images import DEFAULT_AUGMENT, IN_PROCESS, ImageFiles, Loading, eval_batches, input_batches, pair_batches
 from .linear_head import fit_logistic_regression
 from .methods import Batch, Method, ShallowMethod, get_method
@@ -59,7 +61,15 @@ class TrialSpec:
     bottleneck_dim: int = 256  # 0 = features straight from the backbone
     augment: str = DEFAULT_AUGMENT  # training augmentation of image folders (images.AUGMENTATIONS)
     loader_workers: int = 0  # DataLoader processes decoding image files; 0: the trial's own process
+    warm_start: str = "none"  # WARM_STARTS: "source" starts a deep trial from the shared source-only model
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+# A shared source warm start: every deep trial on the same data, backbone, freeze depth and seed starts from one
+# source-only model, trained WARM_START_EPOCHS epochs at source_only's defaults by the first trial that needs it
+# and read from the feature store by the others, so adaptation trials begin from a trained classifier.
+WARM_STARTS = ("none", "source")
+WARM_START_EPOCHS = 2  # the default ASHA grace period: most source curves have plateaued by then
 
 
 @dataclass
@@ -314,6 +324,39 @@ def _closed_form_trial(data: Task, spec: TrialSpec, classifier: Classifier, meth
     return metrics
 
 
+def _warm_start(task: Task, spec: TrialSpec, freeze_depth: int, classifier: Classifier, source: Domain,
+                store: FeatureStore, device: torch.device) -> None:
+    """Load into ``classifier`` (freshly initialised from the trial's seed) the source-only model trained from that
+    same initialisation on ``source``; computed once per key in ``store``, as frozen features are."""
+    recipe = replace(spec, method="source_only", hparams={"freeze_depth": freeze_depth}, epochs=WARM_START_EPOCHS,
+                     warm_start="none")
+    settings = {**get_method("source_only").defaults(), **recipe.hparams, "epochs": recipe.epochs,
+                "steps": steps_per_epoch(len(source), spec.batch_size, 1, spec.steps_per_epoch),
+                **{name: getattr(recipe, name) for name in ("batch_size", "seed", "momentum", "weight_decay", "amp",
+                                                             "augment", "bottleneck_dim")}}
+    raw = "|".join(("source-warm-start-v1", torch.__version__, parameters_digest(classifier), source.fingerprint(),
+                    repr(sorted(settings.items()))))
+    key = hashlib.sha256(raw.encode()).hexdigest()[:32]
+    flat = store.get_or_compute(key, lambda: _source_only_state(task, recipe, store, device))
+    state, offset = classifier.state_dict(), 0
+    for name, value in state.items():
+        state[name] = flat[offset : offset + value.numel()].view_as(value).to(value.dtype)
+        offset += value.numel()
+    if offset != len(flat):
+        raise RuntimeError(f"warm start entry {key} holds {len(flat)} values, the classifier {offset}")
+    classifier.load_state_dict(state)
+
+
+def _source_only_state(task: Task, recipe: TrialSpec, store: FeatureStore, device: torch.device) -> torch.Tensor:
+    """The classifier of a source-only trial run by ``recipe``, its state flattened into one float32 tensor (the
+    store's unit: exact for float32 weights and for batch counts below 2^24)."""
+    last: list[StateFn] = []
+    run_trial(task, recipe, lambda metrics, state: last.append(state), runtime=Runtime(device=device), store=store)
+    model = last[-1]()["model"]
+    return torch.cat([value.detach().reshape(-1).float().cpu() for name, value in model.items()
+                      if name.startswith("classifier.")])
+
+
 def run_trial(
     task: Task,
     spec: TrialSpec,
@@ -339,6 +382,10 @@ def run_trial(
 
     if method_cls.feature_extraction:
         return _closed_form_trial(data, spec, classifier, method, hparams, report, device)
+    if spec.warm_start not in WARM_STARTS:
+        raise InputError("warm_start", f"expected one of {', '.join(WARM_STARTS)}, got {spec.warm_start!r}")
+    if spec.warm_start == "source" and resume_state is None:
+        _warm_start(task, spec, int(hparams.get("freeze_depth", 0)), classifier, data.source_train, features, device)
     step_module = TrainStep(classifier, method).to(device)
     # On a GPU, convolutions over image batches run fastest with channels last (NHWC), under bf16 autocast most.
     channels_last = device.type == "cuda" and len(data.input_shape) == 3

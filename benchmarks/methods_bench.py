@@ -26,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import torch
 
+from adaptune.algorithms.loop import WARM_STARTS
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
 from benchmarks._common import rerun_command
 
@@ -64,6 +65,7 @@ def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor,
     held-out source accuracy."""
     from adaptune.algorithms.data import load_task
     from adaptune.algorithms.domains import with_fewshot
+    from adaptune.algorithms.features import DiskStore
     from adaptune.algorithms.loop import PREDICTIONS, Diverged, Runtime, TrialSpec, run_trial
 
     torch.set_num_threads(job["threads"])
@@ -83,9 +85,12 @@ def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor,
                 best[key] = (value, probs, metrics["proxy_source_acc"])
 
     spec = TrialSpec(job["method"], job["hparams"], task.default_backbone, epochs=job["epochs"],
-                     batch_size=job["batch_size"], seed=job["config_index"], amp=job["amp"])
+                     batch_size=job["batch_size"], seed=job["config_index"], amp=job["amp"],
+                     warm_start=job["warm_start"])
+    # One store for every job of the run, so a shared warm start is trained once per task and seed.
+    store = DiskStore(job["store"]) if job["store"] else None
     try:
-        run_trial(task, spec, report, runtime=Runtime(device=device))
+        run_trial(task, spec, report, runtime=Runtime(device=device), store=store)
     except Diverged as error:
         rows.append({**{k: job[k] for k in ("task", "method", "config_index")}, "hparams": job["hparams"],
                      "diverged": str(error)})
@@ -147,7 +152,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     tasks = [t for g in args.group.split(",") for t in GROUPS[g] if not args.tasks or t in args.tasks.split(",")]
     group_of = {t: g for g in GROUPS for t in GROUPS[g]}
     jobs = [{"task": t, "method": m, "config_index": i, "hparams": h, "device": args.device, "amp": args.amp,
-             "fewshot_k": args.fewshot_k, "preprocess": args.preprocess,
+             "fewshot_k": args.fewshot_k, "preprocess": args.preprocess, "warm_start": args.warm_start,
+             "store": args.out + ".store" if args.warm_start != "none" else None,
              "threads": args.threads, **SETTINGS[group_of[t]], **({"epochs": args.epochs} if args.epochs else {})}
             for t in tasks for m in methods for i, h in enumerate(configs(t, m, args.configs))]
     started = time.time()
@@ -199,6 +205,8 @@ if __name__ == "__main__":
                      "(taken out of the oracle's samples); 0 = none")
     run.add_argument("--preprocess", default=DEFAULT_PREPROCESS, help="feature tables' preprocessing "
                      f"(default {DEFAULT_PREPROCESS}, the search's)")
+    run.add_argument("--warm-start", default="none", choices=WARM_STARTS,
+                     help="deep trials start from the shared source-only model (source) or from their init (none)")
     run.add_argument("--out", required=True)
     run.add_argument("--dump-predictions", help="also save each trial's best target predictions per proxy (torch.save)")
     run.add_argument("--dump-predictions-proxies", default="im,bnm,im_ts,bnm_ts,entropy,iwcv,source_acc")

@@ -72,3 +72,39 @@ def test_fewshot_and_circular_proxies_and_predictions_in_the_state(blobs_task):
     probs = state[PREDICTIONS]
     assert probs.shape == (len(task.target_val), task.num_classes) and probs.dtype == torch.float16
     assert torch.allclose(probs.float().sum(1), torch.ones(len(probs)), atol=1e-2)
+
+
+def test_a_warm_start_begins_from_the_shared_source_only_model(blobs_task):
+    from adaptune.algorithms.features import CountingStore
+    from adaptune.algorithms.loop import WARM_START_EPOCHS
+
+    settings = {"batch_size": 16, "steps_per_epoch": 5, "seed": 4}
+    source_only = _collect(blobs_task, TrialSpec("source_only", {}, "mlp", epochs=WARM_START_EPOCHS, **settings))
+    trained = {k: v for k, v in source_only[-1][1]["model"].items() if k.startswith("classifier.")}
+    store = CountingStore(MemoryStore())
+    # lr 0: the parameters stay where the trial started (batch-norm statistics still move, so they are not compared)
+    dann = _collect(blobs_task, TrialSpec("dann", {"lr": 0.0}, "mlp", epochs=1, warm_start="source", **settings),
+                    store=store)
+    started = dann[-1][1]["model"]
+    parameters = [name for name in trained if not name.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert len(parameters) >= 6  # the mlp blocks, the bottleneck and the head
+    for name in parameters:
+        assert torch.equal(started[name], trained[name]), name
+    assert dann[-1][0]["features_computed"] == 1 and store.computed == 1
+    # Another method reads the same entry; another seed starts from its own initialisation, so computes another.
+    mcc = _collect(blobs_task, TrialSpec("mcc", {}, "mlp", epochs=1, warm_start="source", **settings), store=store)
+    assert mcc[-1][0]["features_computed"] == 0
+    other_seed = {**settings, "seed": 5}
+    _collect(blobs_task, TrialSpec("mcc", {}, "mlp", epochs=1, warm_start="source", **other_seed), store=store)
+    assert store.computed == 2
+    # A trial resumed from its checkpoint continues from there instead.
+    resumed = _collect(blobs_task, TrialSpec("mcc", {}, "mlp", epochs=2, warm_start="source", **settings),
+                       store=MemoryStore(), resume_state=mcc[-1][1])
+    assert resumed[-1][0]["features_computed"] == 0
+
+
+def test_an_unknown_warm_start_is_refused(blobs_task):
+    from adaptune.algorithms.errors import InputError
+
+    with pytest.raises(InputError, match="warm_start"):
+        run_trial(blobs_task, TrialSpec("dann", {}, "mlp", epochs=1, warm_start="target"), lambda m, s: None)
