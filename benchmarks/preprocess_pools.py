@@ -26,14 +26,15 @@ GAP = AUTO_SOURCE_GAP["features"]
 SCHEMES = {"every trial": "top_k", f"gap {100 * GAP:g} points": f"top_k_gap{round(100 * GAP)}"}
 
 
-def rows_of(kind: str, path: str) -> list[dict]:
-    """Per task of one pool: the oracle's best trial, the recommended ensembles and the baseline (percent)."""
+def rows_of(kind: str, path: str, preprocess: str | None = None) -> list[dict]:
+    """Per task of one pool labelled ``kind``: the oracle's best trial, the recommended ensembles and the baseline
+    under ``preprocess`` (default: ``kind`` itself), in percent."""
     points, ensembles, _ = load([os.path.join(RESULTS, path)])
     chosen = ensembles[ensembles["selected_by"] == f"proxy_{PROXY}"]
     rows = []
     for task, history in points.groupby("task"):
         row = {"group": group_of(task), "task": task, "preprocess": kind, "oracle": 100 * history["target_acc"].max(),
-               "baseline": saved_baseline(task, kind)["best"]}
+               "baseline": saved_baseline(task, preprocess or kind)["best"]}
         for label, scheme in SCHEMES.items():
             match = chosen[(chosen["task"] == task) & (chosen["scheme"] == scheme)]["ensemble_target_acc"]
             row[label] = 100 * float(match.iloc[0]) if len(match) else float("nan")
@@ -41,17 +42,30 @@ def rows_of(kind: str, path: str) -> list[dict]:
     return rows
 
 
-def main(pairs: list[str]) -> None:
-    rows = [row for pair in pairs for row in rows_of(*pair.split("=", 1))]
-    shipped = list(SCHEMES)[-1]
+SHIPPED = list(SCHEMES)[-1]
+
+
+def tables(rows: list[dict], variant: str) -> tuple[str, str, dict[str, dict[str, float]]]:
+    """The per-group summary and per-task tables of :func:`rows_of` rows whose label column is called ``variant``,
+    and the mean recommended accuracy per group and label."""
     table = [[r["group"], r["task"], r["preprocess"], r["oracle"], *[r[label] for label in SCHEMES], r["baseline"],
-              "yes" if r[shipped] >= r["baseline"] else "no"] for r in rows]
-    summary, recommended = [], {}  # recommended: group -> preprocess -> mean recommended accuracy
+              "yes" if r[SHIPPED] >= r["baseline"] else "no"] for r in rows]
+    summary, recommended = [], {}  # recommended: group -> label -> mean recommended accuracy
     for group, kind in dict.fromkeys((r["group"], r["preprocess"]) for r in rows):
         mine = [r for r in rows if (r["group"], r["preprocess"]) == (group, kind)]
-        recommended.setdefault(group, {})[kind] = statistics.fmean(r[shipped] for r in mine)
-        summary.append([group, kind, len(mine), statistics.fmean(r["oracle"] - r[shipped] for r in mine),
-                        recommended[group][kind], f"{sum(r[shipped] >= r['baseline'] for r in mine)} of {len(mine)}"])
+        recommended.setdefault(group, {})[kind] = statistics.fmean(r[SHIPPED] for r in mine)
+        summary.append([group, kind, len(mine), statistics.fmean(r["oracle"] - r[SHIPPED] for r in mine),
+                        recommended[group][kind], f"{sum(r[SHIPPED] >= r['baseline'] for r in mine)} of {len(mine)}"])
+    return (md_table(summary, ["group", variant, "tasks", f"mean regret, {SHIPPED}", f"mean recommended ({SHIPPED})",
+                               "at or above the baseline"]),
+            md_table(table, ["group", "task", variant, "oracle best", *[f"recommended, {s}" for s in SCHEMES],
+                             "baseline", "recommended >= baseline"]),
+            recommended)
+
+
+def main(pairs: list[str]) -> None:
+    rows = [row for pair in pairs for row in rows_of(*pair.split("=", 1))]
+    summary, table, recommended = tables(rows, "preprocess")
     text = "\n".join([
         header("Feature preprocessing under the default selection", rerun_command()),
         f"Each pool: every method once at its defaults on each task (`benchmarks.methods_bench run ... --configs 1 "
@@ -59,11 +73,9 @@ def main(pairs: list[str]) -> None:
         f"proxy for feature tables), with every trial admitted and with the shipped source gap; *baseline*: the "
         "better of source-only LR and 1-NN under the same preprocessing (baselines.md). Target accuracy (%); the "
         "oracle labels only score.\n",
-        md_table(summary, ["group", "preprocess", "tasks", f"mean regret, {shipped}", f"mean recommended ({shipped})",
-                           "at or above the baseline"]),
+        summary,
         "",
-        md_table(table, ["group", "task", "preprocess", "oracle best", *[f"recommended, {s}" for s in SCHEMES],
-                         "baseline", "recommended >= baseline"]),
+        table,
         "",
         "## What follows",
         "",
