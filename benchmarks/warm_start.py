@@ -42,6 +42,17 @@ def deep_methods(path: str, label: str) -> pd.DataFrame:
     return pd.DataFrame(rows).groupby(["group", "method", "label"], sort=False).mean().reset_index()
 
 
+def verdict(recommended: dict[str, dict[str, float]]) -> str:
+    """Whether the warm start earns adoption: the recommended selection must not be lower on any group."""
+    lower = [group for group, means in recommended.items() if means.get("source", 0.0) < means.get("none", 0.0)]
+    if lower:
+        return (f"- Not adopted: with the warm start the recommended selection is lower on {len(lower)} of "
+                f"{len(recommended)} groups ({', '.join(lower)}), so deep trials keep starting from their own "
+                "initialisation and `warm_start` is not a search setting.")
+    return (f"- The recommended selection is at least as high with the warm start on all {len(recommended)} groups "
+            "measured here; adopting it needs the same on the whole suite.")
+
+
 def main(pairs: list[str]) -> None:
     labelled = [pair.split("=", 1) for pair in pairs]
     rows = [row for label, path in labelled for row in rows_of(label, path, preprocess=DEFAULT_PREPROCESS)]
@@ -83,6 +94,7 @@ def main(pairs: list[str]) -> None:
         "- Deep trials at their last epoch average " + ", ".join(f"{mean:.1f}% with `{label}`"
                                                                  for label, mean in gains.items())
         + " over the groups' tasks and methods.",
+        verdict(recommended),
         "",
     ])
     print(write("warm_start.md", text))
