@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, replace
 
 MIN_STEPS_PER_EPOCH = 100  # see benchmarks/results/source_curves.md
+DEFAULT_GRACE_EPOCHS = 2  # ASHA's first rung, in epochs: most source curves have plateaued by then (same page)
 DEFAULT_BUDGET = 10_000  # optimizer steps over all trials of a search; see benchmarks/results/search_budget.md
 
 

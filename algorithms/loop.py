@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .backbones import Backbone, build_backbone
-from .budget import steps_per_epoch
+from .budget import DEFAULT_GRACE_EPOCHS, steps_per_epoch
 from .domains import Domain, Task
 from .errors import InputError
 from .features import CountingStore, FeatureStore, MemoryStore, encode_task, parameters_digest, weights_identity
@@ -69,7 +69,7 @@ class TrialSpec:
 # source-only model, trained WARM_START_EPOCHS epochs at source_only's defaults by the first trial that needs it
 # and read from the feature store by the others, so adaptation trials begin from a trained classifier.
 WARM_STARTS = ("none", "source")
-WARM_START_EPOCHS = 2  # the default ASHA grace period: most source curves have plateaued by then
+WARM_START_EPOCHS = DEFAULT_GRACE_EPOCHS
 
 
 @dataclass
@@ -367,6 +367,8 @@ def run_trial(
     resume_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one configuration and call ``report`` after every epoch; returns the last metrics."""
+    if spec.warm_start not in WARM_STARTS:
+        raise InputError("warm_start", f"expected one of {', '.join(WARM_STARTS)}, got {spec.warm_start!r}")
     runtime = runtime or Runtime.local()
     device = runtime.device
     torch.manual_seed(spec.seed)
@@ -382,8 +384,6 @@ def run_trial(
 
     if method_cls.feature_extraction:
         return _closed_form_trial(data, spec, classifier, method, hparams, report, device)
-    if spec.warm_start not in WARM_STARTS:
-        raise InputError("warm_start", f"expected one of {', '.join(WARM_STARTS)}, got {spec.warm_start!r}")
     if spec.warm_start == "source" and resume_state is None:
         _warm_start(task, spec, int(hparams.get("freeze_depth", 0)), classifier, data.source_train, features, device)
     step_module = TrainStep(classifier, method).to(device)

@@ -92,18 +92,19 @@ def report(rows: list[dict], command: str) -> str:
         slowest = [m for (t, m), v in plateaus.items() if t == task and v == worst]
         summary.append([task, sizes[task], n_val[task], statistics.median(values), worst, ", ".join(slowest)])
     seeds = sorted({row["seed"] for row in rows})
-    from adaptune.algorithms.budget import MIN_STEPS_PER_EPOCH
+    from adaptune.algorithms.budget import DEFAULT_GRACE_EPOCHS, MIN_STEPS_PER_EPOCH
 
+    grace = DEFAULT_GRACE_EPOCHS
     smallest = [t for t in tasks if sizes[t] == sizes[tasks[0]]]
     small_plateaus = sorted(v for (t, _), v in plateaus.items() if t in smallest)
-    covered = sum(v <= 2 * MIN_STEPS_PER_EPOCH for v in small_plateaus)
+    covered = sum(v <= grace * MIN_STEPS_PER_EPOCH for v in small_plateaus)
     findings = (
         f"\n## What follows\n\nAn epoch is at least `MIN_STEPS_PER_EPOCH` = {MIN_STEPS_PER_EPOCH} steps, so with the "
-        f"default `grace_period` of 2 epochs ASHA first compares trials after {2 * MIN_STEPS_PER_EPOCH} steps. On the "
-        f"smallest tasks ({', '.join(smallest)}: {sizes[tasks[0]]} labeled source rows, one pass = "
+        f"default `grace_period` of {grace} epochs ASHA first compares trials after {grace * MIN_STEPS_PER_EPOCH} "
+        f"steps. On the smallest tasks ({', '.join(smallest)}: {sizes[tasks[0]]} labeled source rows, one pass = "
         f"{-(-sizes[tasks[0]] // 64)} steps) {covered} of {len(small_plateaus)} method curves have plateaued by then "
         f"(median {statistics.median(small_plateaus):g} steps, slowest {small_plateaus[-1]}); before the floor, a "
-        f"pass of {-(-sizes[tasks[0]] // 64)} steps made the first rung {2 * -(-sizes[tasks[0]] // 64)} steps. "
+        f"pass of {-(-sizes[tasks[0]] // 64)} steps made the first rung {grace * -(-sizes[tasks[0]] // 64)} steps. "
         "Larger sources get one pass per epoch once a pass is longer than the floor."
     )
     return "\n".join([

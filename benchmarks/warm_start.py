@@ -17,6 +17,7 @@ import sys
 
 import pandas as pd
 
+from adaptune.algorithms.budget import DEFAULT_GRACE_EPOCHS
 from adaptune.algorithms.loop import WARM_START_EPOCHS
 from adaptune.algorithms.methods import get_method
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
@@ -24,7 +25,7 @@ from benchmarks._common import RESULTS, group_of, header, md_table, rerun_comman
 from benchmarks.preprocess_pools import PROXY, SHIPPED, rows_of, tables
 from benchmarks.proxies_report import load
 
-FIRST_RUNG_EPOCH = 2  # the default grace period: where ASHA first compares trials
+FIRST_RUNG_EPOCH = DEFAULT_GRACE_EPOCHS  # where ASHA first compares trials by default
 
 
 def deep_methods(path: str, label: str) -> pd.DataFrame:
@@ -32,10 +33,9 @@ def deep_methods(path: str, label: str) -> pd.DataFrame:
     last epoch."""
     points, _, _ = load([os.path.join(RESULTS, path)])
     deep = points[points["method"].map(lambda m: not get_method(m).feature_extraction)]
-    last = deep["epoch"] == deep.groupby(["task", "method"])["epoch"].transform("max")
     rows = []
     for (task, method), trial in deep.groupby(["task", "method"]):
-        rung, final = trial[trial["epoch"] == FIRST_RUNG_EPOCH], trial[last.loc[trial.index]]
+        rung, final = trial[trial["epoch"] == FIRST_RUNG_EPOCH], trial[trial["epoch"] == trial["epoch"].max()]
         rows.append({"group": group_of(task), "method": method, "label": label,
                      "rung_target": 100 * rung["target_acc"].mean(), "final_target": 100 * final["target_acc"].mean(),
                      "rung_source": 100 * rung["source_acc"].mean(), "final_source": 100 * final["source_acc"].mean()})
@@ -64,7 +64,7 @@ def main(pairs: list[str]) -> None:
     method_rows = [[group, method, *[wide.loc[(group, method), (value, label)] for value in
                                      ("rung_target", "final_target", "final_source") for label in labels]]
                    for group, method in wide.index]
-    gains = {label: statistics.fmean(wide[("final_target", label)]) for label in labels}
+    final_means = {label: statistics.fmean(wide[("final_target", label)]) for label in labels}
     text = "\n".join([
         header("Shared source warm start: deep trials from their init or from the source-only model",
                rerun_command()),
@@ -92,7 +92,7 @@ def main(pairs: list[str]) -> None:
           + ", ".join(f"{mean:.1f}% with `{label}`" for label, mean in means.items()) + "."
           for group, means in recommended.items()],
         "- Deep trials at their last epoch average " + ", ".join(f"{mean:.1f}% with `{label}`"
-                                                                 for label, mean in gains.items())
+                                                                 for label, mean in final_means.items())
         + " over the groups' tasks and methods.",
         verdict(recommended),
         "",

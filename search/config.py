@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from adaptune.algorithms.backbones import is_weights_file
-from adaptune.algorithms.budget import DEFAULT_BUDGET
+from adaptune.algorithms.budget import DEFAULT_BUDGET, DEFAULT_GRACE_EPOCHS
 from adaptune.algorithms.errors import InputError, first_line
 from adaptune.algorithms.hparams import SEARCH_SPACE_KNOBS
 from adaptune.algorithms.images import DEFAULT_AUGMENT, DEFAULT_IMAGE_SIZE, check_augment, is_storage_uri
@@ -56,7 +56,7 @@ class Resources:
 @dataclass
 class SchedulerConfig:
     kind: str = "asha"  # asha (early stopping in optimizer steps) or none (every trial runs all its epochs)
-    grace_period: int = 2
+    grace_period: int = DEFAULT_GRACE_EPOCHS
     reduction_factor: int = 2
 
 
