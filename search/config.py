@@ -32,6 +32,7 @@ FEATURE_ENGINES = ("auto", "ray_data", "trial")
 SEARCHERS = ("tpe", "random")
 SCHEDULERS = ("asha", "none")
 DEFAULT_FEATURE_CACHE_GB = 20.0  # GB = 10**9 bytes
+DEFAULT_ENSEMBLE_K = 5  # trials in the recommended ensemble (benchmarks/results/search_efficiency.md)
 
 
 @dataclass
@@ -75,7 +76,8 @@ class SearchConfig:
     augment: str = DEFAULT_AUGMENT  # image folders: training augmentation (algorithms.images.AUGMENTATIONS)
     proxy: str = "auto"  # a proxy name, or "auto": by input kind (see algorithms.proxies.AUTO_PROXY)
     fewshot_k: int = 0  # opt-in: k labeled target samples per class for the fewshot proxy (0 = none)
-    ensemble_k: int = 5  # the leaderboard's ensemble row averages the top-k trials by the proxy (0 = no row)
+    # The leaderboard's ensemble row averages the top-k trials by the proxy (0 = no row).
+    ensemble_k: int = DEFAULT_ENSEMBLE_K
     # What the run recommends shipping: the ensemble row, or the single best trial (default: ensemble when
     # there is an ensemble row, i.e. ensemble_k > 0).
     recommend: str | None = None
