@@ -9,10 +9,6 @@ the tolerance means the same at every sample count.
 The fit runs in float32 first, at half the cost of float64 per iteration, then goes on in float64 from there
 until the float64 gradient meets the tolerance: the head is as converged as a float64 fit, not as float32
 rounding allows, and a float32 fit that already meets it costs one float64 evaluation more.
-
-A fit may start from another fit's head (``init``): the optimum is unique (strictly convex in the weights), so
-the start changes the iterations, not the result beyond the tolerance. Warm starts along ``C`` are how
-scikit-learn walks a regularisation path; here trials that fit heads on the same features share one.
 """
 
 from __future__ import annotations
@@ -37,20 +33,15 @@ class LinearFit:
 
 def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, c: float = HEAD_C,
                             sample_weight: torch.Tensor | None = None,
-                            max_iterations: int = MAX_ITERATIONS,
-                            init: tuple[torch.Tensor, torch.Tensor] | None = None) -> LinearFit:
-    """L2-regularised multinomial logistic regression on the rows of ``x`` ``[N, D]`` with labels ``y``, from
-    ``init`` (weight ``[num_classes, D]``, bias) or from zero."""
+                            max_iterations: int = MAX_ITERATIONS) -> LinearFit:
+    """L2-regularised multinomial logistic regression on the rows of ``x`` ``[N, D]`` with labels ``y``."""
     x = x.flatten(1)
     n, dim = x.shape
     w = torch.ones(n, dtype=torch.float64) if sample_weight is None else sample_weight.to(torch.float64)
     w = w / w.sum().clamp_min(1e-12)
     l2 = 1.0 / (c * n)  # the penalty per unit of mean loss, as C * sum(CE) + ||W||^2 / 2 scaled by 1 / (C n)
-    if init is None:
-        weight = torch.zeros(num_classes, dim, dtype=torch.float64)
-        bias = torch.zeros(num_classes, dtype=torch.float64)
-    else:
-        weight, bias = init[0].to(torch.float64).reshape(num_classes, dim), init[1].to(torch.float64)
+    weight = torch.zeros(num_classes, dim, dtype=torch.float64)
+    bias = torch.zeros(num_classes, dtype=torch.float64)
     iterations, loss = 0, float("nan")
     for dtype in (torch.float32, torch.float64):
         if iterations >= max_iterations:

@@ -27,7 +27,7 @@ from .domains import Domain, Task
 from .errors import InputError
 from .features import CountingStore, FeatureStore, MemoryStore, encode_task, parameters_digest, weights_identity
 from .images import DEFAULT_AUGMENT, IN_PROCESS, ImageFiles, Loading, eval_batches, input_batches, pair_batches
-from .linear_head import LinearFit, fit_logistic_regression
+from .linear_head import fit_logistic_regression
 from .methods import Batch, Method, ShallowMethod, get_method
 from .proxies import Evaluation, compute_proxies, oracle_accuracy
 
@@ -69,7 +69,6 @@ class TrialSpec:
 # source-only model, trained WARM_START_EPOCHS epochs at source_only's defaults by the first trial that needs it
 # and read from the feature store by the others, so adaptation trials begin from a trained classifier.
 WARM_STARTS = ("none", "source")
-HEAD_START_PREFIX = "head-"  # store keys of shared logistic-regression heads, beside the encoded domains
 WARM_START_EPOCHS = DEFAULT_GRACE_EPOCHS
 
 
@@ -299,13 +298,15 @@ def _evaluation_metrics(classifier: Classifier, data: Task, spec: TrialSpec, dev
 
 
 def _closed_form_trial(data: Task, spec: TrialSpec, classifier: Classifier, method: Method, hparams: dict[str, Any],
-                       report: ReportFn, device: torch.device, store: FeatureStore) -> dict[str, Any]:
+                       report: ReportFn, device: torch.device) -> dict[str, Any]:
     """Feature extraction: the head is a logistic regression fitted to convergence, reported once as final.
 
     The trial counts as complete (``epoch = spec.epochs``); its ``steps`` are the L-BFGS iterations.
     """
     fit_start = time.perf_counter()
-    fit = _fit_head(data, method, float(hparams["head_c"]), store)
+    weights = method.source_weights() if isinstance(method, ShallowMethod) else None
+    fit = fit_logistic_regression(data.source_train.x, data.source_train.y, data.num_classes,
+                                  c=float(hparams["head_c"]), sample_weight=weights)
     with torch.no_grad():
         classifier.head.weight.copy_(fit.weight)
         classifier.head.bias.copy_(fit.bias)
@@ -321,32 +322,6 @@ def _closed_form_trial(data: Task, spec: TrialSpec, classifier: Classifier, meth
 
     report(metrics, state)
     return metrics
-
-
-def _fit_head(data: Task, method: Method, c: float, store: FeatureStore) -> LinearFit:
-    """The trial's logistic-regression head on its source features.
-
-    A shallow method's features are its own transform. Every other feature-extraction trial of a task fits on
-    the same features (raw, or the frozen backbone's from the cache), so the first one's head is kept in
-    ``store`` and the others start from it: with another ``c`` that is a few L-BFGS iterations from their own
-    optimum instead of hundreds from zero, the same optimum within the fit's tolerance.
-    """
-    source = data.source_train
-    if isinstance(method, ShallowMethod):
-        return fit_logistic_regression(source.x, source.y, data.num_classes, c=c,
-                                       sample_weight=method.source_weights())
-    raw = "|".join(("head-start-v1", torch.__version__, source.fingerprint(), str(data.num_classes)))
-    fitted_here: list[LinearFit] = []
-
-    def first_fit() -> torch.Tensor:
-        fitted_here.append(fit_logistic_regression(source.x, source.y, data.num_classes, c=c))
-        return torch.cat([fitted_here[0].weight.reshape(-1), fitted_here[0].bias])
-
-    start = store.get_or_compute(HEAD_START_PREFIX + hashlib.sha256(raw.encode()).hexdigest()[:32], first_fit)
-    if fitted_here:
-        return fitted_here[0]
-    weights = data.num_classes * source.x.flatten(1).shape[1]
-    return fit_logistic_regression(source.x, source.y, data.num_classes, c=c, init=(start[:weights], start[weights:]))
 
 
 def _warm_start(task: Task, spec: TrialSpec, freeze_depth: int, classifier: Classifier, source: Domain,
@@ -408,7 +383,7 @@ def run_trial(
         trial_report(metrics, state)
 
     if method_cls.feature_extraction:
-        return _closed_form_trial(data, spec, classifier, method, hparams, report, device, features.store)
+        return _closed_form_trial(data, spec, classifier, method, hparams, report, device)
     if spec.warm_start == "source" and resume_state is None:
         _warm_start(task, spec, int(hparams.get("freeze_depth", 0)), classifier, data.source_train, features, device)
     step_module = TrainStep(classifier, method).to(device)

@@ -108,20 +108,3 @@ def test_an_unknown_warm_start_is_refused(blobs_task):
 
     with pytest.raises(InputError, match="warm_start"):
         run_trial(blobs_task, TrialSpec("dann", {}, "mlp", epochs=1, warm_start="target"), lambda m, s: None)
-
-
-def test_feature_extraction_trials_on_the_same_features_start_from_the_first_head(blobs_task):
-    def probe(c, store):
-        spec = TrialSpec("linear_probe", {"head_c": c}, "mlp", epochs=1)
-        metrics, state = _collect(blobs_task, spec, store=store)[-1]
-        head = torch.cat([state["model"]["classifier.head.weight"].reshape(-1), state["model"]["classifier.head.bias"]])
-        return metrics, head
-
-    shared = MemoryStore()
-    first, first_head = probe(1.0, shared)
-    cold, cold_head = probe(3.0, MemoryStore())
-    warm, warm_head = probe(3.0, shared)
-    assert warm["steps"] < cold["steps"] * 3 / 4  # L-BFGS iterations
-    assert torch.allclose(warm_head, cold_head, atol=1e-3) and not torch.equal(warm_head, first_head)
-    assert warm["proxy_im"] == pytest.approx(cold["proxy_im"], abs=1e-4)
-    assert first["features_computed"] == warm["features_computed"] == 0  # a head is not an encoded domain

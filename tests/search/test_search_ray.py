@@ -232,11 +232,8 @@ def test_ray_data_computes_the_frozen_features_of_an_image_folder_once(ray_local
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
     assert (board["status"] == "completed").all() and len(board) == 2
     # The three entries Ray Data wrote, and no other: a trial that keyed its features differently would have
-    # added its own, and counted it. Beside them, the head linear_probe fitted (coral fits on its own transform).
-    from adaptune.algorithms.loop import HEAD_START_PREFIX
-
-    entries = sorted(p.name for p in (out / "features").glob("*.pt"))
-    assert len(entries) == 4 and [p.startswith(HEAD_START_PREFIX) for p in entries].count(True) == 1, entries
+    # added its own, and counted it.
+    assert len(list((out / "features").glob("*.pt"))) == 3
     assert (pq.read_table(out / "history.parquet").to_pandas()["features_computed"] == 0).all()
     # Another search over the same cache finds every entry there.
     from adaptune.search.precompute import precompute_features
