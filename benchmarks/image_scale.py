@@ -115,7 +115,8 @@ class Outcome:
     wall_s: float
     probe_s: list[float]
     backbone: str = BACKBONE
-    probe_parts: list[tuple[float, int, float]] = field(default_factory=list)  # head fit s, iterations, eval s
+    # per probe trial: its head_c, head fit s, L-BFGS iterations, evaluation s
+    probe_parts: list[tuple[float, float, int, float]] = field(default_factory=list)
 
 
 def _search(config: dict, out: str, peaks: MemoryPeaks) -> None:
@@ -152,8 +153,8 @@ def run_searches(source: str, target: str, out: str, backbone: str = BACKBONE) -
     board = RunDir(os.path.join(out, "probe", "run")).read_table(RunDir.LEADERBOARD)
     probes = board[board["method"] == "linear_probe"].sort_values("started_at")
     history = RunDir(os.path.join(out, "probe", "run")).read_table(RunDir.HISTORY).set_index("trial_id")
-    parts = [(float(history.loc[t, "train_s"]), int(history.loc[t, "steps"]), float(history.loc[t, "eval_s"]))
-             for t in probes["trial_id"]]
+    parts = [(float(c), float(history.loc[t, "train_s"]), int(history.loc[t, "steps"]),
+              float(history.loc[t, "eval_s"])) for t, c in zip(probes["trial_id"], probes["head_c"])]
     n = sum(len(files) for folder in (source, target) for _, _, files in os.walk(folder))
     return Outcome(n, finetune, probe, time.perf_counter() - started, [float(s) for s in probes["wall_s"]], backbone,
                    parts)
@@ -197,7 +198,8 @@ def page(outcomes: list[Outcome]) -> str:
         rows.append([f"{o.total_images:,}", f"{o.finetune.trial / GiB:.2f}", f"{o.probe.trial / GiB:.2f}",
                      f"{driver / GiB:.2f}", f"{tree / GiB:.2f}", f"{first:.1f}",
                      ", ".join(f"{s:.1f}" for s in later) or "-", f"{first / min(later):.0f}x" if later else "-",
-                     "; ".join(f"{fit:.1f} s / {its} / {ev:.1f} s" for fit, its, ev in o.probe_parts) or "-",
+                     "; ".join(f"C {c:.2g}: {fit:.1f} s / {its} / {ev:.1f} s" for c, fit, its, ev in o.probe_parts)
+                     or "-",
                      f"{o.wall_s:.0f}"])
     small, large = outcomes[0], outcomes[-1]
     growth = large.finetune.trial / small.finetune.trial - 1
@@ -213,18 +215,18 @@ def page(outcomes: list[Outcome]) -> str:
         "one `source_only` fine-tuning trial (20 steps of 32 augmented images streamed by a DataLoader worker, then "
         "an evaluation pass over every held-out source and target image), then two `linear_probe` trials one after "
         "the other (the whole backbone frozen: the first trial encodes every image into the run's feature cache, "
-        "the second reads it and starts its head's L-BFGS fit from the first trial's head, kept beside the "
-        "features; `feature_engine: trial`). RSS sampled every 0.5 s over each search's process tree.",
+        "the second reads it; `feature_engine: trial`). RSS sampled every 0.5 s over each search's process tree.",
         "",
         "*fine-tune trial GiB* / *full-freeze trial GiB*: the largest RSS of one trial process of that search; "
         "*driver GiB*: the `adaptune search` process; *tree GiB*: the largest sum over every process of a search, "
         "Ray's included (shared pages counted in each); *1st probe s* / *later probe s*: wall time of the "
         "linear-probe trials, the first computing the frozen features, the later reading them; *head fit / L-BFGS "
-        "iterations / evaluation*: per probe trial, in order, the seconds its head took to fit (with the lookup of "
-        "the shared head), the L-BFGS iterations, and the seconds of its evaluation pass and proxies.",
+        "iterations / evaluation*: per probe trial, in order, its `head_c` (the first at the default, the second "
+        "sampled), the seconds its head took to fit, the L-BFGS iterations, and the seconds of its evaluation pass "
+        "and proxies.",
         "",
         md_table(rows, ["images", "fine-tune trial GiB", "full-freeze trial GiB", "driver GiB", "tree GiB",
-                        "1st probe s", "later probe s", "speed-up", "head fit / L-BFGS iterations / evaluation",
+                        "1st probe s", "later probe s", "speed-up", "head_c: head fit / L-BFGS iterations / evaluation",
                         "search s"]),
         "",
         "## What follows",
@@ -242,7 +244,7 @@ def page(outcomes: list[Outcome]) -> str:
         f"(target at least 10x: {'met' if speedups and min(speedups) >= 10 else 'not met'}): the cache serves "
         "every trial process of a run, and with `feature_cache: DIR` every run. What a later trial still spends "
         "grows with the images, not with the backbone: fitting its head to convergence (L-BFGS over every source "
-        "image, from the first trial's head) and its proxies. The first trial's extra is the encoding, which grows "
+        "image) and its proxies. The first trial's extra is the encoding, which grows "
         f"with the backbone's cost per image, so a network costlier than `{small.backbone}` raises the ratio."
         if speedups else
         "- Fewer than two linear-probe trials ran: no cache speed-up measured.",

@@ -20,10 +20,10 @@ def test_page_reports_growth_and_the_cache_speed_up():
     outcomes = [image_scale.Outcome(4000, peaks(gib // 2, gib, 4 * gib), peaks(gib // 2, gib, 4 * gib), 60.0,
                                     [20.0, 1.0]),
                 image_scale.Outcome(64000, peaks(gib // 2, int(1.2 * gib), 5 * gib), peaks(gib // 2, 2 * gib, 4 * gib),
-                                    900.0, [300.0, 10.0], probe_parts=[(250.0, 120, 5.0), (4.0, 20, 5.0)])]
+                                    900.0, [300.0, 10.0], probe_parts=[(1.0, 250.0, 120, 5.0), (30.0, 4.0, 20, 5.0)])]
     text = image_scale.page(outcomes)
-    row = ("| 64,000 | 1.20 | 2.00 | 0.50 | 5.00 | 300.0 | 10.0 | 30x | 250.0 s / 120 / 5.0 s; 4.0 s / 20 / 5.0 s "
-           "| 900 |")
+    row = ("| 64,000 | 1.20 | 2.00 | 0.50 | 5.00 | 300.0 | 10.0 | 30x | C 1: 250.0 s / 120 / 5.0 s; "
+           "C 30: 4.0 s / 20 / 5.0 s | 900 |")
     assert row in text
     assert "1.20 GiB with 64,000 images, +20% from 4,000" in text and "at most +10% growth, not met" in text
     assert "+1.00 GiB from 4,000 to 64,000 images" in text
