@@ -18,24 +18,29 @@ import math
 import os
 import sys
 
+import pandas as pd
+import torch
 import yaml
 
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.ensemble import average_predictions
+from adaptune.algorithms.proxies import AUTO_SOURCE_GAP
 from adaptune.reports.leaderboard import FINISHED, selection_order
 from adaptune.reports.run_dir import RunDir
-from benchmarks._common import INPUT_KIND, header, kept_predictions, md_table, update_auto_rule, write
+from adaptune.search.config import DEFAULT_ENSEMBLE_K
+from benchmarks._common import INPUT_KIND, group_of, header, kept_predictions, md_table, update_auto_rule, write
 from benchmarks.baselines import saved_baseline
 from benchmarks.methods_bench import SOURCE_GAPS
+from benchmarks.search_efficiency import ENSEMBLE, RULES, capped, held_out_rules
 
 GAPS = (None, *SOURCE_GAPS)
 GAP_MARGIN = 0.1  # points: a gap is adopted only where it lowers the mean regret this much (less is noise)
 MIN_TASKS = 2  # tasks of an input kind needed to derive its gap
-K = 5  # the search's default ensemble_k
 
 
 def rerank(run: str) -> dict:
-    """Per gap: the oracle accuracy (%) of the ensemble of the top K admitted trials and of the first of them."""
+    """Per gap: the oracle accuracy (%) of the ensemble of the top ``DEFAULT_ENSEMBLE_K`` admitted trials and of
+    the first of them; and at the kind's default gap, of every ensemble rule (``search_efficiency.RULES``)."""
     with open(os.path.join(run, "config.yaml")) as handle:
         config = yaml.safe_load(handle)
     with open(os.path.join(run, "summary.json")) as handle:
@@ -52,12 +57,43 @@ def rerank(run: str) -> dict:
                "ensemble": {}, "single": {}, "held_back": {}}
     for gap in GAPS:
         admitted, held_back = selection_order(rows, gap)
-        members = [probs[r["trial_id"]] for r in admitted if probs[r["trial_id"]] is not None][:K]
-        accuracy = (average_predictions(members).argmax(1) == labels).float().mean().item()
-        outcome["ensemble"][gap] = 100 * accuracy
+        members = [probs[r["trial_id"]] for r in admitted if probs[r["trial_id"]] is not None][:DEFAULT_ENSEMBLE_K]
+        outcome["ensemble"][gap] = accuracy(members, labels)
         outcome["single"][gap] = 100 * admitted[0]["target_acc"]
         outcome["held_back"][gap] = sorted({r["method"] for r in held_back})
+    admitted, _ = selection_order(rows, AUTO_SOURCE_GAP.get(task.input_kind))
+    kept = [r for r in admitted if probs[r["trial_id"]] is not None]
+    outcome["rules"] = {name: accuracy([probs[r["trial_id"]] for r in capped(kept, cap)[:k]], labels)
+                        for name, (k, cap) in RULES.items()}
     return outcome
+
+
+def accuracy(members: list[torch.Tensor], labels: torch.Tensor) -> float:
+    """Target accuracy (%) of the averaged predictions of ``members``."""
+    return 100 * (average_predictions(members).argmax(1) == labels).float().mean().item()
+
+
+def rule_section(outcomes: list[dict]) -> str:
+    """Which ensemble a search should recommend, on whole default searches: every rule's regret per benchmark
+    group (each run at its kind's default gap), then each group scored with the rule the other groups chose."""
+    regrets = pd.DataFrame([{"rule": rule, "group": group_of(o["task"]), "regret": o["best_trial"] - value}
+                            for o in outcomes for rule, value in o["rules"].items()])
+    per_group = regrets.groupby(["rule", "group"])["regret"].mean().unstack().loc[list(RULES)]
+    groups = list(per_group.columns)
+    text = ("\n## Which ensemble to recommend, leave one group out\n\nEach rule averages the predictions of the top "
+            "k admitted trials by the proxy (`-maxN`: at most N trials of one method), each run at its input kind's "
+            f"default gap; `{ENSEMBLE}` is what a search recommends. Regret against the run's best trial, mean per "
+            "benchmark group (points):\n\n")
+    text += md_table([[rule, *per_group.loc[rule], per_group.loc[rule].mean()] for rule in RULES],
+                     ["rule", *groups, "mean"])
+    held = held_out_rules(per_group)
+    derived, shipped = (sum(h[i] for h in held) / len(held) for i in (2, 3))
+    text += ("\n\nLeave one group out (the rule with the least mean regret on the other groups, scored on the "
+             "held-out group): " + "; ".join(f"{g}: `{rule}` {d:.1f} (`{ENSEMBLE}` {s:.1f})" for g, rule, d, s in held)
+             + f". Mean {derived:.1f} points held out, against {shipped:.1f} for `{ENSEMBLE}`: ")
+    text += (f"no derived rule does better, so the search keeps recommending `{ENSEMBLE}`.\n" if derived >= shipped
+             else "the derived rules do better held out: a candidate to ship.\n")
+    return text
 
 
 def choose_gap(outcomes: list[dict], selection: str) -> float | None:
@@ -133,6 +169,7 @@ def main(runs: list[str]) -> None:
              "is one search per task and one seed. In pools of one trial per method (proxies.md) a gap costs the "
              "ensemble instead: there, no family fills the top 5. More searches per group, and seeds, are the next "
              "check.\n")
+    text += rule_section(outcomes)
     text += "\n## Held back\n\n" + md_table(
         [[o["label"], *[", ".join(o["held_back"][gap]) or "-" for gap in GAPS[1:]]] for o in outcomes],
         ["task", *[f"gap {shown(g)}" for g in GAPS[1:]]])
