@@ -36,6 +36,7 @@ import torch
 import yaml
 
 from adaptune.algorithms.budget import DEFAULT_BUDGET
+from adaptune.algorithms.ensemble import average_predictions
 from adaptune.algorithms.methods import METHODS
 from adaptune.reports.leaderboard import selection_order
 from adaptune.reports.svg import Series, color, xy_chart
@@ -78,9 +79,9 @@ def compute_timeline(out: str) -> pd.DataFrame:
     return board
 
 
-def ensemble_accuracy(members: list[dict], labels: torch.Tensor) -> float:
-    averaged = torch.stack([m["probs"] for m in members]).mean(0)
-    return float((averaged.argmax(1) == labels).float().mean())
+def ensemble_accuracy(member_probs: list[torch.Tensor], labels: torch.Tensor) -> float:
+    """Target accuracy (a fraction) of the members' averaged predictions, as a search's ensemble row."""
+    return float((average_predictions(member_probs).argmax(1) == labels).float().mean())
 
 
 def capped(rows: list[dict], cap: int | None) -> list[dict]:
@@ -107,7 +108,8 @@ def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float |
         seen = board[(board["compute"] <= point) & board["probs"].notna()].to_dict("records")
         admitted, _ = selection_order(seen, source_gap)
         rows.append({"compute": point, "trials": len(admitted),
-                     **{name: ensemble_accuracy(capped(admitted, cap)[:k], labels) if admitted else None
+                     **{name: ensemble_accuracy([m["probs"] for m in capped(admitted, cap)[:k]], labels)
+                        if admitted else None
                         for name, (k, cap) in RULES.items()}})
     trials = board.drop(columns=["probs"])[["trial_id", "method", "status", "steps", "compute", "score",
                                              "target_acc", "source_acc"]]

@@ -19,11 +19,9 @@ import os
 import sys
 
 import pandas as pd
-import torch
 import yaml
 
 from adaptune.algorithms.data import load_task
-from adaptune.algorithms.ensemble import average_predictions
 from adaptune.algorithms.proxies import AUTO_SOURCE_GAP
 from adaptune.reports.leaderboard import FINISHED, selection_order
 from adaptune.reports.run_dir import RunDir
@@ -31,7 +29,7 @@ from adaptune.search.config import DEFAULT_ENSEMBLE_K
 from benchmarks._common import INPUT_KIND, group_of, header, kept_predictions, md_table, update_auto_rule, write
 from benchmarks.baselines import saved_baseline
 from benchmarks.methods_bench import SOURCE_GAPS
-from benchmarks.search_efficiency import ENSEMBLE, RULES, capped, held_out_rules
+from benchmarks.search_efficiency import ENSEMBLE, RULES, capped, ensemble_accuracy, held_out_rules
 
 GAPS = (None, *SOURCE_GAPS)
 GAP_MARGIN = 0.1  # points: a gap is adopted only where it lowers the mean regret this much (less is noise)
@@ -58,19 +56,14 @@ def rerank(run: str) -> dict:
     for gap in GAPS:
         admitted, held_back = selection_order(rows, gap)
         members = [probs[r["trial_id"]] for r in admitted if probs[r["trial_id"]] is not None][:DEFAULT_ENSEMBLE_K]
-        outcome["ensemble"][gap] = accuracy(members, labels)
+        outcome["ensemble"][gap] = 100 * ensemble_accuracy(members, labels)
         outcome["single"][gap] = 100 * admitted[0]["target_acc"]
         outcome["held_back"][gap] = sorted({r["method"] for r in held_back})
     admitted, _ = selection_order(rows, AUTO_SOURCE_GAP.get(task.input_kind))
     kept = [r for r in admitted if probs[r["trial_id"]] is not None]
-    outcome["rules"] = {name: accuracy([probs[r["trial_id"]] for r in capped(kept, cap)[:k]], labels)
+    outcome["rules"] = {name: 100 * ensemble_accuracy([probs[r["trial_id"]] for r in capped(kept, cap)[:k]], labels)
                         for name, (k, cap) in RULES.items()}
     return outcome
-
-
-def accuracy(members: list[torch.Tensor], labels: torch.Tensor) -> float:
-    """Target accuracy (%) of the averaged predictions of ``members``."""
-    return 100 * (average_predictions(members).argmax(1) == labels).float().mean().item()
 
 
 def rule_section(outcomes: list[dict]) -> str:
