@@ -8,6 +8,9 @@ domain on its own mean and divides it by one number, the root mean square of its
 overall scale between domains go, and the features keep their relative scales (pixels near a blank border stay
 small instead of being blown up to unit variance). ``none`` keeps the values.
 Images carry their own normalisation (see :mod:`.data`), so for them every choice means ``none``.
+
+A search may also be given several kinds (``preprocess: [zscore, domain-scale]``): each trial's kind is then
+drawn by the sampler like any other knob and the proxy ranks the trials across kinds (see ``search.space``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,19 @@ def check_preprocess(kind: object) -> str:
     if kind not in PREPROCESSING:
         raise InputError("preprocess", f"expected one of: {', '.join(PREPROCESSING)}, got {kind!r}")
     return str(kind)
+
+
+def check_preprocess_choices(value: object) -> tuple[str, ...]:
+    """A kind, or a list of distinct kinds for the search to choose among per trial -> the kinds, in order."""
+    if isinstance(value, str):
+        return (check_preprocess(value),)
+    expected = f"one of {', '.join(PREPROCESSING)}, or a list of them"
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InputError("preprocess", f"expected {expected}, got {value!r}")
+    kinds = tuple(check_preprocess(kind) for kind in value)
+    if len(set(kinds)) != len(kinds):
+        raise InputError("preprocess", f"expected distinct kinds, got {', '.join(kinds)}")
+    return kinds
 
 
 def effective_preprocess(kind: str, input_kind: str) -> str:

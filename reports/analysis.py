@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .leaderboard import FINISHED, hyperparameter_columns
+from .leaderboard import FINISHED, hyperparameter_columns, preprocess_searched
 from .proxy_quality import proxy_quality, spearman, weighted_spearman
 from .run_data import Run, has_values
 from .run_dir import RunDir, RunError
@@ -48,7 +48,7 @@ def params_in_board(method: str, board: pd.DataFrame) -> list[Any]:
 
 
 def configuration(row: pd.Series, board: pd.DataFrame) -> dict[str, Any]:
-    values = {}
+    values = {"preprocess": row["preprocess"]} if preprocess_searched(board) else {}
     for param in params_in_board(str(row["method"]), board):
         value = row.get(param.name)
         if value is not None and not (isinstance(value, float) and math.isnan(value)) and value is not pd.NA:

@@ -93,11 +93,19 @@ def leaderboard_frame(rows: list[dict[str, Any]], param_names: list[str], proxy_
     return frame.sort_values("rank", na_position="last", kind="stable").reset_index(drop=True)
 
 
+def preprocess_searched(df: pd.DataFrame) -> bool:
+    """Whether the trials differ in their feature preprocessing (a search given several draws it per trial)."""
+    if "preprocess" not in df.columns:
+        return False
+    return df.loc[df["status"] != "ensemble", "preprocess"].dropna().nunique() > 1
+
+
 def hyperparameter_columns(df: pd.DataFrame) -> list[str]:
-    """The leaderboard's knob columns: the shared ones, then each method's own (added per run)."""
+    """The leaderboard's knob columns: the shared ones, then each method's own (added per run); ``preprocess``
+    first where the search drew it per trial."""
     shared = [c for c in SHARED_KNOBS if c in df.columns]
     own = [c for c in df.columns if c not in LEADERBOARD_COLUMNS and not c.startswith("proxy_")]
-    return shared + own
+    return ["preprocess"] * preprocess_searched(df) + shared + own
 
 
 def _knobs(row: pd.Series, columns: list[str]) -> str:

@@ -23,7 +23,7 @@ from adaptune.algorithms.errors import InputError, first_line
 from adaptune.algorithms.hparams import SEARCH_SPACE_KNOBS
 from adaptune.algorithms.images import DEFAULT_AUGMENT, DEFAULT_IMAGE_SIZE, check_augment, is_storage_uri
 from adaptune.algorithms.methods import METHODS
-from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, check_preprocess
+from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, check_preprocess_choices
 from adaptune.algorithms.proxies import AUTO_GAP, PROXIES, SOURCE_GAP_WORDS
 from adaptune.reports.run_dir import RunDir
 
@@ -71,7 +71,8 @@ class SearchConfig:
     trials: int | None = None  # default: as many as ``budget`` affords (algorithms.budget.plan_search)
     budget: int = DEFAULT_BUDGET  # optimizer steps summed over trials
     epochs: int = 12
-    preprocess: str = DEFAULT_PREPROCESS  # feature tables: one of algorithms.preprocess.PREPROCESSING
+    # Feature tables: one of algorithms.preprocess.PREPROCESSING, or a list of them for the search to draw per trial.
+    preprocess: str | list[str] = DEFAULT_PREPROCESS
     image_size: int = DEFAULT_IMAGE_SIZE  # image folders: decoded at this many pixels square
     augment: str = DEFAULT_AUGMENT  # image folders: training augmentation (algorithms.images.AUGMENTATIONS)
     proxy: str = "auto"  # a proxy name, or "auto": by input kind (see algorithms.proxies.AUTO_PROXY)
@@ -130,6 +131,11 @@ class SearchConfig:
     @property
     def feature_cache_max_bytes(self) -> int:
         return int(min(self.feature_cache_max_gb * 1e9, INT_LIMIT))
+
+    @property
+    def preprocess_choices(self) -> tuple[str, ...]:
+        """The preprocessings the search draws from (one when ``preprocess`` names a single kind)."""
+        return check_preprocess_choices(self.preprocess)
 
     def task_label(self) -> str:
         return self.task if self.task else f"{os.path.basename(self.source)}->{os.path.basename(self.target)}"
@@ -286,6 +292,8 @@ def build_config(raw: dict[str, Any]) -> SearchConfig:
     raw["resources"] = _build_section(Resources, "resources", raw.get("resources"))
     if isinstance(raw.get("methods"), str):
         raw["methods"] = sorted(METHODS) if raw["methods"] == "all" else raw["methods"].split(",")
+    if isinstance(raw.get("preprocess"), str) and "," in raw["preprocess"]:  # --preprocess zscore,domain-scale
+        raw["preprocess"] = raw["preprocess"].split(",")
     if raw.get("search_space", {}) is None:  # an empty YAML section, like scheduler: and resources:
         raw["search_space"] = {}
     config = SearchConfig(**raw)
@@ -300,7 +308,6 @@ TEXT_FIELDS = {
     "recommend": f"one of: {', '.join(RECOMMENDATIONS)}",
     "address": "a Ray address (auto, HOST:PORT, ray://HOST:PORT)",
     "backbone": "a backbone name",
-    "preprocess": "a preprocessing name",
     "augment": "an augmentation name",
     "searcher": f"one of: {', '.join(SEARCHERS)}",
     "feature_engine": f"one of: {', '.join(FEATURE_ENGINES)}",
@@ -410,7 +417,8 @@ def validate(c: SearchConfig) -> None:
         value = _expect_type(name, getattr(c, name), int, "a positive integer")
         if value < 1:
             raise InputError(name, f"expected a positive integer, got {value}")
-    check_preprocess(c.preprocess)
+    choices = check_preprocess_choices(c.preprocess)
+    c.preprocess = choices[0] if len(choices) == 1 else list(choices)
     check_augment(c.augment)
     if _expect_type("image_size", c.image_size, int, "a number of pixels") < 1:
         raise InputError("image_size", f"expected a positive number of pixels, got {c.image_size}")

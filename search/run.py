@@ -62,12 +62,25 @@ class Prepared:
         """The reported metric that ranks trials and their epochs: the selecting proxy's."""
         return f"proxy_{self.proxy}"
 
+    @property
+    def searched_preprocess(self) -> tuple[str, ...]:
+        """The feature preprocessings the sampler draws per trial; empty when every trial has the task's own (one
+        kind given, or images, which carry their own normalisation)."""
+        choices = self.config.preprocess_choices
+        return choices if len(choices) > 1 and self.task.input_kind == "features" else ()
+
+    @property
+    def preprocess_label(self) -> str:
+        """The preprocessing as leaderboards and summaries record it: a kind, or the searched kinds joined by |."""
+        return "|".join(self.searched_preprocess) or self.task.extra.get("preprocess", "none")
+
 
 def prepare(config: SearchConfig) -> Prepared:
     """Load the task, check the backbone and search ranges against it, and that a cluster address answers: all
     before Ray starts."""
-    task = resolve_task(config.task, config.source, config.target, config.fewshot_k, config.seed, config.preprocess,
-                        config.image_size)
+    # With several preprocessings the driver checks the task under the first; each trial loads its own.
+    task = resolve_task(config.task, config.source, config.target, config.fewshot_k, config.seed,
+                        config.preprocess_choices[0], config.image_size)
     backbone_name = config.backbone or task.default_backbone
     try:
         backbone = build_backbone(backbone_name, task.input_shape, weights=config.weights)
@@ -369,7 +382,8 @@ def trial_settings(prepared: Prepared, storage: str) -> TrialSettings:
     c, r = prepared.config, prepared.config.resources
     return TrialSettings(
         task=c.task, source=c.source, target=c.target,  # absolute paths or URIs (config._resolve_paths)
-        fewshot_k=c.fewshot_k, seed=c.seed, preprocess=c.preprocess, image_size=c.image_size, augment=c.augment,
+        fewshot_k=c.fewshot_k, seed=c.seed, preprocess=c.preprocess_choices[0], image_size=c.image_size,
+        augment=c.augment,
         backbone=prepared.backbone, weights=c.weights, epochs=c.epochs, batch_size=c.batch_size,
         steps_per_epoch=prepared.plan.steps_per_epoch, amp=c.amp,
         cpus_per_trial=r.cpus_per_trial, gpus_per_trial=r.gpus_per_trial, workers=r.workers,
@@ -402,7 +416,7 @@ def _recorder(prepared: Prepared, run_dir: RunDir) -> Recorder:
     return Recorder(run_dir.path, proxy=prepared.proxy, epochs=c.epochs, total_trials=prepared.plan.trials,
                     param_names=all_param_names(), proxy_names=list(PROXIES), config_hash=c.config_hash(),
                     seed=c.seed, versions=json.dumps(versions(), sort_keys=True), quiet=c.quiet,
-                    preprocess=prepared.task.extra.get("preprocess", "none"), source_gap=prepared.source_gap)
+                    preprocess=prepared.preprocess_label, source_gap=prepared.source_gap)
 
 
 def _searcher(prepared: Prepared) -> Any:
@@ -418,8 +432,9 @@ def _searcher(prepared: Prepared) -> Any:
             seed=c.seed, multivariate=True, group=True, constant_liar=True,
             n_startup_trials=min(10, max(len(methods), prepared.plan.trials // 3)),
         )
-        first_points = default_points(methods, prepared.ranges)
-    return OptunaSearch(space=make_space(methods, prepared.ranges), metric=prepared.metric, mode="max",
+        first_points = default_points(methods, prepared.ranges, prepared.searched_preprocess)
+    return OptunaSearch(space=make_space(methods, prepared.ranges, prepared.searched_preprocess),
+                        metric=prepared.metric, mode="max",
                         sampler=sampler, points_to_evaluate=first_points)
 
 
@@ -511,7 +526,7 @@ def _summary(search: Search, fitted: Fitted, trials: list[dict[str, Any]]) -> di
         "wall_s": time.time() - fitted.started_at,
         "plan": {**asdict(plan), "rungs": plan.rungs, "expected_trial_steps": plan.expected_trial_steps},
         "steps_used": int(sum(r.get("steps") or 0 for r in trials)),
-        "preprocess": prepared.task.extra.get("preprocess", "none"),
+        "preprocess": prepared.preprocess_label,
         "recommendation": recommendation(recorder, c.recommend, prepared.proxy),
         "runner": search.runner, "storage": search.storage, "experiment": search.experiment,
         "max_concurrent": search.max_concurrent, "max_running": recorder.max_running, "machine": platform.node(),

@@ -1,7 +1,8 @@
 """The define-by-run Optuna space, built only from the method registry.
 
 ``method`` is drawn first, then that method's ``params`` in its declared order (shared knobs first), so every
-method has its own conditional subspace. The function must be importable at module level because Tune
+method has its own conditional subspace; a search given several feature preprocessings draws ``preprocess``
+last, for every method alike. The function must be importable at module level because Tune
 pickles the searcher with the standard pickler; the per-search bounds travel in a ``functools.partial``.
 """
 
@@ -20,7 +21,12 @@ def method_params(method: str, ranges: dict[str, tuple[float, float]]) -> list[P
     return [p.with_range(*ranges[p.name]) if p.name in ranges else p for p in METHODS[method].params]
 
 
-def define_space(trial: Any, methods: list[str], ranges: dict[str, tuple[float, float]]) -> dict[str, Any]:
+# The trial config key of a searched feature preprocessing (algorithms.preprocess); absent when there is one.
+PREPROCESS_KEY = "preprocess"
+
+
+def define_space(trial: Any, methods: list[str], ranges: dict[str, tuple[float, float]],
+                 preprocess: tuple[str, ...] = ()) -> dict[str, Any]:
     method = trial.suggest_categorical("method", methods)
     constants = {}
     for param in method_params(method, ranges):
@@ -28,21 +34,31 @@ def define_space(trial: Any, methods: list[str], ranges: dict[str, tuple[float, 
             constants[param.name] = param.default  # a one-point range is not a search dimension
         else:
             param.suggest(trial)
+    if preprocess:
+        trial.suggest_categorical(PREPROCESS_KEY, list(preprocess))
     return constants
 
 
-def make_space(methods: list[str], ranges: dict[str, tuple[float, float]]) -> Callable[[Any], dict[str, Any]]:
-    return functools.partial(define_space, methods=list(methods), ranges=dict(ranges))
+def make_space(methods: list[str], ranges: dict[str, tuple[float, float]], preprocess: tuple[str, ...] = ()
+               ) -> Callable[[Any], dict[str, Any]]:
+    return functools.partial(define_space, methods=list(methods), ranges=dict(ranges), preprocess=tuple(preprocess))
 
 
-def default_points(methods: list[str], ranges: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
-    """One configuration per method with its default hyperparameters, evaluated before the sampler takes over."""
+def default_points(methods: list[str], ranges: dict[str, tuple[float, float]], preprocess: tuple[str, ...] = ()
+                   ) -> list[dict[str, Any]]:
+    """One configuration per method with its default hyperparameters, evaluated before the sampler takes over.
+
+    With searched preprocessings the methods take them in turn (the first method the first kind, the next the
+    next, ...): a default budget affords one default trial per method, and the sampler learns from both kinds.
+    """
     points = []
-    for method in methods:
+    for index, method in enumerate(methods):
         point: dict[str, Any] = {"method": method}
         for param in method_params(method, ranges):
             if param.kind == "categorical" or param.low != param.high:
                 point[param.name] = param.default
+        if preprocess:
+            point[PREPROCESS_KEY] = preprocess[index % len(preprocess)]
         points.append(point)
     return points
 

@@ -34,6 +34,8 @@ from adaptune.algorithms.images import DEFAULT_IMAGE_SIZE
 from adaptune.algorithms.loop import PREDICTIONS, Diverged, Runtime, StateFn, TrialSpec, run_trial
 from adaptune.reports.run_dir import RunDir
 
+from .space import PREPROCESS_KEY
+
 # Ray Train V2's defaults are tuned for long jobs on big clusters; per trial here they cost seconds
 # (benchmarks/results/cluster.md): the controller polls its workers every 2 s, and a worker's report waits for
 # that poll, so every epoch's report took ~0.2 s even at a 0.2 s interval (~55 ms at 0.05 s); and a
@@ -106,8 +108,10 @@ class TrialSettings:
     feature_cache: str | None = None
     feature_cache_max_bytes: int | None = None
 
-    def load_task(self) -> Task:
-        return resolve_task(self.task, self.source, self.target, self.fewshot_k, self.seed, self.preprocess,
+    def load_task(self, config: dict[str, Any] | None = None) -> Task:
+        """The task, preprocessed as the trial's ``config`` draws it where the search draws it (search.space)."""
+        preprocess = (config or {}).get(PREPROCESS_KEY, self.preprocess)
+        return resolve_task(self.task, self.source, self.target, self.fewshot_k, self.seed, preprocess,
                             self.image_size)
 
     def feature_store(self) -> FeatureStore:
@@ -117,7 +121,7 @@ class TrialSettings:
         """One trial's spec: these settings and the hyperparameters Tune sampled (``config``)."""
         return TrialSpec(
             method=config["method"],
-            hparams={k: v for k, v in config.items() if k != "method"},
+            hparams={k: v for k, v in config.items() if k not in ("method", PREPROCESS_KEY)},
             backbone=self.backbone,
             weights=self.weights,
             epochs=self.epochs,
@@ -184,7 +188,7 @@ def _run(config: dict[str, Any], settings: TrialSettings, report_fn: Any, runtim
         report_fn({**metrics, **_node_metrics(started_at)}, state)
 
     try:
-        run_trial(settings.load_task(), settings.trial_spec(config), report, runtime=runtime,
+        run_trial(settings.load_task(config), settings.trial_spec(config), report, runtime=runtime,
                   store=settings.feature_store(), resume_state=resume_state)
     except Diverged as error:
         report_fn({"epoch": int(last.get("epoch", 0)) + 1, settings.metric: float("nan"), "diverged": str(error),

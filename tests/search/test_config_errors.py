@@ -45,6 +45,7 @@ def _npz(path, n=6, classes=(0, 1), dim=4):
         (["search", "--task", "synthetic:blobs", "--trials", "0"], "trials"),
         (["search", "--task", "synthetic:blobs", "--budget", "0"], "budget"),
         (["search", "--task", "synthetic:blobs", "--preprocess", "minmax"], "preprocess"),
+        (["search", "--task", "synthetic:blobs", "--preprocess", "zscore,minmax"], "preprocess"),
         (["search", "--task", "synthetic:blobs", "--searcher", "grid"], "arguments"),
         (["search", "--task", "synthetic:blobs", "--source-gap", "1.5"], "source_gap"),
         (["search", "--task", "synthetic:blobs", "--source-gap", "some"], "arguments"),
@@ -238,7 +239,10 @@ def test_out_of_range_and_non_finite_yaml_values(capsys, tmp_path, yaml_text, fi
         ("task: synthetic:blobs\naddress: 5", "address"),
         ("task: synthetic:blobs\nrecommend: 5", "recommend"),
         ("task: synthetic:blobs\npreprocess: 5", "preprocess"),
-        ("task: synthetic:blobs\npreprocess: [zscore]", "preprocess"),
+        ("task: synthetic:blobs\npreprocess: [zscore, zscore]", "preprocess"),
+        ("task: synthetic:blobs\npreprocess: [zscore, minmax]", "preprocess"),
+        ("task: synthetic:blobs\npreprocess: []", "preprocess"),
+        ("task: synthetic:blobs\npreprocess: [[zscore]]", "preprocess"),
         ("task: synthetic:blobs\nsearcher: 5", "searcher"),
         ("task: synthetic:blobs\nsearcher: [tpe]", "searcher"),
         ("task: synthetic:blobs\nscheduler:\n  kind: 5", "scheduler.kind"),
@@ -379,3 +383,9 @@ def test_edges_that_are_accepted(tmp_path):
     config = build_config({"task": "synthetic:blobs", "search_space": None, "time_budget_s": 1e300,
                            "resources": {"cpus_per_trial": 0.5, "gpus_per_trial": 0}, "out": str(tmp_path)})
     assert config.search_space == {} and config.out == str(tmp_path)
+    # Several preprocessings (YAML list or comma-separated flag) are searched; a one-kind list is that kind.
+    for value, expected in ((["zscore", "domain-scale"], ["zscore", "domain-scale"]),
+                            ("none,zscore", ["none", "zscore"]), (["domain-scale"], "domain-scale")):
+        config = build_config({"task": "synthetic:blobs", "preprocess": value, "out": str(tmp_path)})
+        assert config.preprocess == expected
+        assert config.preprocess_choices == (tuple(expected) if isinstance(expected, list) else (expected,))

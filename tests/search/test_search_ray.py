@@ -85,6 +85,43 @@ def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys)
     assert len(json.loads(capsys.readouterr().out)) == 2
 
 
+def test_several_preprocessings_are_drawn_per_trial_and_recorded(ray_local, tmp_path, capsys):
+    """preprocess: [zscore, domain-scale]: the methods' default points take the kinds in turn, each trial trains on
+    the data as its kind preprocesses it, and the leaderboard, ensemble row and summary say which."""
+    from adaptune.algorithms.loop import run_trial
+    from adaptune.search.run import trial_settings
+
+    out = tmp_path / "run"
+    raw = {"preprocess": ["zscore", "domain-scale"], "methods": ["source_only", "coral"], "trials": 3, "epochs": 2}
+    summary = _search(out, **raw)
+    everything = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    board = everything[everything["status"] != "ensemble"].set_index("trial_id")
+    assert summary["preprocess"] == "zscore|domain-scale"
+    assert everything.loc[everything["status"] == "ensemble", "preprocess"].item() == "zscore|domain-scale"
+    assert set(board["preprocess"]) == {"zscore", "domain-scale"}
+    first = board.sort_values("started_at").groupby("method").head(1)
+    assert dict(zip(first["method"], first["preprocess"])) == {"source_only": "zscore", "coral": "domain-scale"}
+
+    # The coral trial's score is what coral scores on the domain-scaled task outside Ray (a closed-form head).
+    prepared = prepare(build_config({"task": "synthetic:blobs", "out": str(tmp_path / "direct"), "proxy": "im",
+                                     "batch_size": 16, "steps_per_epoch": 60, **raw}))
+    settings = trial_settings(prepared, str(tmp_path / "storage"))
+    scores = {}
+    for kind in ("zscore", "domain-scale"):
+        config = {"method": "coral", "head_c": first.loc[first["method"] == "coral", "head_c"].item(),
+                  "preprocess": kind}
+        reports: list[dict] = []
+        run_trial(settings.load_task(config), settings.trial_spec(config), lambda m, _, seen=reports: seen.append(m))
+        scores[kind] = max(r["proxy_im"] for r in reports)
+    coral = first[first["method"] == "coral"]["score"].item()
+    assert math.isclose(coral, scores["domain-scale"], rel_tol=1e-4)
+    assert not math.isclose(coral, scores["zscore"], rel_tol=1e-3)
+
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), "--top", "3"]) == 0
+    assert "preprocess=domain-scale" in capsys.readouterr().out
+
+
 def test_one_trial_at_a_time_the_same_seed_repeats_the_search_exactly(ray_local, tmp_path):
     """Optuna's seeded sampler proposes the same trials and each trains from the same seeds, so with one trial at a
     time the leaderboard repeats (side by side, TPE and ASHA see results in the order trials happen to finish)."""

@@ -5,12 +5,12 @@ from adaptune.search.space import all_param_names, default_points, define_space,
 RANGES = {"lr": (1e-4, 1e-1), "freeze_depth": (0, 2), "adv_weight": (1e-2, 3.0)}
 
 
-def _sample(methods, n=30, ranges=RANGES):
+def _sample(methods, n=30, ranges=RANGES, preprocess=()):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     configs = []
     for _ in range(n):
         trial = study.ask()
-        constants = define_space(trial, methods, ranges)
+        constants = define_space(trial, methods, ranges, preprocess)
         configs.append({**trial.params, **constants})
         study.tell(trial, 0.0)
     return configs
@@ -25,6 +25,15 @@ def test_space_is_conditional_on_the_method():
             assert 1e-2 <= c["adv_weight"] <= 3.0 and c["disc_hidden"] in (256, 512, 1024)
         else:
             assert "adv_weight" not in c and "disc_hidden" not in c
+
+
+def test_several_preprocessings_are_one_more_knob_of_every_method():
+    configs = _sample(["source_only", "dann"], preprocess=("zscore", "domain-scale"))
+    for method in ("source_only", "dann"):
+        assert {c["preprocess"] for c in configs if c["method"] == method} == {"zscore", "domain-scale"}
+    assert all("preprocess" not in c for c in _sample(["dann"], n=3))
+    points = default_points(["source_only", "dann", "coral"], RANGES, ("zscore", "domain-scale"))
+    assert [p["preprocess"] for p in points] == ["zscore", "domain-scale", "zscore"]
 
 
 def test_one_point_range_becomes_a_constant():
