@@ -1,16 +1,34 @@
-"""benchmarks.preprocess_pools on the committed JDA-digits pools: the rows it reads from them."""
+"""benchmarks.preprocess_pools on the committed JDA-digits pools: the rows it forms from them."""
 
 from __future__ import annotations
 
 from benchmarks import preprocess_pools
 
 
-def test_rows_hold_the_oracle_the_recommendation_and_the_same_preprocessing_baseline():
-    rows = preprocess_pools.rows_of("domain-scale", "raw/proxies-jda-digits-domain-scale.jsonl.gz")
-    assert [r["task"] for r in rows] == ["mnist-usps-jda:M->U", "mnist-usps-jda:U->M"]
+def test_each_pool_and_their_union_hold_the_oracle_the_recommendation_and_their_own_baseline():
+    rows, metas = preprocess_pools.rows_of("jda-digits")
+    assert len(metas) == 2 and all("--dump-predictions" in meta["command"] for meta in metas)
+    by_task: dict[str, dict[str, dict]] = {}
     for row in rows:
-        assert row["preprocess"] == "domain-scale" and row["group"] == "jda-digits"
-        assert all(0 < row[label] <= row["oracle"] for label in preprocess_pools.SCHEMES)
-    # The baseline is the one measured under the pool's own preprocessing, not the default's.
-    zscore = preprocess_pools.rows_of("zscore", "raw/proxies-jda-digits.jsonl.gz")
-    assert rows[0]["baseline"] != zscore[0]["baseline"]
+        assert row["group"] == "jda-digits"
+        assert all(0 < row[label] <= 100 for label in preprocess_pools.SCHEMES)
+        by_task.setdefault(row["task"], {})[row["preprocess"]] = row
+    assert list(by_task) == ["mnist-usps-jda:M->U", "mnist-usps-jda:U->M"]
+    for pools in by_task.values():
+        zscore, scaled, union = (pools[label] for label in ("zscore", "domain-scale", "zscore|domain-scale"))
+        # The baselines are measured under each pool's own preprocessing; the union has both kinds to beat.
+        assert zscore["baseline"] != scaled["baseline"]
+        assert union["baseline"] == max(zscore["baseline"], scaled["baseline"])
+        assert union["oracle"] == max(zscore["oracle"], scaled["oracle"])
+        # The union's ensemble draws on both pools' trials, each named with its preprocessing.
+        assert {"(zscore)", "(domain-scale)"} & set(union["members"].split())
+
+
+def test_the_default_is_derived_over_the_single_kinds_and_their_union():
+    rows = [{"group": group, "task": f"{group}:t", "preprocess": label, preprocess_pools.SHIPPED: accuracy}
+            for group, accuracies in (("a", (50, 60, 55)), ("b", (70, 60, 69)), ("c", (40, 50, 49)))
+            for label, accuracy in zip(("zscore", "domain-scale", "zscore|domain-scale"), accuracies)]
+    logo, fixed = preprocess_pools.derivation(rows)
+    # Held out a: b and c together favour the union (59.0 against 55.0 and 55.0), which scores 55 on a.
+    assert "| a | zscore|domain-scale | 55.0 | domain-scale | 60.0 |" in logo
+    assert "| zscore|domain-scale | 5.0 | 1.0 | 1.0 | 2.3 | 5.0 |" in fixed
