@@ -61,7 +61,8 @@ def run_default_search(out: str, task: str | None = None, config: str | None = N
     return wall, peak, log
 
 
-def budget_table(tasks: list[str], out_root: str, flags: tuple[str, ...] = ()) -> None:
+def budget_table(tasks: list[str], out_root: str, flags: tuple[str, ...] = (), page: str = "search_budget.md"
+                 ) -> None:
     """The default search on each task: its plan, wall time, steps, and the recommendation against the
     no-adaptation baselines of benchmarks/baselines.py (source-only logistic regression and 1-NN; where the search
     drew several preprocessings, each baseline's best over them)."""
@@ -87,7 +88,8 @@ def budget_table(tasks: list[str], out_root: str, flags: tuple[str, ...] = ()) -
         print(rows[-1], flush=True)
     text = "\n".join([
         header("The default search on each task",
-               " ".join(["python -m benchmarks.skeleton --tasks " + ",".join(tasks), *flags])),
+               " ".join(["python -m benchmarks.skeleton --tasks " + ",".join(tasks), *flags,
+                         *(["--page", page] if page != "search_budget.md" else [])])),
         "\n`adaptune search --task T` with every default (budget, proxy auto, recommend ensemble), one run per "
         "task on this machine, nothing else running. *plan* is trials x epochs x steps per epoch; *steps* the "
         "optimizer steps the trials trained; *recommended* the target accuracy (%) of what the run recommends "
@@ -98,7 +100,7 @@ def budget_table(tasks: list[str], out_root: str, flags: tuple[str, ...] = ()) -
         budget_findings(rows),
         "",
     ])
-    print(write("search_budget.md", text))
+    print(write(page, text))
 
 
 def budget_findings(rows: list[list]) -> str:
@@ -116,9 +118,11 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "adaptune-skeleton-bench"))
     parser.add_argument("--tasks", help="comma-separated: run the default search on each (search_budget.md)")
     parser.add_argument("--preprocess", help="passed on to each search (default: the search's own default)")
+    parser.add_argument("--page", default="search_budget.md", help="the result page --tasks writes")
     args = parser.parse_args()
     if args.tasks:
-        budget_table(args.tasks.split(","), args.out, ("--preprocess", args.preprocess) if args.preprocess else ())
+        budget_table(args.tasks.split(","), args.out, ("--preprocess", args.preprocess) if args.preprocess else (),
+                     args.page)
         return
     wall, peak, _ = run_default_search(args.out)
 
