@@ -28,7 +28,6 @@ import torch
 
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.domains import with_fewshot
-from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
 from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
 from adaptune.reports.leaderboard import selection_order
@@ -37,6 +36,7 @@ from benchmarks._common import RESULTS, header, md_table, rerun_command, write
 from benchmarks.baselines import leave_one_group_out, saved_baseline, worst_regret
 from benchmarks.methods_bench import GROUPS
 from benchmarks.proxies_report import load
+from benchmarks.search_efficiency import ensemble_accuracy
 
 PROXY = AUTO_PROXY["features"]
 GAP = AUTO_SOURCE_GAP["features"]
@@ -68,11 +68,9 @@ def pool_trials(group: str, kind: str) -> tuple[dict[str, list[dict]], dict[str,
     return trials, oracle, metas[0] if metas else {}
 
 
-def recommended(trials: list[dict], labels: torch.Tensor, gap: float | None) -> float:
-    """Target accuracy (%) of the search's recommendation among ``trials``: the top-k ensemble in selection order."""
-    admitted, _ = selection_order(trials, gap)
-    probs = average_predictions([t["probs"] for t in admitted[:DEFAULT_ENSEMBLE_K]])
-    return 100 * ensemble_metrics(probs, labels)["target_acc"]
+def recommended(trials: list[dict], gap: float | None) -> list[dict]:
+    """The search's recommendation among ``trials``: the top-k of them in selection order."""
+    return selection_order(trials, gap)[0][:DEFAULT_ENSEMBLE_K]
 
 
 def rows_of(group: str) -> tuple[list[dict], list[dict]]:
@@ -90,10 +88,11 @@ def rows_of(group: str) -> tuple[list[dict], list[dict]]:
             row = {"group": group, "task": task, "preprocess": label,
                    "oracle": max(pools[kind][1][task] for kind in kinds),
                    "baseline": max(baselines[kind] for kind in kinds)}
-            row.update({name: recommended(trials, labels, gap) for name, gap in SCHEMES.items()})
-            if label == UNION:
-                top = selection_order(trials, GAP)[0][:DEFAULT_ENSEMBLE_K]
-                row["members"] = ", ".join(f"{t['method']} ({t['kind']})" for t in top)
+            for name, gap in SCHEMES.items():
+                members = recommended(trials, gap)
+                row[name] = 100 * ensemble_accuracy([t["probs"] for t in members], labels)
+            if label == UNION:  # members: the shipped scheme's, the last computed
+                row["members"] = ", ".join(f"{t['method']} ({t['kind']})" for t in members)
             rows.append(row)
     return rows, [pools[kind][2] for kind in KINDS]
 
@@ -111,40 +110,39 @@ def summary_table(rows: list[dict]) -> tuple[str, dict[str, dict[str, float]]]:
                             f"mean recommended ({SHIPPED})", "at or above the baseline"]), means
 
 
-def derivation(rows: list[dict], scheme: str = SHIPPED) -> tuple[str, str]:
-    """The preprocessing default leave one group out (recommended accuracy under ``scheme``), and each choice's
-    loss as a fixed default."""
+CHOICES = (*KINDS, UNION)
+
+
+def derivation(rows: list[dict], scheme: str = SHIPPED) -> tuple[list[list], list[list], list[str]]:
+    """The preprocessing default leave one group out (recommended accuracy under ``scheme``): per held-out group
+    benchmarks.baselines.leave_one_group_out's row; each choice's loss as a fixed default (worst_regret's rows);
+    and the groups, in order."""
     scores = {(r["task"], r["preprocess"]): r[scheme] for r in rows}
-    groups: dict[str, list[str]] = {}
-    for r in rows:
-        groups.setdefault(r["group"], [])
-        if r["task"] not in groups[r["group"]]:
-            groups[r["group"]].append(r["task"])
-    choices = (*KINDS, UNION)
-    logo = md_table(leave_one_group_out(scores, groups, choices),
-                    ["held-out group", "chosen on the others", "its mean (%)", "best here", "best mean (%)"])
-    fixed = md_table(worst_regret(scores, groups, choices), ["preprocess", *groups, "mean", "worst"])
-    return logo, fixed
+    groups = {group: list(dict.fromkeys(r["task"] for r in rows if r["group"] == group))
+              for group in dict.fromkeys(r["group"] for r in rows)}
+    return (leave_one_group_out(scores, groups, CHOICES), worst_regret(scores, groups, CHOICES), list(groups))
 
 
-def findings(means: dict[str, dict[str, float]]) -> str:
-    """What the derivation says about the default, from the mean recommended accuracy per group and choice."""
-    choices = list(next(iter(means.values())))
-    worst = {c: max(max(m.values()) - m[c] for m in means.values()) for c in choices}
-    best = {group: max(m, key=m.get) for group, m in means.items()}
-    held_out_misses = sum(
-        max(choices, key=lambda c: statistics.fmean(means[g][c] for g in means if g != group)) != best[group]
-        for group in means)
+def derivation_tables(logo: list[list], fixed: list[list], groups: list[str]) -> tuple[str, str]:
+    return (md_table(logo, ["held-out group", "chosen on the others", "its mean (%)", "best here", "best mean (%)"]),
+            md_table(fixed, ["preprocess", *groups, "mean", "worst"]))
+
+
+def findings(logo: list[list], fixed: list[list]) -> str:
+    """What the derivation at the shipped gap (:func:`derivation`'s rows) says about the default."""
+    worst = {row[0]: row[-1] for row in fixed}
+    best = {row[0]: row[3] for row in logo}
+    held_out_misses = sum(row[1] != row[3] for row in logo)
     safest = min(worst, key=worst.get)
     return (
         f"- Leave one group out, the choice made on the other groups misses the held-out group's best in "
-        f"{held_out_misses} of {len(means)} groups: each group's best ("
+        f"{held_out_misses} of {len(logo)} groups: each group's best ("
         + ", ".join(f"{g} `{c}`" for g, c in best.items())
         + ") is outvoted by the others, so no choice derived on some of these groups holds on the one left out. "
         f"`{DEFAULT_PREPROCESS}` stays the default; it is also the only kind that is invariant to each column's "
         "unit (a table mixing units would let the largest unit rule under `domain-scale`).\n"
         f"- The smallest worst-case loss at the shipped gap is `{safest}`'s ({worst[safest]:.1f} points, against "
-        + ", ".join(f"{worst[c]:.1f} for `{c}`" for c in choices if c != safest)
+        + ", ".join(f"{worst[c]:.1f} for `{c}`" for c in CHOICES if c != safest)
         + "). Searching both kinds lets the proxy rank across them: it finds `domain-scale` for the pixel tables "
         "but, with the source gap, also admits trials whose held-out source accuracy is higher only under "
         "`domain-scale`, which costs SURF. Pass `--preprocess domain-scale` for pixel tables, and "
@@ -164,9 +162,10 @@ def main(groups: list[str]) -> None:
         rows += group_rows
         metas += [(group, meta) for meta in group_metas]
     summary, means = summary_table(rows)
-    logo, fixed = derivation(rows)
+    shipped = derivation(rows)
+    logo, fixed = derivation_tables(*shipped)
     every = list(SCHEMES)[0]
-    logo_every, fixed_every = derivation(rows, every)
+    logo_every, fixed_every = derivation_tables(*derivation(rows, every))
     table = md_table([[r["group"], r["task"], f"`{r['preprocess']}`", r["oracle"], *[r[s] for s in SCHEMES],
                        r["baseline"], "yes" if r[SHIPPED] >= r["baseline"] else "no"] for r in rows],
                      ["group", "task", "preprocess", "oracle best", *[f"recommended, {s}" for s in SCHEMES],
@@ -211,7 +210,7 @@ def main(groups: list[str]) -> None:
         *[f"- {group}: the recommended selection averages "
           + ", ".join(f"{mean:.1f}% with `{label}`" for label, mean in group_means.items()) + "."
           for group, group_means in means.items()],
-        findings(means),
+        findings(*shipped[:2]),
         "",
     ])
     print(write("preprocess_pools.md", text))

@@ -28,7 +28,7 @@ def test_the_default_is_derived_over_the_single_kinds_and_their_union():
     rows = [{"group": group, "task": f"{group}:t", "preprocess": label, preprocess_pools.SHIPPED: accuracy}
             for group, accuracies in (("a", (50, 60, 55)), ("b", (70, 60, 69)), ("c", (40, 50, 49)))
             for label, accuracy in zip(("zscore", "domain-scale", "zscore|domain-scale"), accuracies)]
-    logo, fixed = preprocess_pools.derivation(rows)
+    logo, fixed = preprocess_pools.derivation_tables(*preprocess_pools.derivation(rows))
     # Held out a: b and c together favour the union (59.0 against 55.0 and 55.0), which scores 55 on a.
     assert "| a | zscore|domain-scale | 55.0 | domain-scale | 60.0 |" in logo
     assert "| zscore|domain-scale | 5.0 | 1.0 | 1.0 | 2.3 | 5.0 |" in fixed
