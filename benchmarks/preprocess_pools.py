@@ -97,17 +97,25 @@ def rows_of(group: str) -> tuple[list[dict], list[dict]]:
     return rows, [pools[kind][2] for kind in KINDS]
 
 
-def summary_table(rows: list[dict]) -> tuple[str, dict[str, dict[str, float]]]:
-    """Per group and pool: mean regret and recommended accuracy (shipped gap), tasks at or above the baseline; and
-    the mean recommended accuracy per group and pool."""
+def summary_table(rows: list[dict], variant: str = "preprocess") -> tuple[str, dict[str, dict[str, float]]]:
+    """Per group and pool (rows' ``variant`` column): mean regret and recommended accuracy (shipped gap), tasks at or
+    above the baseline; and the mean recommended accuracy per group and pool."""
     table, means = [], {}
-    for group, label in dict.fromkeys((r["group"], r["preprocess"]) for r in rows):
-        mine = [r for r in rows if (r["group"], r["preprocess"]) == (group, label)]
+    for group, label in dict.fromkeys((r["group"], r[variant]) for r in rows):
+        mine = [r for r in rows if (r["group"], r[variant]) == (group, label)]
         means.setdefault(group, {})[label] = statistics.fmean(r[SHIPPED] for r in mine)
         table.append([group, f"`{label}`", len(mine), statistics.fmean(r["oracle"] - r[SHIPPED] for r in mine),
                       means[group][label], f"{sum(r[SHIPPED] >= r['baseline'] for r in mine)} of {len(mine)}"])
-    return md_table(table, ["group", "preprocess", "tasks", f"mean regret, {SHIPPED}",
+    return md_table(table, ["group", variant.replace("_", " "), "tasks", f"mean regret, {SHIPPED}",
                             f"mean recommended ({SHIPPED})", "at or above the baseline"]), means
+
+
+def task_table(rows: list[dict], variant: str = "preprocess") -> str:
+    """Per task and pool (rows' ``variant`` column): the oracle's best, the recommended selections, the baseline."""
+    return md_table([[r["group"], r["task"], f"`{r[variant]}`", r["oracle"], *[r[s] for s in SCHEMES],
+                      r["baseline"], "yes" if r[SHIPPED] >= r["baseline"] else "no"] for r in rows],
+                    ["group", "task", variant.replace("_", " "), "oracle best",
+                     *[f"recommended, {s}" for s in SCHEMES], "baseline", "recommended >= baseline"])
 
 
 CHOICES = (*KINDS, UNION)
@@ -166,10 +174,7 @@ def main(groups: list[str]) -> None:
     logo, fixed = derivation_tables(*shipped)
     every = list(SCHEMES)[0]
     logo_every, fixed_every = derivation_tables(*derivation(rows, every))
-    table = md_table([[r["group"], r["task"], f"`{r['preprocess']}`", r["oracle"], *[r[s] for s in SCHEMES],
-                       r["baseline"], "yes" if r[SHIPPED] >= r["baseline"] else "no"] for r in rows],
-                     ["group", "task", "preprocess", "oracle best", *[f"recommended, {s}" for s in SCHEMES],
-                      "baseline", "recommended >= baseline"])
+    table = task_table(rows)
     members = md_table([[r["task"], r["members"]] for r in rows if r["preprocess"] == UNION],
                        ["task", f"the recommended top {DEFAULT_ENSEMBLE_K} of `{UNION}` (method, its preprocessing)"])
     text = "\n".join([

@@ -22,10 +22,30 @@ from adaptune.algorithms.loop import WARM_START_EPOCHS
 from adaptune.algorithms.methods import get_method
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
 from benchmarks._common import RESULTS, group_of, header, md_table, rerun_command, write
-from benchmarks.preprocess_pools import PROXY, SHIPPED, rows_of, tables
+from benchmarks.baselines import saved_baseline
+from benchmarks.preprocess_pools import GAP, PROXY, SCHEMES, SHIPPED, summary_table, task_table
 from benchmarks.proxies_report import load
 
 FIRST_RUNG_EPOCH = DEFAULT_GRACE_EPOCHS  # where ASHA first compares trials by default
+# methods_bench's ensemble schemes that match the selection schemes: every trial admitted, and within the gap
+SCHEME_RECORDS = dict(zip(SCHEMES, ("top_k", f"top_k_gap{round(100 * GAP)}"), strict=True))
+
+
+def pool_rows(label: str, path: str) -> list[dict]:
+    """Per task of one pool labelled ``label`` (its warm start): the oracle's best trial, the recommended ensembles
+    (as methods_bench recorded them) and the baseline under the default preprocessing, in percent."""
+    points, ensembles, _ = load([os.path.join(RESULTS, path)])
+    chosen = ensembles[ensembles["selected_by"] == f"proxy_{PROXY}"]
+    rows = []
+    for task, history in points.groupby("task"):
+        row = {"group": group_of(task), "task": task, "warm_start": label,
+               "oracle": 100 * history["target_acc"].max(),
+               "baseline": saved_baseline(task, DEFAULT_PREPROCESS)["best"]}
+        for name, scheme in SCHEME_RECORDS.items():
+            match = chosen[(chosen["task"] == task) & (chosen["scheme"] == scheme)]["ensemble_target_acc"]
+            row[name] = 100 * float(match.iloc[0]) if len(match) else float("nan")
+        rows.append(row)
+    return rows
 
 
 def deep_methods(path: str, label: str) -> pd.DataFrame:
@@ -55,8 +75,9 @@ def verdict(recommended: dict[str, dict[str, float]]) -> str:
 
 def main(pairs: list[str]) -> None:
     labelled = [pair.split("=", 1) for pair in pairs]
-    rows = [row for label, path in labelled for row in rows_of(label, path, preprocess=DEFAULT_PREPROCESS)]
-    summary, table, recommended = tables(rows, "warm start")
+    rows = [row for label, path in labelled for row in pool_rows(label, path)]
+    summary, recommended = summary_table(rows, "warm_start")
+    table = task_table(rows, "warm_start")
     methods = pd.concat([deep_methods(path, label) for label, path in labelled], ignore_index=True)
     wide = methods.pivot_table(index=["group", "method"], columns="label", sort=False,
                                values=["rung_target", "final_target", "final_source"])
