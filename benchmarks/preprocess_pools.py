@@ -30,7 +30,7 @@ from adaptune.algorithms.data import load_task
 from adaptune.algorithms.domains import with_fewshot
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
 from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
-from adaptune.reports.leaderboard import selection_order
+from adaptune.reports.leaderboard import PREPROCESS_COLUMN, selection_order
 from adaptune.search.config import DEFAULT_ENSEMBLE_K
 from benchmarks._common import RESULTS, header, md_table, rerun_command, write
 from benchmarks.baselines import leave_one_group_out, saved_baseline, worst_regret
@@ -60,7 +60,7 @@ def pool_trials(group: str, kind: str) -> tuple[dict[str, list[dict]], dict[str,
     trials, oracle = {}, {}
     for task, history in points.groupby("task"):
         best = history.loc[history.groupby("method")[f"proxy_{PROXY}"].idxmax()].set_index("method")
-        trials[task] = [{"method": method, "kind": kind, "score": saved[f"proxy_{PROXY}"][0],
+        trials[task] = [{"method": method, PREPROCESS_COLUMN: kind, "score": saved[f"proxy_{PROXY}"][0],
                          "source_acc": float(best.loc[method, "source_acc"]),
                          "probs": saved[f"proxy_{PROXY}"][1].float()}
                         for method, saved in predictions[task]]
@@ -92,7 +92,7 @@ def rows_of(group: str) -> tuple[list[dict], list[dict]]:
                 members = recommended(trials, gap)
                 row[name] = 100 * ensemble_accuracy([t["probs"] for t in members], labels)
             if label == UNION:  # members: the shipped scheme's, the last computed
-                row["members"] = ", ".join(f"{t['method']} ({t['kind']})" for t in members)
+                row["members"] = ", ".join(f"{t['method']} ({t[PREPROCESS_COLUMN]})" for t in members)
             rows.append(row)
     return rows, [pools[kind][2] for kind in KINDS]
 

@@ -16,6 +16,7 @@ from adaptune.algorithms.hparams import SEARCH_SPACE_KNOBS
 from .run_dir import RunError
 from .values import finite
 
+PREPROCESS_COLUMN = "preprocess"  # each trial's feature preprocessing; also the searched key where it is drawn
 # Column -> Arrow type, in display order. Hyperparameter and proxy_<name> columns are added per run.
 LEADERBOARD_COLUMNS: dict[str, pa.DataType] = {
     "trial_id": pa.string(),
@@ -36,7 +37,7 @@ LEADERBOARD_COLUMNS: dict[str, pa.DataType] = {
     "node_ip": pa.string(),
     "node_id": pa.string(),
     "seed": pa.int64(),
-    "preprocess": pa.string(),
+    PREPROCESS_COLUMN: pa.string(),
     "config_hash": pa.string(),
     "versions": pa.string(),
     "started_at": pa.float64(),
@@ -53,16 +54,24 @@ def selection_order(rows: list[dict[str, Any]], source_gap: float | None = None
     """The rows with a finite score in the order a search recommends them: (admitted, held back), each best score
     first.
 
-    A trial is held back when its held-out source accuracy lies more than ``source_gap`` below the best trial's:
-    it has lost what it knew of the task, however well the proxy rates its target predictions. Without a gap
-    every trial is admitted. Only admitted trials are recommended or join the ensemble row.
+    A trial is held back when its held-out source accuracy lies more than ``source_gap`` below the best trial's
+    on the same input (the same ``preprocess``): it has lost what it knew of the task, however well the proxy rates
+    its target predictions. The floor is per preprocessing because a preprocessing changes how well the source can
+    be fitted at all: one kind's better fit of a small source split must not hold back every trial of the other.
+    Without a gap every trial is admitted. Only admitted trials are recommended or join the ensemble row.
     """
     scored = sorted((r for r in rows if finite(r.get("score"))), key=lambda r: -r["score"])
-    accuracies = [r["source_acc"] for r in scored if finite(r.get("source_acc"))]
-    if source_gap is None or not accuracies:
+    if source_gap is None:
         return scored, []
-    floor = max(accuracies) - source_gap
-    within = [finite(r.get("source_acc")) and r["source_acc"] >= floor for r in scored]
+    best: dict[Any, float] = {}
+    for row in scored:
+        if finite(row.get("source_acc")):
+            kind = row.get(PREPROCESS_COLUMN)
+            best[kind] = max(best.get(kind, row["source_acc"]), row["source_acc"])
+    if not best:
+        return scored, []
+    within = [finite(r.get("source_acc")) and r["source_acc"] >= best[r.get(PREPROCESS_COLUMN)] - source_gap
+              for r in scored]
     return [r for r, ok in zip(scored, within) if ok], [r for r, ok in zip(scored, within) if not ok]
 
 
@@ -95,9 +104,9 @@ def leaderboard_frame(rows: list[dict[str, Any]], param_names: list[str], proxy_
 
 def preprocess_searched(df: pd.DataFrame) -> bool:
     """Whether the trials differ in their feature preprocessing (a search given several draws it per trial)."""
-    if "preprocess" not in df.columns:
+    if PREPROCESS_COLUMN not in df.columns:
         return False
-    return df.loc[df["status"] != "ensemble", "preprocess"].dropna().nunique() > 1
+    return df.loc[df["status"] != "ensemble", PREPROCESS_COLUMN].dropna().nunique() > 1
 
 
 def hyperparameter_columns(df: pd.DataFrame) -> list[str]:
@@ -105,7 +114,7 @@ def hyperparameter_columns(df: pd.DataFrame) -> list[str]:
     first where the search drew it per trial."""
     shared = [c for c in SHARED_KNOBS if c in df.columns]
     own = [c for c in df.columns if c not in LEADERBOARD_COLUMNS and not c.startswith("proxy_")]
-    return ["preprocess"] * preprocess_searched(df) + shared + own
+    return [PREPROCESS_COLUMN] * preprocess_searched(df) + shared + own
 
 
 def _knobs(row: pd.Series, columns: list[str]) -> str:

@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--fewshot-k", dest="fewshot_k", type=int,
                         help="opt in: k labeled target samples per class for the fewshot proxy")
     search.add_argument("--source-gap", dest="source_gap", type=_source_gap,
-                        help="held-out source accuracy a recommended trial may lose against the best trial's: "
+                        help="held-out source accuracy a recommended trial may lose against the best trial's "
+                        "on the same preprocessing: "
                         "auto (the default), none, or a fraction such as 0.05")
     search.add_argument("--recommend", choices=("ensemble", "single"),
                         help="recommend the top-k ensemble (default) or the single best trial by the proxy")

@@ -82,8 +82,9 @@ class SearchConfig:
     # What the run recommends shipping: the ensemble row, or the single best trial (default: ensemble when
     # there is an ensemble row, i.e. ensemble_k > 0).
     recommend: str | None = None
-    # Trials whose held-out source accuracy lies further than this (a fraction of accuracy) below the best trial's
-    # rank after the others and are never recommended; auto: derived with the proxy (AUTO_SOURCE_GAP); none: off.
+    # Trials whose held-out source accuracy lies further than this (a fraction of accuracy) below the best trial's on
+    # the same preprocessing rank after the others and are never recommended; auto: derived with the proxy
+    # (AUTO_SOURCE_GAP); none: off.
     source_gap: float | str | None = AUTO_GAP
     out: str | None = None
     address: str | None = None

@@ -14,6 +14,7 @@ from typing import Any
 
 from adaptune.algorithms.hparams import SEARCH_SPACE_KNOBS, Param
 from adaptune.algorithms.methods import METHODS
+from adaptune.reports.leaderboard import PREPROCESS_COLUMN
 
 
 def method_params(method: str, ranges: dict[str, tuple[float, float]]) -> list[Param]:
@@ -21,8 +22,9 @@ def method_params(method: str, ranges: dict[str, tuple[float, float]]) -> list[P
     return [p.with_range(*ranges[p.name]) if p.name in ranges else p for p in METHODS[method].params]
 
 
-# The trial config key of a searched feature preprocessing (algorithms.preprocess); absent when there is one.
-PREPROCESS_KEY = "preprocess"
+# The trial config key of a searched feature preprocessing (algorithms.preprocess), named as the leaderboard column
+# it fills; absent when there is one.
+PREPROCESS_KEY = PREPROCESS_COLUMN
 
 
 def define_space(trial: Any, methods: list[str], ranges: dict[str, tuple[float, float]],

@@ -41,6 +41,19 @@ def test_a_source_gap_holds_back_trials_far_below_the_best_source_accuracy():
     assert {r["trial_id"]: r["rank"] for r in rows} == {"tca": 1, "dann": 2, "sa": 3, "lost": 4, "failed": None}
 
 
+def test_the_source_gap_compares_trials_on_the_same_preprocessing():
+    rows = [{"trial_id": "z-best", "preprocess": "zscore", "score": 0.5, "source_acc": 0.80},
+            {"trial_id": "z-low", "preprocess": "zscore", "score": 0.9, "source_acc": 0.70},
+            {"trial_id": "d-best", "preprocess": "domain-scale", "score": 0.6, "source_acc": 0.95},
+            {"trial_id": "d-near", "preprocess": "domain-scale", "score": 0.7, "source_acc": 0.92}]
+    admitted, held_back = selection_order(rows, 0.05)
+    # zscore trials are held to 0.80 - 0.05, not to domain-scale's 0.95 - 0.05.
+    assert [r["trial_id"] for r in admitted] == ["d-near", "d-best", "z-best"]
+    assert [r["trial_id"] for r in held_back] == ["z-low"]
+    one_kind = [{**r, "preprocess": "zscore"} for r in rows]
+    assert [r["trial_id"] for r in selection_order(one_kind, 0.05)[0]] == ["d-near", "d-best"]
+
+
 def test_frame_has_fixed_columns_types_and_sort(tmp_path):
     rows = _rows()
     rank_rows(rows)
