@@ -140,6 +140,7 @@ def derivation_tables(logo: list[list], fixed: list[list], groups: list[str]) ->
 def findings(logo: list[list], fixed: list[list]) -> str:
     """What the derivation at the shipped gap (:func:`derivation`'s rows) says about the default."""
     worst = {row[0]: row[-1] for row in fixed}
+    mean_loss = {row[0]: row[-2] for row in fixed}
     chosen = dict.fromkeys(row[1] for row in logo)
     misses = [f"{row[0]} (best `{row[3]}`)" for row in logo if row[1] != row[3]]
     held_out_loss = statistics.fmean(row[4] - row[2] for row in logo)
@@ -160,7 +161,12 @@ def findings(logo: list[list], fixed: list[list]) -> str:
         "`domain-scale`).\n"
         f"- The smallest worst-case loss at the shipped gap is `{safest}`'s ({worst[safest]:.1f} points, against "
         + ", ".join(f"{worst[c]:.1f} for `{c}`" for c in CHOICES if c != safest)
-        + "). Searching both kinds lets the proxy rank across them, with each trial held to the best held-out "
+        + f"; mean loss {mean_loss[safest]:.1f}, against "
+        + ", ".join(f"{mean_loss[c]:.1f}" for c in CHOICES if c != safest)
+        + "). A pool holds one trial per method at its defaults, while a whole search lets TPE crowd the top of "
+        "the ranking with what the proxy rates highest, so whole default searches given both kinds "
+        "(search_budget_preprocess.md) are the test a change of default must pass. Searching both kinds lets the "
+        "proxy rank across them, with each trial held to the best held-out "
         "source accuracy of its own kind (a kind that fits the small source split better does not hold back the "
         "other kind's trials). Pass `--preprocess domain-scale` for pixel tables, and "
         f"`--preprocess {','.join(KINDS)}` for a table whose nature is unknown."
