@@ -46,6 +46,11 @@ SETTINGS = {group: {"epochs": 12, "batch_size": 64} for group in GROUPS}
 SOURCE_GAPS = (0.01, 0.02, 0.03, 0.05, 0.10)
 
 
+def ensemble_scheme(gap: float | None) -> str:
+    """The ``scheme`` a top-k ensemble row is recorded under: every trial admitted, or those within ``gap``."""
+    return "top_k" if gap is None else f"top_k_gap{round(100 * gap)}"
+
+
 def configs(task: str, method: str, n: int) -> list[dict]:
     from adaptune.algorithms.methods import get_method
 
@@ -124,11 +129,11 @@ def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torc
         for i, score in scored:  # scored is in trial order, so ties keep the first trial
             if math.isfinite(score) and score > best_per_method.get(trials[i][0], (None, -math.inf))[1]:
                 best_per_method[trials[i][0]] = (i, score)
-        schemes = {"top_k": top_k(scored, k), "per_family": [best[0] for best in best_per_family if best],
+        schemes = {ensemble_scheme(None): top_k(scored, k), "per_family": [best[0] for best in best_per_family if best],
                    "top_k_methods": top_k(list(best_per_method.values()), k)}
         rows = [{"trial": i, "score": score, "source_acc": trials[i][1][key][2]} for i, score in scored]
         for gap in SOURCE_GAPS:  # the search's own rule: reports.leaderboard.selection_order
-            schemes[f"top_k_gap{round(100 * gap)}"] = [r["trial"] for r in selection_order(rows, gap)[0][:k]]
+            schemes[ensemble_scheme(gap)] = [r["trial"] for r in selection_order(rows, gap)[0][:k]]
         for scheme, members in schemes.items():
             metrics = ensemble_metrics(average_predictions([trials[i][1][key][1] for i in members]), oracle)
             out.append({"kind": "ensemble", "scheme": scheme, "task": task, "selected_by": key,

@@ -25,7 +25,7 @@ from adaptune.algorithms.proxies import AUTO_SOURCE_GAP, DEFAULT_PROXY
 from adaptune.reports.leaderboard import selection_order
 from adaptune.reports.proxy_quality import proxy_quality
 from benchmarks._common import INPUT_KIND, group_of, header, md_table, one_decimal, update_auto_rule, write
-from benchmarks.methods_bench import SOURCE_GAPS
+from benchmarks.methods_bench import SOURCE_GAPS, ensemble_scheme
 
 NOT_CANDIDATES = {"fewshot", "circular"}  # opt-in labels; final checkpoint only (cannot steer ASHA or epochs)
 CATASTROPHIC = 10.0  # points of mean top-1 regret on one benchmark
@@ -76,7 +76,7 @@ def ensemble_by_task(ensembles: pd.DataFrame, per_task: pd.DataFrame, points: pd
     within the rule's gap of the best held-out source accuracy (``scheme`` top_k_gap<points>; ``top_k``: every
     trial), as a ``top1_regret`` (oracle best single point minus the ensemble's oracle accuracy; negative when it
     beats it). ``proxy`` holds the rule's :func:`candidate` name."""
-    schemes = {"top_k": None, **{f"top_k_gap{round(100 * gap)}": gap for gap in SOURCE_GAPS}}
+    schemes = {ensemble_scheme(gap): gap for gap in (None, *SOURCE_GAPS)}
     top = ensembles[ensembles["scheme"].isin(schemes)].copy()
     top = pd.concat([top, unchanged_by_the_gap(top, points)], ignore_index=True)
     best = per_task.groupby("task")["oracle_best"].first()
@@ -102,13 +102,13 @@ def unchanged_by_the_gap(top: pd.DataFrame, points: pd.DataFrame, k: int = 5) ->
     member lies outside, the gated ensemble is unknown and no row is added."""
     rows = []
     for (task, proxy), recorded in top.groupby(["task", "proxy"]):
-        if len(recorded) > 1 or recorded["scheme"].iloc[0] != "top_k":
+        if len(recorded) > 1 or recorded["scheme"].iloc[0] != ensemble_scheme(None):
             continue  # this run recorded its gated ensembles
         trials = best_epochs(points[points["task"] == task], f"proxy_{proxy}")
         members = selection_order(trials)[0][:k]
         for gap in SOURCE_GAPS:
             if selection_order(trials, gap)[0][:k] == members:
-                rows.append({**recorded.iloc[0].to_dict(), "scheme": f"top_k_gap{round(100 * gap)}"})
+                rows.append({**recorded.iloc[0].to_dict(), "scheme": ensemble_scheme(gap)})
     return pd.DataFrame(rows, columns=top.columns)
 
 
@@ -234,7 +234,8 @@ def against_baselines(recommended: pd.DataFrame, rule: dict[str, str], groups: l
 
 def main(paths: list[str]) -> None:
     points, ensembles, metas = load(paths)
-    ensembles["scheme"] = ensembles["scheme"].fillna("top_k") if "scheme" in ensembles else "top_k"
+    everything = ensemble_scheme(None)
+    ensembles["scheme"] = ensembles["scheme"].fillna(everything) if "scheme" in ensembles else everything
     ensembles["proxy"] = ensembles["selected_by"].str.removeprefix("proxy_")
     per_task = quality_by_task(points)
     groups = [g for g in INPUT_KIND if g in set(per_task["group"])]
@@ -418,7 +419,7 @@ def main(paths: list[str]) -> None:
         for group in groups:
             for proxy in (DEFAULT_PROXY, *[p for p in sorted(set(ungated_rule.values())) if p != DEFAULT_PROXY]):
                 chosen = ensembles[(ensembles.group == group) & (ensembles.proxy == proxy)]
-                top = chosen[chosen.scheme == "top_k"]
+                top = chosen[chosen.scheme == ensemble_scheme(None)]
                 if top.empty:
                     continue
                 single = [picks.loc[(t, proxy), "oracle_best"] - picks.loc[(t, proxy), "top1_regret"]

@@ -23,12 +23,11 @@ from adaptune.algorithms.methods import get_method
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
 from benchmarks._common import RESULTS, group_of, header, md_table, rerun_command, write
 from benchmarks.baselines import saved_baseline
-from benchmarks.preprocess_pools import GAP, PROXY, SCHEMES, SHIPPED, summary_table, task_table
+from benchmarks.methods_bench import ensemble_scheme
+from benchmarks.preprocess_pools import PROXY, SCHEMES, SHIPPED, summary_table, task_table
 from benchmarks.proxies_report import load
 
 FIRST_RUNG_EPOCH = DEFAULT_GRACE_EPOCHS  # where ASHA first compares trials by default
-# methods_bench's ensemble schemes that match the selection schemes: every trial admitted, and within the gap
-SCHEME_RECORDS = dict(zip(SCHEMES, ("top_k", f"top_k_gap{round(100 * GAP)}"), strict=True))
 
 
 def pool_rows(label: str, path: str) -> list[dict]:
@@ -41,8 +40,8 @@ def pool_rows(label: str, path: str) -> list[dict]:
         row = {"group": group_of(task), "task": task, "warm_start": label,
                "oracle": 100 * history["target_acc"].max(),
                "baseline": saved_baseline(task, DEFAULT_PREPROCESS)["best"]}
-        for name, scheme in SCHEME_RECORDS.items():
-            match = chosen[(chosen["task"] == task) & (chosen["scheme"] == scheme)]["ensemble_target_acc"]
+        for name, gap in SCHEMES.items():
+            match = chosen[(chosen["task"] == task) & (chosen["scheme"] == ensemble_scheme(gap))]["ensemble_target_acc"]
             row[name] = 100 * float(match.iloc[0]) if len(match) else float("nan")
         rows.append(row)
     return rows
