@@ -72,8 +72,22 @@ def write_text_atomic(text: str, path: str) -> None:
 
 def schema_version(path: str) -> str | None:
     """The ``schema_version`` a Parquet file was written with; None for a file without one."""
-    value = (pq.read_schema(path).metadata or {}).get(b"schema_version")
+    return _version_of(pq.read_schema(path))
+
+
+def _version_of(schema: pa.Schema) -> str | None:
+    value = (schema.metadata or {}).get(b"schema_version")
     return value.decode() if value else None
+
+
+def read_parquet_once(path: str) -> pa.Table:
+    """The Parquet file at ``path``, read through one open handle.
+
+    A live run renames a new leaderboard over the old one as trials finish; reading by path opens the file once
+    for its footer and again for its pages, and a rename in between pairs one file's footer with the other's
+    pages. One handle keeps reading the file it opened."""
+    with open(path, "rb") as handle:
+        return pq.read_table(handle)
 
 
 @dataclass(frozen=True)
@@ -139,8 +153,8 @@ class RunDir:
         another schema version or without a ``required`` column."""
         path = self.require(name)
         try:
-            frame = pq.read_table(path).to_pandas()
-            version = schema_version(path)
+            table = read_parquet_once(path)
+            frame, version = table.to_pandas(), _version_of(table.schema)
         except (pa.ArrowException, OSError, ValueError) as error:
             raise RunError(f"run: {path} is not a readable Parquet file ({one_line(error)[:200]})") from None
         if version not in (None, SCHEMA_VERSION):

@@ -30,7 +30,7 @@ import pytest
 from cli_helpers import BIN, adaptune, one_line_error
 
 from adaptune.reports.leaderboard import FINISHED
-from adaptune.reports.run_dir import RunDir
+from adaptune.reports.run_dir import RunDir, read_parquet_once
 from adaptune.search.cli import main
 
 pytestmark = pytest.mark.ray
@@ -69,7 +69,7 @@ def finished(out: Path) -> pd.DataFrame:
     """The trials in the leaderboard now (empty before the first one finishes)."""
     if not (out / "leaderboard.parquet").exists():
         return pd.DataFrame(columns=["trial_id", "status", "score", "node_id"])
-    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    board = read_parquet_once(out / "leaderboard.parquet").to_pandas()
     return board[board["status"] != "ensemble"].reset_index(drop=True)
 
 
@@ -134,7 +134,7 @@ def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(ray_he
     assert board["error"].isna().all() and (board["epochs"] == 3).all()
     retried = board.set_index("trial_id").loc[failed["trial_id"]]
     assert (retried["node_id"] == ray_head.node_id).all()
-    history = pq.read_table(out / "history.parquet").to_pandas()
+    history = read_parquet_once(out / "history.parquet").to_pandas()
     assert not history.duplicated(["trial_id", "epoch"]).any() and len(history) == 4 * 3
     results = tune_results(out)
     for trial_id in failed["trial_id"]:  # restored from its checkpoint: epoch 1 is not trained again
@@ -181,7 +181,7 @@ def test_trials_spread_over_two_nodes_and_survive_losing_one(ray_head, worker_no
         assert len(restarts) == 2 and restarts[1]["epoch"] > 1, trace
         assert restarts[0]["node_id"] == worker.node_id, trace
         assert board.set_index("trial_id").loc[victim, "node_id"] == ray_head.node_id
-    history = pq.read_table(out / "history.parquet").to_pandas()
+    history = read_parquet_once(out / "history.parquet").to_pandas()
     assert not history.duplicated(["trial_id", "epoch"]).any() and len(history) == 6 * 4
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trials"] == 6 and set(summary["nodes"]) == {ray_head.node_id, worker.node_id}
@@ -212,7 +212,7 @@ def test_losing_a_node_while_a_trial_starts_loses_no_trial(ray_head, worker_node
     board = finished(out)
     assert len(board) == 8 and board["trial_id"].is_unique, board[["trial_id", "status"]]
     assert board["status"].isin(FINISHED).all() and (board["epochs"] == 3).all(), board[["status", "epochs", "error"]]
-    history = pq.read_table(out / "history.parquet").to_pandas()
+    history = read_parquet_once(out / "history.parquet").to_pandas()
     assert not history.duplicated(["trial_id", "epoch"]).any() and len(history) == 8 * 3
     summary = json.loads((out / "summary.json").read_text())
     assert summary["statuses"] == {"completed": 8}
