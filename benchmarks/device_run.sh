@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared run for a GPU machine where Ray is not installed (algorithms/ runs as plain torch). Run it from the
 # repository root: bash benchmarks/device_run.sh
-# 1. benchmarks.image_throughput alone on the GPU (at most 150 s): ResNet-50 fine-tuning from an image folder made
+# 1. benchmarks.image_throughput alone on the GPU (at most 200 s): ResNet-50 fine-tuning from an image folder made
 #    on the spot, trial loop vs a bare loop on the same DataLoader (bf16 autocast, channels_last, pinned memory);
 # 2. benchmarks.gpu_check alone on the GPU (throughput vs a bare loop, bf16 autocast);
 # 3. then, side by side and only for what is left of BUDGET_S seconds (default 290, counted from the start, so steps
@@ -26,7 +26,7 @@ FEATURE_GROUPS="${FEATURE_GROUPS:-amazon}"  # surf is small enough for a 2-core 
 BUDGET_S="${BUDGET_S:-290}"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/card.txt"
 # -k: SIGKILL 10 s after SIGTERM if the run has not ended by then; the page is rewritten after each method.
-timeout -k 10 150 "$PY" -m benchmarks.image_throughput --out "$OUT/image_throughput.md" 2>&1 \
+timeout -k 10 200 "$PY" -m benchmarks.image_throughput --out "$OUT/image_throughput.md" 2>&1 \
   | tee "$OUT/image_throughput.log"
 "$PY" -m benchmarks.gpu_check --out "$OUT/gpu.md" 2>&1 | tee "$OUT/gpu_check.log"
 LEFT=$((BUDGET_S - SECONDS))

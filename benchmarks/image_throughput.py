@@ -4,7 +4,7 @@ Makes an ImageFolder-layout source and target domain of JPEGs in a temporary fol
 the target with other colours and contrast), loads them with ``load_user_task`` and, per method:
 
 - times a ``run_trial`` fine-tuning trial (freeze_depth 0: every layer trains) for ``--epochs`` epochs (default
-  2) and keeps the fastest after the first: the first pays for warm-up (cuDNN's algorithm choice, the allocator,
+  4) and keeps the fastest after the first: the first pays for warm-up (cuDNN's algorithm choice, the allocator,
   page cache), and on a machine shared with other work a pass can only be slowed down by it;
 - times a bare torch loop for as many passes, kept the same way: the same ``input_batches`` DataLoader (same
   ``Loading``, same index batches and seeds), the same classifier (``build_backbone`` + ``Classifier``), plain
@@ -346,10 +346,13 @@ def page(args: argparse.Namespace, command: str, device: torch.device, rows: lis
           f"{_mib(trial.peak_gpu_mib)} | {_mib(bare.peak_gpu_mib)} |" for name, trial, bare, alone in rows],
     ]
     lines = [*header, *table, "", f"What follows: {conclusion(rows, device)}", ""]
-    if not on_gpu and not os.path.exists(DEFAULT_OUT):
-        lines += [f"No GPU table yet: `benchmarks/results/{os.path.basename(DEFAULT_OUT)}` (ResNet-50 at "
-                  "224 px, bf16 autocast, channels_last) has not been run because no GPU was available. On a GPU "
-                  "machine, from the repository root: `bash benchmarks/device_run.sh` (its first step).", ""]
+    gpu_page = (f"`benchmarks/results/{os.path.basename(DEFAULT_OUT)}` (ResNet-50 at 224 px, bf16 autocast, "
+                "channels_last)")
+    if not on_gpu and os.path.exists(DEFAULT_OUT):
+        lines += [f"The GPU table: {gpu_page}, written by `bash benchmarks/device_run.sh` (its first step).", ""]
+    elif not on_gpu:
+        lines += [f"No GPU table yet: {gpu_page} has not been run because no GPU was available. On a GPU machine, "
+                  "from the repository root: `bash benchmarks/device_run.sh` (its first step).", ""]
     return "\n".join(lines)
 
 
@@ -373,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--images-per-class", type=int, help="per domain (default: 100 on CUDA, 8 on the CPU)")
     parser.add_argument("--steps", type=int, help="training steps per epoch (default: 100 on CUDA, 3 on the CPU)")
-    parser.add_argument("--epochs", type=int, default=2, help="the first is warm-up; the fastest of the rest counts")
+    parser.add_argument("--epochs", type=int, default=4, help="the first is warm-up; the fastest of the rest counts")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--loader-workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--augment", default="crop-flip")
