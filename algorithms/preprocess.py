@@ -33,6 +33,8 @@ PREPROCESS_NOTES = {
     "none": "not rescaled",
 }
 PREPROCESSING = tuple(PREPROCESS_NOTES)
+# The kinds whose result does not depend on the unit of any column (a column in metres or in kilometres).
+UNIT_INVARIANT = ("zscore", "source-zscore", "zscore-clip")
 DEFAULT_PREPROCESS = "zscore"
 
 

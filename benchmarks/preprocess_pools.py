@@ -24,12 +24,13 @@ import io
 import os
 import statistics
 import sys
+from collections import Counter
 
 import torch
 
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.domains import with_fewshot
-from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
+from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, UNIT_INVARIANT
 from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
 from adaptune.reports.leaderboard import PREPROCESS_COLUMN, selection_order
 from adaptune.search.config import DEFAULT_ENSEMBLE_K
@@ -41,8 +42,9 @@ from benchmarks.search_efficiency import ensemble_accuracy
 
 PROXY = AUTO_PROXY["features"]
 GAP = AUTO_SOURCE_GAP["features"]
-KINDS = (DEFAULT_PREPROCESS, "domain-scale")
-UNION = "|".join(KINDS)  # a search given both kinds, as its leaderboard names it
+KINDS = ("zscore", "domain-scale", "zscore-clip")
+# Searches given two kinds, as their leaderboards name them: each ranks the union of the two pools.
+UNIONS = {"|".join(kinds): kinds for kinds in (("zscore", "domain-scale"), ("zscore", "zscore-clip"))}
 SCHEMES = {"every trial": None, f"gap {100 * GAP:g} points": GAP}
 SHIPPED = list(SCHEMES)[-1]
 FEWSHOT_K = 3  # methods_bench's default: the oracle set excludes these samples
@@ -83,7 +85,7 @@ def rows_of(group: str) -> tuple[list[dict], list[dict]]:
         labels = with_fewshot(load_task(task), FEWSHOT_K).target_oracle
         baselines = {kind: saved_baseline(task, kind)["best"] for kind in KINDS}
         candidates = {**{kind: pools[kind][0][task] for kind in KINDS},
-                      UNION: [t for kind in KINDS for t in pools[kind][0][task]]}
+                      **{label: [t for kind in kinds for t in pools[kind][0][task]] for label, kinds in UNIONS.items()}}
         for label, trials in candidates.items():
             kinds = label.split("|")
             row = {"group": group, "task": task, "preprocess": label,
@@ -92,7 +94,7 @@ def rows_of(group: str) -> tuple[list[dict], list[dict]]:
             for name, gap in SCHEMES.items():
                 members = recommended(trials, gap)
                 row[name] = 100 * ensemble_accuracy([t["probs"] for t in members], labels)
-            if label == UNION:  # members: the shipped scheme's, the last computed
+            if label in UNIONS:  # members: the shipped scheme's, the last computed
                 row["members"] = ", ".join(f"{t['method']} ({t[PREPROCESS_COLUMN]})" for t in members)
             rows.append(row)
     return rows, [pools[kind][2] for kind in KINDS]
@@ -119,7 +121,7 @@ def task_table(rows: list[dict], variant: str = "preprocess") -> str:
                      *[f"recommended, {s}" for s in SCHEMES], "baseline", "recommended >= baseline"])
 
 
-CHOICES = (*KINDS, UNION)
+CHOICES = (*KINDS, *UNIONS)
 
 
 def derivation(rows: list[dict], scheme: str = SHIPPED) -> tuple[list[list], list[list], list[str]]:
@@ -141,36 +143,56 @@ def findings(logo: list[list], fixed: list[list]) -> str:
     """What the derivation at the shipped gap (:func:`derivation`'s rows) says about the default."""
     worst = {row[0]: row[-1] for row in fixed}
     mean_loss = {row[0]: row[-2] for row in fixed}
-    chosen = dict.fromkeys(row[1] for row in logo)
-    misses = [f"{row[0]} (best `{row[3]}`)" for row in logo if row[1] != row[3]]
+    chosen = Counter(row[1] for row in logo)
+    most, times = chosen.most_common(1)[0]
+    others = [f"`{row[1]}` with {row[0]} held out" for row in logo if row[1] != most]
+    misses = [f"{row[0]} (best `{row[3]}`, {row[4] - row[2]:.1f} points)" for row in logo if row[1] != row[3]]
     held_out_loss = statistics.fmean(row[4] - row[2] for row in logo)
-    safest = min(worst, key=worst.get)
-    if len(chosen) > 1:
-        decision = (f"the choice changes with the group held out ({', '.join(f'`{c}`' for c in chosen)}), so no "
-                    f"choice derived on some groups holds on the rest, and `{DEFAULT_PREPROCESS}` stays the default")
-    elif DEFAULT_PREPROCESS in chosen:
-        decision = f"`{DEFAULT_PREPROCESS}` is chosen for every held-out group and stays the default"
-    else:
-        decision = (f"`{next(iter(chosen))}` is chosen for every held-out group, against the shipped default "
-                    f"`{DEFAULT_PREPROCESS}`")
-    return (
-        f"- Leave one group out, {decision}. The choice made on the other groups misses the held-out group's best "
-        f"in {len(misses)} of {len(logo)} groups" + (f" ({', '.join(misses)})" if misses else "")
-        + f" and loses {held_out_loss:.1f} points there on average. `{DEFAULT_PREPROCESS}` is also the only kind "
-        "that is invariant to each column's unit (a table mixing units would let the largest unit rule under "
-        "`domain-scale`).\n"
-        f"- The smallest worst-case loss at the shipped gap is `{safest}`'s ({worst[safest]:.1f} points, against "
-        + ", ".join(f"{worst[c]:.1f} for `{c}`" for c in CHOICES if c != safest)
-        + f"; mean loss {mean_loss[safest]:.1f}, against "
-        + ", ".join(f"{mean_loss[c]:.1f}" for c in CHOICES if c != safest)
-        + "). A pool holds one trial per method at its defaults, while a whole search lets TPE crowd the top of "
-        "the ranking with what the proxy rates highest, so whole default searches given both kinds "
-        "(search_budget_preprocess.md) are the test a change of default must pass. Searching both kinds lets the "
-        "proxy rank across them, with each trial held to the best held-out "
-        "source accuracy of its own kind (a kind that fits the small source split better does not hold back the "
-        "other kind's trials). Pass `--preprocess domain-scale` for pixel tables, and "
-        f"`--preprocess {','.join(KINDS)}` for a table whose nature is unknown."
-    )
+    safest, leanest = min(worst, key=worst.get), min(mean_loss, key=mean_loss.get)
+    shipped = DEFAULT_PREPROCESS
+    invariant = [f"`{k}`" for k in KINDS if k in UNIT_INVARIANT]
+    text = [
+        f"- Leave one group out, `{most}` is chosen for {times} of {len(logo)} held-out groups"
+        + (f" ({', '.join(others)})" if others else "") + ". The choice made on the other groups misses the "
+        f"held-out group's best in {len(misses)} of {len(logo)} groups" + (f": {', '.join(misses)}" if misses else "")
+        + f"; {held_out_loss:.1f} points lost there on average.",
+        f"- As a fixed default, `{leanest}` loses the least on average ({mean_loss[leanest]:.1f} points) and "
+        f"`{safest}` the least at worst ({worst[safest]:.1f}); "
+        + ", ".join(f"`{c}` {mean_loss[c]:.1f} / {worst[c]:.1f}" for c in CHOICES if c not in (leanest, safest))
+        + " (mean / worst).",
+    ]
+    if shipped in mean_loss:
+        text.append(f"- A search uses `{shipped}` unless told otherwise "
+                    f"(`algorithms.preprocess.DEFAULT_PREPROCESS`): {mean_loss[shipped]:.1f} points lost on "
+                    f"average here and at most {worst[shipped]:.1f}. A pool holds one trial per method at its "
+                    "defaults, while a whole search lets TPE crowd the top of the ranking with what the proxy rates "
+                    "highest, so whole default searches (search_budget.md) are the test a default must pass too.")
+    text.append(f"- {', '.join(invariant)} are invariant to each column's unit; under "
+                + ", ".join(f"`{k}`" for k in KINDS if k not in UNIT_INVARIANT)
+                + " a table mixing units would let its largest unit rule. Searching two kinds lets the proxy rank "
+                "across them, with each trial held to the best held-out source accuracy of its own kind (a kind "
+                "that fits the small source split better does not hold back the other kind's trials).")
+    return "\n".join(text)
+
+
+# Whole default searches on one task per group, each given one choice (benchmarks.skeleton --preprocess ...).
+WHOLE_SEARCH_PAGES = {"zscore": "search_budget.md", "zscore|domain-scale": "search_budget_preprocess.md",
+                      "zscore|zscore-clip": "search_budget_zscore_clip.md", "zscore-clip": "search_budget_clip_only.md"}
+
+
+def whole_searches() -> str:
+    """The recommended accuracy of each committed whole-search page, per task, read from the pages' tables."""
+    recommended: dict[str, dict[str, float]] = {}
+    for choice, page in WHOLE_SEARCH_PAGES.items():
+        if os.path.exists(os.path.join(RESULTS, page)):
+            with open(os.path.join(RESULTS, page)) as handle:
+                cells = [line.strip("| \n").split(" | ") for line in handle if line.startswith("| ")]
+            column = cells[0].index("recommended")
+            recommended[choice] = {row[0]: float(row[column]) for row in cells[1:]}
+    tasks = list(dict.fromkeys(t for values in recommended.values() for t in values))
+    rows = [[task, *[values.get(task, float("nan")) for values in recommended.values()]] for task in tasks]
+    rows.append(["mean", *[statistics.fmean(values.values()) for values in recommended.values()]])
+    return md_table(rows, ["task", *[f"`{c}` ({WHOLE_SEARCH_PAGES[c]})" for c in recommended]])
 
 
 def run_line(group: str, meta: dict) -> str:
@@ -190,14 +212,14 @@ def main(groups: list[str]) -> None:
     every = list(SCHEMES)[0]
     logo_every, fixed_every = derivation_tables(*derivation(rows, every))
     table = task_table(rows)
-    members = md_table([[r["task"], r["members"]] for r in rows if r["preprocess"] == UNION],
-                       ["task", f"the recommended top {DEFAULT_ENSEMBLE_K} of `{UNION}` (method, its preprocessing)"])
+    members = md_table([[r["task"], f"`{r['preprocess']}`", r["members"]] for r in rows if r["preprocess"] in UNIONS],
+                       ["task", "search given", f"its recommended top {DEFAULT_ENSEMBLE_K} (method, preprocessing)"])
     text = "\n".join([
         header("Feature preprocessing under the default selection", rerun_command()),
-        f"Each pool: every method once at its defaults on each task, under `zscore` or `domain-scale` "
-        f"(`benchmarks.methods_bench run ... --configs 1 --epochs 12 --preprocess KIND`); `{UNION}` is the union of "
-        f"the two pools, what a search given both kinds (`--preprocess {','.join(KINDS)}`) ranks, each trial held "
-        "to the source gap of its own kind. *recommended*: "
+        f"Each pool: every method once at its defaults on each task, under one of {', '.join(f'`{k}`' for k in KINDS)} "
+        f"(`benchmarks.methods_bench run ... --configs 1 --epochs 12 --preprocess KIND`); `a|b` is the union of "
+        "two pools, what a search given both kinds (`--preprocess a,b`) ranks, each trial held to the source gap "
+        "of its own kind. *recommended*: "
         f"the ensemble of the top {DEFAULT_ENSEMBLE_K} trials by `{PROXY}` (the `auto` proxy for feature tables), "
         "with every trial admitted and with the shipped source gap; *oracle best*: the best (trial, epoch) of the "
         "pool; *baseline*: the better of source-only LR and 1-NN under the pool's preprocessing (the best over both "
@@ -220,6 +242,11 @@ def main(groups: list[str]) -> None:
         logo_every,
         "",
         fixed_every,
+        "",
+        "## Whole default searches\n",
+        "Target accuracy (%) that a whole default search recommends, one task per group, given each choice (the "
+        "pages' commands and dates are on the pages):\n",
+        whole_searches(),
         "",
         "## Per task\n",
         table,

@@ -11,6 +11,7 @@ from adaptune.algorithms import data
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.errors import InputError
 from adaptune.algorithms.methods.linalg import nearest_neighbor
+from adaptune.algorithms.preprocess import ZSCORE_CLIP
 
 # Class counts per domain, as in the PROVENANCE notes.
 DECAF_COUNTS = {"D": [12, 21, 12, 13, 10, 24, 22, 12, 8, 23], "W": [29, 21, 31, 27, 27, 30, 43, 30, 27, 30]}
@@ -171,6 +172,11 @@ def test_row_normalisation_and_preprocess_kinds_of_the_digits() -> None:
     source = whole_source(scaled)[0].double()
     assert source.mean(dim=0).abs().max() < 1e-5
     assert abs(source.std(dim=0, correction=0).pow(2).mean().item() - 1.0) < 1e-4
+    # "zscore-clip": the per-domain z-scores, cut at ±ZSCORE_CLIP; a blank border pixel's rare stroke no longer
+    # stands out as a z-score of 10 or more.
+    clipped = data.load_task("mnist-usps-jda:M->U", preprocess="zscore-clip")
+    assert torch.equal(clipped.target_val.x, own.target_val.x.clamp(-ZSCORE_CLIP, ZSCORE_CLIP))
+    assert own.target_val.x.abs().max() > 10 and clipped.target_val.x.abs().max() == ZSCORE_CLIP
 
 
 def test_decaf_rows_are_l1_normalised() -> None:
