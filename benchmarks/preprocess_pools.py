@@ -156,8 +156,10 @@ def findings(logo: list[list], fixed: list[list]) -> str:
         + (f" ({', '.join(others)})" if others else "") + ". The choice made on the other groups misses the "
         f"held-out group's best in {len(misses)} of {len(logo)} groups" + (f": {', '.join(misses)}" if misses else "")
         + f"; {held_out_loss:.1f} points lost there on average.",
-        f"- As a fixed default, `{leanest}` loses the least on average ({mean_loss[leanest]:.1f} points) and "
-        f"`{safest}` the least at worst ({worst[safest]:.1f}); "
+        (f"- As a fixed default, `{leanest}` loses the least, on average ({mean_loss[leanest]:.1f} points) and at "
+         f"worst ({worst[leanest]:.1f}); " if leanest == safest else
+         f"- As a fixed default, `{leanest}` loses the least on average ({mean_loss[leanest]:.1f} points) and "
+         f"`{safest}` the least at worst ({worst[safest]:.1f}); ")
         + ", ".join(f"`{c}` {mean_loss[c]:.1f} / {worst[c]:.1f}" for c in CHOICES if c not in (leanest, safest))
         + " (mean / worst).",
     ]
