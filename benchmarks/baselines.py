@@ -139,6 +139,7 @@ def main() -> None:
     results = {(r["task"], r["preprocess"]): r for r in saved["results"]}
     clip_results = {(r["task"], r["clip"]): r for r in saved["clip"]}
     tasks = saved["tasks"] if args.report_only else args.tasks.split(",") if args.tasks else list(BUILTIN_TASKS)
+    wall = saved["wall_s"]
     if not args.report_only:
         for name in tasks:
             features = load_task(name).input_kind == "features"
@@ -150,13 +151,12 @@ def main() -> None:
                 if (name, clip) not in clip_results:
                     clip_results[(name, clip)] = clipped_accuracies(name, clip)
                     print(name, clip_label(clip), clip_results[(name, clip)], flush=True)
+        wall += time.time() - started
         os.makedirs(os.path.dirname(RAW), exist_ok=True)
         with open(RAW, "w") as handle:
-            json.dump({"tasks": tasks, "wall_s": saved["wall_s"] + time.time() - started, "command": rerun_command(),
+            json.dump({"tasks": tasks, "wall_s": wall, "command": rerun_command(),
                        "results": [{"task": t, "preprocess": k, **v} for (t, k), v in results.items()],
                        "clip": [{"task": t, "clip": c, **v} for (t, c), v in clip_results.items()]}, handle)
-    with open(RAW) as handle:
-        wall = json.load(handle)["wall_s"]
     groups: dict[str, list[str]] = {}
     for name in tasks:
         groups.setdefault(group_of(name), []).append(name)

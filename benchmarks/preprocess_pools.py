@@ -149,24 +149,24 @@ def findings(logo: list[list], fixed: list[list]) -> str:
     misses = [f"{row[0]} (best `{row[3]}`, {row[4] - row[2]:.1f} points)" for row in logo if row[1] != row[3]]
     held_out_loss = statistics.fmean(row[4] - row[2] for row in logo)
     safest, leanest = min(worst, key=worst.get), min(mean_loss, key=mean_loss.get)
-    shipped = DEFAULT_PREPROCESS
     invariant = [f"`{k}`" for k in KINDS if k in UNIT_INVARIANT]
     text = [
         f"- Leave one group out, `{most}` is chosen for {times} of {len(logo)} held-out groups"
         + (f" ({', '.join(others)})" if others else "") + ". The choice made on the other groups misses the "
         f"held-out group's best in {len(misses)} of {len(logo)} groups" + (f": {', '.join(misses)}" if misses else "")
         + f"; {held_out_loss:.1f} points lost there on average.",
-        (f"- As a fixed default, `{leanest}` loses the least, on average ({mean_loss[leanest]:.1f} points) and at "
-         f"worst ({worst[leanest]:.1f}); " if leanest == safest else
-         f"- As a fixed default, `{leanest}` loses the least on average ({mean_loss[leanest]:.1f} points) and "
-         f"`{safest}` the least at worst ({worst[safest]:.1f}); ")
+        f"- As a fixed default, `{leanest}` loses the least"
+        + (f", on average ({mean_loss[leanest]:.1f} points) and at worst ({worst[leanest]:.1f}); " if leanest == safest
+           else f" on average ({mean_loss[leanest]:.1f} points) and `{safest}` the least at worst "
+           f"({worst[safest]:.1f}); ")
         + ", ".join(f"`{c}` {mean_loss[c]:.1f} / {worst[c]:.1f}" for c in CHOICES if c not in (leanest, safest))
         + " (mean / worst).",
     ]
-    if shipped in mean_loss:
-        text.append(f"- A search uses `{shipped}` unless told otherwise "
-                    f"(`algorithms.preprocess.DEFAULT_PREPROCESS`): {mean_loss[shipped]:.1f} points lost on "
-                    f"average here and at most {worst[shipped]:.1f}. A pool holds one trial per method at its "
+    default = DEFAULT_PREPROCESS
+    if default in mean_loss:
+        text.append(f"- A search uses `{default}` unless told otherwise "
+                    f"(`algorithms.preprocess.DEFAULT_PREPROCESS`): {mean_loss[default]:.1f} points lost on "
+                    f"average here and at most {worst[default]:.1f}. A pool holds one trial per method at its "
                     "defaults, while a whole search lets TPE crowd the top of the ranking with what the proxy rates "
                     "highest, so whole default searches (search_budget.md) are the test a default must pass too.")
     text.append(f"- {', '.join(invariant)} are invariant to each column's unit; under "

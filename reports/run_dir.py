@@ -80,7 +80,7 @@ def _version_of(schema: pa.Schema) -> str | None:
     return value.decode() if value else None
 
 
-def read_parquet_once(path: str) -> pa.Table:
+def read_parquet_once(path: str | os.PathLike) -> pa.Table:
     """The Parquet file at ``path``, read through one open handle.
 
     A live run renames a new leaderboard over the old one as trials finish; reading by path opens the file once
