@@ -26,6 +26,7 @@ from .preprocess import (
     check_preprocess,
     effective_preprocess,
     preprocess_domains,
+    resolve_preprocess,
     standardise,
 )
 
@@ -72,6 +73,7 @@ BUILTIN_TASKS: tuple[str, ...] = (
     *_pair_tasks("office-decaf", OFFICE_DECAF_DOMAINS),
     *_pair_tasks("mnist-usps-jda", MNIST_USPS_DOMAINS),
     *_pair_tasks("amazon-5000", AMAZON_5000_DOMAINS),
+    *_pair_tasks("digits-pixels", MNIST_USPS_DOMAINS),
 )
 
 
@@ -171,44 +173,93 @@ def _digit_images(x: np.ndarray) -> torch.Tensor:
     return images
 
 
-def _digits_task(name: str, fraction: float) -> Task:
+_DIGITS_NOTE = (
+    "MNIST is its 10k test set (the 60k train set is not shipped), so results are close to, not the "
+    "same as, the published deep protocol. USPS is upsampled from 16x16 to 28x28."
+)
+
+
+@dataclass(frozen=True)
+class _DigitsDomains:
+    """The digits of one direction as whole domains: the source with its labels, and the target stacked so that
+    ``target_rows`` pick its train and val samples; ``oracle`` labels the val samples."""
+
+    source: str
+    target: str
+    source_x: np.ndarray
+    source_y: np.ndarray
+    target_x: np.ndarray
+    target_rows: tuple[np.ndarray, np.ndarray]
+    oracle: np.ndarray
+    protocol: str
+
+
+def _digits_domains(source_key: str) -> _DigitsDomains:
+    """M: MNIST -> USPS (target_train = USPS train, target_val = USPS test); U: USPS -> MNIST (the MNIST pool
+    split 80/20 into target train / val)."""
     mnist, usps = _builtin_arrays("mnist_t10k.npz"), _builtin_arrays("usps.npz")
-    mnist_x, mnist_y = _digit_images(mnist["x"]), mnist["y"]
-    usps_x, usps_y = _digit_images(usps["x_train"]), usps["y_train"]
-    note = (
-        "MNIST is its 10k test set (the 60k train set is not shipped), so results are close to, not the "
-        "same as, the published deep protocol. Images 1x28x28 in [-1, 1]; USPS upsampled from 16x16."
-    )
-    if name == "mnist->usps":
-        source_train, source_val = _split_source("mnist", mnist_x, mnist_y, fraction, DIGIT_CLASSES)
-        target_train = Domain("usps/train", usps_x)
-        target_val = Domain("usps/test", _digit_images(usps["x_test"]))
-        oracle = usps["y_test"]
-        description = f"MNIST -> USPS digits; target_train = USPS train, target_val = USPS test. {note}"
-    else:
-        source_train, source_val = _split_source("usps", usps_x, usps_y, fraction, DIGIT_CLASSES)
-        train_idx, val_idx = stratified_split(mnist_y, 0.2, SPLIT_SEED)
-        target_train = Domain("mnist/train", mnist_x[train_idx])
-        target_val = Domain("mnist/val", mnist_x[val_idx])
-        oracle = mnist_y[val_idx]
-        description = f"USPS -> MNIST digits; the MNIST pool is split 80/20 into target train / val. {note}"
+    if source_key == "M":
+        usps_x = np.concatenate([usps["x_train"], usps["x_test"]])
+        n_train = len(usps["x_train"])
+        rows = (np.arange(n_train), np.arange(n_train, len(usps_x)))
+        return _DigitsDomains("mnist", "usps", mnist["x"], mnist["y"], usps_x, rows, usps["y_test"],
+                              "target_train = USPS train, target_val = USPS test")
+    train_idx, val_idx = stratified_split(mnist["y"], 0.2, SPLIT_SEED)
+    return _DigitsDomains("usps", "mnist", usps["x_train"], usps["y_train"], mnist["x"], (train_idx, val_idx),
+                          mnist["y"][val_idx], "the MNIST pool is split 80/20 into target train / val")
+
+
+def _digits_task(name: str, fraction: float) -> Task:
+    domains = _digits_domains("M" if name == "mnist->usps" else "U")
+    source_train, source_val = _split_source(domains.source, _digit_images(domains.source_x), domains.source_y,
+                                             fraction, DIGIT_CLASSES)
+    target_x = _digit_images(domains.target_x)
+    train_rows, val_rows = domains.target_rows
+    val_part = "test" if domains.target == "usps" else "val"
     return Task(
         name=name,
         source_train=source_train,
         source_val=source_val,
-        target_train=target_train,
-        target_val=target_val,
+        target_train=Domain(f"{domains.target}/train", target_x[train_rows]),
+        target_val=Domain(f"{domains.target}/{val_part}", target_x[val_rows]),
         classes=DIGIT_CLASSES,
         input_kind="images",
         default_backbone="lenet",
-        target_oracle=torch.as_tensor(oracle.astype(np.int64)),
-        description=description,
-        extra={
-            "protocol": "digits-deep",
-            "source_domain": source_train.name.split("/")[0],
-            "target_domain": target_train.name.split("/")[0],
-            "preprocess": "none",
-        },
+        target_oracle=torch.as_tensor(domains.oracle.astype(np.int64)),
+        description=(
+            f"{domains.source.upper()} -> {domains.target.upper()} digits; {domains.protocol}. {_DIGITS_NOTE} "
+            "Images 1x28x28 in [-1, 1]."
+        ),
+        extra={"protocol": "digits-deep", "source_domain": domains.source, "target_domain": domains.target,
+               "preprocess": "none"},
+    )
+
+
+def _digits_pixels_task(name: str, fraction: float, preprocess: str) -> Task:
+    """The digits tasks' images as 784-d pixel tables (a feature task: preprocessed like any user table)."""
+    domains = _digits_domains(name.removeprefix("digits-pixels:").split("->")[0])
+    xs, xt = (_digit_images(x).flatten(1) for x in (domains.source_x, domains.target_x))
+    preprocess = resolve_preprocess(preprocess, xs, xt)
+    xs, xt = preprocess_domains(xs, xt, preprocess)
+    source_train, source_val = _split_source(domains.source, xs, domains.source_y, fraction, DIGIT_CLASSES)
+    train_rows, val_rows = domains.target_rows
+    return Task(
+        name=name,
+        source_train=source_train,
+        source_val=source_val,
+        target_train=Domain(f"{domains.target}/train", xt[train_rows]),
+        target_val=Domain(f"{domains.target}/val", xt[val_rows]),
+        classes=DIGIT_CLASSES,
+        input_kind="features",
+        default_backbone="mlp",
+        target_oracle=torch.as_tensor(domains.oracle.astype(np.int64)),
+        description=(
+            f"{domains.source.upper()} -> {domains.target.upper()} digits as 784-d pixel tables (28x28 in [-1, 1], "
+            f"{PREPROCESS_NOTES[preprocess]}; the target statistics cover all its samples); {domains.protocol}. "
+            f"{_DIGITS_NOTE}"
+        ),
+        extra={"protocol": "digits-pixels", "source_domain": domains.source, "target_domain": domains.target,
+               "preprocess": preprocess},
     )
 
 
@@ -417,7 +468,9 @@ def _feature_task(benchmark: _FeatureBenchmark, name: str, fraction: float, prep
     source_splits, target_splits = benchmark.splits()
     xs, ys = _feature_domain(benchmark, source_key, source_splits)
     xt, yt = _feature_domain(benchmark, target_key, target_splits)
-    xs_t, xt_t = preprocess_domains(torch.from_numpy(xs), torch.from_numpy(xt), preprocess)
+    xs_t, xt_t = torch.from_numpy(xs), torch.from_numpy(xt)
+    preprocess = resolve_preprocess(preprocess, xs_t, xt_t)
+    xs_t, xt_t = preprocess_domains(xs_t, xt_t, preprocess)
     source_train, source_val = _split_source(source, xs_t, ys, fraction, benchmark.classes)
     train_rows, val_rows = benchmark.target_rows(target_key)
     val_part = "test" if benchmark.protocol == "train-test" else "val"
@@ -479,6 +532,8 @@ def load_task(
     benchmark = _FEATURE_BENCHMARKS.get(name.split(":", 1)[0])
     if benchmark is not None:
         return _feature_task(benchmark, name, source_val_fraction, preprocess)
+    if name.startswith("digits-pixels:"):
+        return _digits_pixels_task(name, source_val_fraction, preprocess)
     return _digits_task(name, source_val_fraction)
 
 
@@ -711,6 +766,7 @@ def load_user_task(
     if isinstance(src.x, ImageFiles):  # decoded and normalised on the fly, never rescaled here
         xs, xt = src.x, target_x
     else:
+        preprocess = resolve_preprocess(preprocess, src.x, target_x)
         xs, xt = preprocess_domains(src.x, target_x, preprocess)
     source_y = _encode(src.labels, classes)
     source_train, source_val = _split_source(source_name, xs, source_y, source_val_fraction, classes, str(source))

@@ -9,7 +9,10 @@ overall scale between domains go, and the features keep their relative scales (p
 small instead of being blown up to unit variance). ``zscore-clip`` is ``zscore`` with every value then clipped to
 ``±ZSCORE_CLIP``: still invariant to each column's unit, but a column that is nearly constant (a pixel blank in
 almost every image, a rare word) can no longer turn its rare values into z-scores of 10 or 30 that outweigh the
-rest of the row. ``none`` keeps the values.
+rest of the row. ``none`` keeps the values. ``auto`` picks one of them per task from the unlabeled features of
+both domains (:func:`resolve_preprocess`): ``zscore-clip`` where many columns differ in spread by an order of
+magnitude between the domains (pixels blank in one domain and inked in the other: z-scoring each domain would
+blow the blank side's noise up to unit variance), ``zscore`` otherwise.
 Images carry their own normalisation (see :mod:`.data`), so for them every choice means ``none``.
 
 A search may also be given several kinds (``preprocess: [zscore, domain-scale]``): each trial's kind is then
@@ -32,10 +35,17 @@ PREPROCESS_NOTES = {
     "zscore-clip": f"z-scored per domain with its own statistics and clipped to ±{ZSCORE_CLIP:g}",
     "none": "not rescaled",
 }
-PREPROCESSING = tuple(PREPROCESS_NOTES)
+AUTO = "auto"
+PREPROCESSING = (*PREPROCESS_NOTES, AUTO)
+# auto: a column's spread "differs" when one domain's std is under 1/SPREAD_RATIO of the other's, and the task
+# gets zscore-clip when more than AUTO_CLIP_SHARE of its columns differ. The share is the leave-one-group-out
+# choice of benchmarks/preprocess_pools.py (its auto table); the ratio is fixed at one order of magnitude.
+SPREAD_RATIO = 10.0
+AUTO_CLIP_SHARE = 0.18
 # The kinds whose result does not depend on the unit of any column (a column in metres or in kilometres).
 UNIT_INVARIANT = ("zscore", "source-zscore", "zscore-clip")
 DEFAULT_PREPROCESS = "zscore"
+AUTO_CHOICES = ("zscore", "zscore-clip")  # what auto resolves to: below / above the share
 
 
 def check_preprocess(kind: object) -> str:
@@ -52,14 +62,35 @@ def check_preprocess_choices(value: object) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)) or not value:
         raise InputError("preprocess", f"expected {expected}, got {value!r}")
     kinds = tuple(check_preprocess(kind) for kind in value)
+    if AUTO in kinds:
+        raise InputError("preprocess", f"expected {AUTO} alone (it picks one kind per task) or a list of other "
+                         f"kinds, got {', '.join(kinds)}")
     if len(set(kinds)) != len(kinds):
         raise InputError("preprocess", f"expected distinct kinds, got {', '.join(kinds)}")
     return kinds
 
 
 def effective_preprocess(kind: str, input_kind: str) -> str:
-    """What is applied to a task of ``input_kind``: image tensors are never rescaled here."""
+    """What is applied to a task of ``input_kind``: image tensors are never rescaled here (``auto`` is resolved
+    later, from the data: :func:`resolve_preprocess`)."""
     return check_preprocess(kind) if input_kind == "features" else "none"
+
+
+def spread_mismatch(xs: torch.Tensor, xt: torch.Tensor) -> float:
+    """The share of columns whose population std in one domain is under 1/:data:`SPREAD_RATIO` of the other's
+    (a column constant in both domains does not count)."""
+    xs64, xt64 = xs.flatten(1).to(torch.float64), xt.flatten(1).to(torch.float64)
+    std_s, std_t = xs64.std(dim=0, correction=0), xt64.std(dim=0, correction=0)
+    low, high = torch.minimum(std_s, std_t), torch.maximum(std_s, std_t)
+    return float(((high > 0) & (low * SPREAD_RATIO < high)).double().mean())
+
+
+def resolve_preprocess(kind: str, xs: torch.Tensor, xt: torch.Tensor) -> str:
+    """The kind to apply to whole source and target feature matrices: ``kind`` itself, or for ``auto`` the kind
+    its rule picks from their unlabeled features (labels are never read)."""
+    if check_preprocess(kind) != AUTO:
+        return kind
+    return AUTO_CHOICES[spread_mismatch(xs, xt) > AUTO_CLIP_SHARE]
 
 
 def standardise(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -81,7 +112,8 @@ def preprocess_domains(xs: torch.Tensor, xt: torch.Tensor, kind: str) -> tuple[t
 
     ``none`` returns float32 tensors of any shape unchanged (images included).
     """
-    check_preprocess(kind)
+    if check_preprocess(kind) == AUTO:
+        kind = resolve_preprocess(kind, xs, xt)
     if kind == "none":
         return xs.float(), xt.float()
     xs64, xt64 = xs.to(torch.float64), xt.to(torch.float64)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from .domains import Domain, Task
-from .preprocess import DEFAULT_PREPROCESS, preprocess_domains
+from .preprocess import DEFAULT_PREPROCESS, preprocess_domains, resolve_preprocess
 
 
 def make_blobs_task(
@@ -29,7 +29,9 @@ def make_blobs_task(
     xv, yv = sample(max(2, n_per_class // 5))
     xt, yt = sample(n_per_class)
     xt = xt @ rotation.T + shift
-    source, xt = preprocess_domains(torch.cat([xs, xv]), xt, preprocess)  # like user tables: whole domains
+    source = torch.cat([xs, xv])  # like user tables: whole domains
+    preprocess = resolve_preprocess(preprocess, source, xt)
+    source, xt = preprocess_domains(source, xt, preprocess)
     xs, xv = source[: len(xs)], source[len(xs) :]
     return Task(
         name=name,

@@ -18,7 +18,7 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 PAPER_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "papers", "results")
 # The benchmark group of a built-in task, by its name's prefix (digits: the deep MNIST/USPS tasks, no prefix).
 GROUP_BY_PREFIX = {"office-surf": "surf", "amazon": "amazon", "office-decaf": "decaf",
-                   "mnist-usps-jda": "jda-digits", "amazon-5000": "amazon-5000"}
+                   "mnist-usps-jda": "jda-digits", "amazon-5000": "amazon-5000", "digits-pixels": "digits-pixels"}
 INPUT_KIND = {"digits": "images", **{group: "features" for group in GROUP_BY_PREFIX.values()}}
 
 

@@ -37,6 +37,7 @@ GROUPS = {
     "decaf": ["office-decaf:D->W", "office-decaf:W->D"],
     "jda-digits": ["mnist-usps-jda:M->U", "mnist-usps-jda:U->M"],
     "amazon-5000": [f"amazon-5000:{s}->{t}" for s in "BDEK" for t in "BDEK" if s != t],
+    "digits-pixels": ["digits-pixels:M->U", "digits-pixels:U->M"],
 }
 # Epochs and batch size per group: one trial of a default search (12 epochs of max(one pass, 100) steps at the
 # search's batch size) unless --epochs says otherwise.

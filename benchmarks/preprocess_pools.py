@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import statistics
 import sys
@@ -30,7 +31,15 @@ import torch
 
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.domains import with_fewshot
-from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, UNIT_INVARIANT
+from adaptune.algorithms.preprocess import (
+    AUTO,
+    AUTO_CHOICES,
+    AUTO_CLIP_SHARE,
+    DEFAULT_PREPROCESS,
+    SPREAD_RATIO,
+    UNIT_INVARIANT,
+    spread_mismatch,
+)
 from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
 from adaptune.reports.leaderboard import PREPROCESS_COLUMN, selection_order
 from adaptune.search.config import DEFAULT_ENSEMBLE_K
@@ -121,7 +130,70 @@ def task_table(rows: list[dict], variant: str = "preprocess") -> str:
                      *[f"recommended, {s}" for s in SCHEMES], "baseline", "recommended >= baseline"])
 
 
-CHOICES = (*KINDS, *UNIONS)
+CHOICES = (*KINDS, *UNIONS, AUTO)
+
+
+def task_mismatch(task: str) -> float:
+    """The statistic ``auto`` reads (algorithms.preprocess.spread_mismatch) on the task's whole domains."""
+    raw = load_task(task, preprocess="none")
+    return spread_mismatch(torch.cat([raw.source_train.x, raw.source_val.x]),
+                           torch.cat([raw.target_train.x, raw.target_val.x]))  # duplicated rows leave a std as is
+
+
+def auto_kind(mismatch: float, share: float) -> str:
+    return AUTO_CHOICES[mismatch > share]
+
+
+def auto_score(tasks: dict[str, tuple[str, float, dict[str, float]]], share: float) -> float:
+    """The mean over groups of each group's mean accuracy when ``auto`` cuts at ``share``; ``tasks`` maps a task to
+    (group, mismatch, accuracy per kind)."""
+    per_group: dict[str, list[float]] = {}
+    for group, mismatch, accuracy in tasks.values():
+        per_group.setdefault(group, []).append(accuracy[auto_kind(mismatch, share)])
+    return statistics.fmean(statistics.fmean(values) for values in per_group.values())
+
+
+def chosen_share(tasks: dict[str, tuple[str, float, dict[str, float]]]) -> float:
+    """The share ``auto`` should cut at on ``tasks`` (see :func:`auto_score`): every share between two neighbouring
+    mismatches decides alike, so the best of these intervals is found, neighbouring intervals that score as well
+    are merged, and the cut is the middle of the widest such run (as far from the tasks on either side as they
+    allow)."""
+    bounds = sorted({0.0, 1.0, *(mismatch for _, mismatch, _ in tasks.values())})
+    scores = [auto_score(tasks, low) for low in bounds[:-1]]
+    best = max(scores)
+    runs, start = [], None
+    for index, score in enumerate([*scores, -math.inf]):
+        if score >= best - 1e-9 and start is None:
+            start = index
+        elif score < best - 1e-9 and start is not None:
+            runs.append((bounds[start], bounds[index]))
+            start = None
+    low, high = max(runs, key=lambda run: run[1] - run[0])
+    return (low + high) / 2
+
+
+def auto_derivation(rows: list[dict], mismatches: dict[str, float], scheme: str = SHIPPED) -> tuple[list[list], float]:
+    """Per held-out group: the share chosen on the other groups, how many of the held-out tasks it clips, and the
+    held-out group's mean accuracy under auto, zscore and zscore-clip; and the share chosen on every group."""
+    accuracy = {(r["task"], r["preprocess"]): r[scheme] for r in rows}
+    tasks = {r["task"]: (r["group"], mismatches[r["task"]], {k: accuracy[r["task"], k] for k in AUTO_CHOICES})
+             for r in rows}
+    table = []
+    for held in dict.fromkeys(group for group, _, _ in tasks.values()):
+        share = chosen_share({t: v for t, v in tasks.items() if v[0] != held})
+        mine = {t: v for t, v in tasks.items() if v[0] == held}
+        clipped = sum(auto_kind(mismatch, share) != AUTO_CHOICES[0] for _, mismatch, _ in mine.values())
+        fixed = [statistics.fmean(v[2][k] for v in mine.values()) for k in AUTO_CHOICES]
+        table.append([held, ", ".join(f"{v[1]:.2f}" for v in mine.values()), share, f"{clipped} of {len(mine)}",
+                      auto_score(mine, share), *fixed])
+    return table, chosen_share(tasks)
+
+
+def with_auto(rows: list[dict], mismatches: dict[str, float]) -> list[dict]:
+    """``rows`` and, per task, a copy of the row of the kind ``auto`` picks at the shipped share, labelled auto."""
+    picked = [{**r, "preprocess": AUTO, "auto_kind": r["preprocess"]} for r in rows
+              if r["preprocess"] == auto_kind(mismatches[r["task"]], AUTO_CLIP_SHARE)]
+    return rows + picked
 
 
 def derivation(rows: list[dict], scheme: str = SHIPPED) -> tuple[list[list], list[list], list[str]]:
@@ -203,11 +275,13 @@ def run_line(group: str, meta: dict) -> str:
 
 
 def main(groups: list[str]) -> None:
-    rows, metas = [], []
+    rows, metas, mismatches = [], [], {}
     for group in groups:
         group_rows, group_metas = rows_of(group)
-        rows += group_rows
+        mismatches.update({task: task_mismatch(task) for task in dict.fromkeys(r["task"] for r in group_rows)})
+        rows += with_auto(group_rows, mismatches)
         metas += [(group, meta) for meta in group_metas]
+    auto_logo, share = auto_derivation([r for r in rows if r["preprocess"] in AUTO_CHOICES], mismatches)
     summary, means = summary_table(rows)
     shipped = derivation(rows)
     logo, fixed = derivation_tables(*shipped)
@@ -245,6 +319,18 @@ def main(groups: list[str]) -> None:
         "",
         fixed_every,
         "",
+        f"## `{AUTO}`: one kind per task, from the unlabeled features\n",
+        f"`{AUTO}` (algorithms.preprocess.resolve_preprocess) reads one statistic of a task's two domains, the share "
+        f"of columns whose population std in one domain is under 1/{SPREAD_RATIO:g} of the other's (*mismatch*), "
+        f"and applies `{AUTO_CHOICES[1]}` above a share, `{AUTO_CHOICES[0]}` below it. The share is derived like "
+        "every default: per held-out group, the share that gives the best mean recommended accuracy (shipped gap) "
+        "on the other groups, at the middle of the widest run of shares that do as well (as far from the tasks on "
+        "either side as they allow), scored on the held-out group.\n",
+        md_table(auto_logo, ["held-out group", "its tasks' mismatch", "share chosen on the others", "tasks clipped",
+                             f"`{AUTO}` (%)", *[f"`{k}` (%)" for k in AUTO_CHOICES]]),
+        "",
+        f"Chosen on every group: {share:.3f}; shipped: `AUTO_CLIP_SHARE` = {AUTO_CLIP_SHARE:g}. The rows `{AUTO}` "
+        "of the tables above apply the shipped share.\n",
         "## Whole default searches\n",
         "Target accuracy (%) that a whole default search recommends, one task per group, given each choice (the "
         "pages' commands and dates are on the pages):\n",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from adaptune.algorithms.budget import DEFAULT_BUDGET
 from adaptune.algorithms.errors import InputError
 from adaptune.algorithms.images import AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_IMAGE_SIZE
-from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, PREPROCESSING
+from adaptune.algorithms.preprocess import AUTO, DEFAULT_PREPROCESS, PREPROCESSING
 from adaptune.reports.run_dir import RunError
 
 if TYPE_CHECKING:  # imported where used: the CLI starts without torch and Ray
@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--time-budget-s", dest="time_budget_s", type=float,
                         help="optional wall-clock cap of the search in seconds")
     search.add_argument("--preprocess", help=f"feature tables: one of {', '.join(PREPROCESSING)} (default "
-                                             f"{DEFAULT_PREPROCESS}), or several, comma-separated, for the search "
-                                             "to draw per trial")
+                                             f"{DEFAULT_PREPROCESS}; {AUTO} picks one per task from the unlabeled "
+                                             "features), or several, comma-separated, for the search to draw per "
+                                             "trial")
     search.add_argument("--image-size", dest="image_size", type=int,
                         help=f"image folders: pixels per side (default {DEFAULT_IMAGE_SIZE})")
     search.add_argument("--augment", help=f"image folders: training augmentation, one of {', '.join(AUGMENTATIONS)} "
@@ -197,7 +198,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"adaptune: searching {c.task_label()}: {prepared.plan.describe()}; {len(c.methods)} methods, "
           f"proxy {prepared.proxy}{' (auto)' if c.proxy == 'auto' else ''}"
           f"{'' if prepared.source_gap is None else f', source gap {prepared.source_gap:g}'}, "
-          f"preprocess {prepared.preprocess_label}, out {c.out}", file=sys.stderr)
+          f"preprocess {prepared.preprocess_label}{' (auto)' if c.preprocess == AUTO else ''}, out {c.out}",
+          file=sys.stderr)
     summary = run_search(prepared)
     from adaptune.reports.leaderboard import compact_table
     from adaptune.reports.run_dir import RunDir

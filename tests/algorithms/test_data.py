@@ -124,8 +124,8 @@ def test_stratified_split_edge_cases() -> None:
 
 def test_list_tasks() -> None:
     tasks = data.list_tasks()
-    # 2 digits + 12 SURF + 12 Amazon 400-d + 2 DeCAF + 2 JDA digits + 12 Amazon 5000-d.
-    assert [t["name"] for t in tasks] == list(data.BUILTIN_TASKS) and len(tasks) == 42
+    # 2 digits + 12 SURF + 12 Amazon 400-d + 2 DeCAF + 2 JDA digits + 12 Amazon 5000-d + 2 digit pixel tables.
+    assert [t["name"] for t in tasks] == list(data.BUILTIN_TASKS) and len(tasks) == 44
     keys = {"name", "input_kind", "default_backbone", "num_classes", "description"}
     keys |= {"source_train", "source_val", "target_train", "target_val"}
     assert all(set(t) == keys and t["description"] for t in tasks)

@@ -1,5 +1,5 @@
-"""The DeCAF6, JDA digits and Amazon 5000-d feature tasks: sizes and labels from their PROVENANCE notes, what
-each preprocess kind does to them, and the published 1-NN baselines."""
+"""The DeCAF6, JDA digits, Amazon 5000-d and digit pixel feature tasks: sizes and labels from their PROVENANCE
+notes, what each preprocess kind (auto included) does to them, and the published 1-NN baselines."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from adaptune.algorithms import data
 from adaptune.algorithms.domains import Task
 from adaptune.algorithms.errors import InputError
 from adaptune.algorithms.methods.linalg import nearest_neighbor
-from adaptune.algorithms.preprocess import ZSCORE_CLIP
+from adaptune.algorithms.preprocess import (
+    AUTO_CLIP_SHARE,
+    ZSCORE_CLIP,
+    preprocess_domains,
+    resolve_preprocess,
+    spread_mismatch,
+)
 
 # Class counts per domain, as in the PROVENANCE notes.
 DECAF_COUNTS = {"D": [12, 21, 12, 13, 10, 24, 22, 12, 8, 23], "W": [29, 21, 31, 27, 27, 30, 43, 30, 27, 30]}
@@ -225,3 +231,41 @@ def test_unknown_domain_of_a_new_benchmark() -> None:
     with pytest.raises(InputError) as error:
         data.load_task("office-decaf:A->W")
     assert error.value.field == "task" and "office-decaf:D->W" in str(error.value)
+
+
+def test_auto_clips_where_columns_differ_in_spread_between_domains() -> None:
+    generator = torch.Generator().manual_seed(0)
+    xs, xt = torch.randn(300, 10, generator=generator), torch.randn(200, 10, generator=generator)
+    # Three of ten columns nearly blank in the target (a border pixel): their spread differs 100x.
+    blank = xt.clone()
+    blank[:, :3] *= 0.01
+    assert spread_mismatch(xs, xt) == 0.0 and spread_mismatch(xs, blank) == pytest.approx(0.3)
+    # A column's unit does not matter (the same rescaling in both domains), nor which domain is the narrow one.
+    units = torch.logspace(-3, 3, 10, dtype=torch.float64).float()
+    assert spread_mismatch(xs * units, blank * units) == pytest.approx(0.3) == spread_mismatch(blank, xs)
+    assert AUTO_CLIP_SHARE < 0.3
+    assert resolve_preprocess("auto", xs, blank) == "zscore-clip" and resolve_preprocess("auto", xs, xt) == "zscore"
+    assert resolve_preprocess("domain-scale", xs, blank) == "domain-scale"  # a named kind is kept as it is
+    for kind, target in (("zscore-clip", blank), ("zscore", xt)):
+        assert all(torch.equal(a, b) for a, b in zip(preprocess_domains(xs, target, "auto"),
+                                                      preprocess_domains(xs, target, kind), strict=True))
+
+
+@pytest.mark.parametrize(("name", "kind"), [("mnist-usps-jda:U->M", "zscore-clip"), ("office-decaf:D->W", "zscore")])
+def test_auto_task_is_the_task_of_the_kind_it_picks(name: str, kind: str) -> None:
+    auto, chosen = data.load_task(name, preprocess="auto"), data.load_task(name, preprocess=kind)
+    assert auto.extra["preprocess"] == kind and auto.description == chosen.description
+    assert torch.equal(auto.source_train.x, chosen.source_train.x)
+    assert torch.equal(auto.target_val.x, chosen.target_val.x)
+
+
+def test_digit_pixel_tables_are_the_digit_images_flattened() -> None:
+    images = data.load_task("usps->mnist")
+    pixels = data.load_task("digits-pixels:U->M", preprocess="none")
+    assert pixels.input_kind == "features" and pixels.input_shape == (784,) and pixels.sizes() == images.sizes()
+    for part in ("source_train", "source_val", "target_train", "target_val"):
+        assert torch.equal(getattr(pixels, part).x, getattr(images, part).x.flatten(1))
+    assert torch.equal(pixels.source_train.y, images.source_train.y)
+    assert torch.equal(pixels.target_oracle, images.target_oracle)
+    # MNIST's blank border against USPS's full frame: auto clips the z-scores.
+    assert data.load_task("digits-pixels:M->U", preprocess="auto").extra["preprocess"] == "zscore-clip"

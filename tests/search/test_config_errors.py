@@ -243,6 +243,7 @@ def test_out_of_range_and_non_finite_yaml_values(capsys, tmp_path, yaml_text, fi
         ("task: synthetic:blobs\npreprocess: [zscore, minmax]", "preprocess"),
         ("task: synthetic:blobs\npreprocess: []", "preprocess"),
         ("task: synthetic:blobs\npreprocess: [[zscore]]", "preprocess"),
+        ("task: synthetic:blobs\npreprocess: [auto, zscore-clip]", "preprocess"),
         ("task: synthetic:blobs\nsearcher: 5", "searcher"),
         ("task: synthetic:blobs\nsearcher: [tpe]", "searcher"),
         ("task: synthetic:blobs\nscheduler:\n  kind: 5", "scheduler.kind"),
@@ -385,7 +386,7 @@ def test_edges_that_are_accepted(tmp_path):
     assert config.search_space == {} and config.out == str(tmp_path)
     # Several preprocessings (YAML list or comma-separated flag) are searched; a one-kind list is that kind.
     for value, expected in ((["zscore", "domain-scale"], ["zscore", "domain-scale"]),
-                            ("none,zscore", ["none", "zscore"]), (["domain-scale"], "domain-scale")):
+                            ("none,zscore", ["none", "zscore"]), (["domain-scale"], "domain-scale"), ("auto", "auto")):
         config = build_config({"task": "synthetic:blobs", "preprocess": value, "out": str(tmp_path)})
         assert config.preprocess == expected
         assert config.preprocess_choices == (tuple(expected) if isinstance(expected, list) else (expected,))
