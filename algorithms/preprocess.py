@@ -9,10 +9,10 @@ overall scale between domains go, and the features keep their relative scales (p
 small instead of being blown up to unit variance). ``zscore-clip`` is ``zscore`` with every value then clipped to
 ``±ZSCORE_CLIP``: still invariant to each column's unit, but a column that is nearly constant (a pixel blank in
 almost every image, a rare word) can no longer turn its rare values into z-scores of 10 or 30 that outweigh the
-rest of the row. ``none`` keeps the values. ``auto`` picks one of them per task from the unlabeled features of
-both domains (:func:`resolve_preprocess`): ``zscore-clip`` where many columns differ in spread by an order of
-magnitude between the domains (pixels blank in one domain and inked in the other: z-scoring each domain would
-blow the blank side's noise up to unit variance), ``zscore`` otherwise.
+rest of the row. ``none`` keeps the values. ``auto`` (the default) picks one of them per task from the unlabeled
+features of both domains (:func:`resolve_preprocess`): ``zscore-clip`` where many columns differ in spread by an
+order of magnitude between the domains (pixels blank in one domain and inked in the other: z-scoring each domain
+would blow the blank side's noise up to unit variance), ``zscore`` otherwise.
 Images carry their own normalisation (see :mod:`.data`), so for them every choice means ``none``.
 
 A search may also be given several kinds (``preprocess: [zscore, domain-scale]``): each trial's kind is then
@@ -27,25 +27,27 @@ from .errors import InputError
 
 # Where zscore-clip cuts: the leave-one-group-out choice of benchmarks/baselines.py (its clip table).
 ZSCORE_CLIP = 1.0
-# Each kind and what it does, as leaderboards and task descriptions say it.
+AUTO = "auto"
+AUTO_CHOICES = ("zscore", "zscore-clip")  # what auto resolves to: at or below / above the share
+# auto: a column's spread "differs" when one domain's std is under 1/SPREAD_RATIO of the other's, and the task
+# gets zscore-clip when more than AUTO_CLIP_SHARE of its columns differ. The share is the leave-one-group-out
+# choice of benchmarks/preprocess_pools.py (its auto table); the ratio is fixed at one order of magnitude.
+SPREAD_RATIO = 10.0
+AUTO_CLIP_SHARE = 0.14
+# Each kind and what it does, as leaderboards and task descriptions say it (a task records the kind auto picked).
 PREPROCESS_NOTES = {
     "zscore": "z-scored per domain with its own statistics",
     "source-zscore": "z-scored with the source statistics",
     "domain-scale": "centred per domain and divided by its features' RMS std",
     "zscore-clip": f"z-scored per domain with its own statistics and clipped to ±{ZSCORE_CLIP:g}",
     "none": "not rescaled",
+    AUTO: f"z-scored per domain with its own statistics, and clipped to ±{ZSCORE_CLIP:g} where over "
+          f"{AUTO_CLIP_SHARE:.0%} of the columns differ {SPREAD_RATIO:g}-fold in spread between the domains",
 }
-AUTO = "auto"
-PREPROCESSING = (*PREPROCESS_NOTES, AUTO)
-# auto: a column's spread "differs" when one domain's std is under 1/SPREAD_RATIO of the other's, and the task
-# gets zscore-clip when more than AUTO_CLIP_SHARE of its columns differ. The share is the leave-one-group-out
-# choice of benchmarks/preprocess_pools.py (its auto table); the ratio is fixed at one order of magnitude.
-SPREAD_RATIO = 10.0
-AUTO_CLIP_SHARE = 0.18
+PREPROCESSING = tuple(PREPROCESS_NOTES)
 # The kinds whose result does not depend on the unit of any column (a column in metres or in kilometres).
-UNIT_INVARIANT = ("zscore", "source-zscore", "zscore-clip")
-DEFAULT_PREPROCESS = "zscore"
-AUTO_CHOICES = ("zscore", "zscore-clip")  # what auto resolves to: below / above the share
+UNIT_INVARIANT = ("zscore", "source-zscore", "zscore-clip", AUTO)
+DEFAULT_PREPROCESS = AUTO
 
 
 def check_preprocess(kind: object) -> str:

@@ -121,10 +121,11 @@ def one_decimal(value: float) -> str:
 
 
 def md_table(rows: list[list[object]], headers: list[str]) -> str:
-    """A Markdown table (floats by :func:`one_decimal`)."""
+    """A Markdown table (floats by :func:`one_decimal`; a ``|`` inside a cell, as in a union of preprocessings,
+    is escaped so that it does not split the cell)."""
     def cell(value: object) -> str:
-        return one_decimal(value) if isinstance(value, float) else str(value)
+        return (one_decimal(value) if isinstance(value, float) else str(value)).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)

@@ -31,12 +31,19 @@ from adaptune.algorithms import preprocess
 from adaptune.algorithms.data import BUILTIN_TASKS, load_task
 from adaptune.algorithms.linear_head import fit_logistic_regression
 from adaptune.algorithms.methods.linalg import nearest_neighbor
-from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS, PREPROCESSING, ZSCORE_CLIP
+from adaptune.algorithms.preprocess import AUTO, DEFAULT_PREPROCESS, PREPROCESSING, ZSCORE_CLIP
 from benchmarks._common import RESULTS, group_of, header, md_table, rerun_command, write
 
 RAW = os.path.join(RESULTS, "raw", "baselines.json")
 CLIP_KIND = "zscore-clip"
 CLIP_CANDIDATES = (1.0, 1.5, 2.0, 3.0)
+# The kinds measured; auto's baselines are those of the kind it picks for each task (resolved_kind).
+MEASURED = tuple(kind for kind in PREPROCESSING if kind != AUTO)
+
+
+def resolved_kind(task_name: str, preprocess: str) -> str:
+    """The kind a task gets under ``preprocess`` (auto picks one from the task's features)."""
+    return load_task(task_name, preprocess=preprocess).extra["preprocess"] if preprocess == AUTO else preprocess
 
 
 def accuracies(task_name: str, preprocess: str) -> dict[str, float]:
@@ -59,6 +66,7 @@ def saved_baseline(task_name: str, preprocess: str) -> dict[str, float]:
     """The committed :func:`accuracies` of a task (raw/baselines.json), computed again when it is not there."""
     with open(RAW) as handle:
         saved = {(r["task"], r["preprocess"]): r for r in json.load(handle)["results"]}
+    preprocess = resolved_kind(task_name, preprocess)
     return saved.get((task_name, preprocess)) or accuracies(task_name, preprocess)
 
 
@@ -143,7 +151,7 @@ def main() -> None:
     if not args.report_only:
         for name in tasks:
             features = load_task(name).input_kind == "features"
-            for kind in PREPROCESSING if features else ("none",):
+            for kind in MEASURED if features else ("none",):
                 if (name, kind) not in results:
                     results[(name, kind)] = accuracies(name, kind)
                     print(name, kind, results[(name, kind)], flush=True)
@@ -155,12 +163,14 @@ def main() -> None:
         os.makedirs(os.path.dirname(RAW), exist_ok=True)
         with open(RAW, "w") as handle:
             json.dump({"tasks": tasks, "wall_s": wall, "command": rerun_command(),
-                       "results": [{"task": t, "preprocess": k, **v} for (t, k), v in results.items()],
+                       "results": [{"task": t, "preprocess": k, **v} for (t, k), v in results.items() if k != AUTO],
                        "clip": [{"task": t, "clip": c, **v} for (t, c), v in clip_results.items()]}, handle)
     groups: dict[str, list[str]] = {}
     for name in tasks:
         groups.setdefault(group_of(name), []).append(name)
     feature_groups = {g: ts for g, ts in groups.items() if (ts[0], PREPROCESSING[0]) in results}
+    for name in (t for ts in feature_groups.values() for t in ts):
+        results[(name, AUTO)] = results[(name, resolved_kind(name, AUTO))]
     best = {key: value["best"] for key, value in results.items()}
 
     def result(name: str, kind: str) -> dict[str, float]:
@@ -183,7 +193,8 @@ def main() -> None:
         header("No-adaptation baselines: source-only logistic regression and 1-NN", command),
         f"Target accuracy (%) of two classifiers trained on `source_train` alone and scored on `target_val` with "
         f"the oracle labels, for every feature preprocessing (`preprocess`; images keep their fixed "
-        f"normalisation, so their columns repeat one value). LR is the product's logistic-regression head "
+        f"normalisation, so their columns repeat one value; `{AUTO}` has the baselines of the kind it picks for each "
+        f"task). LR is the product's logistic-regression head "
         f"(L-BFGS to convergence, C = 1); 1-NN is Euclidean. Wall time {wall:.0f} s.\n",
         "## Per group (mean over its tasks)\n",
         md_table(per_group, ["group", "tasks", *kind_headers]),

@@ -144,12 +144,20 @@ def auto_kind(mismatch: float, share: float) -> str:
     return AUTO_CHOICES[mismatch > share]
 
 
-def auto_score(tasks: dict[str, tuple[str, float, dict[str, float]]], share: float) -> float:
+# A task whose two kinds score within this many points of each other says nothing about where auto should cut:
+# one pool is one seed, and the recommended accuracy moves by more than that from seed to seed.
+TIE_POINTS = 1.0
+
+
+def auto_score(tasks: dict[str, tuple[str, float, dict[str, float]]], share: float, ties: bool = True) -> float:
     """The mean over groups of each group's mean accuracy when ``auto`` cuts at ``share``; ``tasks`` maps a task to
-    (group, mismatch, accuracy per kind)."""
+    (group, mismatch, accuracy per kind). With ``ties``, a task within :data:`TIE_POINTS` scores the mean of both
+    kinds wherever the cut lies (for choosing the cut; without, the accuracies as they are)."""
     per_group: dict[str, list[float]] = {}
     for group, mismatch, accuracy in tasks.values():
-        per_group.setdefault(group, []).append(accuracy[auto_kind(mismatch, share)])
+        tied = ties and abs(accuracy[AUTO_CHOICES[0]] - accuracy[AUTO_CHOICES[1]]) < TIE_POINTS
+        per_group.setdefault(group, []).append(
+            statistics.fmean(accuracy.values()) if tied else accuracy[auto_kind(mismatch, share)])
     return statistics.fmean(statistics.fmean(values) for values in per_group.values())
 
 
@@ -185,7 +193,7 @@ def auto_derivation(rows: list[dict], mismatches: dict[str, float], scheme: str 
         clipped = sum(auto_kind(mismatch, share) != AUTO_CHOICES[0] for _, mismatch, _ in mine.values())
         fixed = [statistics.fmean(v[2][k] for v in mine.values()) for k in AUTO_CHOICES]
         table.append([held, ", ".join(f"{v[1]:.2f}" for v in mine.values()), share, f"{clipped} of {len(mine)}",
-                      auto_score(mine, share), *fixed])
+                      auto_score(mine, share, ties=False), *fixed])
     return table, chosen_share(tasks)
 
 
@@ -325,7 +333,8 @@ def main(groups: list[str]) -> None:
         f"and applies `{AUTO_CHOICES[1]}` above a share, `{AUTO_CHOICES[0]}` below it. The share is derived like "
         "every default: per held-out group, the share that gives the best mean recommended accuracy (shipped gap) "
         "on the other groups, at the middle of the widest run of shares that do as well (as far from the tasks on "
-        "either side as they allow), scored on the held-out group.\n",
+        f"either side as they allow), scored on the held-out group. A task whose two kinds lie within "
+        f"{TIE_POINTS:g} point of each other counts as a tie (one pool is one seed).\n",
         md_table(auto_logo, ["held-out group", "its tasks' mismatch", "share chosen on the others", "tasks clipped",
                              f"`{AUTO}` (%)", *[f"`{k}` (%)" for k in AUTO_CHOICES]]),
         "",

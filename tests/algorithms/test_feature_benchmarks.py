@@ -12,7 +12,9 @@ from adaptune.algorithms.domains import Task
 from adaptune.algorithms.errors import InputError
 from adaptune.algorithms.methods.linalg import nearest_neighbor
 from adaptune.algorithms.preprocess import (
+    AUTO,
     AUTO_CLIP_SHARE,
+    PREPROCESS_NOTES,
     ZSCORE_CLIP,
     preprocess_domains,
     resolve_preprocess,
@@ -75,7 +77,7 @@ def assert_standardised(x: torch.Tensor) -> None:
 @pytest.fixture(scope="module")
 def amazon_zscore() -> Task:
     # B->E: the electronics test split holds the 3 reviews with none of the 5000 features.
-    return data.load_task("amazon-5000:B->E")
+    return data.load_task("amazon-5000:B->E", preprocess="zscore")
 
 
 @pytest.fixture(scope="module")
@@ -115,26 +117,33 @@ def load(name: str, amazon_zscore: Task) -> Task:
     return amazon_zscore if name == "amazon-5000:B->E" else data.load_task(name)
 
 
-# list_tasks summarises feature tasks from their labels alone: one task of each feature benchmark.
+# list_tasks summarises feature tasks from their labels alone: one task of each feature benchmark. It describes
+# the default preprocessing (auto) by its rule, since it reads no feature; the task names the kind auto picked.
 @pytest.mark.parametrize(
     "name", ["office-surf:A->W", "amazon:B->K", "office-decaf:W->D", "mnist-usps-jda:U->M", "amazon-5000:B->E"]
 )
 def test_listing_matches_the_loaded_task(name: str, listing: dict[str, dict], amazon_zscore: Task) -> None:
     task = load(name, amazon_zscore)
-    assert listing[name] == {
+    listed = dict(listing[name])
+    listed_description = listed.pop("description")
+    assert listed == {
         "name": name,
         "input_kind": task.input_kind,
         "default_backbone": task.default_backbone,
         "num_classes": task.num_classes,
         **task.sizes(),
-        "description": task.description,
     }
+    kind = task.extra["preprocess"]
+    assert PREPROCESS_NOTES[AUTO] in listed_description and PREPROCESS_NOTES[kind] in task.description
+    assert listed_description.replace(PREPROCESS_NOTES[AUTO], PREPROCESS_NOTES[kind]).split(";")[-1] == (
+        task.description.split(";")[-1])
 
 
 @pytest.mark.parametrize("name", ["office-decaf:W->D", "mnist-usps-jda:U->M", "amazon-5000:B->E"])
 def test_new_task_hides_target_labels(name: str, amazon_zscore: Task) -> None:
     task = load(name, amazon_zscore)
-    assert task.extra["preprocess"] == "zscore"
+    # The default (auto) clips the JDA digits' z-scores (blank MNIST borders against full-frame USPS digits).
+    assert task.extra["preprocess"] == ("zscore-clip" if name.startswith("mnist-usps-jda") else "zscore")
     assert not task.target_train.labeled and not task.target_val.labeled
     assert len(task.target_oracle) == len(task.target_val)
     assert task.source_train.x.dtype == torch.float32 and task.target_val.x.dtype == torch.float32
@@ -159,7 +168,7 @@ def test_row_normalisation_and_preprocess_kinds_of_the_digits() -> None:
     assert torch.allclose(xt.norm(dim=1), torch.ones(len(xt), dtype=xt.dtype), atol=1e-6)
     assert raw.extra["preprocess"] == "none" and "published baselines" not in raw.description
     # "zscore": each domain standardised with its own statistics.
-    own = data.load_task("mnist-usps-jda:M->U")
+    own = data.load_task("mnist-usps-jda:M->U", preprocess="zscore")
     assert_standardised(whole_source(own)[0])
     assert_standardised(own.target_val.x)
     assert "published baselines use preprocess 'none'" in own.description
