@@ -1,15 +1,15 @@
-"""The same method pools under two feature preprocessings, and under both at once: what the default selection
-ships in each case, and which preprocessing default follows leave one group out.
+"""The same method pools under each feature preprocessing, under two at once, and under ``auto``: what the default
+selection ships in each case, which preprocessing default follows leave one group out, and where ``auto`` cuts.
 
-Reads, per group, two pools of ``benchmarks.methods_bench run`` (each method once at its defaults on every task of
-the group, ``--preprocess zscore`` and ``--preprocess domain-scale``, with ``--dump-predictions``): their records
+Reads, per group, one pool of ``benchmarks.methods_bench run`` per kind of ``KINDS`` (each method once at its
+defaults on every task of the group, ``--preprocess KIND``, with ``--dump-predictions``): their records
 ``raw/preprocess-<group>-<kind>.jsonl.gz`` and each trial's target predictions at its best epoch by the ``auto``
 proxy ``raw/preprocess-<group>-<kind>.pt.gz``. The recommended selection (the ensemble of the top 5 trials by the
-proxy, every trial admitted and with the shipped source gap) is formed within each pool and over the union of
-the two, which is what a search given both kinds (``preprocess: [zscore, domain-scale]``) chooses among, each
-trial held to the source gap of its own kind (``reports.leaderboard.selection_order``). The
-no-adaptation baseline is the better of source-only LR and 1-NN under the pool's preprocessing (the best over both
-for the union; baselines.md). Target labels only score.
+proxy, every trial admitted and with the shipped source gap) is formed within each pool, over the union of two,
+which is what a search given both kinds (``preprocess: [zscore, domain-scale]``) chooses among, each trial held to
+the source gap of its own kind (``reports.leaderboard.selection_order``), and for ``auto`` from the pool of the
+kind it picks per task. The no-adaptation baseline is the better of source-only LR and 1-NN under the pool's
+preprocessing (the best over both for the union; baselines.md). Target labels only score.
 
   python -m benchmarks.preprocess_pools [GROUP ...]   (default: every group whose pools are committed)
   python -m benchmarks.methods_bench run --group G [--tasks ...] --configs 1 --epochs 12 --preprocess KIND \\
@@ -192,7 +192,8 @@ def auto_derivation(rows: list[dict], mismatches: dict[str, float], scheme: str 
         mine = {t: v for t, v in tasks.items() if v[0] == held}
         clipped = sum(auto_kind(mismatch, share) != AUTO_CHOICES[0] for _, mismatch, _ in mine.values())
         fixed = [statistics.fmean(v[2][k] for v in mine.values()) for k in AUTO_CHOICES]
-        table.append([held, ", ".join(f"{v[1]:.2f}" for v in mine.values()), share, f"{clipped} of {len(mine)}",
+        mismatch_list = ", ".join(f"{v[1]:.2f}" for v in mine.values())
+        table.append([held, mismatch_list, f"{share:.3f}", f"{clipped} of {len(mine)}",
                       auto_score(mine, share, ties=False), *fixed])
     return table, chosen_share(tasks)
 
@@ -226,7 +227,7 @@ def findings(logo: list[list], fixed: list[list]) -> str:
     chosen = Counter(row[1] for row in logo)
     most, times = chosen.most_common(1)[0]
     others = [f"`{row[1]}` with {row[0]} held out" for row in logo if row[1] != most]
-    misses = [f"{row[0]} (best `{row[3]}`, {row[4] - row[2]:.1f} points)" for row in logo if row[1] != row[3]]
+    misses = [f"{row[0]} (best `{row[3]}`, {row[4] - row[2]:.1f} points)" for row in logo if row[4] - row[2] > 1e-9]
     held_out_loss = statistics.fmean(row[4] - row[2] for row in logo)
     safest, leanest = min(worst, key=worst.get), min(mean_loss, key=mean_loss.get)
     invariant = [f"`{k}`" for k in KINDS if k in UNIT_INVARIANT]
@@ -258,8 +259,9 @@ def findings(logo: list[list], fixed: list[list]) -> str:
 
 
 # Whole default searches on one task per group, each given one choice (benchmarks.skeleton --preprocess ...).
-WHOLE_SEARCH_PAGES = {"zscore": "search_budget.md", "zscore|domain-scale": "search_budget_preprocess.md",
-                      "zscore|zscore-clip": "search_budget_zscore_clip.md", "zscore-clip": "search_budget_clip_only.md"}
+WHOLE_SEARCH_PAGES = {"zscore": "search_budget_zscore.md", "zscore|domain-scale": "search_budget_preprocess.md",
+                      "zscore|zscore-clip": "search_budget_zscore_clip.md", "zscore-clip": "search_budget_clip_only.md",
+                      AUTO: "search_budget.md"}
 
 
 def whole_searches() -> str:
@@ -272,9 +274,22 @@ def whole_searches() -> str:
             column = cells[0].index("recommended")
             recommended[choice] = {row[0]: float(row[column]) for row in cells[1:]}
     tasks = list(dict.fromkeys(t for values in recommended.values() for t in values))
-    rows = [[task, *[values.get(task, float("nan")) for values in recommended.values()]] for task in tasks]
-    rows.append(["mean", *[statistics.fmean(values.values()) for values in recommended.values()]])
+    common = [t for t in tasks if all(t in values for values in recommended.values())]
+    rows = [[task, *[values.get(task, "-") for values in recommended.values()]] for task in tasks]
+    rows.append([f"mean of the {len(common)} tasks every page has",
+                 *[statistics.fmean(values[t] for t in common) for values in recommended.values()]])
     return md_table(rows, ["task", *[f"`{c}` ({WHOLE_SEARCH_PAGES[c]})" for c in recommended]])
+
+
+def auto_findings(auto_logo: list[list]) -> str:
+    """What :func:`auto_derivation`'s held-out rows say: the loss of auto against the better of its two kinds."""
+    losses = {row[0]: max(row[5:]) - row[4] for row in auto_logo}
+    clipped = [row[0] for row in auto_logo if not row[3].startswith("0 ")]
+    worst = max(losses, key=losses.get)
+    loss = (f"loses {statistics.fmean(losses.values()):.1f} points on average and at most {losses[worst]:.1f} "
+            f"({worst})" if losses[worst] > 0.05 else "loses nothing in any held-out group")
+    return (f"- With its share chosen on the other groups, `{AUTO}` clips tasks of {', '.join(clipped) or 'no group'} "
+            f"and of no other group; against the better of `{AUTO_CHOICES[0]}` and `{AUTO_CHOICES[1]}` it {loss}.")
 
 
 def run_line(group: str, meta: dict) -> str:
@@ -303,7 +318,8 @@ def main(groups: list[str]) -> None:
         f"Each pool: every method once at its defaults on each task, under one of {', '.join(f'`{k}`' for k in KINDS)} "
         f"(`benchmarks.methods_bench run ... --configs 1 --epochs 12 --preprocess KIND`); `a|b` is the union of "
         "two pools, what a search given both kinds (`--preprocess a,b`) ranks, each trial held to the source gap "
-        "of its own kind. *recommended*: "
+        f"of its own kind; `{AUTO}` is, per task, the pool of the kind `{AUTO}` picks there (the default, "
+        "section below). *recommended*: "
         f"the ensemble of the top {DEFAULT_ENSEMBLE_K} trials by `{PROXY}` (the `auto` proxy for feature tables), "
         "with every trial admitted and with the shipped source gap; *oracle best*: the best (trial, epoch) of the "
         "pool; *baseline*: the better of source-only LR and 1-NN under the pool's preprocessing (the best over both "
@@ -356,6 +372,7 @@ def main(groups: list[str]) -> None:
           + ", ".join(f"{mean:.1f}% with `{label}`" for label, mean in group_means.items()) + "."
           for group, group_means in means.items()],
         findings(*shipped[:2]),
+        auto_findings(auto_logo),
         "",
     ])
     print(write("preprocess_pools.md", text))

@@ -182,10 +182,6 @@ BELOW_BASELINE_WHY = {
     "linear head on the unadapted DeCAF features is already at 100%; 13 families reach 100% at their best "
     "checkpoint, and the ensemble misses a few of 157 images: selection at a ceiling, not a family that cannot "
     "get there.",
-    "mnist-usps-jda:M->U": "raw 16x16 pixels under per-pixel `zscore`: every family but JDA and self-training "
-    "stays below 1-NN at every checkpoint. Standardising nearly constant border pixels amplifies them (the "
-    "no-adaptation baselines lose 8.9 points to `zscore` on this group, baselines.md); `preprocess: domain-scale` "
-    "lifts this task's default selection to 75.5% (preprocess_pools.md).",
 }
 
 
@@ -267,7 +263,7 @@ def main(paths: list[str]) -> None:
                 f"wall {meta['wall_s'] - paused:.0f} s" + (f" (not counting {paused:.0f} s paused)" if paused else "") \
                 + (f"; {meta['note']}" if meta.get("note") else "") + "\n"
 
-    text += "- raw results: the `--out` files above, gzipped as `benchmarks/results/raw/proxies-<group>.jsonl.gz`\n"
+    text += "- raw results: the `--out` files above, gzipped (the paths in the command at the top)\n"
     summary_rows = []
     for group in groups:
         table = per_task[per_task["group"] == group]
@@ -401,10 +397,9 @@ def main(paths: list[str]) -> None:
              "(with the recipe before the step budget). Rank averages of `im` with `iwcv`, `dev`, `class_ami` or "
              "`source_acc` were also measured (at best 2.8 points for single picks, same recipe). What remains is "
              "mostly the JDA digits and SURF. On the JDA digits the proxy's single picks and the oracle's differ in "
-             "family (the picks above), and `zscore` costs the no-adaptation baselines 8.9 points there "
-             "(baselines.md). SURF's targets are small (157 DSLR and 295 Webcam images), so the oracle's best of "
-             "hundreds of (trial, epoch) points per task is partly luck, which no label-free rule can be expected "
-             "to match.\n")
+             "family (the picks above). SURF's targets are small (157 DSLR and 295 Webcam images), so the oracle's "
+             "best of hundreds of (trial, epoch) points per task is partly luck, which no label-free rule can be "
+             "expected to match.\n")
 
     if not ensembles.empty:
         text += ("\n## Ensemble rows (predictions averaged) and consensus picks\n\n`top 5`: the 5 best trials by the "

@@ -63,7 +63,7 @@ def test_auto_cuts_in_the_middle_of_the_widest_run_of_shares_that_do_best():
     logo, share = preprocess_pools.auto_derivation(rows, {t: v[1] for t, v in tasks.items()})
     assert share == pytest.approx(0.15)
     # Held out b: a and c alone put the cut between 0.1 and 0.2, so b1 (0.3) is still clipped.
-    assert logo[1][:4] == ["b", "0.30", pytest.approx(0.15), "1 of 1"] and logo[1][4] == 55.0
+    assert logo[1][:4] == ["b", "0.30", "0.150", "1 of 1"] and logo[1][4] == 55.0
 
 
 def test_the_findings_follow_the_derivation():
