@@ -209,57 +209,37 @@ def _digits_domains(source_key: str) -> _DigitsDomains:
                           mnist["y"][val_idx], "the MNIST pool is split 80/20 into target train / val")
 
 
-def _digits_task(name: str, fraction: float) -> Task:
-    domains = _digits_domains("M" if name == "mnist->usps" else "U")
-    source_train, source_val = _split_source(domains.source, _digit_images(domains.source_x), domains.source_y,
-                                             fraction, DIGIT_CLASSES)
-    target_x = _digit_images(domains.target_x)
+def _digits_task(name: str, fraction: float, preprocess: str = "none") -> Task:
+    """``mnist->usps`` / ``usps->mnist`` as images, or ``digits-pixels:M->U`` / ``:U->M``: the same images as 784-d
+    pixel tables (a feature task, preprocessed like any user table over each whole domain)."""
+    pixels = name.startswith("digits-pixels:")
+    domains = _digits_domains(name.removeprefix("digits-pixels:")[0].upper())
+    xs, xt = _digit_images(domains.source_x), _digit_images(domains.target_x)
+    if pixels:
+        xs, xt = xs.flatten(1), xt.flatten(1)
+        preprocess = resolve_preprocess(preprocess, xs, xt)
+        xs, xt = preprocess_domains(xs, xt, preprocess)
+        form = f"as 784-d pixel tables (28x28 in [-1, 1], {PREPROCESS_NOTES[preprocess]}; the target statistics cover "
+        form += "all its samples)"
+    else:
+        preprocess, form = "none", "as 1x28x28 images in [-1, 1]"
+    source_train, source_val = _split_source(domains.source, xs, domains.source_y, fraction, DIGIT_CLASSES)
     train_rows, val_rows = domains.target_rows
     val_part = "test" if domains.target == "usps" else "val"
     return Task(
         name=name,
         source_train=source_train,
         source_val=source_val,
-        target_train=Domain(f"{domains.target}/train", target_x[train_rows]),
-        target_val=Domain(f"{domains.target}/{val_part}", target_x[val_rows]),
-        classes=DIGIT_CLASSES,
-        input_kind="images",
-        default_backbone="lenet",
-        target_oracle=torch.as_tensor(domains.oracle.astype(np.int64)),
-        description=(
-            f"{domains.source.upper()} -> {domains.target.upper()} digits; {domains.protocol}. {_DIGITS_NOTE} "
-            "Images 1x28x28 in [-1, 1]."
-        ),
-        extra={"protocol": "digits-deep", "source_domain": domains.source, "target_domain": domains.target,
-               "preprocess": "none"},
-    )
-
-
-def _digits_pixels_task(name: str, fraction: float, preprocess: str) -> Task:
-    """The digits tasks' images as 784-d pixel tables (a feature task: preprocessed like any user table)."""
-    domains = _digits_domains(name.removeprefix("digits-pixels:").split("->")[0])
-    xs, xt = (_digit_images(x).flatten(1) for x in (domains.source_x, domains.target_x))
-    preprocess = resolve_preprocess(preprocess, xs, xt)
-    xs, xt = preprocess_domains(xs, xt, preprocess)
-    source_train, source_val = _split_source(domains.source, xs, domains.source_y, fraction, DIGIT_CLASSES)
-    train_rows, val_rows = domains.target_rows
-    return Task(
-        name=name,
-        source_train=source_train,
-        source_val=source_val,
         target_train=Domain(f"{domains.target}/train", xt[train_rows]),
-        target_val=Domain(f"{domains.target}/val", xt[val_rows]),
+        target_val=Domain(f"{domains.target}/{val_part}", xt[val_rows]),
         classes=DIGIT_CLASSES,
-        input_kind="features",
-        default_backbone="mlp",
+        input_kind="features" if pixels else "images",
+        default_backbone="mlp" if pixels else "lenet",
         target_oracle=torch.as_tensor(domains.oracle.astype(np.int64)),
-        description=(
-            f"{domains.source.upper()} -> {domains.target.upper()} digits as 784-d pixel tables (28x28 in [-1, 1], "
-            f"{PREPROCESS_NOTES[preprocess]}; the target statistics cover all its samples); {domains.protocol}. "
-            f"{_DIGITS_NOTE}"
-        ),
-        extra={"protocol": "digits-pixels", "source_domain": domains.source, "target_domain": domains.target,
-               "preprocess": preprocess},
+        description=f"{domains.source.upper()} -> {domains.target.upper()} digits {form}; {domains.protocol}. "
+                    f"{_DIGITS_NOTE}",
+        extra={"protocol": "digits-pixels" if pixels else "digits-deep", "source_domain": domains.source,
+               "target_domain": domains.target, "preprocess": preprocess},
     )
 
 
@@ -532,9 +512,7 @@ def load_task(
     benchmark = _FEATURE_BENCHMARKS.get(name.split(":", 1)[0])
     if benchmark is not None:
         return _feature_task(benchmark, name, source_val_fraction, preprocess)
-    if name.startswith("digits-pixels:"):
-        return _digits_pixels_task(name, source_val_fraction, preprocess)
-    return _digits_task(name, source_val_fraction)
+    return _digits_task(name, source_val_fraction, preprocess)
 
 
 def list_tasks() -> list[dict]:
