@@ -198,7 +198,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"adaptune: searching {c.task_label()}: {prepared.plan.describe()}; {len(c.methods)} methods, "
           f"proxy {prepared.proxy}{' (auto)' if c.proxy == 'auto' else ''}"
           f"{'' if prepared.source_gap is None else f', source gap {prepared.source_gap:g}'}, "
-          f"preprocess {prepared.preprocess_label}{' (auto)' if c.preprocess == AUTO else ''}, out {c.out}",
+          f"preprocess {prepared.preprocess_label}"
+          f"{' (auto)' if c.preprocess == AUTO and prepared.task.input_kind == 'features' else ''}, out {c.out}",
           file=sys.stderr)
     summary = run_search(prepared)
     from adaptune.reports.leaderboard import compact_table

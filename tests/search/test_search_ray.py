@@ -56,6 +56,7 @@ def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys)
     plan = summary["plan"]
     assert plan["steps_per_epoch"] == 60 and plan["grace_steps"] == 120 and plan["rungs"] == [120]
     assert set(board["steps"]) <= {120, 180} and summary["steps_used"] == board["steps"].sum()
+    # The default (auto) records the kind it picked: zscore, since the blobs' columns keep their spread across domains.
     assert (board["preprocess"] == "zscore").all() and summary["preprocess"] == "zscore"
 
     history = pq.read_table(out / "history.parquet").to_pandas()
