@@ -258,27 +258,30 @@ def findings(logo: list[list], fixed: list[list]) -> str:
     return "\n".join(text)
 
 
-# Whole default searches on one task per group, each given one choice (benchmarks.skeleton --preprocess ...).
-WHOLE_SEARCH_PAGES = {"zscore": "search_budget_zscore.md", "zscore|domain-scale": "search_budget_preprocess.md",
-                      "zscore|zscore-clip": "search_budget_zscore_clip.md", "zscore-clip": "search_budget_clip_only.md",
-                      AUTO: "search_budget.md"}
+# Whole default searches on one task per group (and the other pixel tasks), each given one choice
+# (benchmarks.skeleton --preprocess ...).
+WHOLE_SEARCH_PAGES = {"zscore": ("search_budget_zscore.md",), "zscore|domain-scale": ("search_budget_preprocess.md",),
+                      "zscore|zscore-clip": ("search_budget_zscore_clip.md",),
+                      "zscore-clip": ("search_budget_clip_only.md",),
+                      AUTO: ("search_budget.md", "search_budget_pixels.md")}
 
 
 def whole_searches() -> str:
     """The recommended accuracy of each committed whole-search page, per task, read from the pages' tables."""
     recommended: dict[str, dict[str, float]] = {}
-    for choice, page in WHOLE_SEARCH_PAGES.items():
-        if os.path.exists(os.path.join(RESULTS, page)):
-            with open(os.path.join(RESULTS, page)) as handle:
-                cells = [line.strip("| \n").split(" | ") for line in handle if line.startswith("| ")]
-            column = cells[0].index("recommended")
-            recommended[choice] = {row[0]: float(row[column]) for row in cells[1:]}
+    for choice, pages in WHOLE_SEARCH_PAGES.items():
+        for page in pages:
+            if os.path.exists(os.path.join(RESULTS, page)):
+                with open(os.path.join(RESULTS, page)) as handle:
+                    cells = [line.strip("| \n").split(" | ") for line in handle if line.startswith("| ")]
+                column = cells[0].index("recommended")
+                recommended.setdefault(choice, {}).update({row[0]: float(row[column]) for row in cells[1:]})
     tasks = list(dict.fromkeys(t for values in recommended.values() for t in values))
     common = [t for t in tasks if all(t in values for values in recommended.values())]
     rows = [[task, *[values.get(task, "-") for values in recommended.values()]] for task in tasks]
     rows.append([f"mean of the {len(common)} tasks every page has",
                  *[statistics.fmean(values[t] for t in common) for values in recommended.values()]])
-    return md_table(rows, ["task", *[f"`{c}` ({WHOLE_SEARCH_PAGES[c]})" for c in recommended]])
+    return md_table(rows, ["task", *[f"`{c}` ({', '.join(WHOLE_SEARCH_PAGES[c])})" for c in recommended]])
 
 
 def auto_findings(auto_logo: list[list]) -> str:
@@ -357,7 +360,8 @@ def main(groups: list[str]) -> None:
         f"Chosen on every group: {share:.3f}; shipped: `AUTO_CLIP_SHARE` = {AUTO_CLIP_SHARE:g}. The rows `{AUTO}` "
         "of the tables above apply the shipped share.\n",
         "## Whole default searches\n",
-        "Target accuracy (%) that a whole default search recommends, one task per group, given each choice (the "
+        "Target accuracy (%) that a whole default search recommends, one task per group (under `auto` also the other "
+        "pixel tasks), given each choice (the "
         "pages' commands and dates are on the pages):\n",
         whole_searches(),
         "",
