@@ -526,7 +526,7 @@ def _summary(search: Search, fitted: Fitted, trials: list[dict[str, Any]]) -> di
         "wall_s": time.time() - fitted.started_at,
         "plan": {**asdict(plan), "rungs": plan.rungs, "expected_trial_steps": plan.expected_trial_steps},
         "steps_used": int(sum(r.get("steps") or 0 for r in trials)),
-        "preprocess": prepared.preprocess_label,
+        "preprocess": prepared.preprocess_label, "preprocess_requested": c.preprocess,
         "recommendation": recommendation(recorder, c.recommend, prepared.proxy),
         "runner": search.runner, "storage": search.storage, "experiment": search.experiment,
         "max_concurrent": search.max_concurrent, "max_running": recorder.max_running, "machine": platform.node(),

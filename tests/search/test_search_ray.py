@@ -58,6 +58,7 @@ def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys)
     assert set(board["steps"]) <= {120, 180} and summary["steps_used"] == board["steps"].sum()
     # The default (auto) records the kind it picked: zscore, since the blobs' columns keep their spread across domains.
     assert (board["preprocess"] == "zscore").all() and summary["preprocess"] == "zscore"
+    assert summary["preprocess_requested"] == "auto"
 
     history = pq.read_table(out / "history.parquet").to_pandas()
     assert len(history) == int(board["epochs"].sum())
