@@ -87,12 +87,17 @@ def spread_mismatch(xs: torch.Tensor, xt: torch.Tensor) -> float:
     return float(((high > 0) & (low * SPREAD_RATIO < high)).double().mean())
 
 
+def auto_choice(mismatch: float, share: float = AUTO_CLIP_SHARE) -> str:
+    """The kind ``auto`` applies to a task of :func:`spread_mismatch` ``mismatch`` when it cuts at ``share``."""
+    return AUTO_CHOICES[mismatch > share]
+
+
 def resolve_preprocess(kind: str, xs: torch.Tensor, xt: torch.Tensor) -> str:
     """The kind to apply to whole source and target feature matrices: ``kind`` itself, or for ``auto`` the kind
     its rule picks from their unlabeled features (labels are never read)."""
     if check_preprocess(kind) != AUTO:
         return kind
-    return AUTO_CHOICES[spread_mismatch(xs, xt) > AUTO_CLIP_SHARE]
+    return auto_choice(spread_mismatch(xs, xt))
 
 
 def standardise(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

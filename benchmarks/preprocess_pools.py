@@ -38,13 +38,14 @@ from adaptune.algorithms.preprocess import (
     DEFAULT_PREPROCESS,
     SPREAD_RATIO,
     UNIT_INVARIANT,
+    auto_choice,
     spread_mismatch,
 )
 from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
 from adaptune.reports.leaderboard import PREPROCESS_COLUMN, selection_order
 from adaptune.search.config import DEFAULT_ENSEMBLE_K
 from benchmarks._common import RESULTS, header, md_table, rerun_command, write
-from benchmarks.baselines import leave_one_group_out, saved_baseline, worst_regret
+from benchmarks.baselines import leave_one_group_out, resolved_kind, saved_baseline, worst_regret
 from benchmarks.methods_bench import GROUPS
 from benchmarks.proxies_report import load
 from benchmarks.search_efficiency import ensemble_accuracy
@@ -140,10 +141,6 @@ def task_mismatch(task: str) -> float:
                            torch.cat([raw.target_train.x, raw.target_val.x]))  # duplicated rows leave a std as is
 
 
-def auto_kind(mismatch: float, share: float) -> str:
-    return AUTO_CHOICES[mismatch > share]
-
-
 # A task whose two kinds score within this many points of each other says nothing about where auto should cut:
 # one pool is one seed, and the recommended accuracy moves by more than that from seed to seed.
 TIE_POINTS = 1.0
@@ -157,7 +154,7 @@ def auto_score(tasks: dict[str, tuple[str, float, dict[str, float]]], share: flo
     for group, mismatch, accuracy in tasks.values():
         tied = ties and abs(accuracy[AUTO_CHOICES[0]] - accuracy[AUTO_CHOICES[1]]) < TIE_POINTS
         per_group.setdefault(group, []).append(
-            statistics.fmean(accuracy.values()) if tied else accuracy[auto_kind(mismatch, share)])
+            statistics.fmean(accuracy.values()) if tied else accuracy[auto_choice(mismatch, share)])
     return statistics.fmean(statistics.fmean(values) for values in per_group.values())
 
 
@@ -190,7 +187,7 @@ def auto_derivation(rows: list[dict], mismatches: dict[str, float], scheme: str 
     for held in dict.fromkeys(group for group, _, _ in tasks.values()):
         share = chosen_share({t: v for t, v in tasks.items() if v[0] != held})
         mine = {t: v for t, v in tasks.items() if v[0] == held}
-        clipped = sum(auto_kind(mismatch, share) != AUTO_CHOICES[0] for _, mismatch, _ in mine.values())
+        clipped = sum(auto_choice(mismatch, share) != AUTO_CHOICES[0] for _, mismatch, _ in mine.values())
         fixed = [statistics.fmean(v[2][k] for v in mine.values()) for k in AUTO_CHOICES]
         mismatch_list = ", ".join(f"{v[1]:.2f}" for v in mine.values())
         table.append([held, mismatch_list, f"{share:.3f}", f"{clipped} of {len(mine)}",
@@ -198,11 +195,11 @@ def auto_derivation(rows: list[dict], mismatches: dict[str, float], scheme: str 
     return table, chosen_share(tasks)
 
 
-def with_auto(rows: list[dict], mismatches: dict[str, float]) -> list[dict]:
-    """``rows`` and, per task, a copy of the row of the kind ``auto`` picks at the shipped share, labelled auto."""
-    picked = [{**r, "preprocess": AUTO, "auto_kind": r["preprocess"]} for r in rows
-              if r["preprocess"] == auto_kind(mismatches[r["task"]], AUTO_CLIP_SHARE)]
-    return rows + picked
+def with_auto(rows: list[dict]) -> list[dict]:
+    """``rows`` and, per task, a copy of the row of the kind ``auto`` picks there (as a search resolves it),
+    labelled auto."""
+    picks = {task: resolved_kind(task, AUTO) for task in dict.fromkeys(r["task"] for r in rows)}
+    return rows + [{**r, "preprocess": AUTO} for r in rows if r["preprocess"] == picks[r["task"]]]
 
 
 def derivation(rows: list[dict], scheme: str = SHIPPED) -> tuple[list[list], list[list], list[str]]:
@@ -305,7 +302,7 @@ def main(groups: list[str]) -> None:
     for group in groups:
         group_rows, group_metas = rows_of(group)
         mismatches.update({task: task_mismatch(task) for task in dict.fromkeys(r["task"] for r in group_rows)})
-        rows += with_auto(group_rows, mismatches)
+        rows += with_auto(group_rows)
         metas += [(group, meta) for meta in group_metas]
     auto_logo, share = auto_derivation([r for r in rows if r["preprocess"] in AUTO_CHOICES], mismatches)
     summary, means = summary_table(rows)
