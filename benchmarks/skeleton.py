@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -88,9 +89,10 @@ def budget_table(tasks: list[str], out_root: str, flags: tuple[str, ...] = (), p
         print(rows[-1], flush=True)
     text = "\n".join([
         header("The default search on each task",
-               " ".join(["python -m benchmarks.skeleton --tasks " + ",".join(tasks), *flags,
+               " ".join(["python -m benchmarks.skeleton --tasks", shlex.quote(",".join(tasks)), *flags,
                          *(["--page", page] if page != "search_budget.md" else [])])),
-        "\n`adaptune search --task T` with every default (budget, proxy auto, recommend ensemble), one run per "
+        "\n`adaptune search --task T` with every default (budget, proxy auto, recommend ensemble)"
+        + (" but the flags of the command above" if flags else "") + ", one run per "
         "task on this machine, nothing else running. *plan* is trials x epochs x steps per epoch; *steps* the "
         "optimizer steps the trials trained; *recommended* the target accuracy (%) of what the run recommends "
         "shipping; *best trial* the oracle-best trial's row (reporting only); LR / 1-NN the source-only "
@@ -118,11 +120,14 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "adaptune-skeleton-bench"))
     parser.add_argument("--tasks", help="comma-separated: run the default search on each (search_budget.md)")
     parser.add_argument("--preprocess", help="passed on to each search (default: the search's own default)")
+    parser.add_argument("--proxy", help="passed on to each search (default: the search's own default, auto)")
+    parser.add_argument("--seed", help="passed on to each search (default: the search's own default)")
     parser.add_argument("--page", default="search_budget.md", help="the result page --tasks writes")
     args = parser.parse_args()
     if args.tasks:
-        budget_table(args.tasks.split(","), args.out, ("--preprocess", args.preprocess) if args.preprocess else (),
-                     args.page)
+        flags = tuple(item for name in ("preprocess", "proxy", "seed") if getattr(args, name) is not None
+                      for item in (f"--{name}", getattr(args, name)))
+        budget_table(args.tasks.split(","), args.out, flags, args.page)
         return
     wall, peak, _ = run_default_search(args.out)
 
