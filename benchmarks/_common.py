@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import shlex
@@ -112,6 +113,16 @@ def kept_predictions(run: str, trial_id: str, metric: str) -> torch.Tensor | Non
         if kept:
             return torch.load(max(kept)[2], map_location="cpu", weights_only=True)
     return None
+
+
+def page_table(page: str) -> list[dict[str, str]]:
+    """The rows of the first table of the result page ``page`` (in benchmarks/results), keyed by its headers."""
+    with open(os.path.join(RESULTS, page)) as handle:
+        lines = handle.read().split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    table = [line.strip("| ").split(" | ") for line in itertools.takewhile(lambda line: line.startswith("|"),
+                                                                          lines[start:])]
+    return [dict(zip(table[0], row)) for row in table[2:]]
 
 
 def one_decimal(value: float) -> str:

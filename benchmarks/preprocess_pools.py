@@ -41,17 +41,18 @@ from adaptune.algorithms.preprocess import (
     auto_choice,
     spread_mismatch,
 )
-from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
 from adaptune.reports.leaderboard import PREPROCESS_COLUMN, selection_order
 from adaptune.search.config import DEFAULT_ENSEMBLE_K
-from benchmarks._common import RESULTS, header, md_table, rerun_command, write
+from benchmarks._common import RESULTS, header, md_table, page_table, rerun_command, write
 from benchmarks.baselines import leave_one_group_out, resolved_kind, saved_baseline, worst_regret
 from benchmarks.methods_bench import GROUPS
 from benchmarks.proxies_report import load
 from benchmarks.search_efficiency import ensemble_accuracy
 
-PROXY = AUTO_PROXY["features"]
-GAP = AUTO_SOURCE_GAP["features"]
+# The selecting proxy of these pools: they keep target predictions (--dump-predictions-proxies) and recorded
+# ensembles for im_ts, the feature tables' auto proxy when they ran; comparing preprocessings needs one proxy.
+PROXY = "im_ts"
+GAP = 0.02  # the feature tables' source gap when the pools ran, with PROXY
 KINDS = ("zscore", "domain-scale", "zscore-clip")
 # Searches given two kinds, as their leaderboards name them: each ranks the union of the two pools.
 UNIONS = {"|".join(kinds): kinds for kinds in (("zscore", "domain-scale"), ("zscore", "zscore-clip"))}
@@ -256,11 +257,11 @@ def findings(logo: list[list], fixed: list[list]) -> str:
 
 
 # Whole default searches on one task per group (and the other pixel tasks), each given one choice
-# (benchmarks.skeleton --preprocess ...).
+# (benchmarks.skeleton --preprocess ...), all selecting by im_ts like the pools.
 WHOLE_SEARCH_PAGES = {"zscore": ("search_budget_zscore.md",), "zscore|domain-scale": ("search_budget_preprocess.md",),
                       "zscore|zscore-clip": ("search_budget_zscore_clip.md",),
                       "zscore-clip": ("search_budget_clip_only.md",),
-                      AUTO: ("search_budget.md", "search_budget_pixels.md")}
+                      AUTO: ("search_budget_im_ts.md", "search_budget_pixels_im_ts.md")}
 
 
 def whole_searches() -> str:
@@ -269,10 +270,8 @@ def whole_searches() -> str:
     for choice, pages in WHOLE_SEARCH_PAGES.items():
         for page in pages:
             if os.path.exists(os.path.join(RESULTS, page)):
-                with open(os.path.join(RESULTS, page)) as handle:
-                    cells = [line.strip("| \n").split(" | ") for line in handle if line.startswith("| ")]
-                column = cells[0].index("recommended")
-                recommended.setdefault(choice, {}).update({row[0]: float(row[column]) for row in cells[1:]})
+                recommended.setdefault(choice, {}).update({row["task"]: float(row["recommended"])
+                                                           for row in page_table(page)})
     tasks = list(dict.fromkeys(t for values in recommended.values() for t in values))
     common = [t for t in tasks if all(t in values for values in recommended.values())]
     rows = [[task, *[values.get(task, "-") for values in recommended.values()]] for task in tasks]
@@ -320,7 +319,8 @@ def main(groups: list[str]) -> None:
         "two pools, what a search given both kinds (`--preprocess a,b`) ranks, each trial held to the source gap "
         f"of its own kind; `{AUTO}` is, per task, the pool of the kind `{AUTO}` picks there (the default, "
         "section below). *recommended*: "
-        f"the ensemble of the top {DEFAULT_ENSEMBLE_K} trials by `{PROXY}` (the `auto` proxy for feature tables), "
+        f"the ensemble of the top {DEFAULT_ENSEMBLE_K} trials by `{PROXY}` (the `auto` proxy for feature tables when "
+        "the pools ran), "
         "with every trial admitted and with the shipped source gap; *oracle best*: the best (trial, epoch) of the "
         "pool; *baseline*: the better of source-only LR and 1-NN under the pool's preprocessing (the best over both "
         "kinds for the union; baselines.md). Target accuracy (%); the oracle labels only score.\n",

@@ -132,31 +132,36 @@ def single_picks(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def auto_rule(per_task: pd.DataFrame) -> dict[str, str]:
-    """Per input kind, the candidate proxy with the least mean top-1 regret over that kind's tasks (rows without a
-    source gap).
+def auto_rule(recommended: pd.DataFrame, singles: pd.DataFrame) -> dict[str, str]:
+    """Per input kind, the candidate proxy whose recommended selection (``recommended``: the top-5 ensemble) has the
+    least mean top-1 regret over that kind's tasks (rows without a source gap).
 
-    Candidates exclude the opt-in and final-only proxies, and any proxy whose mean regret on some benchmark
-    exceeds :data:`CATASTROPHIC` points: one that picked collapsed models somewhere is not trusted by default.
+    Candidates exclude the opt-in and final-only proxies, and any proxy whose single pick (``singles``) loses more
+    than :data:`CATASTROPHIC` points on average on some benchmark. The screen reads the single pick, not the
+    ensemble: a pool holds one trial per method, so its top 5 are five families, while a whole search's TPE spends
+    its trials on the family the proxy scores highest and its top 5 can all be that family (subspace alignment under
+    ``im_ts`` on Amazon, search_efficiency.md), which the single pick shows and the pool's ensemble hides.
     """
-    candidates = per_task[~per_task["proxy"].isin(NOT_CANDIDATES)].copy()
-    worst = candidates.groupby(["group", "proxy"])["top1_regret"].mean().groupby("proxy").max()
-    # A rule measured on some tasks only (added after the others' runs) is not comparable: not a candidate.
-    everywhere = candidates.groupby("proxy")["task"].nunique() == candidates["task"].nunique()
-    trusted = worst[worst <= CATASTROPHIC / 100].index.intersection(everywhere[everywhere].index)
-    candidates = candidates[candidates["proxy"].isin(trusted)]
+    def trusted(table: pd.DataFrame) -> pd.Index:
+        table = table[~table["proxy"].isin(NOT_CANDIDATES)]
+        worst = table.groupby(["group", "proxy"])["top1_regret"].mean().groupby("proxy").max()
+        # A rule measured on some tasks only (added after the others' runs) is not comparable: not a candidate.
+        everywhere = table.groupby("proxy")["task"].nunique() == table["task"].nunique()
+        return worst[worst <= CATASTROPHIC / 100].index.intersection(everywhere[everywhere].index)
+
+    candidates = recommended[recommended["proxy"].isin(trusted(recommended).intersection(trusted(singles)))].copy()
     candidates["kind"] = candidates["group"].map(INPUT_KIND)
     regret = candidates.groupby(["kind", "proxy"])["top1_regret"].mean()
     return {kind: regret[kind].idxmin() for kind in sorted(candidates["kind"].unique())}
 
 
-def leave_one_group_out(per_task: pd.DataFrame) -> dict[str, float]:
+def leave_one_group_out(recommended: pd.DataFrame, singles: pd.DataFrame) -> dict[str, float]:
     """The auto rule's regret out of sample: for each benchmark group, the rule derived from every other group
     picks the proxy, scored on the held-out group's tasks; the mean per group (in points). A kind whose only
     group is held out falls back to the product's DEFAULT_PROXY, as a kind without evidence would."""
     regrets = {}
-    for group, held_out in per_task.groupby("group"):
-        rule = auto_rule(per_task[per_task["group"] != group])
+    for group, held_out in recommended.groupby("group"):
+        rule = auto_rule(recommended[recommended["group"] != group], singles[singles["group"] != group])
         proxy = rule.get(INPUT_KIND[group], DEFAULT_PROXY)
         regrets[group] = 100 * held_out[held_out["proxy"] == proxy]["top1_regret"].mean()
     return regrets
@@ -182,6 +187,9 @@ BELOW_BASELINE_WHY = {
     "linear head on the unadapted DeCAF features is already at 100%; 13 families reach 100% at their best "
     "checkpoint, and the ensemble misses a few of 157 images: selection at a ceiling, not a family that cannot "
     "get there.",
+    "office-surf:W->D": "1-NN is strong here (webcam and DSLR photos of the same objects, so the nearest source image "
+    "is often of the same object); 4 of 19 families reach it at their best checkpoint, and the ensemble stands 4 of "
+    "157 target images below it: selection a few images short, not a family that cannot get there.",
 }
 
 
@@ -241,11 +249,14 @@ def main(paths: list[str]) -> None:
     singles = single_picks(points)
     # The proxy is derived here, on pools of every method; the source gap on whole searches (source_gap.py), since a
     # pool of one trial per method cannot show TPE filling the top 5 with the family a proxy over-rates.
-    ungated = recommended[recommended["proxy"].map(lambda name: rule_parts(name)[1] is None)]
-    rule = auto_rule(ungated)
+    def ungated(table: pd.DataFrame) -> pd.DataFrame:
+        return table[table["proxy"].map(lambda name: rule_parts(name)[1] is None)]
+
+    rule = auto_rule(ungated(recommended), ungated(singles))
     update_auto_rule(rule=rule, criterion="least mean regret of the recommended selection (the ensemble of the top 5 "
-                     "trials by the proxy) over the kind's tasks, among proxies whose mean regret stays within "
-                     f"{CATASTROPHIC:.0f} points on every benchmark", source="benchmarks/results/proxies.md")
+                     "trials by the proxy) over the kind's tasks, among proxies whose single best trial's mean "
+                     f"regret stays within {CATASTROPHIC:.0f} points on every benchmark",
+                     source="benchmarks/results/proxies.md")
 
     text = header("Proxy quality: unsupervised selection vs the oracle",
                   "python -m benchmarks.proxies_report " + " ".join(paths))
@@ -314,7 +325,7 @@ def main(paths: list[str]) -> None:
                   ("single best trial (`recommend: single`)", "auto", regret_of(singles, rule)),
                   ("single best trial", f"`{DEFAULT_PROXY}`", regret_of(singles, default_rule))]
     rows = [[label, proxy, *regrets.values(), mean(regrets)] for label, proxy, regrets in selections]
-    held_out = leave_one_group_out(ungated)
+    held_out = leave_one_group_out(ungated(recommended), ungated(singles))
     text += ("\n\n## The default selection against the oracle\n\nPoints of target accuracy lost against the oracle's "
              "best (trial, epoch) of the same search; negative where the ensemble beats every single candidate. "
              f"`auto` = {', '.join(f'{k}: `{v}`' for k, v in rule.items())} (`PROXY@gapN`: ranked by PROXY among "
@@ -364,9 +375,14 @@ def main(paths: list[str]) -> None:
              f"{mean(within):.1f} points ({spelled(within)}). The default selection above is the harder problem: it "
              "also chooses the method.\n")
     text += (f"\nThe auto rule: per input kind, the least mean regret of the recommended selection (the top-5 "
-             f"ensemble by the proxy) over that kind's tasks, among the proxies whose mean regret stays within "
-             f"{CATASTROPHIC:.0f} points on every benchmark (`entropy` picked collapsed models on digits and is not "
-             "trusted). It is chosen on these same runs (in-sample); the leave-one-group-out figure above is the "
+             f"ensemble by the proxy) over that kind's tasks, among the proxies whose single best trial's mean "
+             f"regret stays within {CATASTROPHIC:.0f} points on every benchmark (`entropy` picked collapsed models on "
+             "digits; `im_ts` and `bnm_ts` picked subspace alignment on Amazon and Amazon-5000). The screen reads the "
+             "single pick because a pool holds one trial per method, so its top 5 are five families, while a whole "
+             "search's TPE spends its trials on the family the proxy scores highest: its top 5 can all be that "
+             "family, as the single pick shows and the pool's ensemble hides (whole default searches with the rule "
+             "before and after this screen: `benchmarks/results/proxy_searches.md`). It is chosen on these same runs "
+             "(in-sample); the leave-one-group-out figure above is the "
              "honest estimate. `benchmarks/results/proxy_auto.json` holds the rule `adaptune` ships (a test keeps "
              "`AUTO_PROXY` equal to it). The default source gap is derived on whole searches instead "
              "(`benchmarks/results/source_gap.md`): a pool of one trial per method cannot show TPE filling the "

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import tempfile
-from collections import Counter
 
 import pandas as pd
 import torch
@@ -38,9 +37,9 @@ import yaml
 from adaptune.algorithms.budget import DEFAULT_BUDGET
 from adaptune.algorithms.ensemble import average_predictions
 from adaptune.algorithms.methods import METHODS
-from adaptune.reports.leaderboard import selection_order
+from adaptune.reports.leaderboard import at_most_per_method, selection_order
 from adaptune.reports.svg import Series, color, xy_chart
-from adaptune.search.config import DEFAULT_ENSEMBLE_K
+from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
 from benchmarks._common import RESULTS, group_of, header, kept_predictions, md_table, write
 from benchmarks.baselines import saved_baseline
 from benchmarks.skeleton import run_default_search
@@ -56,11 +55,15 @@ STRATEGIES = {  # name -> config keys that differ from the defaults
 FRACTIONS = (0.25, 0.5, 1.0, 2.0)  # of the default budget, the columns of the table
 GRID = 0.05  # the curves' resolution, as a fraction of the default budget
 # Ensembles a search could recommend: the top k admitted trials by the proxy, at most ``cap`` of one method.
-RULES = {f"top{k}" + ("" if cap is None else f"-max{cap}"): (k, cap) for k in (1, 3, 5, 7, 10) for cap in (None, 2, 1)
-         if k > 1 or cap is None}
-ENSEMBLE = f"top{DEFAULT_ENSEMBLE_K}"  # what a search recommends by default
+def rule_name(k: int, cap: int | None) -> str:
+    """An ensemble rule's name: the top ``k`` admitted trials, at most ``cap`` of one method (``-maxN``)."""
+    return f"top{k}" + ("" if cap is None else f"-max{cap}")
+
+
+RULES = {rule_name(k, cap): (k, cap) for k in (1, 3, 5, 7, 10) for cap in (None, 2, 1) if k > 1 or cap is None}
+ENSEMBLE = rule_name(DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD)  # what a search recommends by default
 SINGLE = "top1"
-ONE_PER_METHOD = f"top{DEFAULT_ENSEMBLE_K}-max1"
+ONE_PER_METHOD = rule_name(DEFAULT_ENSEMBLE_K, 1)
 
 
 def compute_timeline(out: str) -> pd.DataFrame:
@@ -85,15 +88,8 @@ def ensemble_accuracy(member_probs: list[torch.Tensor], labels: torch.Tensor) ->
 
 
 def capped(rows: list[dict], cap: int | None) -> list[dict]:
-    """``rows`` in order, without those beyond the first ``cap`` of their method."""
-    if cap is None:
-        return rows
-    kept, seen = [], Counter()
-    for row in rows:
-        seen[row["method"]] += 1
-        if seen[row["method"]] <= cap:
-            kept.append(row)
-    return kept
+    """``rows`` in order, without those beyond the first ``cap`` of their method (the search's own rule)."""
+    return list(at_most_per_method(rows, cap))
 
 
 def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float | None, metric: str
@@ -136,7 +132,7 @@ def measure(task: str, strategy: str, seed: int, out: str, wall: float) -> dict:
         rows[0]["compute"] = max(t["compute"] for t in trials)
     return {"task": task, "strategy": strategy, "seed": seed, "wall_s": wall, "plan": summary["plan"],
             "steps_used": summary["steps_used"], "preprocess": summary["preprocess"],
-            "source_gap": summary.get("source_gap"), "curve": rows,
+            "source_gap": summary.get("source_gap"), "proxy": summary["proxy"], "curve": rows,
             "trials": trials}
 
 
@@ -259,7 +255,8 @@ def report(records: list[dict]) -> str:
                f"--seeds {seeds} --scale {scale:g}  (--report-only rebuilds this page from the raw file)")
     text = header("Does the search earn its compute?", command)
     text += ("\nEach strategy is one real `adaptune search` per task and seed (everything else at its default; "
-             f"{len(METHODS)} methods, proxy `auto`): `tpe+asha` is the default search; `random+asha` and `random` "
+             f"{len(METHODS)} methods, proxy `auto`, which selected by {proxies_of(records)} when they ran): "
+             "`tpe+asha` is the default search; `random+asha` and `random` "
              "sample the same space with Optuna's random sampler (`searcher: random`), with ASHA and without early "
              "stopping (`scheduler: {kind: none}`); `defaults` trains each method once at its defaults, without "
              f"early stopping. The first three ran at {scale:.2g}x the default budget of {DEFAULT_BUDGET:,} steps; the "
@@ -267,8 +264,9 @@ def report(records: list[dict]) -> str:
              "when all trials together had trained that many optimizer steps (the samplers and rungs do not depend "
              "on the planned trial count, so these are the trials a smaller budget runs, up to the order in which "
              "two concurrent trials finish). Regret: the best target accuracy of any trial of any strategy on the "
-             "same task and seed, minus the target accuracy of the recommendation (the ensemble of the top 5 "
-             f"trials by the proxy, what a search recommends by default), in points. {gap_note(records)} Target "
+             "same task and seed, minus the target accuracy of the recommendation (the ensemble of the top "
+             f"{DEFAULT_ENSEMBLE_K} trials by the proxy, at most {DEFAULT_ENSEMBLE_PER_METHOD} of one method: what a "
+             f"search recommends by default), in points. {gap_note(records)} Target "
              "labels only score.\n\n")
     text += f"Runs: {len(records)}; tasks: {', '.join(tasks)}; seeds: " \
             f"{', '.join(map(str, sorted(table['seed'].unique())))}. Raw: `benchmarks/results/raw/" \
@@ -385,6 +383,12 @@ def rule_section(table: pd.DataFrame, records: list[dict]) -> str:
                      f"`{top[0]['method']}` ({min(accuracies):.1f}-{max(accuracies):.1f}% on the target); one per "
                      f"method changes the regret by {change:+.1f} points.")
     return text
+
+
+def proxies_of(records: list[dict]) -> str:
+    """The selecting proxies of the runs, in words (records made before runs recorded it selected by im_ts, the
+    feature tables' auto proxy then)."""
+    return ", ".join(f"`{name}`" for name in sorted({r.get("proxy", "im_ts") for r in records}))
 
 
 def gap_note(records: list[dict]) -> str:

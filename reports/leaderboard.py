@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -73,6 +75,18 @@ def selection_order(rows: list[dict[str, Any]], source_gap: float | None = None
     within = [finite(r.get("source_acc")) and r["source_acc"] >= best[r.get(PREPROCESS_COLUMN)] - source_gap
               for r in scored]
     return [r for r, ok in zip(scored, within) if ok], [r for r, ok in zip(scored, within) if not ok]
+
+
+def at_most_per_method(rows: Iterable[dict[str, Any]], per_method: int | None) -> Iterator[dict[str, Any]]:
+    """``rows`` in their order, without those beyond the first ``per_method`` of their method (None: every row).
+
+    The ensemble row's members: a search's TPE spends its trials on the method its proxy scores highest, so
+    without a cap one over-rated method can fill the whole ensemble."""
+    seen: Counter[Any] = Counter()
+    for row in rows:
+        seen[row.get("method")] += 1
+        if per_method is None or seen[row.get("method")] <= per_method:
+            yield row
 
 
 def rank_rows(rows: list[dict[str, Any]], source_gap: float | None = None) -> None:

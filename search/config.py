@@ -33,6 +33,9 @@ SEARCHERS = ("tpe", "random")
 SCHEDULERS = ("asha", "none")
 DEFAULT_FEATURE_CACHE_GB = 20.0  # GB = 10**9 bytes
 DEFAULT_ENSEMBLE_K = 5  # trials in the recommended ensemble (benchmarks/results/search_efficiency.md)
+# At most this many of the ensemble's trials share a method: derived leave one group out on whole default searches
+# (benchmarks/results/source_gap.md; benchmarks/results/proxy_auto.json holds it, and a test keeps the two equal).
+DEFAULT_ENSEMBLE_PER_METHOD = 2
 
 
 @dataclass
@@ -79,6 +82,7 @@ class SearchConfig:
     fewshot_k: int = 0  # opt-in: k labeled target samples per class for the fewshot proxy (0 = none)
     # The leaderboard's ensemble row averages the top-k trials by the proxy (0 = no row).
     ensemble_k: int = DEFAULT_ENSEMBLE_K
+    ensemble_per_method: int | None = DEFAULT_ENSEMBLE_PER_METHOD  # at most this many members of one method (None: any)
     # What the run recommends shipping: the ensemble row, or the single best trial (default: ensemble when
     # there is an ensemble row, i.e. ensemble_k > 0).
     recommend: str | None = None
@@ -402,6 +406,10 @@ def validate(c: SearchConfig) -> None:
         raise InputError("fewshot_k", f"expected 0 (off) or a positive number per class, got {c.fewshot_k}")
     if _expect_type("ensemble_k", c.ensemble_k, int, "a number of trials") < 0:
         raise InputError("ensemble_k", f"expected 0 (no ensemble row) or a positive count, got {c.ensemble_k}")
+    if c.ensemble_per_method is not None and _expect_type(
+            "ensemble_per_method", c.ensemble_per_method, int, "a number of trials of one method, or null") < 1:
+        raise InputError("ensemble_per_method", f"expected a positive count, or null for no cap, got "
+                         f"{c.ensemble_per_method}")
     if c.recommend is None:
         c.recommend = "ensemble" if c.ensemble_k else "single"
     if c.recommend not in RECOMMENDATIONS:

@@ -11,6 +11,7 @@ final leaderboard and the summary). Every file of the run directory is written t
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import math
 import os
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -214,29 +216,32 @@ def _score(value: Any) -> float:
     return value if isinstance(value, float | int) and math.isfinite(value) else -math.inf
 
 
-def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int) -> dict[str, Any] | None:
+def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, per_method: int | None = None
+                 ) -> dict[str, Any] | None:
     """Average the target predictions of the top-k finished trials by the proxy (admitted by the recorder's source
-    gap) into one leaderboard row."""
+    gap, at most ``per_method`` of one method) into one leaderboard row."""
     import torch
 
     from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics
-    from adaptune.reports.leaderboard import FINISHED, selection_order
+    from adaptune.reports.leaderboard import FINISHED, at_most_per_method, selection_order
 
     admitted, _ = selection_order([r for r in recorder.finished_rows() if r["status"] in FINISHED],
                                   recorder.source_gap)
     by_trial = {r.metrics.get("trial_id"): r for r in results if r.metrics}
-    members, probs = [], []
-    for trial_id in (r["trial_id"] for r in admitted):
-        checkpoint = _best_checkpoint(by_trial[trial_id], metric) if trial_id in by_trial else None
-        if checkpoint is None:
-            continue
-        with checkpoint.as_directory() as directory:
-            path = os.path.join(directory, RunDir.CHECKPOINT_PREDICTIONS)
-            if os.path.exists(path):
-                probs.append(torch.load(path, map_location="cpu", weights_only=True))
-                members.append(trial_id)
-        if len(members) == k:
-            break
+
+    def with_predictions() -> Iterator[dict[str, Any]]:
+        """The admitted rows, in order, that kept target predictions, each with them as ``probs``."""
+        for row in admitted:
+            checkpoint = _best_checkpoint(by_trial[row["trial_id"]], metric) if row["trial_id"] in by_trial else None
+            if checkpoint is None:
+                continue
+            with checkpoint.as_directory() as directory:
+                path = os.path.join(directory, RunDir.CHECKPOINT_PREDICTIONS)
+                if os.path.exists(path):
+                    yield {**row, "probs": torch.load(path, map_location="cpu", weights_only=True)}
+
+    chosen = list(itertools.islice(at_most_per_method(with_predictions(), per_method), k))
+    members, probs = [row["trial_id"] for row in chosen], [row["probs"] for row in chosen]
     if not members:
         return None
     values = ensemble_metrics(average_predictions(probs), task.target_oracle)
@@ -509,7 +514,7 @@ def summarise(search: Search, fitted: Fitted) -> dict[str, Any]:
         recorder.state = "interrupted"  # Tune stopped early (Ctrl-C): resumable
     if c.ensemble_k and fitted.results is not None:
         recorder.add_ensemble(ensemble_row(recorder, fitted.results, search.prepared.task, search.prepared.metric,
-                                           c.ensemble_k))
+                                           c.ensemble_k, c.ensemble_per_method))
     recorder.write()
     summary = _summary(search, fitted, trials)
     if recorder.state == "finished":

@@ -292,6 +292,9 @@ def test_auto_rule_is_the_one_our_benchmark_derived():
 
     measured = json.loads((Path(__file__).resolve().parents[2] / "benchmarks/results/proxy_auto.json").read_text())
     assert AUTO_PROXY == measured["rule"] and AUTO_SOURCE_GAP == measured["source_gap"]
+    from adaptune.search.config import DEFAULT_ENSEMBLE_PER_METHOD
+
+    assert DEFAULT_ENSEMBLE_PER_METHOD == measured["ensemble_per_method"]
 
 
 def _calibration_case(scale: float = 1.0) -> Evaluation:

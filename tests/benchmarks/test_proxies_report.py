@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from adaptune.algorithms.proxies import AUTO_SOURCE_GAP
 from benchmarks import proxies_report
 
 
@@ -15,10 +16,29 @@ def _recommended(task: str, accuracies: dict[str, float]) -> pd.DataFrame:
 def test_the_default_gap_is_read_where_recorded_and_families_reaching_the_baseline_are_named():
     task = "office-surf:W->D"  # baseline: 1-NN, 87.3% (benchmarks/results/baselines.json)
     points = pd.DataFrame({"task": task, "method": ["jda", "mcc", "dann"], "target_acc": [0.898, 0.80, 0.70]})
-    gated = proxies_report.against_baselines(_recommended(task, {"im_ts": 0.819, "im_ts@gap2": 0.874}),
+    shipped = proxies_report.candidate("im_ts", AUTO_SOURCE_GAP["features"])  # e.g. im_ts@gap5
+    gated = proxies_report.against_baselines(_recommended(task, {"im_ts": 0.819, shipped: 0.874}),
                                              {"features": "im_ts"}, ["surf"], points)
-    assert "| surf | `im_ts@gap2` | 1 | 87.4 |" in gated and "Below the baseline" not in gated
+    assert f"| surf | `{shipped}` | 1 | 87.4 |" in gated and "Below the baseline" not in gated
     ungated = proxies_report.against_baselines(_recommended(task, {"im_ts": 0.819}), {"features": "im_ts"},
                                                ["surf"], points)
     assert "| surf | `im_ts` | 1 | 81.9 |" in ungated
     assert "- office-surf:W->D: 81.9 < 87.3; jda 89.8 (1 of 3 families; the rest at most 80.0)" in ungated
+
+
+def _regrets(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"task": task, "group": group, "proxy": proxy, "top1_regret": regret}
+                         for task, group, proxy, regret in rows])
+
+
+def test_a_proxy_whose_single_pick_fails_somewhere_is_not_trusted_however_good_its_ensemble():
+    tasks = [("amazon:B->D", "amazon"), ("office-surf:D->W", "surf")]
+    recommended = _regrets([(t, g, "sharp", 0.00) for t, g in tasks] + [(t, g, "plain", 0.01) for t, g in tasks])
+    safe_singles = _regrets([(t, g, p, 0.02) for t, g in tasks for p in ("sharp", "plain")])
+    assert proxies_report.auto_rule(recommended, safe_singles) == {"features": "sharp"}
+    # One family over-rated on Amazon: the pool's ensemble hides it, the single pick shows it.
+    over_rated = safe_singles.assign(top1_regret=[0.18, 0.02, 0.02, 0.02])
+    assert proxies_report.auto_rule(recommended, over_rated) == {"features": "plain"}
+    held_out = proxies_report.leave_one_group_out(recommended, over_rated)
+    # Amazon held out: its over-rating is unseen, so the sharper proxy is trusted there; surf is scored with plain.
+    assert held_out == {"amazon": 0.0, "surf": 1.0}

@@ -7,13 +7,13 @@ import pandas as pd
 from benchmarks import search_efficiency as se
 
 
-def test_a_cap_keeps_the_first_trials_of_each_method_in_order():
+def test_the_shipped_rule_is_the_search_s_own_ensemble():
+    from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
+
     rows = [{"method": m, "id": i} for i, m in enumerate(["jda", "jda", "coral", "jda", "coral", "mcc"])]
-    assert [r["id"] for r in se.capped(rows, 1)] == [0, 2, 5]
-    assert [r["id"] for r in se.capped(rows, 2)] == [0, 1, 2, 4, 5]
-    assert se.capped(rows, None) == rows
-    assert se.RULES[se.ENSEMBLE] == (5, None) and se.RULES[se.ONE_PER_METHOD] == (5, 1)
-    assert se.RULES[se.SINGLE] == (1, None)
+    assert [r["id"] for r in se.capped(rows, 2)] == [0, 1, 2, 4, 5] and se.capped(rows, None) == rows
+    assert se.RULES[se.ENSEMBLE] == (DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD)
+    assert se.RULES[se.ONE_PER_METHOD] == (5, 1) and se.RULES[se.SINGLE] == (1, None)
 
 
 def test_each_group_is_scored_with_the_rule_the_other_groups_chose():

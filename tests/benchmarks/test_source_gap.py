@@ -29,5 +29,26 @@ def test_the_ensemble_rule_is_scored_on_each_group_with_the_rule_the_other_group
 
     # One cap per method wins on surf and amazon and loses on the JDA digits: held out there, it costs 9 points.
     text = rule_section([run("office-surf:D->W", 0.0), run("amazon:B->D", 0.0), run("mnist-usps-jda:U->M", 12.0)])
-    assert "jda-digits: `top5-max1` 12.0 (`top5` 3.0)" in text and "surf: `top5` 3.0 (`top5` 3.0)" in text
-    assert "Mean 6.0 points held out, against 3.0 for `top5`: no derived rule does better" in text
+    assert f"jda-digits: `top5-max1` 12.0 (`{ENSEMBLE}` 3.0)" in text
+    assert f"surf: `{ENSEMBLE}` 3.0 (`{ENSEMBLE}` 3.0)" in text
+    assert f"Mean 6.0 points held out, against 3.0 for `{ENSEMBLE}`: no derived rule does better" in text
+
+
+def test_a_cap_per_method_is_chosen_over_the_groups_and_adopted_only_where_it_gains():
+    from benchmarks.search_efficiency import RULES
+    from benchmarks.source_gap import cap_section
+
+    def run(task: str, regret: dict) -> dict:  # regret per cap, in points below the best trial
+        rules = {rule: 80.0 for rule in RULES}
+        rules.update({"top5": 90.0 - regret[None], "top5-max2": 90.0 - regret[2], "top5-max1": 90.0 - regret[1]})
+        return {"task": task, "best_trial": 90.0, "rules": rules}
+
+    # One family over-rated on the JDA digits fills the uncapped top 5; elsewhere the caps tie.
+    runs = [run("mnist-usps-jda:U->M", {None: 8.0, 2: 1.0, 1: 3.0}), run("amazon:B->D", {None: 1.0, 2: 1.0, 1: 1.5}),
+            run("office-surf:D->W", {None: 2.0, 2: 2.0, 1: 2.0})]
+    text, cap = cap_section(runs)
+    assert cap == 2
+    # Held out, the JDA digits keep no cap (the others gain nothing from one); the others get 2 from the JDA digits.
+    assert "jda-digits: N = none, 8.0; surf: N = 2, 2.0" in text and "Mean 3.7 points held out, against 3.7" in text
+    ties = [run("amazon:B->D", {None: 1.0, 2: 1.05, 1: 1.0}), run("office-surf:D->W", {None: 2.0, 2: 1.9, 1: 2.0})]
+    assert cap_section(ties)[1] is None  # 0.025 points on average: less than the margin

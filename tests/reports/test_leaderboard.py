@@ -4,6 +4,7 @@ import pytest
 
 from adaptune.reports.leaderboard import (
     LEADERBOARD_COLUMNS,
+    at_most_per_method,
     format_table,
     leaderboard_frame,
     rank_rows,
@@ -25,6 +26,14 @@ def test_rank_only_finished_rows_with_finite_scores():
     rows = _rows()
     rank_rows(rows)
     assert [r["rank"] for r in rows] == [2, 1, None, None]
+
+
+def test_at_most_per_method_keeps_the_first_trials_of_each_method_in_order():
+    rows = [{"trial_id": t, "method": m} for t, m in [("1", "mcc"), ("2", "mcc"), ("3", "mcc"), ("4", "dann"),
+                                                       ("5", "mcc"), ("6", "jda")]]
+    assert [r["trial_id"] for r in at_most_per_method(rows, 2)] == ["1", "2", "4", "6"]
+    assert [r["trial_id"] for r in at_most_per_method(rows, 1)] == ["1", "4", "6"]
+    assert [r["trial_id"] for r in at_most_per_method(rows, None)] == ["1", "2", "3", "4", "5", "6"]
 
 
 def test_a_source_gap_holds_back_trials_far_below_the_best_source_accuracy():

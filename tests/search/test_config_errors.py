@@ -148,6 +148,9 @@ def test_recommend_needs_an_ensemble_row(capsys, tmp_path):
     config.write_text("task: synthetic:blobs\nrecommend: best\n")
     assert _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")]).startswith(
         "adaptune: error: recommend: expected one of: ensemble, single")
+    config.write_text("task: synthetic:blobs\nensemble_per_method: 0\n")
+    assert _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")]) == (
+        "adaptune: error: ensemble_per_method: expected a positive count, or null for no cap, got 0")
     config.write_text("task: synthetic:blobs\nsource_gap: [0.1]\n")
     assert _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")]) == (
         "adaptune: error: source_gap: expected auto, none or a fraction of accuracy in [0, 1], got [0.1]")

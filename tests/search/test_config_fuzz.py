@@ -65,6 +65,7 @@ GOOD: dict[str, st.SearchStrategy] = {
     "proxy": st.sampled_from(["auto", *(p for p in PROXIES if p != "fewshot")]),
     "fewshot_k": st.sampled_from([0, 0, 1, 2]),
     "ensemble_k": st.integers(0, 6),
+    "ensemble_per_method": st.none() | st.integers(1, 3),
     "recommend": st.sampled_from([None, "single"]),
     "seed": st.integers(0, 2**32 - 1),
     "backbone": st.sampled_from([None, "mlp"]),

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from adaptune.reports.leaderboard import LEADERBOARD_COLUMNS, selection_order
+from adaptune.reports.leaderboard import LEADERBOARD_COLUMNS, at_most_per_method, selection_order
 from adaptune.reports.run_dir import schema_version
 from adaptune.search.cli import main
 from adaptune.search.config import build_config
@@ -34,7 +34,7 @@ def _search(out, **overrides):
 
 def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys):
     out = tmp_path / "run"
-    summary = _search(out, source_gap=0.002)
+    summary = _search(out, source_gap=0.002, ensemble_per_method=1)
     everything = pq.read_table(out / "leaderboard.parquet").to_pandas()
     board = everything[everything["status"] != "ensemble"].reset_index(drop=True)
     assert len(board) == 4 and summary["trials"] == 4
@@ -67,11 +67,12 @@ def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys)
         assert math.isclose(row["score"], epochs["proxy_im"].max())
     assert summary["max_running"] >= 2, "trials ran one at a time"
 
-    # The ensemble row: the top trials by the proxy (every admitted one here, k=5), its predictions averaged.
+    # The ensemble row: the top trials by the proxy (k=5), at most one of each method here, predictions averaged.
     ensemble = everything[everything["status"] == "ensemble"]
     assert len(ensemble) == 1
     row = ensemble.iloc[0]
-    members = [r["trial_id"] for r in admitted]
+    members = [r["trial_id"] for r in at_most_per_method(admitted, 1)]
+    assert 1 <= len(members) <= 2  # two methods
     assert row["members"].split(",") == members and row["trial_id"] == f"ensemble-top{len(members)}"
     assert pd.isna(row["rank"])  # shown, not ranked among the trials
     assert 0 <= row["target_acc"] <= 1 and math.isclose(row["score"], row["proxy_im"])
