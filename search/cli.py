@@ -315,6 +315,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
     from adaptune.algorithms.methods import METHODS
     from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP, PROXIES
 
+    from .config import DEFAULT_ENSEMBLE_PER_METHOD
     from .space import method_params
 
     for name, cls in sorted(METHODS.items()):
@@ -326,9 +327,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
     for name, proxy in PROXIES.items():
         print(f"    {name:<11} {proxy.summary}")
     rule = ", ".join(f"{kind}: {name}" for kind, name in AUTO_PROXY.items())
-    print(f"    {'auto':<11} by input kind, the proxy with the least regret in our benchmark ({rule})  (default)")
+    print(f"    {'auto':<11} by input kind, the proxy with the least regret in our benchmark among those that never "
+          f"over-rated one family ({rule})  (default)")
     gaps = ", ".join(f"{kind}: {'none' if gap is None else f'{gap:g}'}" for kind, gap in AUTO_SOURCE_GAP.items())
     print(f"\nsource_gap auto: trials further below the best held-out source accuracy are not recommended ({gaps})")
+    print(f"ensemble_per_method: at most {DEFAULT_ENSEMBLE_PER_METHOD} of the recommended ensemble's trials share a "
+          "method (default)")
     return 0
 
 

@@ -393,3 +393,15 @@ def test_edges_that_are_accepted(tmp_path):
         config = build_config({"task": "synthetic:blobs", "preprocess": value, "out": str(tmp_path)})
         assert config.preprocess == expected
         assert config.preprocess_choices == (tuple(expected) if isinstance(expected, list) else (expected,))
+
+
+def test_methods_lists_every_method_and_what_auto_resolves_to(capsys):
+    from adaptune.algorithms.methods import METHODS
+    from adaptune.algorithms.proxies import AUTO_PROXY
+    from adaptune.search.config import DEFAULT_ENSEMBLE_PER_METHOD
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in METHODS)
+    assert f"features: {AUTO_PROXY['features']}, images: {AUTO_PROXY['images']}" in out
+    assert f"ensemble_per_method: at most {DEFAULT_ENSEMBLE_PER_METHOD} " in out
