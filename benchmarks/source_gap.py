@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import sys
 
 import pandas as pd
 import yaml
 
 from adaptune.algorithms.data import load_task
-from adaptune.algorithms.proxies import AUTO_SOURCE_GAP
+from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
 from adaptune.reports.leaderboard import FINISHED, selection_order
 from adaptune.reports.run_dir import RunDir
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
@@ -56,7 +57,7 @@ def rerank(run: str) -> dict:
         members = [probs[r["trial_id"]] for r in capped(kept, per_method)[:DEFAULT_ENSEMBLE_K]]
         return 100 * ensemble_accuracy(members, labels)
 
-    outcome = {"task": config["task"], "kind": task.input_kind, "trials": len(rows),
+    outcome = {"task": config["task"], "kind": task.input_kind, "trials": len(rows), "proxy": summary["proxy"],
                "best_trial": 100 * max(r["target_acc"] for r in rows),
                "recorded_ensemble": 100 * board.loc[board["status"] == "ensemble", "target_acc"].item(),
                # the run's own ensemble (no cap per method before the setting existed), to check the re-ranking
@@ -145,6 +146,23 @@ def cap_section(outcomes: list[dict]) -> tuple[str, int | None]:
     return text, chosen
 
 
+def shipped_section(outcomes: list[dict]) -> str:
+    """What the shipped selection (the kind's auto proxy, gap and cap) recommends on the runs that searched with the
+    shipped proxy: mean accuracy, loss against each run's best trial, and the runs above both baselines."""
+    mine = [o for o in outcomes if o["proxy"] == AUTO_PROXY[o["kind"]]]
+    if not mine:
+        return ""
+    shipped = [o["ensemble"][AUTO_SOURCE_GAP.get(o["kind"])] for o in mine]
+    losses = [o["best_trial"] - value for o, value in zip(mine, shipped)]
+    worst = max(range(len(mine)), key=losses.__getitem__)
+    above = sum(value >= o["baseline"] for o, value in zip(mine, shipped))
+    return (f"\n## The shipped selection on these searches\n\nThe {len(mine)} runs that searched with today's `auto` "
+            f"proxy ({', '.join(f'{k}: `{v}`' for k, v in AUTO_PROXY.items())}), ranked with the default gap and cap: "
+            f"recommended {statistics.fmean(shipped):.1f}% on average, {statistics.fmean(losses):.1f} points below "
+            f"their best trials (at most {losses[worst]:.1f}, {mine[worst]['label']}), {above} of {len(mine)} above "
+            "both no-adaptation baselines.\n")
+
+
 def choose_gap(outcomes: list[dict], selection: str) -> float | None:
     """The gap with the least mean regret over ``outcomes``; a gap must beat no gap by GAP_MARGIN points."""
     def regret(gap: float | None) -> float:
@@ -167,6 +185,7 @@ def shown(gap: float | None) -> str:
 def main(runs: list[str]) -> None:
     outcomes = [rerank(run) for run in runs]
     for o in outcomes:  # the re-ranking at the run's own gap is the search's own ensemble row
+        o["baseline"] = saved_baseline(o["task"], o["preprocess"])["best"]
         if not math.isclose(o["reranked_ensemble"], o["recorded_ensemble"], abs_tol=0.05):
             sys.exit(f"{o['task']}: re-ranked ensemble {o['reranked_ensemble']:.2f} != recorded "
                      f"{o['recorded_ensemble']:.2f}")
@@ -185,12 +204,13 @@ def main(runs: list[str]) -> None:
              "either. Target accuracy "
              "(%), oracle labels for reporting only; *best trial* is the oracle-best trial of the run, *baseline* "
              "the better of source-only LR and 1-NN (baselines.md). The runs come from `python -m "
-             "benchmarks.skeleton --tasks ... [--seed S]` (the pages proxy_searches.md lists).\n\n")
+             "benchmarks.skeleton --tasks ... [--proxy P] [--seed S]` (pages search_budget*.md, search_seed*.md, "
+             "search_images_*.md).\n\n")
     for selection, label in (("ensemble", "top-5 ensemble (`recommend: ensemble`)"),
                              ("single", "single best trial (`recommend: single`)")):
         text += f"\n## {label}\n\n"
         rows = [[o["label"], *[o[selection][gap] for gap in GAPS], o["best_trial"],
-                 saved_baseline(o["task"], o["preprocess"])["best"]] for o in outcomes]
+                 o["baseline"]] for o in outcomes]
         rows.append(["mean regret (points)", *[sum(o["best_trial"] - o[selection][gap] for o in outcomes)
                                                / len(outcomes) for gap in GAPS], "", ""])
         text += md_table(rows, ["task", *[f"gap {shown(g)}" for g in GAPS], "best trial", "baseline"])
@@ -212,6 +232,7 @@ def main(runs: list[str]) -> None:
              + f" (points; chosen on every run of the kind for the default recommendation, the ensemble; a kind "
              f"with fewer than {MIN_TASKS} tasks keeps none). `proxy_auto.json` holds it, and a test keeps "
              "`AUTO_SOURCE_GAP` equal to it.\n")
+    text += shipped_section(outcomes)
     text += ("\n## What follows\n\n- The gap and the cap guard against one failure: TPE spends a search on the "
              "family its proxy rates highest, and an over-rated family can fill the whole top 5 (subspace alignment "
              "under `im_ts` on Amazon, MCC under `im` on the JDA digits; the labels above name each run's proxy). "

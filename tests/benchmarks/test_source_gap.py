@@ -52,3 +52,20 @@ def test_a_cap_per_method_is_chosen_over_the_groups_and_adopted_only_where_it_ga
     assert "jda-digits: N = none, 8.0; surf: N = 2, 2.0" in text and "Mean 3.7 points held out, against 3.7" in text
     ties = [run("amazon:B->D", {None: 1.0, 2: 1.05, 1: 1.0}), run("office-surf:D->W", {None: 2.0, 2: 1.9, 1: 2.0})]
     assert cap_section(ties)[1] is None  # 0.025 points on average: less than the margin
+
+
+def test_the_shipped_selection_is_read_on_the_runs_of_the_shipped_proxy_at_the_default_gap():
+    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
+    from benchmarks.source_gap import shipped_section
+
+    gap = AUTO_SOURCE_GAP["features"]
+
+    def run(label: str, proxy: str, at_gap: float, best: float, baseline: float) -> dict:
+        return {"label": label, "kind": "features", "proxy": proxy, "best_trial": best, "baseline": baseline,
+                "ensemble": {None: 0.0, gap: at_gap}}
+
+    text = shipped_section([run("a", AUTO_PROXY["features"], 78.0, 80.0, 76.0),
+                            run("b", AUTO_PROXY["features"], 60.0, 66.0, 62.0),
+                            run("c", "some_other_proxy", 10.0, 90.0, 50.0)])  # another proxy's search: not read
+    assert "The 2 runs" in text and "recommended 69.0% on average, 4.0 points below" in text
+    assert "(at most 6.0, b), 1 of 2 above" in text
