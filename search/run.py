@@ -235,10 +235,11 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, p
             checkpoint = _best_checkpoint(by_trial[row["trial_id"]], metric) if row["trial_id"] in by_trial else None
             if checkpoint is None:
                 continue
-            with checkpoint.as_directory() as directory:
+            with checkpoint.as_directory() as directory:  # a remote checkpoint's copy lives only inside
                 path = os.path.join(directory, RunDir.CHECKPOINT_PREDICTIONS)
-                if os.path.exists(path):
-                    yield {**row, "probs": torch.load(path, map_location="cpu", weights_only=True)}
+                probs = torch.load(path, map_location="cpu", weights_only=True) if os.path.exists(path) else None
+            if probs is not None:
+                yield {**row, "probs": probs}
 
     chosen = list(itertools.islice(at_most_per_method(with_predictions(), per_method), k))
     members, probs = [row["trial_id"] for row in chosen], [row["probs"] for row in chosen]
