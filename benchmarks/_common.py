@@ -6,6 +6,7 @@ import itertools
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -123,6 +124,16 @@ def page_table(page: str) -> list[dict[str, str]]:
     table = [line.strip("| ").split(" | ") for line in itertools.takewhile(lambda line: line.startswith("|"),
                                                                           lines[start:])]
     return [dict(zip(table[0], row)) for row in table[2:]]
+
+
+def against_best(searches: list[tuple[float, float, float]]) -> tuple[float, float, int, int]:
+    """Searches given as (recommended, best trial, baseline) accuracies (%): the mean recommended accuracy, the mean
+    loss against each search's best trial, the index of the search that loses most, and how many searches' recommended
+    accuracy is at or above their baseline."""
+    losses = [best - recommended for recommended, best, _ in searches]
+    return (statistics.fmean(recommended for recommended, _, _ in searches), statistics.fmean(losses),
+            max(range(len(losses)), key=losses.__getitem__),
+            sum(recommended >= baseline for recommended, _, baseline in searches))
 
 
 def one_decimal(value: float) -> str:

@@ -10,9 +10,7 @@ recommended ensemble's target accuracy, the search's own oracle-best trial, and 
 
 from __future__ import annotations
 
-import statistics
-
-from benchmarks._common import header, md_table, page_table, write
+from benchmarks._common import against_best, header, md_table, page_table, write
 
 # Per selection rule (features / images), per seed: the skeleton pages of its default searches.
 RUNS = {
@@ -41,10 +39,9 @@ def summary(found: dict[str, dict[tuple[str, int], dict[str, float]]], runs: lis
     and the searches whose recommendation beats both baselines."""
     rows = []
     for rule, results in found.items():
-        chosen = [results[run] for run in runs]
-        losses = [r["best"] - r["recommended"] for r in chosen]
-        rows.append([rule, statistics.fmean(r["recommended"] for r in chosen), statistics.fmean(losses), max(losses),
-                     f"{sum(r['recommended'] >= r['baseline'] for r in chosen)} of {len(chosen)}"])
+        chosen = [(results[run]["recommended"], results[run]["best"], results[run]["baseline"]) for run in runs]
+        mean, loss, worst, above = against_best(chosen)
+        rows.append([rule, mean, loss, chosen[worst][1] - chosen[worst][0], f"{above} of {len(chosen)}"])
     return rows
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
 import sys
 
 import pandas as pd
@@ -27,7 +26,16 @@ from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
 from adaptune.reports.leaderboard import FINISHED, selection_order
 from adaptune.reports.run_dir import RunDir
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
-from benchmarks._common import INPUT_KIND, group_of, header, kept_predictions, md_table, update_auto_rule, write
+from benchmarks._common import (
+    INPUT_KIND,
+    against_best,
+    group_of,
+    header,
+    kept_predictions,
+    md_table,
+    update_auto_rule,
+    write,
+)
 from benchmarks.baselines import saved_baseline
 from benchmarks.methods_bench import SOURCE_GAPS
 from benchmarks.search_efficiency import ENSEMBLE, RULES, capped, ensemble_accuracy, held_out_rules, rule_name
@@ -51,11 +59,14 @@ def rerank(run: str) -> dict:
     labels = task.target_oracle
     probs = {r["trial_id"]: kept_predictions(run, r["trial_id"], f"proxy_{summary['proxy']}") for r in rows}
 
-    def ensemble(gap: float | None, per_method: int | None) -> float:
+    def ensemble(gap: float | None, per_method: int | None, k: int = DEFAULT_ENSEMBLE_K) -> float:
+        """The oracle accuracy (%) of the top ``k`` trials admitted at ``gap`` that kept predictions, at most
+        ``per_method`` of one method."""
         admitted, _ = selection_order(rows, gap)
         kept = [r for r in admitted if probs[r["trial_id"]] is not None]
-        members = [probs[r["trial_id"]] for r in capped(kept, per_method)[:DEFAULT_ENSEMBLE_K]]
-        return 100 * ensemble_accuracy(members, labels)
+        return 100 * ensemble_accuracy([probs[r["trial_id"]] for r in capped(kept, per_method)[:k]], labels)
+
+    preprocess = summary.get("preprocess_requested") or summary["preprocess"]
 
     outcome = {"task": config["task"], "kind": task.input_kind, "trials": len(rows), "proxy": summary["proxy"],
                "best_trial": 100 * max(r["target_acc"] for r in rows),
@@ -64,18 +75,17 @@ def rerank(run: str) -> dict:
                "reranked_ensemble": ensemble(summary.get("source_gap"), config.get("ensemble_per_method")),
                "recorded_gap": summary.get("source_gap"),
                "label": f"{config['task']} ({summary['proxy']}, seed {config.get('seed', 0)})",
-               # as configured; runs from before summaries recorded it: the kind applied
-               "preprocess": summary.get("preprocess_requested") or summary["preprocess"],
+               # the baselines under the preprocessing as configured (runs from before summaries recorded it: the
+               # kind applied)
+               "baseline": saved_baseline(config["task"], preprocess)["best"],
                "ensemble": {}, "single": {}, "held_back": {}}
     for gap in GAPS:
         admitted, held_back = selection_order(rows, gap)
         outcome["ensemble"][gap] = ensemble(gap, DEFAULT_ENSEMBLE_PER_METHOD)
         outcome["single"][gap] = 100 * admitted[0]["target_acc"]
         outcome["held_back"][gap] = sorted({r["method"] for r in held_back})
-    admitted, _ = selection_order(rows, AUTO_SOURCE_GAP.get(task.input_kind))
-    kept = [r for r in admitted if probs[r["trial_id"]] is not None]
-    outcome["rules"] = {name: 100 * ensemble_accuracy([probs[r["trial_id"]] for r in capped(kept, cap)[:k]], labels)
-                        for name, (k, cap) in RULES.items()}
+    default_gap = AUTO_SOURCE_GAP.get(task.input_kind)
+    outcome["rules"] = {name: ensemble(default_gap, cap, k) for name, (k, cap) in RULES.items()}
     return outcome
 
 
@@ -152,14 +162,12 @@ def shipped_section(outcomes: list[dict]) -> str:
     mine = [o for o in outcomes if o["proxy"] == AUTO_PROXY[o["kind"]]]
     if not mine:
         return ""
-    shipped = [o["ensemble"][AUTO_SOURCE_GAP.get(o["kind"])] for o in mine]
-    losses = [o["best_trial"] - value for o, value in zip(mine, shipped)]
-    worst = max(range(len(mine)), key=losses.__getitem__)
-    above = sum(value >= o["baseline"] for o, value in zip(mine, shipped))
+    searches = [(o["ensemble"][AUTO_SOURCE_GAP.get(o["kind"])], o["best_trial"], o["baseline"]) for o in mine]
+    mean, loss, worst, above = against_best(searches)
     return (f"\n## The shipped selection on these searches\n\nThe {len(mine)} runs that searched with today's `auto` "
             f"proxy ({', '.join(f'{k}: `{v}`' for k, v in AUTO_PROXY.items())}), ranked with the default gap and cap: "
-            f"recommended {statistics.fmean(shipped):.1f}% on average, {statistics.fmean(losses):.1f} points below "
-            f"their best trials (at most {losses[worst]:.1f}, {mine[worst]['label']}), {above} of {len(mine)} above "
+            f"recommended {mean:.1f}% on average, {loss:.1f} points below their best trials (at most "
+            f"{searches[worst][1] - searches[worst][0]:.1f}, {mine[worst]['label']}), {above} of {len(mine)} above "
             "both no-adaptation baselines.\n")
 
 
@@ -185,7 +193,6 @@ def shown(gap: float | None) -> str:
 def main(runs: list[str]) -> None:
     outcomes = [rerank(run) for run in runs]
     for o in outcomes:  # the re-ranking at the run's own gap is the search's own ensemble row
-        o["baseline"] = saved_baseline(o["task"], o["preprocess"])["best"]
         if not math.isclose(o["reranked_ensemble"], o["recorded_ensemble"], abs_tol=0.05):
             sys.exit(f"{o['task']}: re-ranked ensemble {o['reranked_ensemble']:.2f} != recorded "
                      f"{o['recorded_ensemble']:.2f}")
@@ -238,9 +245,9 @@ def main(runs: list[str]) -> None:
              "under `im_ts` on Amazon, MCC under `im` on the JDA digits; the labels above name each run's proxy). "
              "A trial of such a family that has also lost held-out source accuracy is held back by the gap; the cap "
              "leaves the other places to other methods either way.\n- On a small source (SURF: about 16 held-out "
-             "source samples, so one sample is 6 points) a small gap holds back good trials too.\n- One or two "
-             "searches per task and seed: more seeds per group are the next check. In pools of one trial per method "
-             "(proxies.md) neither guard has anything to do: there, no family fills the top 5.\n")
+             "source samples, so one sample is 6 points) a small gap holds back good trials too.\n- One to four "
+             "searches per task (up to three seeds): more seeds per group are the next check. In pools of one "
+             "trial per method (proxies.md) neither guard has anything to do: there, no family fills the top 5.\n")
     capping, cap = cap_section(outcomes)
     update_auto_rule(ensemble_per_method=cap, ensemble_per_method_criterion=(
         f"the cap on the top-{DEFAULT_ENSEMBLE_K} ensemble's trials of one method with the least mean regret against "
