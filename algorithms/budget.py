@@ -4,8 +4,10 @@ An epoch is ``max(one pass over source_train, MIN_STEPS_PER_EPOCH)`` optimizer s
 table is a handful of steps, far too few for the source objective to converge before early stopping compares
 trials (benchmarks/results/source_curves.md measures where held-out source accuracy plateaus). A search's
 ``budget`` is the optimizer steps it may spend summed over trials; with ASHA most trials stop early, so the
-plan divides the budget by the expected steps of one trial under successive halving. Everything here depends
-only on the data's size and the settings, so the same budget plans the same search on any machine.
+plan divides the budget by the expected steps of one trial under successive halving to bound the number of
+trials, and the search stops starting trials once the budget is spent (``adaptune.search.step_budget``).
+Everything here depends only on the data's size and the settings, so the same budget plans the same search on
+any machine.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Plan:
     reduction_factor: int
     early_stopping: bool
     closed_form: int = 0  # trials of closed-form methods at their defaults, which train no SGD steps
+    capped: bool = False  # the budget stops the search (trials follow from it); False when trials are given
 
     @property
     def max_trial_steps(self) -> int:
@@ -74,18 +77,19 @@ class Plan:
 
     def describe(self) -> str:
         stopping = f"ASHA rungs at {', '.join(map(str, self.rungs))} steps" if self.rungs else "no early stopping"
-        expected = max(self.trials - self.closed_form, 0) * self.expected_trial_steps
-        return (f"{self.trials} trials, up to {self.epochs} epochs x {self.steps_per_epoch} steps, {stopping}; "
-                f"budget {self.budget:,} steps (~{expected:,.0f} expected)")
+        trials = f"up to {self.trials} trials" if self.capped else f"{self.trials} trials"
+        spend = (f"no trial starts once {self.budget:,} steps are spent" if self.capped else
+                 f"~{max(self.trials - self.closed_form, 0) * self.expected_trial_steps:,.0f} steps expected")
+        return f"{trials}, up to {self.epochs} epochs x {self.steps_per_epoch} steps, {stopping}; {spend}"
 
 
 def plan_search(*, budget: int, n_source: int, batch_size: int, epochs: int, grace_epochs: int,
                 reduction_factor: int, n_methods: int, n_closed_form: int = 0, trials: int | None = None,
                 world_size: int = 1, steps_override: int | None = None, early_stopping: bool = True) -> Plan:
-    """Trials from the budget: one per method at its defaults, then as many as the budget affords.
+    """Trials from the budget: one per method at its defaults, then up to as many as the budget affords.
 
     Closed-form trials (a logistic-regression head fitted by L-BFGS) train no SGD steps, so only the
-    trainable methods draw on the budget; ``trials`` (when given) overrides the count.
+    trainable methods draw on the budget; ``trials`` (when given) fixes the count and the budget stops nothing.
     """
     spe = steps_per_epoch(n_source, batch_size, world_size, steps_override)
     grace = min(grace_epochs, epochs) * spe
@@ -93,4 +97,4 @@ def plan_search(*, budget: int, n_source: int, batch_size: int, epochs: int, gra
     if trials is not None:
         return plan
     affordable = int(budget // plan.expected_trial_steps)
-    return replace(plan, trials=max(n_methods, n_closed_form + affordable))
+    return replace(plan, trials=max(n_methods, n_closed_form + affordable), capped=True)

@@ -50,10 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--target", help="unlabeled (or oracle-labeled) target data, same formats")
     search.add_argument("--methods", help="comma-separated method names, or 'all'")
     search.add_argument("--budget", type=int, help=f"optimizer steps summed over trials (default {DEFAULT_BUDGET:,}); "
-                        "the number of trials follows from it and the data's size")
+                        "the number of trials follows from it and the data's size; no trial starts once it is spent")
     search.add_argument("--searcher", choices=("tpe", "random"),
                         help="tpe (each method's defaults first, then Optuna's TPE; the default) or random")
-    search.add_argument("--trials", type=int, help="number of trials (default: what the budget affords)")
+    search.add_argument("--trials", type=int,
+                        help="number of trials (default: what the budget affords); a given count runs them all")
     search.add_argument("--epochs", type=int, help="epochs per trial (ASHA may stop a trial earlier)")
     search.add_argument("--time-budget-s", dest="time_budget_s", type=float,
                         help="optional wall-clock cap of the search in seconds")

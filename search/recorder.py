@@ -211,18 +211,19 @@ class Recorder(tune.Callback):
                                                                              "target_acc")},
                 "nodes": sorted(self.nodes), "started_at": self.started, "updated_at": time.time()}
 
-    def _count(self, trials: list) -> None:
+    def _count(self, trials: list, final: bool = False) -> None:
         rows = [r for r in self.rows.values() if r["status"] != "ensemble"]
         done = sum(r["status"] in FINISHED for r in rows)
         failed = sum(r["status"] in FAILED for r in rows)
         finished = {r["trial_id"] for r in rows if r["status"] != "running"}
         running = sum(t.status == "RUNNING" and t.trial_id not in finished for t in trials)
-        pending = max(0, self.total_trials - done - failed - running)
+        # Once the experiment ends nothing is pending: the budget may stop a search short of its planned trials.
+        pending = 0 if final else max(0, self.total_trials - done - failed - running)
         self.counts = {"done": done, "running": running, "pending": pending, "failed": failed}
 
     def print_progress(self, trials: list, final: bool = False) -> None:
         self._last_progress = time.time()
-        self._count(trials)
+        self._count(trials, final)
         self.running_by_node = _running_by_node(trials, self.rows)
         if self.quiet:
             return

@@ -430,18 +430,23 @@ def _searcher(prepared: Prepared) -> Any:
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    c, methods = prepared.config, list(prepared.config.methods)
+    from .step_budget import StepBudget
+
+    c, methods, plan = prepared.config, list(prepared.config.methods), prepared.plan
     if c.searcher == "random":
         sampler, first_points = optuna.samplers.RandomSampler(seed=c.seed), None
     else:
         sampler = optuna.samplers.TPESampler(
             seed=c.seed, multivariate=True, group=True, constant_liar=True,
-            n_startup_trials=min(10, max(len(methods), prepared.plan.trials // 3)),
+            n_startup_trials=min(10, max(len(methods), plan.trials // 3)),
         )
         first_points = default_points(methods, prepared.ranges, prepared.searched_preprocess)
-    return OptunaSearch(space=make_space(methods, prepared.ranges, prepared.searched_preprocess),
-                        metric=prepared.metric, mode="max",
-                        sampler=sampler, points_to_evaluate=first_points)
+    optuna_search = OptunaSearch(space=make_space(methods, prepared.ranges, prepared.searched_preprocess),
+                                 metric=prepared.metric, mode="max",
+                                 sampler=sampler, points_to_evaluate=first_points)
+    if not plan.capped:
+        return optuna_search
+    return StepBudget(optuna_search, plan.budget, always_run=len(first_points or ()))
 
 
 def _scheduler(prepared: Prepared) -> Any:
@@ -510,8 +515,12 @@ def summarise(search: Search, fitted: Fitted) -> dict[str, Any]:
     """Close the run: its final state, the ensemble row and the last leaderboard write; then the summary, written
     to the run directory only when the search finished (an interrupted run has none, and stays resumable)."""
     c, recorder = search.prepared.config, search.recorder
+    from .step_budget import spent_steps
+
+    plan = search.prepared.plan
     trials = [r for r in recorder.finished_rows() if r["status"] != "ensemble"]
-    if len(trials) < search.prepared.plan.trials and c.time_budget_s is None:
+    spent_out = plan.capped and spent_steps(trials) >= plan.budget
+    if len(trials) < plan.trials and c.time_budget_s is None and not spent_out:
         recorder.state = "interrupted"  # Tune stopped early (Ctrl-C): resumable
     if c.ensemble_k and fitted.results is not None:
         recorder.add_ensemble(ensemble_row(recorder, fitted.results, search.prepared.task, search.prepared.metric,
@@ -525,13 +534,15 @@ def summarise(search: Search, fitted: Fitted) -> dict[str, Any]:
 
 def _summary(search: Search, fitted: Fitted, trials: list[dict[str, Any]]) -> dict[str, Any]:
     """summary.json: the outcome, the plan and its cost, where the run ran, and its provenance."""
+    from .step_budget import spent_steps
+
     prepared, recorder = search.prepared, search.recorder
     c, plan = prepared.config, prepared.plan
     return {
         "out": search.run_dir.path, "state": recorder.state, "trials": len(trials),
         "wall_s": time.time() - fitted.started_at,
         "plan": {**asdict(plan), "rungs": plan.rungs, "expected_trial_steps": plan.expected_trial_steps},
-        "steps_used": int(sum(r.get("steps") or 0 for r in trials)),
+        "steps_used": spent_steps(trials),
         "preprocess": prepared.preprocess_label, "preprocess_requested": c.preprocess,
         "recommendation": recommendation(recorder, c.recommend, prepared.proxy),
         "runner": search.runner, "storage": search.storage, "experiment": search.experiment,

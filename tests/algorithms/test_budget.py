@@ -35,7 +35,10 @@ def test_the_plan_affords_more_trials_with_more_budget_and_fewer_on_bigger_data(
     assert small.grace_steps == 2 * MIN_STEPS_PER_EPOCH and small.rungs[0] == small.grace_steps
     expected_deep = (small.trials - 6) * small.expected_trial_steps
     assert expected_deep <= 24_000 + small.expected_trial_steps  # the budget is what the trained trials spend
-    assert plan_search(budget=12_000, n_source=648, trials=5, **base).trials == 5  # an explicit count wins
+    assert small.capped and "no trial starts once 24,000 steps are spent" in small.describe()
+    fixed = plan_search(budget=12_000, n_source=648, trials=5, **base)
+    assert fixed.trials == 5 and not fixed.capped  # an explicit count wins, and the budget stops nothing
+    assert fixed.describe().startswith("5 trials,") and "steps expected" in fixed.describe()
 
 
 def test_without_early_stopping_a_trial_costs_its_full_length():

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from adaptune.reports.leaderboard import LEADERBOARD_COLUMNS, at_most_per_method, selection_order
-from adaptune.reports.run_dir import schema_version
+from adaptune.reports.run_dir import RunDir, schema_version
 from adaptune.search.cli import main
 from adaptune.search.config import build_config
 from adaptune.search.run import prepare, run_search
@@ -194,6 +194,22 @@ def test_the_budget_plans_the_trials_and_a_closed_form_trial_reports_once(ray_lo
     coral = board[board["method"] == "coral"]
     assert (coral["status"] == "completed").all() and (coral["epochs"] == 3).all()
     assert coral["head_c"].notna().all() and coral["lr"].isna().all()
+
+
+def test_no_trial_starts_once_the_budget_is_spent(ray_local, tmp_path):
+    """One trial at a time, ASHA at rf 8 after one epoch: the plan expects 60 + 120/8 = 75 steps a trial and
+    affords 4, but the first trial past a rung always continues (180 steps) and the second continues when it
+    scores as well. Either way the budget of 300 is spent before the fourth trial, which never starts."""
+    out = tmp_path / "run"
+    summary = _search(out, trials=None, budget=300, ensemble_k=0, scheduler={"grace_period": 1, "reduction_factor": 8},
+                      resources={"max_concurrent": 1})
+    assert summary["plan"]["trials"] == 4 and summary["plan"]["capped"]
+    assert summary["state"] == "finished" and summary["trials"] in (2, 3), summary
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    assert summary["steps_used"] == board["steps"].sum() >= 300
+    assert set(board["method"]) == {"source_only", "dann"}  # both defaults ran
+    status = json.loads((out / RunDir.STATUS).read_text())
+    assert status["state"] == "finished" and status["pending"] == 0 and status["planned"] == 4
 
 
 def test_random_searcher_without_early_stopping_shares_frozen_features(ray_local, tmp_path):
