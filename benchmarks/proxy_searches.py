@@ -16,8 +16,9 @@ from benchmarks._common import against_best, header, md_table, page_table, write
 RUNS = {
     "`im_ts` / `bnm_ts`": {0: ("search_budget_im_ts.md", "search_budget_pixels_im_ts.md", "search_images_bnm_ts.md"),
                            1: ("search_seed1_im_ts.md",)},
-    "`im` / `bnm`": {0: ("search_budget.md", "search_budget_pixels.md", "search_images_bnm.md"),
-                     1: ("search_seed1.md",)},
+    "`im` / `bnm`": {0: ("search_budget_uncapped.md", "search_budget_pixels_uncapped.md",
+                          "search_images_bnm_uncapped.md"),
+                     1: ("search_seed1_uncapped.md",)},
 }
 
 

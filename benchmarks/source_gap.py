@@ -74,6 +74,7 @@ def rerank(run: str) -> dict:
                # the run's own ensemble (no cap per method before the setting existed), to check the re-ranking
                "reranked_ensemble": ensemble(summary.get("source_gap"), config.get("ensemble_per_method")),
                "recorded_gap": summary.get("source_gap"),
+               "budget_capped": bool(summary["plan"].get("capped")),  # no trial started once the budget was spent
                "label": f"{config['task']} ({summary['proxy']}, seed {config.get('seed', 0)})",
                # the baselines under the preprocessing as configured (runs from before summaries recorded it: the
                # kind applied)
@@ -208,11 +209,12 @@ def main(runs: list[str]) -> None:
              "(checked). The gap and the cap change the ranking only, never the trials TPE runs. The runs select "
              "by the current `auto` proxies (`im`, `bnm`) and by the earlier ones (`im_ts`, `bnm_ts`; the label "
              "names each run's proxy): each over-rates a different family, and a selection default must hold under "
-             "either. Target accuracy "
-             "(%), oracle labels for reporting only; *best trial* is the oracle-best trial of the run, *baseline* "
-             "the better of source-only LR and 1-NN (baselines.md). The runs come from `python -m "
-             "benchmarks.skeleton --tasks ... [--proxy P] [--seed S]` (pages search_budget*.md, search_seed*.md, "
-             "search_images_*.md).\n\n")
+             f"either. {sum(o['budget_capped'] for o in outcomes)} of the {len(outcomes)} runs stopped starting "
+             "trials once their step budget was spent; the others, from before the budget capped a search, ran "
+             "every planned trial. Target accuracy (%), oracle labels for reporting only; *best trial* is the "
+             "oracle-best trial of the run, *baseline* the better of source-only LR and 1-NN (baselines.md). The "
+             "runs come from `python -m benchmarks.skeleton --tasks ... [--proxy P] [--seed S]` (pages "
+             "search_budget*.md, search_seed*.md, search_images_*.md, skeleton.md).\n\n")
     for selection, label in (("ensemble", "top-5 ensemble (`recommend: ensemble`)"),
                              ("single", "single best trial (`recommend: single`)")):
         text += f"\n## {label}\n\n"

@@ -263,7 +263,9 @@ def test_resume_after_killing_a_driver_that_started_its_own_ray(ray_tools, tmp_p
 
 def test_ctrl_c_keeps_finished_trials_and_resume_completes_the_search(ray_head, ray_tools, tmp_path, capsys):
     out, log = tmp_path / "run", tmp_path / "search.log"
-    config = write_config(tmp_path, steps_per_epoch=100)
+    # The budget plans the 4 trials (300 steps each without early stopping); its count of spent steps is saved with
+    # the searcher and carries over into the resumed search.
+    config = write_config(tmp_path, steps_per_epoch=100, trials=None, budget=1200)
     proc = start_adaptune("search", config, "--address", ray_head.address, "--out", out, env=ray_tools.env(), log=log)
     wait_until(lambda: 1 <= len(finished(out)) < 4, 600, proc, log)
     before = set(finished(out)["trial_id"])
@@ -290,6 +292,8 @@ def test_ctrl_c_keeps_finished_trials_and_resume_completes_the_search(ray_head, 
     # The run's own config (address from its config.yaml): the cluster outlived the driver.
     _check_resumed(out, board, adaptune("resume", out, env=ray_tools.env()))
     assert json.loads((out / "status.json").read_text())["state"] == "finished"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["plan"]["capped"] and summary["steps_used"] == 1200
 
 
 WRITER = """
