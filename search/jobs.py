@@ -97,6 +97,8 @@ def format_status(status: dict[str, Any], now: float | None = None) -> str:
         f"state:    {state}",
         f"trials:   {status.get('done', 0)} done, {status.get('running', 0)} running, {status.get('pending', 0)} "
         f"pending, {status.get('failed', 0)} failed of {status.get('planned', '?')}",
+        *([f"steps:    {status.get('steps', 0):,} of the budget's {status['step_budget']:,}"]
+          if status.get("step_budget") else []),
         f"best:     {best_text}",
         f"nodes:    {len(status.get('nodes') or [])}",
         f"elapsed:  {elapsed:.0f} s",

@@ -22,6 +22,8 @@ from adaptune.reports.leaderboard import FINISHED, leaderboard_frame, rank_rows,
 from adaptune.reports.run_dir import RunDir
 from adaptune.reports.values import duration, finite
 
+from .step_budget import spent_steps
+
 FAILED = ("error", "diverged")
 # Recorders by run directory: Tune pickles its callbacks into the experiment state, and a restored
 # experiment must report to the recorder the resuming driver built (see Recorder.__reduce__).
@@ -41,7 +43,7 @@ _RESULT_KEYS_TO_SKIP = ("config", "checkpoint_dir_name", "should_checkpoint", "d
 class Recorder(tune.Callback):
     def __init__(self, out: str, *, proxy: str, epochs: int, total_trials: int, param_names: list[str],
                  proxy_names: list[str], config_hash: str, seed: int, versions: str, quiet: bool = False,
-                 preprocess: str = "none", source_gap: float | None = None,
+                 preprocess: str = "none", source_gap: float | None = None, step_budget: int | None = None,
                  progress_every_s: float = 15.0):
         self.out = out
         self.run_dir = RunDir(out)
@@ -50,6 +52,7 @@ class Recorder(tune.Callback):
         self.source_gap = source_gap  # trials further below the best held-out source accuracy rank after the others
         self.epochs = epochs
         self.total_trials = total_trials
+        self.step_budget = step_budget  # the steps after which no trial starts (None: the trial count decides)
         self.param_names = param_names
         self.proxy_names = proxy_names
         self.common = {"proxy": proxy, "config_hash": config_hash, "seed": seed, "versions": versions,
@@ -205,11 +208,16 @@ class Recorder(tune.Callback):
 
     def status(self) -> dict[str, Any]:
         best = self.best_row()
-        return {"state": self.state, **self.counts, "planned": self.total_trials, "proxy": self.proxy,
+        return {"state": self.state, **self.counts, "planned": self.total_trials, "steps": self.steps_spent(),
+                "step_budget": self.step_budget, "proxy": self.proxy,
                 "running_by_node": self.running_by_node,
                 "best": None if best is None else {k: best.get(k) for k in ("trial_id", "method", "score",
                                                                              "target_acc")},
                 "nodes": sorted(self.nodes), "started_at": self.started, "updated_at": time.time()}
+
+    def steps_spent(self) -> int:
+        """The optimizer steps the trials have reported so far, running ones included (what the budget counts)."""
+        return spent_steps(r for r in self.rows.values() if r["status"] != "ensemble")
 
     def _count(self, trials: list, final: bool = False) -> None:
         rows = [r for r in self.rows.values() if r["status"] != "ensemble"]
@@ -217,8 +225,10 @@ class Recorder(tune.Callback):
         failed = sum(r["status"] in FAILED for r in rows)
         finished = {r["trial_id"] for r in rows if r["status"] != "running"}
         running = sum(t.status == "RUNNING" and t.trial_id not in finished for t in trials)
-        # Once the experiment ends nothing is pending: the budget may stop a search short of its planned trials.
-        pending = 0 if final else max(0, self.total_trials - done - failed - running)
+        # Once the experiment ends, or its step budget is spent, no trial is pending: the budget may stop a search
+        # short of its planned trials.
+        spent_out = self.step_budget is not None and self.steps_spent() >= self.step_budget
+        pending = 0 if final or spent_out else max(0, self.total_trials - done - failed - running)
         self.counts = {"done": done, "running": running, "pending": pending, "failed": failed}
 
     def print_progress(self, trials: list, final: bool = False) -> None:
@@ -242,9 +252,13 @@ class Recorder(tune.Callback):
         finished = c["done"] + c["failed"]
         eta = ""
         if not final and finished and c["pending"] + c["running"]:
-            # Trials in flight count half: a crude but honest average over the budget that is left.
-            remaining = c["pending"] + 0.5 * c["running"]
-            eta = f" | ETA ~{duration(elapsed / finished * remaining, compact=True)}"
+            # Trials in flight count half: a crude but honest average over the trials that are left; with a step
+            # budget, the steps left at the rate spent so far may end the search sooner.
+            left = elapsed / finished * (c["pending"] + 0.5 * c["running"])
+            spent = self.steps_spent()
+            if self.step_budget and spent and c["pending"]:
+                left = min(left, elapsed / spent * (self.step_budget - spent))
+            eta = f" | ETA ~{duration(left, compact=True)}"
         nodes = ""
         if len(self.running_by_node) > 1:
             nodes = " | nodes " + " ".join(f"{node[:6]}:{n}" for node, n in sorted(self.running_by_node.items()))

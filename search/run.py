@@ -422,7 +422,8 @@ def _recorder(prepared: Prepared, run_dir: RunDir) -> Recorder:
     return Recorder(run_dir.path, proxy=prepared.proxy, epochs=c.epochs, total_trials=prepared.plan.trials,
                     param_names=all_param_names(), proxy_names=list(PROXIES), config_hash=c.config_hash(),
                     seed=c.seed, versions=json.dumps(versions(), sort_keys=True), quiet=c.quiet,
-                    preprocess=prepared.preprocess_label, source_gap=prepared.source_gap)
+                    preprocess=prepared.preprocess_label, source_gap=prepared.source_gap,
+                    step_budget=prepared.plan.budget if prepared.plan.capped else None)
 
 
 def _searcher(prepared: Prepared) -> Any:
@@ -514,10 +515,9 @@ def fit_search(search: Search) -> Fitted:
 def summarise(search: Search, fitted: Fitted) -> dict[str, Any]:
     """Close the run: its final state, the ensemble row and the last leaderboard write; then the summary, written
     to the run directory only when the search finished (an interrupted run has none, and stays resumable)."""
-    c, recorder = search.prepared.config, search.recorder
     from .step_budget import spent_steps
 
-    plan = search.prepared.plan
+    c, recorder, plan = search.prepared.config, search.recorder, search.prepared.plan
     trials = [r for r in recorder.finished_rows() if r["status"] != "ensemble"]
     spent_out = plan.capped and spent_steps(trials) >= plan.budget
     if len(trials) < plan.trials and c.time_budget_s is None and not spent_out:

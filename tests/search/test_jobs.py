@@ -123,6 +123,8 @@ def test_format_status_shows_state_trials_best_nodes_elapsed():
     assert format_status(_status("interrupted"), now=1200.0).splitlines()[0] == (
         "state:    interrupted (`adaptune resume DIR` continues it)")
     assert format_status(_status("running"), now=1200.0).splitlines()[0] == "state:    running"
+    capped = format_status(_status("running", steps=5200, step_budget=10_000), now=1200.0).splitlines()
+    assert capped[2] == "steps:    5,200 of the budget's 10,000"
     stale = format_status(_status("running"), now=1190.0 + 600).splitlines()[0]
     assert stale.startswith("state:    running? (no update for 600 s") and "adaptune resume" in stale
     empty = format_status(_status("running", best=None, nodes=[]), now=1200.0).splitlines()

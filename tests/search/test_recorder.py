@@ -28,6 +28,22 @@ def test_progress_line_counts_best_eta_and_nodes(tmp_path):
     assert "ETA" not in recorder.progress_line(final=True, now=1100.0)
 
 
+def test_a_step_budget_shortens_the_eta_and_ends_what_is_pending(tmp_path):
+    recorder = _recorder(tmp_path, step_budget=1000)
+    recorder.started = 1000.0
+    recorder.rows = {"a": {"trial_id": "a", "status": "completed", "method": "dann", "score": 0.5, "steps": 300},
+                     "b": {"trial_id": "b", "status": "completed", "method": "coral", "score": 0.4, "steps": 50},
+                     "c": {"trial_id": "c", "status": "running", "method": "mcc", "score": 0.3, "steps": 100}}
+    recorder._count([])
+    assert recorder.counts["pending"] == 8 and recorder.steps_spent() == 400  # coral: closed form, no steps
+    # 200 s for 400 of 1000 steps: 300 s more, sooner than 8 pending trials at 100 s each
+    assert "ETA ~5m00s" in recorder.progress_line(now=1200.0)
+    recorder.rows["c"]["steps"] = 700  # the budget is spent: no trial starts any more
+    recorder._count([])
+    assert recorder.counts["pending"] == 0
+    assert recorder.status()["steps"] == 1000 and recorder.status()["step_budget"] == 1000
+
+
 def test_status_file_is_written_with_the_leaderboard(tmp_path):
     recorder = _recorder(tmp_path)
     recorder.rows = {"a": {"trial_id": "a", "status": "completed", "method": "dann", "score": 0.5, "target_acc": 0.8}}
