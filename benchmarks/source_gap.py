@@ -17,6 +17,7 @@ import json
 import math
 import os
 import sys
+from collections import Counter
 
 import pandas as pd
 import yaml
@@ -242,14 +243,16 @@ def main(runs: list[str]) -> None:
              f"with fewer than {MIN_TASKS} tasks keeps none). `proxy_auto.json` holds it, and a test keeps "
              "`AUTO_SOURCE_GAP` equal to it.\n")
     text += shipped_section(outcomes)
+    per_task = Counter(o["task"] for o in outcomes)
     text += ("\n## What follows\n\n- The gap and the cap guard against one failure: TPE spends a search on the "
              "family its proxy rates highest, and an over-rated family can fill the whole top 5 (subspace alignment "
              "under `im_ts` on Amazon, MCC under `im` on the JDA digits; the labels above name each run's proxy). "
              "A trial of such a family that has also lost held-out source accuracy is held back by the gap; the cap "
              "leaves the other places to other methods either way.\n- On a small source (SURF: about 16 held-out "
-             "source samples, so one sample is 6 points) a small gap holds back good trials too.\n- One to four "
-             "searches per task (up to three seeds): more seeds per group are the next check. In pools of one "
-             "trial per method (proxies.md) neither guard has anything to do: there, no family fills the top 5.\n")
+             "source samples, so one sample is 6 points) a small gap holds back good trials too.\n- "
+             f"{min(per_task.values())} to {max(per_task.values())} searches per task: more seeds per group are the "
+             "next check. In pools of one trial per method (proxies.md) neither guard has anything to do: there, no "
+             "family fills the top 5.\n")
     capping, cap = cap_section(outcomes)
     update_auto_rule(ensemble_per_method=cap, ensemble_per_method_criterion=(
         f"the cap on the top-{DEFAULT_ENSEMBLE_K} ensemble's trials of one method with the least mean regret against "
