@@ -1,5 +1,6 @@
 """`adaptune search --address` joins a Ray cluster started separately (head on 127.0.0.1, token auth on)."""
 
+import json
 import os
 
 import pyarrow.parquet as pq
@@ -11,11 +12,12 @@ pytestmark = pytest.mark.ray
 
 @pytest.mark.parametrize("kind", ["gcs", "client"])
 def test_search_joins_an_existing_cluster(ray_head, tmp_path, kind):
-    """By the GCS address (HOST:PORT) and through Ray Client (ray://HOST:PORT)."""
+    """By the GCS address (HOST:PORT) and through Ray Client (ray://HOST:PORT). The budget plans the two trials
+    (2 epochs of 100 steps each, no rung below them), so the searcher that counts it travels to the cluster too."""
     out = tmp_path / "run"
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
     address = ray_head.address if kind == "gcs" else ray_head.client
-    result = adaptune("search", "--task", "synthetic:blobs", "--methods", "source_only,dann", "--trials", "2",
+    result = adaptune("search", "--task", "synthetic:blobs", "--methods", "source_only,dann", "--budget", "400",
                       "--epochs", "2", "--quiet", "--address", address, "--out", out, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
@@ -23,6 +25,8 @@ def test_search_joins_an_existing_cluster(ray_head, tmp_path, kind):
     assert len(trials) == 2 and set(trials["status"]) <= {"completed", "stopped"}
     assert (board["status"] == "ensemble").sum() == 1  # checkpoints read back from the run's storage
     assert set(trials["node_id"]) == {ray_head.node_id}  # ran on that cluster, not on a new local Ray
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["plan"]["capped"] and summary["plan"]["trials"] == 2 and summary["state"] == "finished"
 
 
 @pytest.mark.parametrize("address", ["ray://127.0.0.1:1", "127.0.0.1:http"])
