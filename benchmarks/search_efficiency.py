@@ -40,6 +40,7 @@ from adaptune.algorithms.methods import METHODS
 from adaptune.reports.leaderboard import at_most_per_method, selection_order
 from adaptune.reports.svg import Series, color, xy_chart
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
+from adaptune.search.step_budget import budget_steps, spends_budget
 from benchmarks._common import RESULTS, group_of, header, kept_predictions, md_table, write
 from benchmarks.baselines import saved_baseline
 from benchmarks.skeleton import run_default_search
@@ -71,12 +72,11 @@ def compute_timeline(out: str) -> pd.DataFrame:
     board = pd.read_parquet(os.path.join(out, "leaderboard.parquet"))
     board = board[board["status"] != "ensemble"].copy()
     history = pd.read_parquet(os.path.join(out, "history.parquet"))
-    closed_form = {name for name, cls in METHODS.items() if cls.feature_extraction}
-    history = history[history["trial_id"].isin(board["trial_id"]) & ~history["method"].isin(closed_form)]
+    history = history[history["trial_id"].isin(board["trial_id"]) & history["method"].map(spends_budget)]
     board = board.sort_values("ended_at").reset_index(drop=True)
     trained = [history[history["reported_at"] <= ended].groupby("trial_id")["steps"].max().sum()
                for ended in board["ended_at"]]
-    own = board["steps"].where(~board["method"].isin(closed_form), 0).fillna(0)
+    own = [budget_steps(method, steps) for method, steps in zip(board["method"], board["steps"].fillna(0))]
     # A trial's own steps are in by the time it ends whatever the clocks say, and compute never goes back.
     board["compute"] = pd.Series([max(a, b) for a, b in zip(trained, own)], dtype="int64").cummax()
     return board

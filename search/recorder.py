@@ -219,6 +219,10 @@ class Recorder(tune.Callback):
         """The optimizer steps the trials have reported so far, running ones included (what the budget counts)."""
         return spent_steps(r for r in self.rows.values() if r["status"] != "ensemble")
 
+    def budget_spent(self) -> bool:
+        """Whether the trials have spent the step budget, so that no trial starts any more."""
+        return self.step_budget is not None and self.steps_spent() >= self.step_budget
+
     def _count(self, trials: list, final: bool = False) -> None:
         rows = [r for r in self.rows.values() if r["status"] != "ensemble"]
         done = sum(r["status"] in FINISHED for r in rows)
@@ -227,8 +231,7 @@ class Recorder(tune.Callback):
         running = sum(t.status == "RUNNING" and t.trial_id not in finished for t in trials)
         # Once the experiment ends, or its step budget is spent, no trial is pending: the budget may stop a search
         # short of its planned trials.
-        spent_out = self.step_budget is not None and self.steps_spent() >= self.step_budget
-        pending = 0 if final or spent_out else max(0, self.total_trials - done - failed - running)
+        pending = 0 if final or self.budget_spent() else max(0, self.total_trials - done - failed - running)
         self.counts = {"done": done, "running": running, "pending": pending, "failed": failed}
 
     def print_progress(self, trials: list, final: bool = False) -> None:

@@ -515,12 +515,9 @@ def fit_search(search: Search) -> Fitted:
 def summarise(search: Search, fitted: Fitted) -> dict[str, Any]:
     """Close the run: its final state, the ensemble row and the last leaderboard write; then the summary, written
     to the run directory only when the search finished (an interrupted run has none, and stays resumable)."""
-    from .step_budget import spent_steps
-
-    c, recorder, plan = search.prepared.config, search.recorder, search.prepared.plan
+    c, recorder = search.prepared.config, search.recorder
     trials = [r for r in recorder.finished_rows() if r["status"] != "ensemble"]
-    spent_out = plan.capped and spent_steps(trials) >= plan.budget
-    if len(trials) < plan.trials and c.time_budget_s is None and not spent_out:
+    if len(trials) < search.prepared.plan.trials and c.time_budget_s is None and not recorder.budget_spent():
         recorder.state = "interrupted"  # Tune stopped early (Ctrl-C): resumable
     if c.ensemble_k and fitted.results is not None:
         recorder.add_ensemble(ensemble_row(recorder, fitted.results, search.prepared.task, search.prepared.metric,
