@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
+from adaptune.algorithms.ensemble import Smoothing
 from adaptune.algorithms.hparams import SEARCH_SPACE_KNOBS
 
 from . import svg
@@ -92,12 +93,13 @@ def _section_headline(run: Run, level: int, anchor: str) -> list[Block]:
             if finite(ensemble.get("target_acc"))
             else ""
         )
+        smoothed = f", {Smoothing(**ensemble['smoothing']).describe()}" if ensemble.get("smoothing") else ""
         blocks.append(
             Para(
                 f"Ship the ensemble **{ensemble['trial_id']}**: average the target predictions of the top "
                 f"{len(members)} trials by {run.proxy} ("
                 + ", ".join(f"`{t}` {m}" for t, m in members.items())
-                + f"), each at its best checkpoint: {run.proxy} = **{number(ensemble.get('score'))}**"
+                + f"), each at its best checkpoint{smoothed}: {run.proxy} = **{number(ensemble.get('score'))}**"
                 + f"{ensemble_oracle}. "
                 "In our proxy benchmark this loses less against the oracle than any single pick "
                 "(benchmarks/results/proxies.md).",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from adaptune.algorithms.budget import DEFAULT_BUDGET
+from adaptune.algorithms.ensemble import AUTO_SMOOTHING, SMOOTHING_WORDS, Smoothing
 from adaptune.algorithms.errors import InputError
 from adaptune.algorithms.images import AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_IMAGE_SIZE
 from adaptune.algorithms.preprocess import AUTO, DEFAULT_PREPROCESS, PREPROCESSING
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="held-out source accuracy a recommended trial may lose against the best trial's "
                         "on the same preprocessing: "
                         "auto (the default), none, or a fraction such as 0.05")
+    search.add_argument("--smoothing", type=_smoothing,
+                        help="the ensemble's predictions mixed with those of each target sample's nearest target "
+                        "neighbours (feature tables): auto (the default), none, or a number of neighbours")
     search.add_argument("--recommend", choices=("ensemble", "single"),
                         help="recommend the top-k ensemble (default) or the single best trial by the proxy")
     search.add_argument("--out", help="run directory (default adaptune-runs/<task>-<time>)")
@@ -144,6 +148,10 @@ def _source_gap(text: str) -> float | str:
     return text if text in SOURCE_GAP_WORDS else float(text)
 
 
+def _smoothing(text: str) -> int | str:
+    return text if text in SMOOTHING_WORDS else int(text)
+
+
 def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     """The YAML file's settings overridden by the flags given; each layer names a task or paths, not both."""
     from .config import check_task_or_paths, load_yaml
@@ -152,8 +160,8 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     check_task_or_paths(raw)
     check_task_or_paths(vars(args))
     for name in ("task", "source", "target", "methods", "searcher", "budget", "trials", "epochs", "time_budget_s",
-                 "preprocess", "image_size", "augment", "proxy", "fewshot_k", "recommend", "source_gap", "out",
-                 "address", "seed", "backbone", "weights", "quiet", "feature_cache", *_FLAG_TO_FIELD):
+                 "preprocess", "image_size", "augment", "proxy", "fewshot_k", "recommend", "source_gap", "smoothing",
+                 "out", "address", "seed", "backbone", "weights", "quiet", "feature_cache", *_FLAG_TO_FIELD):
         value = getattr(args, name)
         if value is None:
             continue
@@ -198,7 +206,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     c = prepared.config
     print(f"adaptune: searching {c.task_label()}: {prepared.plan.describe()}; {len(c.methods)} methods, "
           f"proxy {prepared.proxy}{' (auto)' if c.proxy == 'auto' else ''}"
-          f"{'' if prepared.source_gap is None else f', source gap {prepared.source_gap:g}'}, "
+          f"{'' if prepared.source_gap is None else f', source gap {prepared.source_gap:g}'}"
+          f"{'' if prepared.smoothing is None else f', ensemble {prepared.smoothing.describe()}'}, "
           f"preprocess {prepared.preprocess_label}"
           f"{' (auto)' if c.preprocess == AUTO and prepared.task.input_kind == 'features' else ''}, out {c.out}",
           file=sys.stderr)
@@ -235,8 +244,9 @@ def describe_recommendation(rec: dict[str, Any]) -> str:
         score = rec.get("score")
         score_text = (f"{rec['proxy']} {score:.4f}" if isinstance(score, float) and math.isfinite(score)
                       else f"the top {len(rec['members'])} trials by {rec['proxy']}")
+        smoothed = f", {Smoothing(**rec['smoothing']).describe()}" if rec.get("smoothing") else ""
         return (f"the ensemble {rec['trial_id']} (average the predictions of trials {', '.join(rec['members'])}: "
-                f"{', '.join(rec['methods'])}), {score_text}{oracle_text}")
+                f"{', '.join(rec['methods'])}{smoothed}), {score_text}{oracle_text}")
     return f"trial {rec['trial_id']} ({rec['method']}), {rec['proxy']} {rec['score']:.4f}{oracle_text}"
 
 
@@ -332,6 +342,9 @@ def cmd_methods(args: argparse.Namespace) -> int:
           f"over-rated one family ({rule})  (default)")
     gaps = ", ".join(f"{kind}: {'none' if gap is None else f'{gap:g}'}" for kind, gap in AUTO_SOURCE_GAP.items())
     print(f"\nsource_gap auto: trials further below the best held-out source accuracy are not recommended ({gaps})")
+    smoothing = ", ".join(f"{kind}: {'none' if rule is None else rule.describe()}" for kind, rule in
+                          AUTO_SMOOTHING.items())
+    print(f"smoothing auto: the recommended ensemble's target predictions, by input kind ({smoothing})")
     print(f"ensemble_per_method: at most {DEFAULT_ENSEMBLE_PER_METHOD} of the recommended ensemble's trials share a "
           "method (default)")
     return 0

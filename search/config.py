@@ -19,6 +19,7 @@ import yaml
 
 from adaptune.algorithms.backbones import is_weights_file
 from adaptune.algorithms.budget import DEFAULT_BUDGET, DEFAULT_GRACE_EPOCHS
+from adaptune.algorithms.ensemble import AUTO_SMOOTH, DEFAULT_SMOOTHING_WEIGHT, SMOOTHING_WORDS
 from adaptune.algorithms.errors import InputError, first_line
 from adaptune.algorithms.hparams import SEARCH_SPACE_KNOBS
 from adaptune.algorithms.images import DEFAULT_AUGMENT, DEFAULT_IMAGE_SIZE, check_augment, is_storage_uri
@@ -90,6 +91,10 @@ class SearchConfig:
     # the same preprocessing rank after the others and are never recommended; auto: derived with the proxy
     # (AUTO_SOURCE_GAP); none: off.
     source_gap: float | str | None = AUTO_GAP
+    # The ensemble row's predictions mixed with those of each target sample's nearest target neighbours (feature
+    # tables): auto (AUTO_SMOOTHING, by input kind), none, or a number of neighbours, mixed in at smoothing_weight.
+    smoothing: int | str | None = AUTO_SMOOTH
+    smoothing_weight: float = DEFAULT_SMOOTHING_WEIGHT
     out: str | None = None
     address: str | None = None
     connect_timeout_s: float = 30.0  # how long a cluster address may take to accept a connection
@@ -119,7 +124,8 @@ class SearchConfig:
         """The fields that define what is searched (not where it runs or is written)."""
         data = asdict(self)
         for key in ("out", "address", "connect_timeout_s", "quiet", "storage", "max_failures", "recommend",
-                    "source_gap", "feature_cache", "feature_cache_max_gb", "feature_engine"):
+                    "source_gap", "smoothing", "smoothing_weight", "feature_cache", "feature_cache_max_gb",
+                    "feature_engine"):
             data.pop(key)
         # Keys added after runs were saved count only when set away from their default, so a run saved before
         # keeps its hash and still resumes.
@@ -420,6 +426,12 @@ def validate(c: SearchConfig) -> None:
         what = "auto, none or a fraction of accuracy in [0, 1]"
         if not 0 <= _expect_type("source_gap", c.source_gap, (int, float), what) <= 1:
             raise InputError("source_gap", f"expected {what}, got {c.source_gap}")
+    if c.smoothing not in (*SMOOTHING_WORDS, None) and _expect_type(
+            "smoothing", c.smoothing, int, "auto, none or a number of target neighbours") < 0:
+        raise InputError("smoothing", f"expected auto, none or a positive number of target neighbours, got "
+                         f"{c.smoothing}")
+    if not 0 < _expect_type("smoothing_weight", c.smoothing_weight, (int, float), "a number in (0, 1]") <= 1:
+        raise InputError("smoothing_weight", f"expected a number in (0, 1], got {c.smoothing_weight}")
     if c.proxy == "fewshot" and c.fewshot_k == 0:
         raise InputError("proxy", "fewshot selects on labeled target samples: opt in with fewshot_k: K (per class)")
     for name in ("epochs", "batch_size", "budget", *(("trials",) if c.trials is not None else ())):

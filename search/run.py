@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from adaptune.algorithms.backbones import build_backbone
 from adaptune.algorithms.budget import Plan, plan_search
 from adaptune.algorithms.domains import Task
+from adaptune.algorithms.ensemble import Smoothing, resolve_smoothing
 from adaptune.algorithms.errors import InputError, first_line
 from adaptune.algorithms.hparams import default_ranges
 from adaptune.algorithms.images import gather
@@ -58,6 +59,7 @@ class Prepared:
     proxy: str  # the selecting proxy, with "auto" resolved
     plan: Plan  # trials, steps per epoch and ASHA's rungs, from the budget and the data's size
     source_gap: float | None  # the recommendation's source-accuracy gap, with "auto" resolved
+    smoothing: Smoothing | None  # the ensemble row's neighbourhood smoothing, with "auto" resolved
 
     @property
     def metric(self) -> str:
@@ -108,7 +110,8 @@ def prepare(config: SearchConfig) -> Prepared:
     if config.address:
         check_reachable(config.address, config.connect_timeout_s)
     return Prepared(config, task, backbone_name, ranges, proxy, make_plan(config, task, proxy),
-                    resolve_source_gap(config.source_gap, task))
+                    resolve_source_gap(config.source_gap, task),
+                    resolve_smoothing(config.smoothing, config.smoothing_weight, task))
 
 
 def make_plan(c: SearchConfig, task: Task, proxy: str) -> Plan:
@@ -216,13 +219,14 @@ def _score(value: Any) -> float:
     return value if isinstance(value, float | int) and math.isfinite(value) else -math.inf
 
 
-def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, per_method: int | None = None
-                 ) -> dict[str, Any] | None:
+def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, per_method: int | None = None,
+                 smoothing: Smoothing | None = None) -> dict[str, Any] | None:
     """Average the target predictions of the top-k finished trials by the proxy (admitted by the recorder's source
-    gap, at most ``per_method`` of one method) into one leaderboard row."""
+    gap, at most ``per_method`` of one method), smoothed over target neighbourhoods when ``smoothing`` is given,
+    into one leaderboard row."""
     import torch
 
-    from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics
+    from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, smooth_by_neighbours
     from adaptune.reports.leaderboard import FINISHED, at_most_per_method, selection_order
 
     admitted, _ = selection_order([r for r in recorder.finished_rows() if r["status"] in FINISHED],
@@ -245,21 +249,26 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, p
     members, probs = [row["trial_id"] for row in chosen], [row["probs"] for row in chosen]
     if not members:
         return None
-    values = ensemble_metrics(average_predictions(probs), task.target_oracle)
+    averaged = average_predictions(probs)
+    if smoothing is not None:
+        averaged = smooth_by_neighbours(averaged, task.target_val.x, smoothing)
+    values = ensemble_metrics(averaged, task.target_oracle)
     return {"trial_id": f"ensemble-top{len(members)}", "status": "ensemble", "method": "ensemble",
             "score": values[metric], "members": ",".join(members), "epochs": None, **values}
 
 
-def recommendation(recorder: Any, recommend: str, proxy: str) -> dict[str, Any] | None:
-    """What the run recommends shipping: the ensemble row (``recommend: ensemble``, when the run has one) or
-    the best trial by the proxy; None before any trial has a score."""
+def recommendation(recorder: Any, recommend: str, proxy: str, smoothing: Smoothing | None = None
+                   ) -> dict[str, Any] | None:
+    """What the run recommends shipping: the ensemble row (``recommend: ensemble``, when the run has one, with the
+    ``smoothing`` its predictions had) or the best trial by the proxy; None before any trial has a score."""
     best = recorder.best_row()
     ensemble = next((r for r in recorder.rows.values() if r["status"] == "ensemble"), None)
     if recommend == "ensemble" and ensemble is not None:
         members = ensemble["members"].split(",")
         return {"kind": "ensemble", "trial_id": ensemble["trial_id"], "members": members, "proxy": proxy,
                 "methods": [recorder.rows[m].get("method") for m in members], "score": ensemble.get("score"),
-                "target_acc": ensemble.get("target_acc")}
+                "target_acc": ensemble.get("target_acc"),
+                "smoothing": None if smoothing is None else asdict(smoothing)}
     if best is None:
         return None
     return {"kind": "trial", "trial_id": best["trial_id"], "method": best.get("method"), "proxy": proxy,
@@ -521,7 +530,7 @@ def summarise(search: Search, fitted: Fitted) -> dict[str, Any]:
         recorder.state = "interrupted"  # Tune stopped early (Ctrl-C): resumable
     if c.ensemble_k and fitted.results is not None:
         recorder.add_ensemble(ensemble_row(recorder, fitted.results, search.prepared.task, search.prepared.metric,
-                                           c.ensemble_k, c.ensemble_per_method))
+                                           c.ensemble_k, c.ensemble_per_method, search.prepared.smoothing))
     recorder.write()
     summary = _summary(search, fitted, trials)
     if recorder.state == "finished":
@@ -541,13 +550,15 @@ def _summary(search: Search, fitted: Fitted, trials: list[dict[str, Any]]) -> di
         "plan": {**asdict(plan), "rungs": plan.rungs, "expected_trial_steps": plan.expected_trial_steps},
         "steps_used": spent_steps(trials),
         "preprocess": prepared.preprocess_label, "preprocess_requested": c.preprocess,
-        "recommendation": recommendation(recorder, c.recommend, prepared.proxy),
+        "recommendation": recommendation(recorder, c.recommend, prepared.proxy, prepared.smoothing),
         "runner": search.runner, "storage": search.storage, "experiment": search.experiment,
         "max_concurrent": search.max_concurrent, "max_running": recorder.max_running, "machine": platform.node(),
         "lost_retry_rounds": fitted.lost_retry_rounds,
         "nodes": sorted(recorder.nodes),
         "statuses": {s: sum(r["status"] == s for r in trials) for s in {r["status"] for r in trials}},
         "proxy": prepared.proxy, "proxy_requested": c.proxy, "source_gap": prepared.source_gap,
+        "smoothing": None if prepared.smoothing is None else asdict(prepared.smoothing),
+        "smoothing_requested": c.smoothing,
         "all_failed": first_failure(trials, search.experiment),
         # provenance, read by `adaptune report`
         "command": list(sys.argv), "git_revision": git_revision(), "config_hash": c.config_hash(),

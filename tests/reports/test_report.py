@@ -580,6 +580,11 @@ def test_a_run_that_recommends_its_ensemble_says_to_ship_it_and_names_the_best_s
         assert f"<code>{trial_id}</code> {method}" in headline
     assert f"The best single trial, to ship one model: <strong>{top['method'].iloc[0]}</strong>" in headline
     assert f"Ship <strong>{top['method'].iloc[0]}</strong>" not in headline
+    assert "neighbours" not in headline  # a plain average (a run from before smoothing, or images)
+    smoothed = {**recommended, "smoothing": {"neighbours": 10, "weight": 0.5}}
+    (out / "summary.json").write_text(json.dumps({**summary, "recommendation": smoothed}))
+    headline = _section(_report([out], tmp_path=tmp_path, name="smoothed.html"), "Recommendation")
+    assert "each at its best checkpoint, smoothed over 10 target neighbours (weight 0.5)" in headline
 
     best = top.iloc[0]  # recommend: single names the best trial, and the headline ships it
     single = {"kind": "trial", "trial_id": best["trial_id"], "method": best["method"], "proxy": "im",

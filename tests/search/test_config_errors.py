@@ -49,6 +49,9 @@ def _npz(path, n=6, classes=(0, 1), dim=4):
         (["search", "--task", "synthetic:blobs", "--searcher", "grid"], "arguments"),
         (["search", "--task", "synthetic:blobs", "--source-gap", "1.5"], "source_gap"),
         (["search", "--task", "synthetic:blobs", "--source-gap", "some"], "arguments"),
+        (["search", "--task", "synthetic:blobs", "--smoothing", "-1"], "smoothing"),
+        (["search", "--task", "synthetic:blobs", "--smoothing", "some"], "arguments"),
+        (["search", "--task", "mnist->usps", "--smoothing", "5"], "smoothing"),  # images: no feature neighbourhoods
         (["search", "--task", "synthetic:blobs", "--time-budget-s", "-5"], "time_budget_s"),
         (["search", "--task", "synthetic:blobs", "--recommend", "best"], "arguments"),
         (["search", "--task", "synthetic:blobs", "--backbone", "vgg"], "backbone"),
@@ -154,6 +157,9 @@ def test_recommend_needs_an_ensemble_row(capsys, tmp_path):
     config.write_text("task: synthetic:blobs\nsource_gap: [0.1]\n")
     assert _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")]) == (
         "adaptune: error: source_gap: expected auto, none or a fraction of accuracy in [0, 1], got [0.1]")
+    config.write_text("task: synthetic:blobs\nsmoothing_weight: 0\n")
+    assert _run(capsys, ["search", str(config), "--out", str(tmp_path / "run")]) == (
+        "adaptune: error: smoothing_weight: expected a number in (0, 1], got 0")
 
 
 @pytest.mark.parametrize(

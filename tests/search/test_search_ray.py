@@ -6,6 +6,7 @@ import math
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from adaptune.reports.leaderboard import LEADERBOARD_COLUMNS, at_most_per_method, selection_order
 from adaptune.reports.run_dir import RunDir, schema_version
@@ -82,6 +83,18 @@ def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys)
     assert recommended["members"] == members and recommended["proxy"] == "im"
     assert recommended["methods"] == [board.set_index("trial_id").loc[t, "method"] for t in recommended["members"]]
     assert recommended["target_acc"] == row["target_acc"]
+    # A feature table: the members' kept predictions averaged, then smoothed over target neighbourhoods (auto).
+    from dataclasses import asdict
+
+    from adaptune.algorithms.ensemble import AUTO_SMOOTHING, Smoothing, smooth_by_neighbours
+    from adaptune.search.trial import resolve_task
+    from benchmarks._common import kept_predictions
+
+    assert summary["smoothing"] == recommended["smoothing"] == asdict(AUTO_SMOOTHING["features"])
+    task = resolve_task("synthetic:blobs", None, None, 0, 0, summary["preprocess"])
+    kept = torch.stack([kept_predictions(str(out), m, "proxy_im").float() for m in members]).mean(0)
+    smoothed = smooth_by_neighbours(kept, task.target_val.x, Smoothing(**summary["smoothing"]))
+    assert math.isclose(row["target_acc"], float((smoothed.argmax(1) == task.target_oracle).float().mean()))
 
     capsys.readouterr()
     assert main(["leaderboard", str(out), "--format", "json", "--top", "2"]) == 0

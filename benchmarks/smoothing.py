@@ -1,0 +1,296 @@
+"""Neighbourhood smoothing of the recommended ensemble: derived leave one benchmark group out.
+
+The recommended ensemble averages the target predictions of the top trials by the proxy; smoothing then mixes each
+target sample's average with the mean average of its k nearest target samples (cosine similarity of the input
+features; ``algorithms.ensemble.smooth_by_neighbours``). This script measures every (k, weight) of a grid on two kinds
+of evidence and derives the default:
+
+- whole default searches (`adaptune search --task T`, the run directories `benchmarks.skeleton` leaves): the
+  members of each run's ensemble row, their kept predictions averaged as the search does;
+- pools of one trial per method (`benchmarks.methods_bench run ... --dump-predictions P --dump-predictions-proxies
+  im`): the top 5 by `im` among the trials within the features' default source gap, each at its best epoch by `im`.
+
+Regret is against the best trial of the same search or pool, each trial at its checkpoint chosen by the proxy, in
+points of target accuracy (the oracle labels report; they choose nothing). The default is the setting with the least
+mean regret over the benchmark groups among those that raise no group's regret by more than ``HARM`` points over
+the plain average; each group is scored with the setting the other groups chose.
+
+  python -m benchmarks.smoothing collect --runs RUN_DIR ... --pools POOL.jsonl ...   # writes raw/smoothing.pt.gz
+  python -m benchmarks.smoothing report                                              # writes smoothing.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import os
+from collections import defaultdict
+from dataclasses import asdict
+
+import pandas as pd
+import torch
+import yaml
+
+from adaptune.algorithms.data import load_task
+from adaptune.algorithms.domains import with_fewshot
+from adaptune.algorithms.ensemble import (
+    AUTO_SMOOTHING,
+    Smoothing,
+    average_predictions,
+    nearest_neighbours,
+)
+from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
+from adaptune.reports.leaderboard import FINISHED, selection_order
+from adaptune.reports.run_dir import RunDir
+from adaptune.search.config import DEFAULT_ENSEMBLE_K
+from benchmarks._common import (
+    RESULTS,
+    group_of,
+    header,
+    kept_predictions,
+    md_table,
+    update_auto_rule,
+    write,
+)
+from benchmarks.baselines import saved_baseline
+
+RAW = os.path.join(RESULTS, "raw", "smoothing.pt.gz")
+NEIGHBOURS = (3, 5, 10, 20, 40)
+WEIGHTS = (0.25, 0.5, 0.75, 1.0)
+HARM = 0.25  # points: a setting may raise no benchmark group's mean regret more than this over the plain average
+HARMS = (0.25, 0.5, 1.0, None)  # the screens the page compares (None: no screen)
+PLAIN = "none"
+KIND = "features"  # the input kind with a shared feature space to find neighbours in
+
+
+def setting_name(neighbours: int, weight: float) -> str:
+    return f"k={neighbours}, w={weight:g}"
+
+
+SETTINGS = {setting_name(k, w): Smoothing(k, w) for k in NEIGHBOURS for w in WEIGHTS}
+
+
+def _entry(source: str, label: str, task_name: str, preprocess: str, fewshot_k: int, best: float,
+           probs: torch.Tensor) -> dict:
+    return {"source": source, "label": label, "task": task_name, "preprocess": preprocess, "fewshot_k": fewshot_k,
+            "best": best, "probs": probs.float()}
+
+
+def _accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    return 100 * float((probs.float().argmax(1) == labels).float().mean())
+
+
+def search_entry(run: str) -> dict | None:
+    """A whole default search on a feature table: its ensemble row's members' kept predictions, averaged."""
+    with open(os.path.join(run, "config.yaml")) as handle:
+        config = yaml.safe_load(handle)
+    with open(os.path.join(run, "summary.json")) as handle:
+        summary = json.load(handle)
+    board = RunDir(run).read_table(RunDir.LEADERBOARD)
+    if load_task(config["task"], preprocess=summary["preprocess"]).input_kind != KIND:
+        return None
+    ensemble = board.loc[board["status"] == "ensemble"].iloc[0]
+    metric = f"proxy_{summary['proxy']}"
+    probs = average_predictions([kept_predictions(run, member, metric) for member in ensemble["members"].split(",")])
+    trials = board[board["status"].isin(FINISHED)]
+    label = f"{config['task']} ({summary['proxy']}, seed {config.get('seed', 0)})"
+    return _entry("search", label, config["task"], summary["preprocess"], 0, 100 * trials["target_acc"].max(), probs)
+
+
+def pool_entries(jsonl: str) -> list[dict]:
+    """A pool of one trial per method (``methods_bench --dump-predictions``, next to ``jsonl`` as ``.pt``): per task,
+    the top 5 trials by the features' proxy among those within the default source gap, their predictions averaged."""
+    proxy, gap = AUTO_PROXY[KIND], AUTO_SOURCE_GAP[KIND]
+    metric = f"proxy_{proxy}"
+    with open(jsonl.removesuffix(".gz") + ".meta.json") as handle:
+        command = json.load(handle)["command"]
+    fewshot_k = int(command.split("--fewshot-k ")[1].split()[0]) if "--fewshot-k " in command else 3
+    opener = gzip.open if jsonl.endswith(".gz") else open
+    with opener(jsonl, "rt") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    dump = jsonl.removesuffix(".gz").removesuffix(".jsonl") + ".pt"
+    raw = gzip.open(dump + ".gz").read() if os.path.exists(dump + ".gz") else open(dump, "rb").read()
+    predictions = torch.load(io.BytesIO(raw), weights_only=False)
+    entries = []
+    for task_name, trials in predictions.items():
+        epochs = defaultdict(list)
+        for row in rows:
+            if row.get("task") == task_name and "epoch" in row and metric in row:
+                epochs[row["method"]].append(row)
+        task = with_fewshot(load_task(task_name), fewshot_k)
+        candidates = []
+        for method, best in trials:
+            if metric not in best or not epochs[method]:
+                continue
+            chosen = max(epochs[method], key=lambda r: r[metric])  # the epoch whose predictions the dump kept
+            candidates.append({"trial_id": method, "method": method, "score": best[metric][0],
+                               "source_acc": chosen["proxy_source_acc"], "probs": best[metric][1]})
+        admitted, _ = selection_order(candidates, gap)
+        probs = average_predictions([c["probs"] for c in admitted[:DEFAULT_ENSEMBLE_K]])
+        best_trial = max(_accuracy(c["probs"], task.target_oracle) for c in candidates)
+        entries.append(_entry("pool", f"{task_name} (pool)", task_name, task.extra["preprocess"], fewshot_k,
+                              best_trial, probs))
+    return entries
+
+
+def collect(runs: list[str], pools: list[str]) -> None:
+    entries = [e for e in map(search_entry, runs) if e is not None]
+    for jsonl in pools:
+        entries += pool_entries(jsonl)
+    buffer = io.BytesIO()
+    # The run directories are wherever a machine's searches left them; the command names what they hold instead.
+    command = "python -m benchmarks.smoothing collect" + (
+        f" --runs <{len(runs)} run directories of default searches>" if runs else "") + (
+        f" --pools {' '.join(pools)}" if pools else "")
+    torch.save({"command": command, "entries": entries}, buffer)
+    with gzip.open(RAW, "wb") as handle:
+        handle.write(buffer.getvalue())
+    print(f"{len(entries)} ensembles -> {RAW}")
+
+
+def accuracies(entry: dict) -> dict[str, float]:
+    """The target accuracy (%) of an entry's plain average and of its average smoothed by every grid setting."""
+    task = with_fewshot(load_task(entry["task"], preprocess=entry["preprocess"]), entry["fewshot_k"])
+    probs, labels = entry["probs"].float(), task.target_oracle
+    neighbours = nearest_neighbours(task.target_val.x, max(NEIGHBOURS))
+    out = {PLAIN: _accuracy(probs, labels)}
+    for name, setting in SETTINGS.items():
+        around = probs[neighbours[:, : setting.neighbours]].mean(1)
+        out[name] = _accuracy((1 - setting.weight) * probs + setting.weight * around, labels)
+    return out
+
+
+def choose(per_group: pd.DataFrame, harm: float | None = HARM) -> str:
+    """The setting with the least mean regret over the groups (rows) of ``per_group`` among those that raise no
+    group's regret more than ``harm`` points over the plain average (None: any); the plain average when none does
+    better."""
+    raised = per_group[list(SETTINGS)].sub(per_group[PLAIN], axis=0).max()
+    allowed = [name for name in SETTINGS if harm is None or raised[name] <= harm]
+    mean = per_group.mean()
+    return min([PLAIN, *allowed], key=lambda name: mean[name])
+
+
+def held_out(per_group: pd.DataFrame, chosen: dict[str, str]) -> float:
+    """The mean over the groups (rows) of ``per_group`` of each group's regret with the setting ``chosen`` for it."""
+    return float(sum(per_group.loc[group, chosen[group]] for group in per_group.index) / len(per_group))
+
+
+def report() -> None:
+    with gzip.open(RAW, "rb") as handle:
+        saved = torch.load(io.BytesIO(handle.read()), weights_only=False)
+    records = []
+    for entry in saved["entries"]:
+        accuracy = accuracies(entry)
+        records.append({"source": entry["source"], "label": entry["label"], "task": entry["task"],
+                        "group": group_of(entry["task"]), "best": entry["best"],
+                        "baseline": saved_baseline(entry["task"], entry["preprocess"])["best"],
+                        **{f"acc {name}": value for name, value in accuracy.items()},
+                        **{name: entry["best"] - value for name, value in accuracy.items()}})
+    frame = pd.DataFrame(records)
+    names = [PLAIN, *SETTINGS]
+    per_group = {source: frame[frame["source"].isin(sources)].groupby("group")[names].mean()
+                 for source, sources in (("searches", ["search"]), ("pools", ["pool"]),
+                                         ("both", ["search", "pool"]))}
+    both = per_group["both"]
+    groups = list(both.index)
+    derived = choose(both)
+    held = {group: choose(both.drop(group)) for group in groups}
+
+    text = header("Neighbourhood smoothing of the recommended ensemble", "python -m benchmarks.smoothing report")
+    text += (f"- evidence: `{saved['command']}` (raw: benchmarks/results/raw/smoothing.pt.gz)\n\n"
+             "The recommended ensemble averages the target predictions of the top trials by the proxy. Smoothing mixes "
+             "each target sample's average with the mean average of its k nearest target samples (cosine similarity "
+             "of the preprocessed input features), weight w: `(1 - w) * own + w * neighbours' mean`. No label is "
+             "read; the oracle labels score the result. Evidence: the ensemble rows of whole default searches on "
+             f"feature tables ({(frame['source'] == 'search').sum()} searches), and pools of one trial per method "
+             f"({(frame['source'] == 'pool').sum()} tasks; the top {DEFAULT_ENSEMBLE_K} by `{AUTO_PROXY[KIND]}` "
+             "within the features' default source gap, the selection a search makes). Regret: points of target "
+             "accuracy against the best trial of the same search or pool, each trial at its checkpoint chosen by the "
+             "proxy; negative where the ensemble beats them all.\n")
+
+    text += "\n## Regret per benchmark group (points), searches and pools together\n\n"
+    shown = [PLAIN, *sorted(SETTINGS, key=lambda n: both[n].mean())[:8]]
+    text += md_table([[name, *both.loc[:, name], both[name].mean(),
+                       (both[name] - both[PLAIN]).max() if name != PLAIN else 0.0] for name in shown],
+                     ["smoothing", *groups, "mean", "worst rise over plain"])
+    text += (f"\n\nThe eight settings with the least mean regret of the {len(SETTINGS)} measured (k in "
+             f"{', '.join(map(str, NEIGHBOURS))}; w in {', '.join(f'{w:g}' for w in WEIGHTS)}). "
+             "Each source alone:\n\n")
+    for source in ("searches", "pools"):
+        table = per_group[source]
+        if table.empty:
+            continue
+        text += f"**{source}**\n\n" + md_table(
+            [[name, *table.loc[:, name], table[name].mean()] for name in (PLAIN, derived)],
+            ["smoothing", *table.index, "mean"]) + "\n\n"
+
+    text += "## Leave one group out\n\n"
+    rows = []
+    for group in groups:
+        rows.append([group, held[group], *(per_group[s].loc[group, held[group]] if group in per_group[s].index
+                                           else float("nan") for s in ("searches", "pools", "both")),
+                     both.loc[group, PLAIN]])
+    text += md_table(rows, ["held-out group", "chosen on the other groups", "searches", "pools", "both",
+                            "plain average (both)"])
+    text += "\n\nMean regret held out, against the plain average: " + "; ".join(
+        f"{source} **{held_out(table, held):.2f}** ({table[PLAIN].mean():.2f})" for source, table in per_group.items()
+        if not table.empty) + ".\n\n"
+    text += (f"The screen: a setting may raise no group's regret more than {HARM:g} points over the plain average "
+             "(a rule that wins on average by losing one kind of data is a rule users of that kind pay for). Its "
+             "effect, each screen applied both in sample and leave one group out (both sources):\n\n")
+    text += md_table([["none" if harm is None else f"{harm:g}", choose(both, harm),
+                       held_out(both, {group: choose(both.drop(group), harm) for group in groups})]
+                      for harm in HARMS], ["screen (points)", "chosen on every group", "leave one group out"])
+
+    text += "\n\n## Against no adaptation\n\n"
+    chosen = derived
+    rows = []
+    for source in ("search", "pool"):
+        part = frame[frame["source"] == source]
+        for accuracy in (PLAIN, chosen):
+            column = f"acc {accuracy}"
+            below = part[part[column] < part["baseline"]].to_dict("records")
+            rows.append([source, accuracy, part[column].mean(), f"{len(part) - len(below)} of {len(part)}",
+                         ", ".join(f"{r['label']} {r[column]:.1f} < {r['baseline']:.1f}" for r in below) or "-"])
+    text += md_table(rows, ["evidence", "ensemble", "mean accuracy (%)", "at or above max(LR, 1-NN)", "below"])
+    text += ("\n\nThe baseline is the better of source-only logistic regression and 1-NN on the same preprocessed "
+             "features (benchmarks/results/baselines.md).\n")
+
+    text += "\n## Per search and pool\n\n"
+    text += md_table([[r["label"], r["best"], r[f"acc {PLAIN}"], r[f"acc {chosen}"], r["baseline"]]
+                      for r in frame.to_dict("records")],
+                     ["ensemble of", "best trial (%)", "plain average (%)", f"smoothed, {chosen} (%)",
+                      "max(LR, 1-NN) (%)"])
+
+    rule = SETTINGS.get(derived)
+    text += ("\n\n## What follows\n\n"
+             f"`smoothing: auto` smooths the ensemble of a feature table with {derived} "
+             f"(`benchmarks/results/proxy_auto.json` holds it, and a test keeps `AUTO_SMOOTHING` equal to it). "
+             "Image folders keep the plain average: without a backbone their inputs are pixels, whose neighbours "
+             "are no neighbours of content, and no image search was measured here. Smoothing changes the "
+             "recommended predictions only, never which trials are recommended; it costs one k-nearest-neighbour "
+             "pass over the target (N^2 D multiply-adds, in blocks of rows).\n")
+    update_auto_rule(smoothing={KIND: None if rule is None else asdict(rule),
+                                **{kind: None for kind in AUTO_SMOOTHING if kind != KIND}},
+                     smoothing_criterion=f"the (k, weight) with the least mean regret of the smoothed top-5 ensemble "
+                                         f"over the benchmark groups (whole default searches and pools), among "
+                                         f"settings that raise no group's regret more than {HARM:g} points over "
+                                         f"the plain average",
+                     smoothing_source="benchmarks/results/smoothing.md")
+    print(write("smoothing.md", text))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    gather = sub.add_parser("collect")
+    gather.add_argument("--runs", nargs="*", default=[], help="run directories of default searches")
+    gather.add_argument("--pools", nargs="*", default=[], help="methods_bench --out files with --dump-predictions")
+    sub.add_parser("report")
+    args = parser.parse_args()
+    if args.command == "collect":
+        collect(args.runs, args.pools)
+    else:
+        report()
