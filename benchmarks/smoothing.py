@@ -26,6 +26,7 @@ import gzip
 import io
 import json
 import os
+import time
 from collections import defaultdict
 from dataclasses import asdict
 
@@ -150,12 +151,15 @@ def collect(runs: list[str], pools: list[str]) -> None:
     print(f"{len(entries)} ensembles -> {RAW}")
 
 
-def accuracies(entry: dict) -> dict[str, float]:
-    """The target accuracy (%) of an entry's plain average and of its average smoothed by every grid setting."""
+def accuracies(entry: dict) -> dict:
+    """The target accuracy (%) of an entry's plain average and of its average smoothed by every grid setting; also
+    the target's ``shape`` (samples, features) and the seconds its nearest-neighbour pass took (``knn_s``)."""
     task = with_fewshot(load_task(entry["task"], preprocess=entry["preprocess"]), entry["fewshot_k"])
     probs, labels = entry["probs"].float(), task.target_oracle
+    started = time.perf_counter()
     neighbours = nearest_neighbours(task.target_val.x, max(NEIGHBOURS))
-    out = {PLAIN: _accuracy(probs, labels)}
+    out = {"knn_s": time.perf_counter() - started, "shape": tuple(task.target_val.x.flatten(1).shape),
+           PLAIN: _accuracy(probs, labels)}
     for name, setting in SETTINGS.items():
         around = probs[neighbours[:, : setting.neighbours]].mean(1)
         out[name] = _accuracy((1 - setting.weight) * probs + setting.weight * around, labels)
@@ -184,6 +188,7 @@ def report() -> None:
     for entry in saved["entries"]:
         accuracy = accuracies(entry)
         records.append({"source": entry["source"], "label": entry["label"], "task": entry["task"],
+                        "knn_s": accuracy.pop("knn_s"), "shape": accuracy.pop("shape"),
                         "group": group_of(entry["task"]), "best": entry["best"],
                         "baseline": saved_baseline(entry["task"], entry["preprocess"])["best"],
                         **{f"acc {name}": value for name, value in accuracy.items()},
@@ -265,13 +270,16 @@ def report() -> None:
                       "max(LR, 1-NN) (%)"])
 
     rule = SETTINGS.get(derived)
+    slowest = frame.loc[frame["knn_s"].idxmax()]
     text += ("\n\n## What follows\n\n"
              f"`smoothing: auto` smooths the ensemble of a feature table with {derived} "
              f"(`benchmarks/results/proxy_auto.json` holds it, and a test keeps `AUTO_SMOOTHING` equal to it). "
              "Image folders keep the plain average: without a backbone their inputs are pixels, whose neighbours "
              "are no neighbours of content, and no image search was measured here. Smoothing changes the "
              "recommended predictions only, never which trials are recommended; it costs one k-nearest-neighbour "
-             "pass over the target (N^2 D multiply-adds, in blocks of rows).\n")
+             "pass over the target (N^2 D multiply-adds, in blocks of rows): "
+             f"{slowest['knn_s']:.1f} s here on the largest target above, {slowest['task']} "
+             f"({slowest['shape'][0]:,} samples x {slowest['shape'][1]:,} features).\n")
     update_auto_rule(smoothing={KIND: None if rule is None else asdict(rule),
                                 **{kind: None for kind in AUTO_SMOOTHING if kind != KIND}},
                      smoothing_criterion=f"the (k, weight) with the least mean regret of the smoothed top-5 ensemble "
