@@ -102,7 +102,9 @@ def _section_headline(run: Run, level: int, anchor: str) -> list[Block]:
                 + f"), each at its best checkpoint{smoothed}: {run.proxy} = **{number(ensemble.get('score'))}**"
                 + f"{ensemble_oracle}. "
                 "In our proxy benchmark this loses less against the oracle than any single pick "
-                "(benchmarks/results/proxies.md).",
+                "(benchmarks/results/proxies.md)"
+                + ("; the smoothing lowered that loss further, leave one benchmark group out "
+                   "(benchmarks/results/smoothing.md)." if smoothed else "."),
                 "good",
             )
         )

@@ -585,6 +585,7 @@ def test_a_run_that_recommends_its_ensemble_says_to_ship_it_and_names_the_best_s
     (out / "summary.json").write_text(json.dumps({**summary, "recommendation": smoothed}))
     headline = _section(_report([out], tmp_path=tmp_path, name="smoothed.html"), "Recommendation")
     assert "each at its best checkpoint, smoothed over 10 target neighbours (weight 0.5)" in headline
+    assert "smoothing.md" in headline
 
     best = top.iloc[0]  # recommend: single names the best trial, and the headline ships it
     single = {"kind": "trial", "trial_id": best["trial_id"], "method": best["method"], "proxy": "im",
