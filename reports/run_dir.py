@@ -6,6 +6,7 @@ writes them.
     history.parquet      one row per (trial, epoch), running trials included
     status.json          the counts `adaptune status` shows, rewritten with the leaderboard
     summary.json         written once the search finished; its absence means running or interrupted
+    predictions.parquet  written with it: the recommended target predictions, one row per target sample
     proxies.parquet      written by `adaptune proxies`
     report.html          written by `adaptune report` (report.md for Markdown)
     ray/                 Tune's experiment state and trial checkpoints (ray/tune/; Ray Train runs as
@@ -101,6 +102,7 @@ class RunDir:
     HISTORY = "history.parquet"
     STATUS = "status.json"
     SUMMARY = "summary.json"
+    PREDICTIONS = "predictions.parquet"
     PROXY_QUALITY = "proxies.parquet"
     RAY_STORAGE = "ray"  # Tune's storage root when the config sets no ``storage:``
     TUNE_EXPERIMENT = "tune"  # the experiment's folder in a storage root of its own
@@ -198,8 +200,11 @@ class RunDir:
         write_json_atomic(summary, self.file(self.SUMMARY))
 
     def remove_summary(self) -> None:
-        """Mark a finished run as unfinished again (a resume that reruns its failed trials)."""
+        """Mark a finished run as unfinished again (a resume that reruns its failed trials): its summary and the
+        predictions written with it go until the search finishes again."""
         os.remove(self.file(self.SUMMARY))
+        if self.exists(self.PREDICTIONS):
+            os.remove(self.file(self.PREDICTIONS))
 
     # -- config ------------------------------------------------------------------------------------------
     def write_config(self, config: dict[str, Any]) -> None:

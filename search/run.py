@@ -223,25 +223,17 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, p
                  smoothing: Smoothing | None = None) -> dict[str, Any] | None:
     """Average the target predictions of the top-k finished trials by the proxy (admitted by the recorder's source
     gap, at most ``per_method`` of one method), smoothed over target neighbourhoods when ``smoothing`` is given,
-    into one leaderboard row."""
-    import torch
-
+    into one leaderboard row; the averaged predictions ride along as ``probs``."""
     from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, smooth_by_neighbours
     from adaptune.reports.leaderboard import FINISHED, at_most_per_method, selection_order
 
     admitted, _ = selection_order([r for r in recorder.finished_rows() if r["status"] in FINISHED],
                                   recorder.source_gap)
-    by_trial = {r.metrics.get("trial_id"): r for r in results if r.metrics}
 
     def with_predictions() -> Iterator[dict[str, Any]]:
         """The admitted rows, in order, that kept target predictions, each with them as ``probs``."""
         for row in admitted:
-            checkpoint = _best_checkpoint(by_trial[row["trial_id"]], metric) if row["trial_id"] in by_trial else None
-            if checkpoint is None:
-                continue
-            with checkpoint.as_directory() as directory:  # a remote checkpoint's copy lives only inside
-                path = os.path.join(directory, RunDir.CHECKPOINT_PREDICTIONS)
-                probs = torch.load(path, map_location="cpu", weights_only=True) if os.path.exists(path) else None
+            probs = trial_predictions(results, row["trial_id"], metric)
             if probs is not None:
                 yield {**row, "probs": probs}
 
@@ -254,7 +246,36 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, p
         averaged = smooth_by_neighbours(averaged, task.target_val.x, smoothing)
     values = ensemble_metrics(averaged, task.target_oracle)
     return {"trial_id": f"ensemble-top{len(members)}", "status": "ensemble", "method": "ensemble",
-            "score": values[metric], "members": ",".join(members), "epochs": None, **values}
+            "score": values[metric], "members": ",".join(members), "epochs": None, "probs": averaged, **values}
+
+
+def trial_predictions(results: Any, trial_id: str, metric: str) -> Any:
+    """The target probabilities ``[N, C]`` a trial kept at its best checkpoint by ``metric``; None without."""
+    import torch
+
+    result = next((r for r in results if r.metrics and r.metrics.get("trial_id") == trial_id), None)
+    checkpoint = _best_checkpoint(result, metric) if result is not None else None
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:  # a remote checkpoint's copy lives only inside
+        path = os.path.join(directory, RunDir.CHECKPOINT_PREDICTIONS)
+        return torch.load(path, map_location="cpu", weights_only=True) if os.path.exists(path) else None
+
+
+def predictions_frame(probs: Any, task: Task) -> Any:
+    """The recommended target predictions as a table: one row per target sample in the order given (its image file
+    where the target is a folder), the predicted class's name, that class's probability, and every probability."""
+    import pandas as pd
+
+    confidence, predicted = probs.float().max(1)
+    frame = pd.DataFrame({"target_index": range(len(probs)),
+                          "predicted": [task.classes[i] for i in predicted.tolist()],
+                          "confidence": confidence.numpy().astype("float32"),
+                          "probs": list(probs.float().numpy())})
+    files = getattr(task.target_val.x, "files", None)
+    if files is not None:
+        frame.insert(1, "file", list(files))
+    return frame
 
 
 def recommendation(recorder: Any, recommend: str, proxy: str, smoothing: Smoothing | None = None
@@ -528,14 +549,29 @@ def summarise(search: Search, fitted: Fitted) -> dict[str, Any]:
     trials = [r for r in recorder.finished_rows() if r["status"] != "ensemble"]
     if len(trials) < search.prepared.plan.trials and c.time_budget_s is None and not recorder.budget_spent():
         recorder.state = "interrupted"  # Tune stopped early (Ctrl-C): resumable
+    ensemble = None
     if c.ensemble_k and fitted.results is not None:
-        recorder.add_ensemble(ensemble_row(recorder, fitted.results, search.prepared.task, search.prepared.metric,
-                                           c.ensemble_k, c.ensemble_per_method, search.prepared.smoothing))
+        ensemble = ensemble_row(recorder, fitted.results, search.prepared.task, search.prepared.metric,
+                                c.ensemble_k, c.ensemble_per_method, search.prepared.smoothing)
+        recorder.add_ensemble(None if ensemble is None else {k: v for k, v in ensemble.items() if k != "probs"})
     recorder.write()
     summary = _summary(search, fitted, trials)
     if recorder.state == "finished":
+        _write_predictions(search, fitted, summary["recommendation"], ensemble)
         search.run_dir.write_summary(summary)
     return summary
+
+
+def _write_predictions(search: Search, fitted: Fitted, recommended: dict[str, Any] | None,
+                       ensemble: dict[str, Any] | None) -> None:
+    """predictions.parquet: the target predictions of what the run recommends (the ensemble row's, smoothed as it
+    was, or the best trial's kept ones); nothing when there is none."""
+    if recommended is None or fitted.results is None:
+        return
+    probs = ensemble["probs"] if recommended["kind"] == "ensemble" and ensemble is not None else \
+        trial_predictions(fitted.results, recommended["trial_id"], search.prepared.metric)
+    if probs is not None:
+        search.run_dir.write_table(RunDir.PREDICTIONS, predictions_frame(probs, search.prepared.task))
 
 
 def _summary(search: Search, fitted: Fitted, trials: list[dict[str, Any]]) -> dict[str, Any]:

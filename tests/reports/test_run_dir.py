@@ -75,6 +75,10 @@ def test_json_files(tmp_path):
         run_dir.read_json(RunDir.STATUS)
     run_dir.remove_summary()
     assert not run_dir.exists(RunDir.SUMMARY)
+    run_dir.write_summary({"state": "finished"})  # the predictions written with a summary go with it
+    (tmp_path / RunDir.PREDICTIONS).write_bytes(b"")
+    run_dir.remove_summary()
+    assert not run_dir.exists(RunDir.SUMMARY) and not run_dir.exists(RunDir.PREDICTIONS)
 
 
 def test_config_round_trip_and_unreadable_yaml(tmp_path):

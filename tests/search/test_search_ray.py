@@ -95,6 +95,12 @@ def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys)
     kept = torch.stack([kept_predictions(str(out), m, "proxy_im").float() for m in members]).mean(0)
     smoothed = smooth_by_neighbours(kept, task.target_val.x, Smoothing(**summary["smoothing"]))
     assert math.isclose(row["target_acc"], float((smoothed.argmax(1) == task.target_oracle).float().mean()))
+    # What to ship, as a table: the recommended (smoothed) predictions, one row per target sample.
+    shipped = pq.read_table(out / "predictions.parquet").to_pandas()
+    assert shipped["target_index"].tolist() == list(range(len(task.target_val)))
+    assert shipped["predicted"].tolist() == [task.classes[i] for i in smoothed.argmax(1).tolist()]
+    assert torch.allclose(torch.tensor(list(shipped["probs"])), smoothed, atol=1e-6)
+    assert torch.allclose(torch.tensor(shipped["confidence"].to_numpy()), smoothed.max(1).values, atol=1e-6)
 
     capsys.readouterr()
     assert main(["leaderboard", str(out), "--format", "json", "--top", "2"]) == 0
@@ -303,6 +309,10 @@ def test_ray_data_computes_the_frozen_features_of_an_image_folder_once(ray_local
     # The three entries Ray Data wrote, and no other: a trial that keyed its features differently would have
     # added its own, and counted it.
     assert len(list((out / "features").glob("*.pt"))) == 3
+    # recommend single (no ensemble row): the best trial's predictions, each beside its image file
+    shipped = pq.read_table(out / "predictions.parquet").to_pandas()
+    assert len(shipped) == 24 and set(shipped["predicted"]) <= {"c0", "c1"}
+    assert sorted(shipped["file"]) == sorted(str(p) for p in (tmp_path / "tgt").rglob("*.png"))
     assert (pq.read_table(out / "history.parquet").to_pandas()["features_computed"] == 0).all()
     # Another search over the same cache finds every entry there.
     from adaptune.search.precompute import precompute_features
