@@ -30,3 +30,18 @@ def test_each_group_is_scored_with_the_setting_chosen_for_it():
     per_group = _per_group({"a": {PLAIN: 4.0, "k=5, w=0.5": 1.0}, "b": {PLAIN: 2.0, "k=5, w=0.5": 3.0}})
     assert held_out(per_group, {"a": "k=5, w=0.5", "b": PLAIN}) == 1.5
     assert held_out(per_group, {"a": PLAIN, "b": "k=5, w=0.5"}) == 3.5
+
+
+def test_searches_kept_out_are_counted_against_the_plain_average_and_the_baseline():
+    from benchmarks.smoothing import check_section
+
+    chosen = "k=10, w=0.5"
+    checks = pd.DataFrame([
+        {"label": "a:1", "group": "a", "best": 80.0, "baseline": 70.0, f"acc {PLAIN}": 75.0, f"acc {chosen}": 78.0,
+         PLAIN: 5.0, chosen: 2.0},
+        {"label": "b:1", "group": "b", "best": 90.0, "baseline": 89.0, f"acc {PLAIN}": 89.5, f"acc {chosen}": 87.0,
+         PLAIN: 0.5, chosen: 3.0},
+    ])
+    text = check_section(checks, chosen)
+    assert "plain average 2.75, smoothed 2.50 points" in text
+    assert "Smoothing raised 1 of 2 and lowered 1; at or above max(LR, 1-NN): 2 plain, 1 smoothed." in text
