@@ -102,9 +102,14 @@ def smooth_by_neighbours(probs: torch.Tensor, features: torch.Tensor, smoothing:
         raise ValueError(f"{len(probs)} predictions but {len(features)} feature rows")
     if len(probs) < 2:
         return probs.float()
+    return mix_with_neighbours(probs, nearest_neighbours(features, smoothing.neighbours), smoothing.weight)
+
+
+def mix_with_neighbours(probs: torch.Tensor, neighbours: torch.Tensor, weight: float) -> torch.Tensor:
+    """``(1 - weight) * probs + weight * mean(probs[neighbours])`` for neighbour indices ``[N, k]`` (the first k
+    columns of :func:`nearest_neighbours` of a larger k are the neighbours of k)."""
     probs = probs.float()
-    neighbours = nearest_neighbours(features, smoothing.neighbours)
-    return (1 - smoothing.weight) * probs + smoothing.weight * probs[neighbours].mean(1)
+    return (1 - weight) * probs + weight * probs[neighbours].mean(1)
 
 
 def resolve_smoothing(setting: int | str | None, weight: float, task: Task) -> Smoothing | None:

@@ -45,6 +45,7 @@ SETTINGS = {group: {"epochs": 12, "batch_size": 64} for group in GROUPS}
 # Gaps in held-out source accuracy (fractions) of the gated ensembles: a trial far below the search's best source
 # accuracy is left out, however confident it is on the target.
 SOURCE_GAPS = (0.01, 0.02, 0.03, 0.05, 0.10)
+DEFAULT_FEWSHOT_K = 3  # labeled target samples per class for proxy_fewshot, taken out of the oracle's samples
 
 
 def ensemble_scheme(gap: float | None) -> str:
@@ -207,8 +208,9 @@ if __name__ == "__main__":
     run.add_argument("--threads", type=int, default=1)
     run.add_argument("--device", default="cpu")
     run.add_argument("--amp", action="store_true")
-    run.add_argument("--fewshot-k", type=int, default=3, help="labeled target samples per class for proxy_fewshot "
-                     "(taken out of the oracle's samples); 0 = none")
+    run.add_argument("--fewshot-k", type=int, default=DEFAULT_FEWSHOT_K,
+                     help="labeled target samples per class for proxy_fewshot (taken out of the oracle's samples); "
+                     "0 = none")
     run.add_argument("--preprocess", default=DEFAULT_PREPROCESS, help="feature tables' preprocessing "
                      f"(default {DEFAULT_PREPROCESS}, the search's)")
     run.add_argument("--warm-start", default="none", choices=WARM_STARTS,

@@ -40,9 +40,10 @@ from adaptune.algorithms.ensemble import (
     AUTO_SMOOTHING,
     Smoothing,
     average_predictions,
+    mix_with_neighbours,
     nearest_neighbours,
 )
-from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
+from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP, oracle_accuracy
 from adaptune.reports.leaderboard import FINISHED, selection_order
 from adaptune.reports.run_dir import RunDir
 from adaptune.search.config import DEFAULT_ENSEMBLE_K
@@ -56,6 +57,7 @@ from benchmarks._common import (
     write,
 )
 from benchmarks.baselines import saved_baseline
+from benchmarks.methods_bench import DEFAULT_FEWSHOT_K
 
 RAW = os.path.join(RESULTS, "raw", "smoothing.pt.gz")
 NEIGHBOURS = (3, 5, 10, 20, 40)
@@ -81,7 +83,8 @@ def _entry(source: str, label: str, task_name: str, preprocess: str, fewshot_k: 
 
 
 def _accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
-    return 100 * float((probs.float().argmax(1) == labels).float().mean())
+    """Target accuracy in percent (the oracle column's, scaled)."""
+    return 100 * oracle_accuracy(probs, labels)
 
 
 def search_entry(run: str) -> dict | None:
@@ -108,7 +111,7 @@ def pool_entries(jsonl: str) -> list[dict]:
     metric = f"proxy_{proxy}"
     with open(jsonl.removesuffix(".gz") + ".meta.json") as handle:
         command = json.load(handle)["command"]
-    fewshot_k = int(command.split("--fewshot-k ")[1].split()[0]) if "--fewshot-k " in command else 3
+    fewshot_k = int(command.split("--fewshot-k ")[1].split()[0]) if "--fewshot-k " in command else DEFAULT_FEWSHOT_K
     opener = gzip.open if jsonl.endswith(".gz") else open
     with opener(jsonl, "rt") as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
@@ -166,8 +169,7 @@ def accuracies(entry: dict) -> dict:
     out = {"knn_s": time.perf_counter() - started, "shape": tuple(task.target_val.x.flatten(1).shape),
            PLAIN: _accuracy(probs, labels)}
     for name, setting in SETTINGS.items():
-        around = probs[neighbours[:, : setting.neighbours]].mean(1)
-        out[name] = _accuracy((1 - setting.weight) * probs + setting.weight * around, labels)
+        out[name] = _accuracy(mix_with_neighbours(probs, neighbours[:, : setting.neighbours], setting.weight), labels)
     return out
 
 

@@ -182,10 +182,9 @@ class Recorder(tune.Callback):
         self.print_progress(trials)  # updates the counts that write() puts in status.json
         self.write()
 
-    def add_ensemble(self, row: dict[str, Any] | None) -> None:
+    def add_ensemble(self, row: dict[str, Any]) -> None:
         """The ensemble of the top-k trials: an extra row, not ranked among the trials."""
-        if row is not None:
-            self.rows[row["trial_id"]] = {**self.common, **row}
+        self.rows[row["trial_id"]] = {**self.common, **row}
 
     def finished_rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.rows.values() if r["status"] != "running"]

@@ -220,20 +220,21 @@ def _score(value: Any) -> float:
 
 
 def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, per_method: int | None = None,
-                 smoothing: Smoothing | None = None) -> dict[str, Any] | None:
+                 smoothing: Smoothing | None = None) -> tuple[dict[str, Any], Any] | None:
     """Average the target predictions of the top-k finished trials by the proxy (admitted by the recorder's source
-    gap, at most ``per_method`` of one method), smoothed over target neighbourhoods when ``smoothing`` is given,
-    into one leaderboard row; the averaged predictions ride along as ``probs``."""
+    gap, at most ``per_method`` of one method), smoothed over target neighbourhoods when ``smoothing`` is given:
+    one leaderboard row, and the predictions it scores."""
     from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, smooth_by_neighbours
     from adaptune.reports.leaderboard import FINISHED, at_most_per_method, selection_order
 
     admitted, _ = selection_order([r for r in recorder.finished_rows() if r["status"] in FINISHED],
                                   recorder.source_gap)
+    by_trial = {r.metrics.get("trial_id"): r for r in results if r.metrics}
 
     def with_predictions() -> Iterator[dict[str, Any]]:
         """The admitted rows, in order, that kept target predictions, each with them as ``probs``."""
         for row in admitted:
-            probs = trial_predictions(results, row["trial_id"], metric)
+            probs = _kept_predictions(by_trial.get(row["trial_id"]), metric)
             if probs is not None:
                 yield {**row, "probs": probs}
 
@@ -246,14 +247,20 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, p
         averaged = smooth_by_neighbours(averaged, task.target_val.x, smoothing)
     values = ensemble_metrics(averaged, task.target_oracle)
     return {"trial_id": f"ensemble-top{len(members)}", "status": "ensemble", "method": "ensemble",
-            "score": values[metric], "members": ",".join(members), "epochs": None, "probs": averaged, **values}
+            "score": values[metric], "members": ",".join(members), "epochs": None, **values}, averaged
 
 
 def trial_predictions(results: Any, trial_id: str, metric: str) -> Any:
-    """The target probabilities ``[N, C]`` a trial kept at its best checkpoint by ``metric``; None without."""
+    """The target probabilities ``[N, C]`` the trial ``trial_id`` kept at its best checkpoint by ``metric``."""
+    return _kept_predictions(next((r for r in results if r.metrics and r.metrics.get("trial_id") == trial_id), None),
+                             metric)
+
+
+def _kept_predictions(result: Any, metric: str) -> Any:
+    """The target probabilities a trial's Tune ``result`` kept at its best checkpoint by ``metric``; None
+    without a result or kept predictions."""
     import torch
 
-    result = next((r for r in results if r.metrics and r.metrics.get("trial_id") == trial_id), None)
     checkpoint = _best_checkpoint(result, metric) if result is not None else None
     if checkpoint is None:
         return None
@@ -549,26 +556,28 @@ def summarise(search: Search, fitted: Fitted) -> dict[str, Any]:
     trials = [r for r in recorder.finished_rows() if r["status"] != "ensemble"]
     if len(trials) < search.prepared.plan.trials and c.time_budget_s is None and not recorder.budget_spent():
         recorder.state = "interrupted"  # Tune stopped early (Ctrl-C): resumable
-    ensemble = None
+    ensemble_probs = None
     if c.ensemble_k and fitted.results is not None:
-        ensemble = ensemble_row(recorder, fitted.results, search.prepared.task, search.prepared.metric,
-                                c.ensemble_k, c.ensemble_per_method, search.prepared.smoothing)
-        recorder.add_ensemble(None if ensemble is None else {k: v for k, v in ensemble.items() if k != "probs"})
+        made = ensemble_row(recorder, fitted.results, search.prepared.task, search.prepared.metric,
+                            c.ensemble_k, c.ensemble_per_method, search.prepared.smoothing)
+        if made is not None:
+            recorder.add_ensemble(made[0])
+            ensemble_probs = made[1]
     recorder.write()
     summary = _summary(search, fitted, trials)
     if recorder.state == "finished":
-        _write_predictions(search, fitted, summary["recommendation"], ensemble)
+        _write_predictions(search, fitted, summary["recommendation"], ensemble_probs)
         search.run_dir.write_summary(summary)
     return summary
 
 
 def _write_predictions(search: Search, fitted: Fitted, recommended: dict[str, Any] | None,
-                       ensemble: dict[str, Any] | None) -> None:
+                       ensemble_probs: Any) -> None:
     """predictions.parquet: the target predictions of what the run recommends (the ensemble row's, smoothed as it
     was, or the best trial's kept ones); nothing when there is none."""
     if recommended is None or fitted.results is None:
         return
-    probs = ensemble["probs"] if recommended["kind"] == "ensemble" and ensemble is not None else \
+    probs = ensemble_probs if recommended["kind"] == "ensemble" else \
         trial_predictions(fitted.results, recommended["trial_id"], search.prepared.metric)
     if probs is not None:
         search.run_dir.write_table(RunDir.PREDICTIONS, predictions_frame(probs, search.prepared.task))
