@@ -29,13 +29,14 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 
 import pandas as pd
 import torch
 import yaml
 
 from adaptune.algorithms.budget import DEFAULT_BUDGET
-from adaptune.algorithms.ensemble import average_predictions
+from adaptune.algorithms.ensemble import Smoothing, average_predictions, mix_with_neighbours, nearest_neighbours
 from adaptune.algorithms.methods import METHODS
 from adaptune.reports.leaderboard import at_most_per_method, selection_order
 from adaptune.reports.svg import Series, color, xy_chart
@@ -82,9 +83,27 @@ def compute_timeline(out: str) -> pd.DataFrame:
     return board
 
 
-def ensemble_accuracy(member_probs: list[torch.Tensor], labels: torch.Tensor) -> float:
-    """Target accuracy (a fraction) of the members' averaged predictions, as a search's ensemble row."""
-    return float((average_predictions(member_probs).argmax(1) == labels).float().mean())
+Smoother = Callable[[torch.Tensor], torch.Tensor]
+
+
+def smoother(summary: dict, target_features: torch.Tensor) -> Smoother | None:
+    """The neighbourhood smoothing the run's ensemble row had (summary.json ``smoothing``), as a function of the
+    averaged predictions; None for a plain average (and for runs recorded before smoothing existed)."""
+    if not summary.get("smoothing"):
+        return None
+    smoothing = Smoothing(**summary["smoothing"])
+    neighbours = nearest_neighbours(target_features, smoothing.neighbours)  # once per run, not per curve point
+    return lambda probs: mix_with_neighbours(probs, neighbours, smoothing.weight)
+
+
+def ensemble_accuracy(member_probs: list[torch.Tensor], labels: torch.Tensor, smooth: Smoother | None = None
+                      ) -> float:
+    """Target accuracy (a fraction) of the members' averaged predictions, as a search's ensemble row, smoothed by
+    ``smooth`` when given."""
+    probs = average_predictions(member_probs)
+    if smooth is not None:
+        probs = smooth(probs)
+    return float((probs.argmax(1) == labels).float().mean())
 
 
 def capped(rows: list[dict], cap: int | None) -> list[dict]:
@@ -92,10 +111,11 @@ def capped(rows: list[dict], cap: int | None) -> list[dict]:
     return list(at_most_per_method(rows, cap))
 
 
-def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float | None, metric: str
-          ) -> tuple[list[dict], list[dict]]:
+def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float | None, metric: str,
+          smooth: Smoother | None = None) -> tuple[list[dict], list[dict]]:
     """What the search recommends at each compute point: the ensemble of every rule in ``RULES`` over the trials in
-    ``reports.leaderboard.selection_order`` at the run's source gap (the product's order)."""
+    ``reports.leaderboard.selection_order`` at the run's source gap (the product's order), smoothed as its
+    ensemble row was."""
     board = compute_timeline(out)
     kept = [kept_predictions(out, t, metric) for t in board["trial_id"]]
     board["probs"] = [None if p is None else p.float() for p in kept]
@@ -104,7 +124,8 @@ def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float |
         seen = board[(board["compute"] <= point) & board["probs"].notna()].to_dict("records")
         admitted, _ = selection_order(seen, source_gap)
         rows.append({"compute": point, "trials": len(admitted),
-                     **{name: ensemble_accuracy([m["probs"] for m in capped(admitted, cap)[:k]], labels)
+                     **{name: ensemble_accuracy([m["probs"] for m in capped(admitted, cap)[:k]], labels,
+                                                smooth if k > 1 else None)  # a single pick ships its own
                         if admitted else None
                         for name, (k, cap) in RULES.items()}})
     trials = board.drop(columns=["probs"])[["trial_id", "method", "status", "steps", "compute", "score",
@@ -122,17 +143,19 @@ def measure(task: str, strategy: str, seed: int, out: str, wall: float) -> dict:
 
     with open(os.path.join(out, "summary.json")) as handle:
         summary = json.load(handle)
-    labels = resolve_task(task, source=None, target=None, fewshot_k=0, seed=seed,
-                          preprocess=summary["preprocess"]).target_oracle
+    resolved = resolve_task(task, source=None, target=None, fewshot_k=0, seed=seed, preprocess=summary["preprocess"])
+    labels = resolved.target_oracle
     total = int(max(summary["steps_used"], 1))
     step = int(GRID * DEFAULT_BUDGET)
     points = sorted({*range(step, total + step, step), total}) if strategy != "defaults" else [10**12]
-    rows, trials = curve(out, labels, points, summary.get("source_gap"), f"proxy_{summary['proxy']}")
+    rows, trials = curve(out, labels, points, summary.get("source_gap"), f"proxy_{summary['proxy']}",
+                         smoother(summary, resolved.target_val.x))
     if strategy == "defaults":
         rows[0]["compute"] = max(t["compute"] for t in trials)
     return {"task": task, "strategy": strategy, "seed": seed, "wall_s": wall, "plan": summary["plan"],
             "steps_used": summary["steps_used"], "preprocess": summary["preprocess"],
-            "source_gap": summary.get("source_gap"), "proxy": summary["proxy"], "curve": rows,
+            "source_gap": summary.get("source_gap"), "proxy": summary["proxy"],
+            "smoothing": summary.get("smoothing"), "curve": rows,
             "trials": trials}
 
 
@@ -266,7 +289,7 @@ def report(records: list[dict]) -> str:
              "two concurrent trials finish). Regret: the best target accuracy of any trial of any strategy on the "
              "same task and seed, minus the target accuracy of the recommendation (the ensemble of the top "
              f"{DEFAULT_ENSEMBLE_K} trials by the proxy, at most {DEFAULT_ENSEMBLE_PER_METHOD} of one method: what a "
-             f"search recommends by default), in points. {gap_note(records)} Target "
+             f"search recommends by default), in points. {smoothing_note(records)} {gap_note(records)} Target "
              "labels only score.\n\n")
     text += f"Runs: {len(records)}; tasks: {', '.join(tasks)}; seeds: " \
             f"{', '.join(map(str, sorted(table['seed'].unique())))}. Raw: `benchmarks/results/raw/" \
@@ -389,6 +412,15 @@ def proxies_of(records: list[dict]) -> str:
     """The selecting proxies of the runs, in words (records made before runs recorded it selected by im_ts, the
     feature tables' auto proxy then)."""
     return ", ".join(f"`{name}`" for name in sorted({r.get("proxy", "im_ts") for r in records}))
+
+
+def smoothing_note(records: list[dict]) -> str:
+    """How the runs' ensembles were smoothed over target neighbourhoods (summary.json ``smoothing`` of each run)."""
+    settings = sorted({Smoothing(**r["smoothing"]).describe() if r.get("smoothing") else "not smoothed"
+                       for r in records})
+    if settings == ["not smoothed"]:
+        return "Ensembles are plain averages of their members' predictions."
+    return f"Ensembles are {' or '.join(settings)}, as the runs' ensemble rows were; single picks are not."
 
 
 def gap_note(records: list[dict]) -> str:

@@ -25,3 +25,20 @@ def test_each_group_is_scored_with_the_rule_the_other_groups_chose():
     assert held["a"] == (se.ENSEMBLE, 3.0, 3.0)  # (1 + 8) / 2 > 3 on b and c: the shipped rule stays
     per_group.loc["top7"] = per_group.loc[se.ENSEMBLE]  # a tie goes to the shipped rule
     assert se.held_out_rules(per_group)[0][1] == se.ENSEMBLE
+
+
+def test_ensembles_are_smoothed_as_the_run_smoothed_them():
+    import torch
+
+    from adaptune.algorithms.ensemble import Smoothing, smooth_by_neighbours
+
+    torch.manual_seed(0)
+    features, labels = torch.randn(30, 4), torch.randint(0, 3, (30,))
+    members = [torch.softmax(torch.randn(30, 3), 1) for _ in range(3)]
+    assert se.smoother({"smoothing": None}, features) is None and se.smoother({}, features) is None
+    smooth = se.smoother({"smoothing": {"neighbours": 5, "weight": 0.5}}, features)
+    expected = smooth_by_neighbours(sum(members) / 3, features, Smoothing(5, 0.5)).argmax(1)
+    assert se.ensemble_accuracy(members, labels, smooth) == float((expected == labels).float().mean())
+    assert se.smoothing_note([{"smoothing": {"neighbours": 5, "weight": 0.5}}]).startswith(
+        "Ensembles are smoothed over 5 target neighbours (weight 0.5)")
+    assert "plain averages" in se.smoothing_note([{}])
