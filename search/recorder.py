@@ -25,6 +25,7 @@ from adaptune.reports.values import duration, finite
 from .step_budget import spent_steps
 
 FAILED = ("error", "diverged")
+NO_RESULT = "the trial ended without any of its results reaching the search"
 # Recorders by run directory: Tune pickles its callbacks into the experiment state, and a restored
 # experiment must report to the recorder the resuming driver built (see Recorder.__reduce__).
 _ACTIVE: dict[str, Recorder] = {}
@@ -139,6 +140,10 @@ class Recorder(tune.Callback):
             return
         if row.pop("diverged", False):
             row["status"] = "diverged"
+        elif row.get("epochs") is None and trial.last_result.get("done"):
+            # The trial's function returned, yet no result of it reached the search: nothing to rank, and
+            # `resume --retry-errors` reruns it like any failed trial.
+            row.update(status="error", error=NO_RESULT, ended_at=time.time())
         else:
             row["status"] = "completed" if (row.get("epochs") or 0) >= self.epochs else "stopped"
         self._trial_finished(trials, row)

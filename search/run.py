@@ -48,6 +48,10 @@ HEAD_NODE_RESOURCE = "node:__internal_head__"  # every Ray head node has it
 DRIVER_CPU = 0.25  # a Tune trial that only drives a Ray Train run needs CPU > 0
 LOST_RETRY_ROUNDS = 3  # reruns of trials that Tune errored when their node died (a safety bound)
 CLIENT_CONNECT_ATTEMPTS = 3  # connections to a ray:// address whose head failed to start its client server
+# A trial whose reports all got lost on the way (Ray Train forwards a Train run's reports to Tune through a queue)
+# ends with a result that lacks the proxy, and Tune's strict metric check would then end the whole search with a
+# traceback. Without it, the recorder records that one trial as an error (Recorder.on_trial_complete).
+DRIVER_ENV_DEFAULTS = {"TUNE_DISABLE_STRICT_METRIC_CHECKING": "1"}
 
 
 @dataclass
@@ -317,6 +321,8 @@ def first_failure(trials: list[dict[str, Any]], experiment: str) -> dict[str, st
 def _fit(tuner: Any, recorder: Any) -> Any:
     """``tuner.fit()``; the leaderboard is written however it ends. None when Ctrl-C stopped it."""
     results = None
+    for name, value in DRIVER_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)  # read by Tune's controller in this process
     try:
         results = tuner.fit()
     except KeyboardInterrupt:

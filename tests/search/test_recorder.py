@@ -107,3 +107,27 @@ def test_a_trial_errored_by_its_lost_node_with_retries_left_is_marked_lost(local
     recorder.reopen_errors()  # the rerun: the row is running again and nothing is lost any more
     assert recorder.rows["race"]["status"] == "running" and recorder.lost == set()
     assert not recorder.errors_all_lost()
+
+
+def test_a_trial_that_returned_without_any_result_is_an_error_not_a_stopped_trial(local_ray, tmp_path):
+    from ray.train._internal.storage import StorageContext
+    from ray.tune.experiment import Trial
+
+    from adaptune.search.recorder import NO_RESULT
+
+    def trial(name: str, last_result: dict) -> Trial:
+        storage = StorageContext(storage_path=str(tmp_path / "ray"), experiment_dir_name="exp", trial_dir_name=name)
+        made = Trial("trainable", config={"method": "dann"}, stub=True, storage=storage, trial_id=name)
+        made.run_metadata.last_result = last_result
+        return made
+
+    recorder = _recorder(tmp_path)
+    silent = trial("silent", {"done": True})  # what Tune completes when the function returned with no report
+    cut = trial("cut", {})  # ended by the search (e.g. its time budget) before its first epoch
+    for each in (silent, cut):
+        recorder.on_trial_start(0, [each], each)
+        recorder.on_trial_complete(0, [each], each)
+    assert recorder.rows["silent"]["status"] == "error" and recorder.rows["silent"]["error"] == NO_RESULT
+    assert recorder.rows["cut"]["status"] == "stopped"
+    recorder.reopen_errors()  # resume --retry-errors reruns it
+    assert recorder.rows["silent"]["status"] == "running"

@@ -181,6 +181,34 @@ def test_train_runner_with_one_worker_skips_the_process_group(ray_local, tmp_pat
     assert any((out / "ray").glob("train-*"))
 
 
+def test_a_trial_whose_results_never_arrive_is_recorded_as_an_error_and_the_search_goes_on(ray_local, tmp_path,
+                                                                                         monkeypatch):
+    """Tune's strict metric check would end the whole search on such a trial's final result; the search's driver
+    turns it off, and the recorder records the one trial as an error."""
+    monkeypatch.delenv("TUNE_DISABLE_STRICT_METRIC_CHECKING", raising=False)  # as in a fresh driver
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from adaptune.search.recorder import NO_RESULT, Recorder
+    from adaptune.search.run import _fit
+
+    def trainable(config):
+        if config["x"] == 1:
+            return  # as if every report of this trial had been lost on the way
+        tune.report({"proxy_im": 0.5, "epoch": 1})
+
+    recorder = Recorder(str(tmp_path / "run"), proxy="im", epochs=1, total_trials=2, param_names=["x"],
+                        proxy_names=["im"], config_hash="abc", seed=0, versions="{}", quiet=True)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}), param_space={"x": tune.grid_search([0, 1]), "method": "m"},
+        tune_config=tune.TuneConfig(scheduler=ASHAScheduler(metric="proxy_im", mode="max", time_attr="epoch",
+                                                            max_t=1)),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), callbacks=[recorder], verbose=0))
+    assert _fit(tuner, recorder) is not None
+    statuses = sorted((row["x"], row["status"], row.get("error")) for row in recorder.rows.values())
+    assert statuses == [(0, "completed", None), (1, "error", NO_RESULT)]
+
+
 def test_a_budget_of_one_trial_per_method_covers_every_method(ray_local, tmp_path):
     methods = ["coral", "mcc", "linear_probe", "importance_weighting", "jda"]
     _search(tmp_path / "run", trials=len(methods), epochs=1, methods=methods, ensemble_k=0)
