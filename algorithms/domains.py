@@ -10,6 +10,7 @@ import torch
 
 from .errors import InputError
 from .images import ImageFiles
+from .neighbours import neighbourhoods
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class Task:
     description: str = ""
     extra: dict = field(default_factory=dict)
     target_fewshot: Domain | None = None
+    # target_val samples with their nearest target_val samples in the input space (:func:`with_target_neighbours`);
+    # every mapping of the domains keeps them, as it keeps the samples' order.
+    target_neighbours: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.target_train.labeled or self.target_val.labeled:
@@ -143,4 +147,14 @@ def with_fewshot(task: Task, per_class: int, seed: int = 0) -> Task:
         target_val=replace(val, x=val.x[~chosen]),
         target_oracle=task.target_oracle[~chosen],
         target_fewshot=Domain(f"{val.name}-fewshot", val.x[chosen], task.target_oracle[chosen]),
+        target_neighbours=None,  # found again on the samples left
     )
+
+
+def with_target_neighbours(task: Task) -> Task:
+    """``task`` with its ``target_val`` samples' nearest ``target_val`` samples by cosine similarity of the input
+    features (:func:`~.neighbours.neighbourhoods`), found before any backbone or transform sees them (a no-op when
+    they are already found). Images get none: pixels are no space to measure closeness of content in."""
+    if task.target_neighbours is not None or task.input_kind != "features" or len(task.target_val) < 2:
+        return task
+    return replace(task, target_neighbours=neighbourhoods(task.target_val.x))

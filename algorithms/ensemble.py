@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
 from .errors import InputError
+from .neighbours import nearest_neighbours
 from .proxies import PROXIES, Evaluation, oracle_accuracy
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ DEFAULT_SMOOTHING_WEIGHT = _DERIVED_SMOOTHING.weight  # for a number of neighbou
 # The words ``smoothing`` takes besides a number of neighbours: the rule above, or the plain average.
 AUTO_SMOOTH, NO_SMOOTH = "auto", "none"
 SMOOTHING_WORDS = (AUTO_SMOOTH, NO_SMOOTH)
-_ROWS_PER_BLOCK = 1024  # similarity rows computed at once: memory stays O(block x N), never O(N^2)
 
 
 def average_predictions(member_probs: list[torch.Tensor]) -> torch.Tensor:
@@ -78,21 +77,6 @@ def top_k(scored: list[tuple[Any, float]], k: int) -> list[Any]:
     finite = [(key, score) for key, score in scored if isinstance(score, float | int) and math.isfinite(score)]
     return [key for key, _ in sorted(finite, key=lambda item: -item[1])[:k]]
 
-
-
-def nearest_neighbours(features: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices ``[N, k]`` of each row's ``k`` most cosine-similar other rows of ``features`` ``[N, ...]`` (never
-    itself), computed a block of rows at a time."""
-    x = F.normalize(features.flatten(1).float(), dim=1)
-    n = len(x)
-    k = min(k, n - 1)
-    out = torch.empty(n, k, dtype=torch.long)
-    for start in range(0, n, _ROWS_PER_BLOCK):
-        rows = torch.arange(start, min(start + _ROWS_PER_BLOCK, n))
-        similarity = x[rows] @ x.T
-        similarity[torch.arange(len(rows)), rows] = -math.inf  # a sample is not its own neighbour
-        out[rows] = similarity.topk(k, dim=1).indices
-    return out
 
 
 def smooth_by_neighbours(probs: torch.Tensor, features: torch.Tensor, smoothing: Smoothing) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torch import nn
 
 from .backbones import Backbone, build_backbone
 from .budget import DEFAULT_GRACE_EPOCHS, steps_per_epoch
-from .domains import Domain, Task
+from .domains import Domain, Task, with_target_neighbours
 from .errors import InputError
 from .features import CountingStore, FeatureStore, MemoryStore, encode_task, parameters_digest, weights_identity
 from .images import DEFAULT_AUGMENT, IN_PROCESS, ImageFiles, Loading, eval_batches, input_batches, pair_batches
@@ -166,7 +166,8 @@ def evaluate(classifier: Classifier, task: Task, batch_size: int, device: torch.
         fewshot_logits = None if fewshot is None else run_domain(fewshot.x)[1]
     classifier.train()
     return Evaluation(ls, task.source_val.y, fs, lt, ft, mix_logits=mix_logits, mix_labels=lt.argmax(1)[i],
-                      fewshot_logits=fewshot_logits, fewshot_labels=None if fewshot is None else fewshot.y)
+                      fewshot_logits=fewshot_logits, fewshot_labels=None if fewshot is None else fewshot.y,
+                      target_neighbours=task.target_neighbours)
 
 
 MIX_PAIRS, MIX_WEIGHT = 512, 0.55
@@ -197,7 +198,7 @@ def build(task: Task, spec: TrialSpec, method_cls: type[Method], hparams: dict[s
     (flattened) inputs instead, since a frozen random network extracts nothing worth aligning. Shallow
     methods then fit their transform on the extracted features and the head trains on the result.
     """
-    backbone, task = backbone_for(task, spec.backbone, spec.weights)
+    backbone, task = backbone_for(with_target_neighbours(task), spec.backbone, spec.weights)
     streamed = isinstance(task.source_train.x, ImageFiles)
     if method_cls.feature_extraction:
         body: nn.Module = nn.Identity()

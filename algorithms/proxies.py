@@ -35,6 +35,7 @@ class Evaluation:
     mix_labels: torch.Tensor | None = None  # pseudo-label of each pair's dominant sample
     fewshot_logits: torch.Tensor | None = None  # the user's opt-in labeled target samples, if any
     fewshot_labels: torch.Tensor | None = None
+    target_neighbours: torch.Tensor | None = None  # rows of (target sample, its nearest ones): neighbourhoods()
 
     @functools.cached_property
     def importance_weights(self) -> torch.Tensor:
@@ -226,6 +227,27 @@ def soft_neighborhood_density(ev: Evaluation, temperature: float = 0.05, max_sam
     return _entropy(similarity.softmax(1)).mean().item()
 
 
+def neighbour_agreement(ev: Evaluation) -> float:
+    """Chance-corrected agreement of each target sample's predicted class with the classes predicted for its
+    nearest target samples in the input feature space: Cohen's kappa over (sample, neighbour) pairs, higher is
+    better; NaN without neighbours (image inputs).
+
+    The cluster assumption, read in a space no trial can change: samples that lie close together in the input
+    features mostly share a class, so predictions that respect those neighbourhoods score high. Unlike the entropy
+    proxies it does not reward a model for being confident, which entropy-minimising adaptation losses train for;
+    unlike SND and ClassAMI it does not read the model's own features, which those losses pull into tight clusters
+    whether or not the clusters are right. The chance correction keeps one class predicted everywhere, whose raw
+    agreement is perfect, at zero.
+    """
+    if ev.target_neighbours is None:
+        return float("nan")
+    predicted = ev.target_logits.argmax(1)[ev.target_neighbours]
+    observed = (predicted[:, 1:] == predicted[:, :1]).float().mean()
+    share = torch.bincount(predicted[:, 0], minlength=ev.target_logits.shape[1]).float() / len(predicted)
+    chance = (share**2).sum()
+    return ((observed - chance) / (1 - chance)).item() if chance < 1 else 0.0
+
+
 def average_thresholded_confidence(ev: Evaluation) -> float:
     """ATC (Garg et al., ICLR 2022), max-confidence variant: the predicted target accuracy.
 
@@ -384,6 +406,7 @@ class Proxy:
     summary: str
     final_only: bool = False  # costly: computed on a trial's final checkpoint only
     target_only: bool = False  # reads target predictions alone, so it also scores an ensemble's averaged output
+    features_only: bool = False  # reads the input-space neighbourhoods that only feature tables have
 
 
 PROXIES: dict[str, Proxy] = {
@@ -396,6 +419,8 @@ PROXIES: dict[str, Proxy] = {
         Proxy("im_ts", calibrated_information_maximization, "im after temperature scaling on source validation"),
         Proxy("bnm_ts", calibrated_batch_nuclear_norm, "bnm after temperature scaling on source validation"),
         Proxy("snd", soft_neighborhood_density, "soft neighborhood density of target predictions", target_only=True),
+        Proxy("neighbour_agreement", neighbour_agreement, "chance-corrected agreement of target predictions with "
+              "their input-space neighbours' (feature tables)", features_only=True),
         Proxy("atc", average_thresholded_confidence, "average thresholded confidence (predicted target acc)"),
         Proxy("iwcv", importance_weighted_accuracy, "importance-weighted held-out source accuracy"),
         Proxy("dev", deep_embedded_validation, "deep embedded validation (weighted source loss, control variate)"),
@@ -428,7 +453,11 @@ SOURCE_GAP_WORDS = (AUTO_GAP, NO_GAP)
 def resolve_proxy(name: str, task: Task) -> str:
     """The proxy a search selects with: ``name`` itself, or for ``auto`` the :data:`AUTO_PROXY` rule."""
     if name != "auto":
-        return get_proxy(name).name
+        proxy = get_proxy(name)
+        if proxy.features_only and task.input_kind != "features":
+            raise InputError("proxy", f"expected a proxy that scores {task.input_kind} ({proxy.name} needs a feature "
+                             "table's input-space neighbourhoods)")
+        return proxy.name
     return auto_proxy(task.input_kind)
 
 

@@ -36,8 +36,9 @@ import torch
 import yaml
 
 from adaptune.algorithms.budget import DEFAULT_BUDGET
-from adaptune.algorithms.ensemble import Smoothing, average_predictions, mix_with_neighbours, nearest_neighbours
+from adaptune.algorithms.ensemble import Smoothing, average_predictions, mix_with_neighbours
 from adaptune.algorithms.methods import METHODS
+from adaptune.algorithms.neighbours import nearest_neighbours
 from adaptune.reports.leaderboard import at_most_per_method, selection_order
 from adaptune.reports.svg import Series, color, xy_chart
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD

@@ -62,7 +62,7 @@ def resolve_task(task: str | None, source: str | None, target: str | None, fewsh
 def _cached_task(task: str | None, source: str | None, target: str | None, fewshot_k: int, seed: int,
                  preprocess: str, image_size: int) -> Task:
     from adaptune.algorithms.data import load_task, load_user_task
-    from adaptune.algorithms.domains import with_fewshot
+    from adaptune.algorithms.domains import with_fewshot, with_target_neighbours
     from adaptune.algorithms.synthetic import make_blobs_task
 
     if task is None:
@@ -71,7 +71,7 @@ def _cached_task(task: str | None, source: str | None, target: str | None, fewsh
         loaded = make_blobs_task(task, preprocess=preprocess)
     else:
         loaded = load_task(task, preprocess=preprocess)
-    return with_fewshot(loaded, fewshot_k, seed)
+    return with_target_neighbours(with_fewshot(loaded, fewshot_k, seed))
 
 
 @dataclass(frozen=True)

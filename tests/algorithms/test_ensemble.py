@@ -42,15 +42,15 @@ def test_top_k_skips_non_finite_scores():
 
 
 def test_nearest_neighbours_exclude_the_sample_itself_and_do_not_depend_on_the_block(monkeypatch):
-    import adaptune.algorithms.ensemble as ensemble
+    import adaptune.algorithms.neighbours as neighbours
 
     x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.8, 0.3], [0.0, 1.0], [0.1, 0.9]])
-    whole = ensemble.nearest_neighbours(x, 2)
+    whole = neighbours.nearest_neighbours(x, 2)
     assert whole[0].tolist() == [1, 2] and whole[3].tolist() == [4, 2]
     assert all(i not in row for i, row in enumerate(whole.tolist()))
-    monkeypatch.setattr(ensemble, "_ROWS_PER_BLOCK", 2)
-    assert torch.equal(ensemble.nearest_neighbours(x, 2), whole)
-    assert ensemble.nearest_neighbours(x, 10).shape == (5, 4)  # never more neighbours than other samples
+    monkeypatch.setattr(neighbours, "_ROWS_PER_BLOCK", 2)
+    assert torch.equal(neighbours.nearest_neighbours(x, 2), whole)
+    assert neighbours.nearest_neighbours(x, 10).shape == (5, 4)  # never more neighbours than other samples
 
 
 def test_smoothing_outvotes_an_error_inside_a_cluster():
@@ -67,7 +67,7 @@ def test_smoothing_outvotes_an_error_inside_a_cluster():
     assert ensemble_metrics(smoothed, labels)["target_acc"] == pytest.approx(1.0)
     assert torch.allclose(smoothed.sum(1), torch.ones(40))  # still a distribution per sample
     # weight w: (1 - w) of the sample's own prediction, w of its neighbours' mean
-    from adaptune.algorithms.ensemble import nearest_neighbours
+    from adaptune.algorithms.neighbours import nearest_neighbours
 
     expected = 0.75 * probs + 0.25 * probs[nearest_neighbours(x, 5)].mean(1)
     assert torch.allclose(smooth_by_neighbours(probs, x, Smoothing(5, 0.25)), expected)

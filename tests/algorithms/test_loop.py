@@ -18,7 +18,8 @@ def test_reports_every_epoch_with_proxies_and_oracle(blobs_task):
     reports = _collect(blobs_task, TrialSpec("dann", {"lr": 0.01}, "mlp", epochs=3, batch_size=16))
     assert [m["epoch"] for m, _ in reports] == [1, 2, 3]
     metrics = reports[-1][0]
-    for key in ("proxy_source_acc", "proxy_entropy", "proxy_im", "target_acc", "source_acc", "train_adv_loss"):
+    for key in ("proxy_source_acc", "proxy_entropy", "proxy_im", "proxy_neighbour_agreement", "target_acc",
+                "source_acc", "train_adv_loss"):
         assert math.isfinite(metrics[key]), key
     assert 0.0 <= metrics["target_acc"] <= 1.0
 

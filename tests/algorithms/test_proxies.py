@@ -11,6 +11,7 @@ from adaptune.algorithms.proxies import (
     get_proxy,
     information_maximization,
     negative_entropy,
+    neighbour_agreement,
     oracle_accuracy,
     source_accuracy,
 )
@@ -65,6 +66,17 @@ def test_unknown_proxy_names_field():
     with pytest.raises(InputError) as error:
         get_proxy("accuracy")
     assert error.value.field == "proxy"
+
+
+def test_a_proxy_of_feature_tables_is_refused_for_images(blobs_task):
+    from dataclasses import replace
+
+    from adaptune.algorithms.proxies import resolve_proxy
+
+    assert resolve_proxy("neighbour_agreement", blobs_task) == "neighbour_agreement"
+    with pytest.raises(InputError) as error:
+        resolve_proxy("neighbour_agreement", replace(blobs_task, input_kind="images"))
+    assert error.value.field == "proxy" and "feature table" in str(error.value)
 
 
 def _ev_from_probs(target_probs, source_probs=None, source_labels=None):
@@ -333,3 +345,41 @@ def test_calibrated_proxies_do_not_reward_sharper_logits():
     assert batch_nuclear_norm(sharp) > batch_nuclear_norm(soft) + 0.05
     for name in ("im_ts", "bnm_ts"):
         assert PROXIES[name].fn(sharp) == pytest.approx(PROXIES[name].fn(soft), abs=1e-4)
+
+
+# Two tight clusters of four samples each in the input space: a sample's 3 nearest neighbours are its cluster.
+_CLUSTERS = torch.tensor([[1.0, 0.0], [0.99, 0.05], [0.98, 0.1], [0.97, 0.12],
+                          [0.0, 1.0], [0.05, 0.99], [0.1, 0.98], [0.12, 0.97]])
+
+
+def _agreement(predicted: list[int], neighbours: torch.Tensor | None) -> float:
+    from adaptune.algorithms.proxies import neighbour_agreement
+
+    logits = 5 * torch.nn.functional.one_hot(torch.tensor(predicted), 2).float()
+    empty = torch.zeros(0, 2)
+    return neighbour_agreement(Evaluation(empty, torch.zeros(0, dtype=torch.long), empty, logits, logits,
+                                          target_neighbours=neighbours))
+
+
+def test_neighbour_agreement_rewards_predictions_that_follow_the_input_clusters_beyond_chance():
+    from adaptune.algorithms.neighbours import neighbourhoods
+
+    neighbours = neighbourhoods(_CLUSTERS, k=3)
+    assert _agreement([0, 0, 0, 0, 1, 1, 1, 1], neighbours) == pytest.approx(1.0)
+    # one class everywhere agrees perfectly, and not at all beyond chance
+    assert _agreement([0] * 8, neighbours) == pytest.approx(0.0)
+    # each cluster split in two: a third of the neighbours agree where chance is a half -> (1/3 - 1/2) / (1/2)
+    assert _agreement([0, 1, 0, 1, 0, 1, 0, 1], neighbours) == pytest.approx(-1 / 3)
+    assert math.isnan(_agreement([0, 1, 0, 1, 0, 1, 0, 1], None))  # image inputs: no neighbourhoods
+
+
+def test_neighbour_agreement_does_not_reward_confidence():
+    from adaptune.algorithms.neighbours import neighbourhoods
+
+    neighbours = neighbourhoods(_CLUSTERS, k=3)
+    soft = torch.tensor([[0.6, 0.4]] * 4 + [[0.4, 0.6]] * 4).log()
+    sharp = 10 * soft
+    empty = torch.zeros(0, 2)
+    scores = [neighbour_agreement(Evaluation(empty, torch.zeros(0, dtype=torch.long), empty, logits, logits,
+                                             target_neighbours=neighbours)) for logits in (soft, sharp)]
+    assert scores[0] == scores[1] == pytest.approx(1.0)
