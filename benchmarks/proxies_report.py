@@ -137,7 +137,8 @@ def auto_rule(recommended: pd.DataFrame, singles: pd.DataFrame) -> dict[str, str
     least mean top-1 regret over that kind's tasks (rows without a source gap).
 
     Candidates exclude the opt-in and final-only proxies, and any proxy whose single pick (``singles``) loses more
-    than :data:`CATASTROPHIC` points on average on some benchmark. The screen reads the single pick, not the
+    than :data:`CATASTROPHIC` points on average on some benchmark, and any measured on only some of a kind's tasks.
+    The screen reads the single pick, not the
     ensemble: a pool holds one trial per method, so its top 5 are five families, while a whole search's TPE spends
     its trials on the family the proxy scores highest and its top 5 can all be that family (subspace alignment under
     ``im_ts`` on Amazon, search_efficiency.md), which the single pick shows and the pool's ensemble hides.
@@ -145,9 +146,12 @@ def auto_rule(recommended: pd.DataFrame, singles: pd.DataFrame) -> dict[str, str
     def trusted(table: pd.DataFrame) -> pd.Index:
         table = table[~table["proxy"].isin(NOT_CANDIDATES)]
         worst = table.groupby(["group", "proxy"])["top1_regret"].mean().groupby("proxy").max()
-        # A rule measured on some tasks only (added after the others' runs) is not comparable: not a candidate.
-        everywhere = table.groupby("proxy")["task"].nunique() == table["task"].nunique()
-        return worst[worst <= CATASTROPHIC / 100].index.intersection(everywhere[everywhere].index)
+        # A rule measured on some tasks of a kind only (added after the others' runs) is not comparable: not a
+        # candidate. One that a kind's inputs cannot have (neighbour_agreement on images) is simply absent there.
+        kinds = table["group"].map(INPUT_KIND)
+        measured = table.groupby([kinds, "proxy"])["task"].nunique().unstack(fill_value=0)
+        partial = ((measured > 0) & measured.lt(table.groupby(kinds)["task"].nunique(), axis=0)).any()
+        return worst[worst <= CATASTROPHIC / 100].index.intersection(partial[~partial].index)
 
     candidates = recommended[recommended["proxy"].isin(trusted(recommended).intersection(trusted(singles)))].copy()
     candidates["kind"] = candidates["group"].map(INPUT_KIND)

@@ -41,8 +41,8 @@ from adaptune.algorithms.ensemble import (
     Smoothing,
     average_predictions,
     mix_with_neighbours,
-    nearest_neighbours,
 )
+from adaptune.algorithms.neighbours import nearest_neighbours
 from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP, oracle_accuracy
 from adaptune.reports.leaderboard import FINISHED, selection_order
 from adaptune.reports.run_dir import RunDir
@@ -104,11 +104,14 @@ def search_entry(run: str) -> dict | None:
     return _entry("search", label, config["task"], summary["preprocess"], 0, 100 * trials["target_acc"].max(), probs)
 
 
-def pool_entries(jsonl: str) -> list[dict]:
+def pool_entries(jsonl: str, proxy: str | None = None, checkpoint_proxy: str | None = None,
+                 source_gap: float | None = AUTO_SOURCE_GAP[KIND]) -> list[dict]:
     """A pool of one trial per method (``methods_bench --dump-predictions``, next to ``jsonl`` as ``.pt``): per task,
-    the top 5 trials by the features' proxy among those within the default source gap, their predictions averaged."""
-    proxy, gap = AUTO_PROXY[KIND], AUTO_SOURCE_GAP[KIND]
-    metric = f"proxy_{proxy}"
+    the top 5 trials by ``proxy`` (default: the features' auto proxy) among those within ``source_gap`` (default:
+    the features' default; None: every trial), each at its best epoch by ``checkpoint_proxy`` (default: ``proxy``;
+    the dump must hold its predictions), their predictions averaged."""
+    proxy, gap = proxy or AUTO_PROXY[KIND], source_gap
+    metric, checkpoint = f"proxy_{proxy}", f"proxy_{checkpoint_proxy or proxy}"
     with open(jsonl.removesuffix(".gz") + ".meta.json") as handle:
         command = json.load(handle)["command"]
     fewshot_k = int(command.split("--fewshot-k ")[1].split()[0]) if "--fewshot-k " in command else DEFAULT_FEWSHOT_K
@@ -122,16 +125,16 @@ def pool_entries(jsonl: str) -> list[dict]:
     for task_name, trials in predictions.items():
         epochs = defaultdict(list)
         for row in rows:
-            if row.get("task") == task_name and "epoch" in row and metric in row:
+            if row.get("task") == task_name and "epoch" in row and metric in row and checkpoint in row:
                 epochs[row["method"]].append(row)
         task = with_fewshot(load_task(task_name), fewshot_k)
         candidates = []
         for method, best in trials:
-            if metric not in best or not epochs[method]:
+            if checkpoint not in best or not epochs[method]:
                 continue
-            chosen = max(epochs[method], key=lambda r: r[metric])  # the epoch whose predictions the dump kept
-            candidates.append({"trial_id": method, "method": method, "score": best[metric][0],
-                               "source_acc": chosen["proxy_source_acc"], "probs": best[metric][1]})
+            chosen = max(epochs[method], key=lambda r: r[checkpoint])  # the epoch whose predictions the dump kept
+            candidates.append({"trial_id": method, "method": method, "score": chosen[metric],
+                               "source_acc": chosen["proxy_source_acc"], "probs": best[checkpoint][1]})
         admitted, _ = selection_order(candidates, gap)
         probs = average_predictions([c["probs"] for c in admitted[:DEFAULT_ENSEMBLE_K]])
         best_trial = max(_accuracy(c["probs"], task.target_oracle) for c in candidates)

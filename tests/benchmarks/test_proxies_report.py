@@ -42,3 +42,13 @@ def test_a_proxy_whose_single_pick_fails_somewhere_is_not_trusted_however_good_i
     held_out = proxies_report.leave_one_group_out(recommended, over_rated)
     # Amazon held out: its over-rating is unseen, so the sharper proxy is trusted there; surf is scored with plain.
     assert held_out == {"amazon": 0.0, "surf": 1.0}
+
+
+def test_a_proxy_that_one_kind_cannot_have_is_a_candidate_for_the_other_but_not_one_measured_on_some_tasks():
+    features = [("amazon:B->D", "amazon"), ("office-surf:D->W", "surf")]
+    images = [("usps->mnist", "digits")]
+    rows = ([(t, g, "neighbours", 0.00) for t, g in features] + [(t, g, "plain", 0.01) for t, g in features + images])
+    recommended = _regrets(rows)
+    assert proxies_report.auto_rule(recommended, recommended) == {"features": "neighbours", "images": "plain"}
+    late = recommended[~((recommended["proxy"] == "neighbours") & (recommended["group"] == "surf"))]
+    assert proxies_report.auto_rule(late, late) == {"features": "plain", "images": "plain"}
