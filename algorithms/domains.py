@@ -10,7 +10,6 @@ import torch
 
 from .errors import InputError
 from .images import ImageFiles
-from .neighbours import neighbourhoods
 
 
 @dataclass(frozen=True)
@@ -157,4 +156,6 @@ def with_target_neighbours(task: Task) -> Task:
     they are already found). Images get none: pixels are no space to measure closeness of content in."""
     if task.target_neighbours is not None or task.input_kind != "features" or len(task.target_val) < 2:
         return task
+    from .neighbours import neighbourhoods  # not at the top: it needs the methods package, which needs this module
+
     return replace(task, target_neighbours=neighbourhoods(task.target_val.x))

@@ -8,6 +8,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .methods.linalg import evenly_spaced
+
 # Neighbours per target sample that a task finds once (``Task.target_neighbours``), for the ``neighbour_agreement``
 # proxy: small enough to stay inside a class on the smallest targets (about 15 samples per class), large enough
 # that one odd neighbour does not decide a sample's agreement.
@@ -37,7 +39,5 @@ def neighbourhoods(features: torch.Tensor, k: int = TARGET_NEIGHBOURS,
                    max_samples: int = NEIGHBOURHOOD_MAX_SAMPLES) -> torch.Tensor:
     """Rows ``[M, 1 + k]``: a sample's index into ``features`` then its ``k`` nearest samples' (cosine), for every
     sample, or for ``max_samples`` evenly spaced ones with their neighbours found among themselves."""
-    rows = torch.arange(len(features))
-    if len(rows) > max_samples:
-        rows = torch.linspace(0, len(rows) - 1, max_samples).long()
+    rows = torch.arange(len(features))[evenly_spaced(len(features), max_samples)]
     return torch.cat([rows[:, None], rows[nearest_neighbours(features[rows], k)]], dim=1)

@@ -62,7 +62,7 @@ def resolve_task(task: str | None, source: str | None, target: str | None, fewsh
 def _cached_task(task: str | None, source: str | None, target: str | None, fewshot_k: int, seed: int,
                  preprocess: str, image_size: int) -> Task:
     from adaptune.algorithms.data import load_task, load_user_task
-    from adaptune.algorithms.domains import with_fewshot, with_target_neighbours
+    from adaptune.algorithms.domains import with_fewshot
     from adaptune.algorithms.synthetic import make_blobs_task
 
     if task is None:
@@ -71,7 +71,16 @@ def _cached_task(task: str | None, source: str | None, target: str | None, fewsh
         loaded = make_blobs_task(task, preprocess=preprocess)
     else:
         loaded = load_task(task, preprocess=preprocess)
-    return with_target_neighbours(with_fewshot(loaded, fewshot_k, seed))
+    return with_fewshot(loaded, fewshot_k, seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _trial_task(*key: Any) -> Task:
+    """:func:`_cached_task` as trials evaluate it: with its target neighbourhoods found once per trial process, and
+    never on the driver, which does not score trials."""
+    from adaptune.algorithms.domains import with_target_neighbours
+
+    return with_target_neighbours(_cached_task(*key))
 
 
 @dataclass(frozen=True)
@@ -111,8 +120,8 @@ class TrialSettings:
     def load_task(self, config: dict[str, Any] | None = None) -> Task:
         """The task, preprocessed as the trial's ``config`` draws it where the search draws it (search.space)."""
         preprocess = (config or {}).get(PREPROCESS_KEY, self.preprocess)
-        return resolve_task(self.task, self.source, self.target, self.fewshot_k, self.seed, preprocess,
-                            self.image_size)
+        return _trial_task(self.task, self.source, self.target, self.fewshot_k, self.seed, preprocess,
+                           self.image_size)
 
     def feature_store(self) -> FeatureStore:
         return _feature_store(self.feature_cache, self.feature_cache_max_bytes)

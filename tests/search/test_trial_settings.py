@@ -28,6 +28,9 @@ def test_trial_settings_pickle_and_make_each_trials_spec(tmp_path):
     assert spec.method == "dann" and spec.hparams == {"lr": 0.01, "adv_weight": 1.0}
     assert (spec.epochs, spec.steps_per_epoch, spec.backbone) == (2, prepared.plan.steps_per_epoch, prepared.backbone)
     assert settings.load_task().target_oracle is prepared.task.target_oracle  # the driver's task, cached
+    # Target neighbourhoods are found once per trial process, and never on the driver, which scores no trial.
+    assert prepared.task.target_neighbours is None
+    assert settings.load_task().target_neighbours is not None and settings.load_task() is settings.load_task()
 
 
 def test_trials_share_frozen_features_in_the_run_or_the_configured_cache(tmp_path):
