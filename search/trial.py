@@ -50,6 +50,11 @@ TRAIN_ENV_DEFAULTS = {
     "RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0",
 }
 
+# How often a Train run asks again for its worker group's resources (RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S, 60 s
+# each) before its trial errors. Ray Train asks forever by default: a worker group that can never be placed (too few
+# CPUs or GPUs left, a placement group not yet freed) would hold the whole search without a word.
+TRAIN_START_ATTEMPTS = 5
+
 
 def resolve_task(task: str | None, source: str | None, target: str | None, fewshot_k: int, seed: int,
                  preprocess: str, image_size: int = DEFAULT_IMAGE_SIZE) -> Task:
@@ -264,6 +269,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             name=f"train-{tune.get_context().get_trial_id()}",
             storage_path=settings.storage,
             callbacks=[TuneReportCallback()],
+            failure_config=ray.train.FailureConfig(controller_failure_limit=TRAIN_START_ATTEMPTS - 1),
             # Keep the best epoch by the proxy (Tune's rule too); the last, when the proxy is final-only.
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1,
                                                          checkpoint_score_attribute=settings.checkpoint_metric,
