@@ -17,13 +17,32 @@ from adaptune.search.run import prepare, run_search
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def ray_local():
+def _start_ray() -> None:
     import ray
 
     ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    import ray
+
+    _start_ray()
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def ray_local(ray_runtime, request):
+    """The module's Ray runtime; restarted after a test that failed, whose trials or placement groups may still
+    hold the CPUs every later test needs."""
+    import ray
+
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ray.shutdown()
+        _start_ray()
 
 
 def _search(out, **overrides):
