@@ -22,10 +22,12 @@ import os
 import random
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import torch
 
+from adaptune.algorithms.domains import Task
 from adaptune.algorithms.loop import WARM_STARTS
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
 from benchmarks._common import rerun_command
@@ -48,9 +50,10 @@ SOURCE_GAPS = (0.01, 0.02, 0.03, 0.05, 0.10)
 DEFAULT_FEWSHOT_K = 3  # labeled target samples per class for proxy_fewshot, taken out of the oracle's samples
 
 
-def ensemble_scheme(gap: float | None) -> str:
-    """The ``scheme`` a top-k ensemble row is recorded under: every trial admitted, or those within ``gap``."""
-    return "top_k" if gap is None else f"top_k_gap{round(100 * gap)}"
+def ensemble_scheme(gap: float | None, smoothed: bool = False) -> str:
+    """The ``scheme`` a top-k ensemble row is recorded under: every trial admitted, or those within ``gap``; with
+    the average smoothed over target neighbourhoods by the task kind's ``AUTO_SMOOTHING`` rule, or not."""
+    return ("top_k" if gap is None else f"top_k_gap{round(100 * gap)}") + ("_smoothed" if smoothed else "")
 
 
 def configs(task: str, method: str, n: int) -> list[dict]:
@@ -107,13 +110,15 @@ def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor,
 
 
 def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torch.Tensor, float]]]],
-                  oracle: torch.Tensor, k: int = 5) -> list[dict]:
+                  oracle: torch.Tensor, k: int = 5,
+                  smooth: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[dict]:
     """Per proxy: average the predictions of the top-k trials by that proxy (the search's ensemble row), and of
     the best trial by that proxy in each method family (``scheme`` per_family: one vote per family, so one
     family that the proxy over-rates cannot fill the ensemble), of the top-k trials with distinct methods
     (``scheme`` top_k_methods: the best trial of each of the k best methods); the top-k trials among those whose
     held-out source accuracy lies within a gap of the best one's (``scheme`` top_k_gap<points>); and the
-    consensus picks."""
+    consensus picks. With ``smooth`` (the search's neighbourhood smoothing of an ensemble's average), the top-k
+    schemes are recorded smoothed as well (:func:`ensemble_scheme` ``smoothed``): the selection a search ships."""
     from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, top_k
     from adaptune.algorithms.methods import get_method
     from adaptune.reports.leaderboard import selection_order
@@ -136,8 +141,13 @@ def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torc
         rows = [{"trial": i, "score": score, "source_acc": trials[i][1][key][2]} for i, score in scored]
         for gap in SOURCE_GAPS:  # the search's own rule: reports.leaderboard.selection_order
             schemes[ensemble_scheme(gap)] = [r["trial"] for r in selection_order(rows, gap)[0][:k]]
-        for scheme, members in schemes.items():
-            metrics = ensemble_metrics(average_predictions([trials[i][1][key][1] for i in members]), oracle)
+        smoothed = {ensemble_scheme(gap, smoothed=True): schemes[ensemble_scheme(gap)]
+                    for gap in (None, *SOURCE_GAPS)} if smooth is not None else {}
+        for scheme, members in {**schemes, **smoothed}.items():
+            averaged = average_predictions([trials[i][1][key][1] for i in members])
+            if scheme in smoothed:
+                averaged = smooth(averaged)
+            metrics = ensemble_metrics(averaged, oracle)
             out.append({"kind": "ensemble", "scheme": scheme, "task": task, "selected_by": key,
                         "members": len(members), "ensemble_target_acc": metrics["target_acc"]})
         # Consensus picks (one trial, not an ensemble): the trial whose target predictions agree most with the
@@ -150,6 +160,19 @@ def ensemble_rows(task: str, trials: list[tuple[str, dict[str, tuple[float, torc
                         "ensemble_target_acc": (probs[pick].argmax(1) == oracle).float().mean().item(),
                         "method": trials[pick][0]})
     return out
+
+
+def search_smoothing(task: Task) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """What a default search does to its ensemble's average on this task (the kind's ``AUTO_SMOOTHING`` over its
+    target validation samples, whose order the pool's predictions share), or None where it leaves it as it is."""
+    from adaptune.algorithms.ensemble import AUTO_SMOOTHING, mix_with_neighbours
+    from adaptune.algorithms.neighbours import nearest_neighbours
+
+    smoothing = AUTO_SMOOTHING.get(task.input_kind)
+    if smoothing is None:
+        return None
+    neighbours = nearest_neighbours(task.target_val.x, smoothing.neighbours)  # once per task, not per ensemble
+    return lambda probs: mix_with_neighbours(probs, neighbours, smoothing.weight)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -181,12 +204,12 @@ def cmd_run(args: argparse.Namespace) -> None:
             torch.save({task_name: [(method, {k: (score, probs.half()) for k, (score, probs, _) in best.items()
                                               if k in keep}) for method, best in trials]
                         for task_name, trials in predictions.items()}, args.dump_predictions)
-        for task_name, trials in predictions.items():
-            from adaptune.algorithms.data import load_task
-            from adaptune.algorithms.domains import with_fewshot
+        from adaptune.algorithms.data import load_task
+        from adaptune.algorithms.domains import with_fewshot
 
-            oracle = with_fewshot(load_task(task_name, preprocess=args.preprocess), args.fewshot_k).target_oracle
-            for row in ensemble_rows(task_name, trials, oracle):
+        for task_name, trials in predictions.items():
+            task = with_fewshot(load_task(task_name, preprocess=args.preprocess), args.fewshot_k)
+            for row in ensemble_rows(task_name, trials, task.target_oracle, smooth=search_smoothing(task)):
                 handle.write(json.dumps(row) + "\n")
     with open(args.out + ".meta.json", "w") as handle:
         json.dump({"command": rerun_command(), "wall_s": time.time() - started, "device": args.device,
