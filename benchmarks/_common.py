@@ -71,6 +71,15 @@ def header(title: str, command: str) -> str:
 AUTO_RULE_FILE = os.path.join(RESULTS, "proxy_auto.json")  # the selection defaults `adaptune` ships
 
 
+def read_jsonl(path: str) -> list[dict]:
+    """The rows of a JSON-lines results file, gzipped (``.gz``) or not; blank lines skipped."""
+    import gzip
+    import json
+
+    with gzip.open(path, "rt") if path.endswith(".gz") else open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
 def update_auto_rule(**fields: object) -> None:
     """Set ``fields`` in proxy_auto.json, keeping the others: the proxy and the source gap come from two scripts."""
     import json

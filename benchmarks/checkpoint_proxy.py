@@ -14,8 +14,6 @@ held out.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 
 import pandas as pd
 
@@ -23,7 +21,7 @@ from adaptune.algorithms.data import load_task
 from adaptune.algorithms.domains import with_fewshot
 from adaptune.algorithms.ensemble import AUTO_SMOOTHING, smooth_by_neighbours
 from adaptune.algorithms.proxies import AUTO_SOURCE_GAP, oracle_accuracy
-from benchmarks._common import group_of, header, md_table, page_table, rerun_command, write
+from benchmarks._common import group_of, header, md_table, page_table, read_jsonl, rerun_command, write
 from benchmarks.baselines import saved_baseline
 from benchmarks.smoothing import KIND, pool_entries
 
@@ -38,10 +36,9 @@ RULES = {
 def best_points(jsonl: str) -> dict[str, float]:
     """Per task, the oracle accuracy (%) of the pool's best (trial, epoch) point."""
     best: dict[str, float] = {}
-    with gzip.open(jsonl, "rt") if jsonl.endswith(".gz") else open(jsonl) as handle:
-        for row in map(json.loads, filter(str.strip, handle)):
-            if "epoch" in row and "target_acc" in row:
-                best[row["task"]] = max(best.get(row["task"], 0.0), 100 * row["target_acc"])
+    for row in read_jsonl(jsonl):
+        if "epoch" in row and "target_acc" in row:
+            best[row["task"]] = max(best.get(row["task"], 0.0), 100 * row["target_acc"])
     return best
 
 

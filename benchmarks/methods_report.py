@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
 from collections import defaultdict
 
 from adaptune.algorithms.proxies import AUTO_PROXY
-from benchmarks._common import INPUT_KIND, group_of, header, md_table, write
+from benchmarks._common import INPUT_KIND, group_of, header, md_table, read_jsonl, write
 
 # Published target accuracies (%), from the papers each entry names. Keys: method -> {task: value} or {"avg": value}.
 PUBLISHED = {
@@ -70,8 +69,7 @@ def select(rows: list[dict], proxy: str) -> tuple[float, float, int]:
 def cmd_report(files: list[str], out: str = "methods.md") -> None:
     rows, metas = [], []
     for path in files:
-        with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as handle:
-            rows += [row for row in map(json.loads, filter(str.strip, handle)) if row.get("kind") != "ensemble"]
+        rows += [row for row in read_jsonl(path) if row.get("kind") != "ensemble"]
         meta = path.removesuffix(".gz") + ".meta.json"
         if os.path.exists(meta):
             with open(meta) as handle:

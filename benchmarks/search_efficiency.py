@@ -43,7 +43,7 @@ from adaptune.reports.leaderboard import at_most_per_method, selection_order
 from adaptune.reports.svg import Series, color, xy_chart
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
 from adaptune.search.step_budget import budget_steps, spends_budget
-from benchmarks._common import RESULTS, group_of, header, kept_predictions, md_table, write
+from benchmarks._common import RESULTS, group_of, header, kept_predictions, md_table, read_jsonl, write
 from benchmarks.baselines import saved_baseline
 from benchmarks.skeleton import run_default_search
 
@@ -176,8 +176,7 @@ def run(task: str, strategy: str, seed: int, scale: float, root: str) -> dict:
 def load_raw(path: str = RAW) -> list[dict]:
     if not os.path.exists(path):
         return []
-    with gzip.open(path, "rt") as handle:
-        return [json.loads(line) for line in handle]
+    return read_jsonl(path)
 
 
 def save_raw(records: list[dict], path: str = RAW) -> None:

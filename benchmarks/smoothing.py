@@ -53,6 +53,7 @@ from benchmarks._common import (
     header,
     kept_predictions,
     md_table,
+    read_jsonl,
     update_auto_rule,
     write,
 )
@@ -115,9 +116,7 @@ def pool_entries(jsonl: str, proxy: str | None = None, checkpoint_proxy: str | N
     with open(jsonl.removesuffix(".gz") + ".meta.json") as handle:
         command = json.load(handle)["command"]
     fewshot_k = int(command.split("--fewshot-k ")[1].split()[0]) if "--fewshot-k " in command else DEFAULT_FEWSHOT_K
-    opener = gzip.open if jsonl.endswith(".gz") else open
-    with opener(jsonl, "rt") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
+    rows = read_jsonl(jsonl)
     dump = jsonl.removesuffix(".gz").removesuffix(".jsonl") + ".pt"
     raw = gzip.open(dump + ".gz").read() if os.path.exists(dump + ".gz") else open(dump, "rb").read()
     predictions = torch.load(io.BytesIO(raw), weights_only=False)

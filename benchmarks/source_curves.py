@@ -21,7 +21,7 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from benchmarks._common import RESULTS, header, md_table, write
+from benchmarks._common import RESULTS, header, md_table, read_jsonl, write
 
 RAW = os.path.join(RESULTS, "raw", "source_curves.jsonl.gz")
 DEFAULT_TASKS = ("office-surf:D->W", "office-decaf:D->W", "mnist-usps-jda:U->M", "amazon-5000:B->D", "mnist->usps")
@@ -164,8 +164,7 @@ def main() -> None:
 def read_raw() -> list[dict]:
     if not os.path.exists(RAW):
         return []
-    with gzip.open(RAW, "rt") as handle:
-        return [json.loads(line) for line in handle]
+    return read_jsonl(RAW)
 
 
 if __name__ == "__main__":
