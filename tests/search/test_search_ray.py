@@ -2,6 +2,8 @@
 
 import json
 import math
+import time
+import warnings
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -32,17 +34,36 @@ def ray_runtime():
     ray.shutdown()
 
 
-@pytest.fixture
-def ray_local(ray_runtime, request):
-    """The module's Ray runtime; restarted after a test that failed, whose trials or placement groups may still
-    hold the CPUs every later test needs."""
+def _restart_ray() -> None:
     import ray
 
+    ray.shutdown()
+    _start_ray()
+
+
+def _all_cpus_free(within_s: float) -> bool:
+    import ray
+
+    deadline = time.monotonic() + within_s
+    while ray.available_resources().get("CPU", 0.0) < ray.cluster_resources().get("CPU", 0.0):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+@pytest.fixture
+def ray_local(ray_runtime, request):
+    """The module's Ray runtime with every CPU free: the placement groups of the last test's Ray Train runs are
+    removed a little after its search ends (Train's cleaner polls), and a test that failed may have left trials
+    holding CPUs for good, so the runtime is restarted after a failure or when the CPUs stay held."""
+    if not _all_cpus_free(within_s=30):
+        warnings.warn("Ray's CPUs were still held 30 s after the last test; restarted Ray", stacklevel=1)
+        _restart_ray()
     yield
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
-        ray.shutdown()
-        _start_ray()
+        _restart_ray()
 
 
 def _search(out, **overrides):
