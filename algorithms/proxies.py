@@ -450,12 +450,13 @@ AUTO_GAP, NO_GAP = "auto", "none"
 SOURCE_GAP_WORDS = (AUTO_GAP, NO_GAP)
 
 
-def resolve_proxy(name: str, task: Task) -> str:
-    """The proxy a search selects with: ``name`` itself, or for ``auto`` the :data:`AUTO_PROXY` rule."""
+def resolve_proxy(name: str, task: Task, field: str = "proxy") -> str:
+    """The proxy a search selects with: ``name`` itself, or for ``auto`` the :data:`AUTO_PROXY` rule; a proxy that
+    cannot score the task is an :class:`InputError` on the config ``field`` that named it."""
     if name != "auto":
-        proxy = get_proxy(name)
+        proxy = get_proxy(name, field)
         if proxy.features_only and task.input_kind != "features":
-            raise InputError("proxy", f"expected a proxy that scores {task.input_kind} ({proxy.name} needs a feature "
+            raise InputError(field, f"expected a proxy that scores {task.input_kind} ({proxy.name} needs a feature "
                              "table's input-space neighbourhoods)")
         return proxy.name
     return auto_proxy(task.input_kind)
@@ -481,9 +482,9 @@ def auto_proxy(input_kind: str | None = None) -> str:
     return AUTO_PROXY.get(input_kind, DEFAULT_PROXY)
 
 
-def get_proxy(name: str) -> Proxy:
+def get_proxy(name: str, field: str = "proxy") -> Proxy:
     if name not in PROXIES:
-        raise InputError("proxy", f"unknown proxy {name!r}; expected one of: {', '.join(PROXIES)}")
+        raise InputError(field, f"unknown proxy {name!r}; expected one of: {', '.join(PROXIES)}")
     return PROXIES[name]
 
 

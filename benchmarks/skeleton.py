@@ -144,14 +144,17 @@ def main() -> None:
     parser.add_argument("--tasks", help="comma-separated: run the default search on each (search_budget.md)")
     parser.add_argument("--preprocess", help="passed on to each search (default: the search's own default)")
     parser.add_argument("--proxy", help="passed on to each search (default: the search's own default, auto)")
+    parser.add_argument("--checkpoint-proxy", dest="checkpoint_proxy",
+                        help="passed on to each search (default: the selecting proxy)")
     parser.add_argument("--seed", help="passed on to each search (default: the search's own default)")
     parser.add_argument("--page", default="search_budget.md", help="the result page --tasks writes")
     parser.add_argument("--report-only", action="store_true", help="rebuild the page from the run(s) under --out "
                         "(each keeps the wall time and peak memory measured when it ran)")
     args = parser.parse_args()
     if args.tasks:
-        flags = tuple(item for name in ("preprocess", "proxy", "seed") if getattr(args, name) is not None
-                      for item in (f"--{name}", getattr(args, name)))
+        flags = tuple(item for name in ("preprocess", "proxy", "checkpoint_proxy", "seed")
+                      if getattr(args, name) is not None
+                      for item in (f"--{name.replace('_', '-')}", getattr(args, name)))
         budget_table(args.tasks.split(","), args.out, flags, args.page, args.report_only)
         return
     wall, peak = measured_search(args.out, report_only=args.report_only)

@@ -80,6 +80,9 @@ class SearchConfig:
     image_size: int = DEFAULT_IMAGE_SIZE  # image folders: decoded at this many pixels square
     augment: str = DEFAULT_AUGMENT  # image folders: training augmentation (algorithms.images.AUGMENTATIONS)
     proxy: str = "auto"  # a proxy name, or "auto": by input kind (see algorithms.proxies.AUTO_PROXY)
+    # The proxy whose best epoch each trial keeps (its checkpoint, the epoch its leaderboard row reports); trials are
+    # then ranked, stopped and sampled by ``proxy`` at that epoch. None: ``proxy`` itself.
+    checkpoint_proxy: str | None = None
     fewshot_k: int = 0  # opt-in: k labeled target samples per class for the fewshot proxy (0 = none)
     # The leaderboard's ensemble row averages the top-k trials by the proxy (0 = no row).
     ensemble_k: int = DEFAULT_ENSEMBLE_K
@@ -129,7 +132,8 @@ class SearchConfig:
             data.pop(key)
         # Keys added after runs were saved count only when set away from their default, so a run saved before
         # keeps its hash and still resumes.
-        for key, default in (("searcher", "tpe"), ("image_size", DEFAULT_IMAGE_SIZE), ("augment", DEFAULT_AUGMENT)):
+        for key, default in (("searcher", "tpe"), ("image_size", DEFAULT_IMAGE_SIZE), ("augment", DEFAULT_AUGMENT),
+                             ("checkpoint_proxy", None)):
             if data[key] == default:
                 data.pop(key)
         if data["scheduler"]["kind"] == "asha":
@@ -316,6 +320,7 @@ def build_config(raw: dict[str, Any]) -> SearchConfig:
 TEXT_FIELDS = {
     "task": "a built-in task name (see `adaptune tasks`)",
     "proxy": "a proxy name or auto",
+    "checkpoint_proxy": "a proxy name, or null for the selecting proxy",
     "recommend": f"one of: {', '.join(RECOMMENDATIONS)}",
     "address": "a Ray address (auto, HOST:PORT, ray://HOST:PORT)",
     "backbone": "a backbone name",
@@ -383,6 +388,20 @@ def _check_out(c: SearchConfig) -> None:
         _expect_creatable("out", c.out)
 
 
+def _validate_checkpoint_proxy(c: SearchConfig) -> None:
+    name = c.checkpoint_proxy
+    if name not in PROXIES:
+        raise InputError("checkpoint_proxy", f"unknown proxy {_shown(name)}; expected null or one of: "
+                         f"{', '.join(PROXIES)}")
+    if PROXIES[name].final_only:
+        raise InputError("checkpoint_proxy", f"{name} scores the final epoch only; expected a proxy of every epoch")
+    if c.proxy in PROXIES and PROXIES[c.proxy].final_only and name != c.proxy:
+        raise InputError("checkpoint_proxy", f"expected null: {c.proxy} scores the final epoch only, so it cannot be "
+                         "read at another proxy's best epoch")
+    if name == "fewshot" and c.fewshot_k == 0:
+        raise InputError("checkpoint_proxy", "fewshot reads labeled target samples: opt in with fewshot_k: K")
+
+
 def validate(c: SearchConfig) -> None:
     _check_types(c)
     if c.source is not None or c.target is not None:
@@ -434,6 +453,8 @@ def validate(c: SearchConfig) -> None:
         raise InputError("smoothing_weight", f"expected a number in (0, 1], got {c.smoothing_weight}")
     if c.proxy == "fewshot" and c.fewshot_k == 0:
         raise InputError("proxy", "fewshot selects on labeled target samples: opt in with fewshot_k: K (per class)")
+    if c.checkpoint_proxy is not None:
+        _validate_checkpoint_proxy(c)
     for name in ("epochs", "batch_size", "budget", *(("trials",) if c.trials is not None else ())):
         value = _expect_type(name, getattr(c, name), int, "a positive integer")
         if value < 1:

@@ -45,11 +45,14 @@ class Recorder(tune.Callback):
     def __init__(self, out: str, *, proxy: str, epochs: int, total_trials: int, param_names: list[str],
                  proxy_names: list[str], config_hash: str, seed: int, versions: str, quiet: bool = False,
                  preprocess: str = "none", source_gap: float | None = None, step_budget: int | None = None,
-                 progress_every_s: float = 15.0):
+                 progress_every_s: float = 15.0, checkpoint_proxy: str | None = None):
         self.out = out
         self.run_dir = RunDir(out)
         self.metric = f"proxy_{proxy}"
         self.proxy = proxy
+        # A trial's row is its best epoch by this proxy (the epoch its checkpoint keeps), scored by ``proxy`` there.
+        self.checkpoint_proxy = checkpoint_proxy or proxy
+        self.checkpoint_metric = f"proxy_{self.checkpoint_proxy}"
         self.source_gap = source_gap  # trials further below the best held-out source accuracy rank after the others
         self.epochs = epochs
         self.total_trials = total_trials
@@ -121,11 +124,11 @@ class Recorder(tune.Callback):
         self._update_row(row, result)
 
     def _update_row(self, row: dict[str, Any], result: dict[str, Any]) -> None:
-        score = result.get(self.metric)
-        # The trial's reported checkpoint is its best epoch by the selecting proxy, not its last.
-        if finite(score) and (not finite(row.get("score")) or score > row["score"]):
-            row.update(score=score, best_epoch=result.get("epoch"), target_acc=result.get("target_acc"),
-                       source_acc=result.get("source_acc"),
+        kept = result.get(self.checkpoint_metric)
+        # The trial's reported checkpoint is its best epoch by the checkpoint proxy, not its last.
+        if finite(kept) and (not finite(row.get(self.checkpoint_metric)) or kept > row[self.checkpoint_metric]):
+            row.update(score=result.get(self.metric), best_epoch=result.get("epoch"),
+                       target_acc=result.get("target_acc"), source_acc=result.get("source_acc"),
                        **{f"proxy_{p}": result.get(f"proxy_{p}") for p in self.proxy_names})
         row.update(epochs=result.get("epoch"), steps=result.get("steps"), wall_s=result.get("time_total_s"),
                    node_ip=result.get("node_ip"),
@@ -213,7 +216,7 @@ class Recorder(tune.Callback):
     def status(self) -> dict[str, Any]:
         best = self.best_row()
         return {"state": self.state, **self.counts, "planned": self.total_trials, "steps": self.steps_spent(),
-                "step_budget": self.step_budget, "proxy": self.proxy,
+                "step_budget": self.step_budget, "proxy": self.proxy, "checkpoint_proxy": self.checkpoint_proxy,
                 "running_by_node": self.running_by_node,
                 "best": None if best is None else {k: best.get(k) for k in ("trial_id", "method", "score",
                                                                              "target_acc")},

@@ -39,7 +39,7 @@ from adaptune.reports.run_dir import RunDir
 from .config import SearchConfig
 from .precompute import precompute_features
 from .space import all_param_names, default_points, make_space
-from .trial import TrialSettings, resolve_task, train_trial, tune_trial
+from .trial import RANKING_SCORE, TrialSettings, resolve_task, train_trial, tune_trial
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -64,11 +64,23 @@ class Prepared:
     plan: Plan  # trials, steps per epoch and ASHA's rungs, from the budget and the data's size
     source_gap: float | None  # the recommendation's source-accuracy gap, with "auto" resolved
     smoothing: Smoothing | None  # the ensemble row's neighbourhood smoothing, with "auto" resolved
+    checkpoint_proxy: str  # the proxy whose best epoch each trial keeps: ``proxy`` unless the config names another
+
+    @property
+    def ranks_at_checkpoint(self) -> bool:
+        """Whether trials are ranked by the selecting proxy at another proxy's best epoch."""
+        return self.checkpoint_proxy != self.proxy
 
     @property
     def metric(self) -> str:
-        """The reported metric that ranks trials and their epochs: the selecting proxy's."""
-        return f"proxy_{self.proxy}"
+        """The reported metric that ranks trials (Tune's searcher and scheduler read it): the selecting proxy's, or
+        its value at the trial's best epoch so far by the checkpoint proxy."""
+        return RANKING_SCORE if self.ranks_at_checkpoint else f"proxy_{self.proxy}"
+
+    @property
+    def checkpoint_metric(self) -> str | None:
+        """The reported metric whose best epoch a trial keeps; None (its last epoch) for a final-only proxy."""
+        return None if PROXIES[self.checkpoint_proxy].final_only else f"proxy_{self.checkpoint_proxy}"
 
     @property
     def searched_preprocess(self) -> tuple[str, ...]:
@@ -113,9 +125,11 @@ def prepare(config: SearchConfig) -> Prepared:
     proxy = resolve_proxy(config.proxy, task)
     if config.address:
         check_reachable(config.address, config.connect_timeout_s)
+    checkpoint_proxy = proxy if config.checkpoint_proxy is None else \
+        resolve_proxy(config.checkpoint_proxy, task, field="checkpoint_proxy")
     return Prepared(config, task, backbone_name, ranges, proxy, make_plan(config, task, proxy),
                     resolve_source_gap(config.source_gap, task),
-                    resolve_smoothing(config.smoothing, config.smoothing_weight, task))
+                    resolve_smoothing(config.smoothing, config.smoothing_weight, task), checkpoint_proxy)
 
 
 def make_plan(c: SearchConfig, task: Task, proxy: str) -> Plan:
@@ -204,30 +218,34 @@ def _max_concurrent(c: SearchConfig, trials: int, per_trial_cpu: float) -> int:
     return max(1, min(x for x in (by_cpu, by_gpu, trials) if x is not None))
 
 
-def _best_checkpoint(result: Any, metric: str) -> Any:
-    """The checkpoint of a trial's best epoch by the proxy (Tune keeps it; Ray Train reports its path)."""
+def _best_checkpoint(result: Any, metric: str | None) -> Any:
+    """The checkpoint of a trial's best epoch by ``metric`` (its last with None), which Tune keeps; Ray Train reports
+    its path."""
     from ray.train import Checkpoint
 
     if result.best_checkpoints:
         return max(result.best_checkpoints, key=lambda pair: _score(pair[1].get(metric)))[0]
     frame = result.metrics_dataframe
-    if frame is None or "checkpoint_path" not in frame or metric not in frame:
+    if frame is None or "checkpoint_path" not in frame or (metric is not None and metric not in frame):
         return None
     frame = frame[frame["checkpoint_path"].notna()]
     if frame.empty:
         return None
-    return Checkpoint(frame.loc[frame[metric].fillna(-math.inf).idxmax(), "checkpoint_path"])
+    best = frame.index[-1] if metric is None else frame[metric].fillna(-math.inf).idxmax()
+    return Checkpoint(frame.loc[best, "checkpoint_path"])
 
 
 def _score(value: Any) -> float:
     return value if isinstance(value, float | int) and math.isfinite(value) else -math.inf
 
 
-def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, per_method: int | None = None,
+def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, checkpoint_metric: str | None, k: int,
+                 per_method: int | None = None,
                  smoothing: Smoothing | None = None) -> tuple[dict[str, Any], Any] | None:
     """Average the target predictions of the top-k finished trials by the proxy (admitted by the recorder's source
-    gap, at most ``per_method`` of one method), smoothed over target neighbourhoods when ``smoothing`` is given:
-    one leaderboard row, and the predictions it scores."""
+    gap, at most ``per_method`` of one method), each at its kept checkpoint (best by ``checkpoint_metric``; None:
+    the last), smoothed over target neighbourhoods when ``smoothing`` is given: one leaderboard row scored by the
+    proxy's ``metric``, and the predictions it scores."""
     from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, smooth_by_neighbours
     from adaptune.reports.leaderboard import FINISHED, at_most_per_method, selection_order
 
@@ -238,7 +256,7 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, p
     def with_predictions() -> Iterator[dict[str, Any]]:
         """The admitted rows, in order, that kept target predictions, each with them as ``probs``."""
         for row in admitted:
-            probs = _kept_predictions(by_trial.get(row["trial_id"]), metric)
+            probs = _kept_predictions(by_trial.get(row["trial_id"]), checkpoint_metric)
             if probs is not None:
                 yield {**row, "probs": probs}
 
@@ -254,13 +272,13 @@ def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, k: int, p
             "score": values[metric], "members": ",".join(members), "epochs": None, **values}, averaged
 
 
-def trial_predictions(results: Any, trial_id: str, metric: str) -> Any:
+def trial_predictions(results: Any, trial_id: str, metric: str | None) -> Any:
     """The target probabilities ``[N, C]`` the trial ``trial_id`` kept at its best checkpoint by ``metric``."""
     return _kept_predictions(next((r for r in results if r.metrics and r.metrics.get("trial_id") == trial_id), None),
                              metric)
 
 
-def _kept_predictions(result: Any, metric: str) -> Any:
+def _kept_predictions(result: Any, metric: str | None) -> Any:
     """The target probabilities a trial's Tune ``result`` kept at its best checkpoint by ``metric``; None
     without a result or kept predictions."""
     import torch
@@ -436,8 +454,8 @@ def trial_settings(prepared: Prepared, storage: str) -> TrialSettings:
         backbone=prepared.backbone, weights=c.weights, epochs=c.epochs, batch_size=c.batch_size,
         steps_per_epoch=prepared.plan.steps_per_epoch, amp=c.amp,
         cpus_per_trial=r.cpus_per_trial, gpus_per_trial=r.gpus_per_trial, workers=r.workers,
-        storage=storage, metric=prepared.metric,
-        checkpoint_metric=None if PROXIES[prepared.proxy].final_only else prepared.metric,
+        storage=storage, metric=prepared.metric, checkpoint_metric=prepared.checkpoint_metric,
+        ranked_proxy_metric=f"proxy_{prepared.proxy}" if prepared.ranks_at_checkpoint else None,
         feature_cache=RunDir(c.out).feature_cache(c.feature_cache), feature_cache_max_bytes=c.feature_cache_max_bytes,
     )
 
@@ -466,6 +484,7 @@ def _recorder(prepared: Prepared, run_dir: RunDir) -> Recorder:
                     param_names=all_param_names(), proxy_names=list(PROXIES), config_hash=c.config_hash(),
                     seed=c.seed, versions=json.dumps(versions(), sort_keys=True), quiet=c.quiet,
                     preprocess=prepared.preprocess_label, source_gap=prepared.source_gap,
+                    checkpoint_proxy=prepared.checkpoint_proxy,
                     step_budget=prepared.plan.budget if prepared.plan.capped else None)
 
 
@@ -508,7 +527,7 @@ def _new_tuner(prepared: Prepared, trainable: Any, recorder: Recorder, storage: 
                max_concurrent: int) -> Any:
     from ray import tune
 
-    c, final_only = prepared.config, PROXIES[prepared.proxy].final_only
+    c = prepared.config
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=_searcher(prepared), scheduler=_scheduler(prepared),
@@ -518,10 +537,9 @@ def _new_tuner(prepared: Prepared, trainable: Any, recorder: Recorder, storage: 
             name=experiment_name, storage_path=storage, callbacks=[recorder], verbose=0,
             # A trial whose node dies restarts from its last checkpoint, on any node, up to 3 times.
             failure_config=tune.FailureConfig(max_failures=c.max_failures),
-            # The kept checkpoint is the trial's best epoch by the proxy (its last, for a final-only proxy).
+            # The kept checkpoint is the trial's best epoch by the checkpoint proxy (its last, for a final-only one).
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute=None if final_only else prepared.metric,
-                checkpoint_score_order="max"),
+                num_to_keep=1, checkpoint_score_attribute=prepared.checkpoint_metric, checkpoint_score_order="max"),
         ),
     )
 
@@ -564,8 +582,9 @@ def summarise(search: Search, fitted: Fitted) -> dict[str, Any]:
         recorder.state = "interrupted"  # Tune stopped early (Ctrl-C): resumable
     ensemble_probs = None
     if c.ensemble_k and fitted.results is not None:
-        made = ensemble_row(recorder, fitted.results, search.prepared.task, search.prepared.metric,
-                            c.ensemble_k, c.ensemble_per_method, search.prepared.smoothing)
+        prepared = search.prepared
+        made = ensemble_row(recorder, fitted.results, prepared.task, f"proxy_{prepared.proxy}",
+                            prepared.checkpoint_metric, c.ensemble_k, c.ensemble_per_method, prepared.smoothing)
         if made is not None:
             recorder.add_ensemble(made[0])
             ensemble_probs = made[1]
@@ -584,7 +603,7 @@ def _write_predictions(search: Search, fitted: Fitted, recommended: dict[str, An
     if recommended is None or fitted.results is None:
         return
     probs = ensemble_probs if recommended["kind"] == "ensemble" else \
-        trial_predictions(fitted.results, recommended["trial_id"], search.prepared.metric)
+        trial_predictions(fitted.results, recommended["trial_id"], search.prepared.checkpoint_metric)
     if probs is not None:
         search.run_dir.write_table(RunDir.PREDICTIONS, predictions_frame(probs, search.prepared.task))
 
@@ -607,7 +626,8 @@ def _summary(search: Search, fitted: Fitted, trials: list[dict[str, Any]]) -> di
         "lost_retry_rounds": fitted.lost_retry_rounds,
         "nodes": sorted(recorder.nodes),
         "statuses": {s: sum(r["status"] == s for r in trials) for s in {r["status"] for r in trials}},
-        "proxy": prepared.proxy, "proxy_requested": c.proxy, "source_gap": prepared.source_gap,
+        "proxy": prepared.proxy, "proxy_requested": c.proxy, "checkpoint_proxy": prepared.checkpoint_proxy,
+        "source_gap": prepared.source_gap,
         "smoothing": None if prepared.smoothing is None else asdict(prepared.smoothing),
         "smoothing_requested": c.smoothing,
         "all_failed": first_failure(trials, search.experiment),

@@ -77,6 +77,9 @@ def test_a_proxy_of_feature_tables_is_refused_for_images(blobs_task):
     with pytest.raises(InputError) as error:
         resolve_proxy("neighbour_agreement", replace(blobs_task, input_kind="images"))
     assert error.value.field == "proxy" and "feature table" in str(error.value)
+    with pytest.raises(InputError) as error:  # named by another config field: that field is the one to fix
+        resolve_proxy("neighbour_agreement", replace(blobs_task, input_kind="images"), field="checkpoint_proxy")
+    assert error.value.field == "checkpoint_proxy"
 
 
 def _ev_from_probs(target_probs, source_probs=None, source_labels=None):

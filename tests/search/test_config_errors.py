@@ -162,6 +162,19 @@ def test_recommend_needs_an_ensemble_row(capsys, tmp_path):
         "adaptune: error: smoothing_weight: expected a number in (0, 1], got 0")
 
 
+def test_a_checkpoint_proxy_must_score_every_epoch_and_let_the_selecting_proxy_be_read_there(capsys, tmp_path):
+    argv = ["search", "--task", "synthetic:blobs", "--out", str(tmp_path / "run")]
+    assert _run(capsys, [*argv, "--checkpoint-proxy", "nope"]).startswith(
+        "adaptune: error: checkpoint_proxy: unknown proxy 'nope'; expected null or one of: source_acc,")
+    assert _run(capsys, [*argv, "--checkpoint-proxy", "circular"]) == (
+        "adaptune: error: checkpoint_proxy: circular scores the final epoch only; expected a proxy of every epoch")
+    assert _run(capsys, [*argv, "--proxy", "circular", "--checkpoint-proxy", "im"]).startswith(
+        "adaptune: error: checkpoint_proxy: expected null: circular scores the final epoch only")
+    assert _run(capsys, [*argv, "--checkpoint-proxy", "fewshot"]).startswith(
+        "adaptune: error: checkpoint_proxy: fewshot reads labeled target samples")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     ("flags", "field"),
     [

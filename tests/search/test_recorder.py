@@ -131,3 +131,16 @@ def test_a_trial_that_returned_without_any_result_is_an_error_not_a_stopped_tria
     assert recorder.rows["cut"]["status"] == "stopped"
     recorder.reopen_errors()  # resume --retry-errors reruns it
     assert recorder.rows["silent"]["status"] == "running"
+
+
+def test_with_a_checkpoint_proxy_a_row_is_its_best_epoch_by_it_scored_by_the_selecting_proxy(tmp_path):
+    recorder = Recorder(str(tmp_path), proxy="neighbour_agreement", checkpoint_proxy="im", epochs=3, total_trials=1,
+                        param_names=["lr"], proxy_names=["im", "neighbour_agreement"], config_hash="abc", seed=0,
+                        versions="{}", quiet=True)
+    row = {"trial_id": "a", "status": "running"}
+    for epoch, im, agreement in ((1, 0.2, 0.9), (2, 0.5, 0.4), (3, 0.3, 0.8)):
+        recorder._update_row(row, {"epoch": epoch, "proxy_im": im, "proxy_neighbour_agreement": agreement,
+                                   "target_acc": epoch / 10})
+    # im is best at epoch 2: the row is that epoch, scored by neighbour_agreement there, not by its best (0.9).
+    assert (row["best_epoch"], row["score"], row["target_acc"], row["epochs"]) == (2, 0.4, 0.2, 3)
+    assert recorder.status()["checkpoint_proxy"] == "im"

@@ -249,6 +249,32 @@ def test_a_trial_whose_results_never_arrive_is_recorded_as_an_error_and_the_sear
     assert statuses == [(0, "completed", None), (1, "error", NO_RESULT)]
 
 
+def test_a_checkpoint_proxy_keeps_its_best_epoch_and_the_selecting_proxy_ranks_the_trials_there(ray_local, tmp_path):
+    from adaptune.search.trial import RANKING_SCORE, resolve_task
+    from benchmarks._common import kept_predictions
+
+    out = tmp_path / "run"
+    summary = _search(out, trials=2, epochs=4, proxy="neighbour_agreement", checkpoint_proxy="im", ensemble_k=0,
+                      scheduler={"kind": "none"})
+    assert (summary["proxy"], summary["checkpoint_proxy"]) == ("neighbour_agreement", "im")
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    history = pq.read_table(out / "history.parquet").to_pandas()
+    task = resolve_task("synthetic:blobs", None, None, 0, 0, summary["preprocess"])
+    for row in board.itertuples():
+        epochs = history[history["trial_id"] == row.trial_id].sort_values("epoch")
+        best = epochs.loc[epochs["proxy_im"].idxmax()]
+        assert (row.best_epoch, row.score) == (best["epoch"], best["proxy_neighbour_agreement"])
+        # What the scheduler and the searcher read: neighbour_agreement at im's best epoch so far.
+        running = [epochs["proxy_neighbour_agreement"].iloc[epochs["proxy_im"].iloc[:i + 1].argmax()]
+                   for i in range(len(epochs))]
+        assert epochs[RANKING_SCORE].tolist() == running
+        # The kept checkpoint is im's best epoch: its predictions score that epoch's target accuracy.
+        kept = kept_predictions(str(out), row.trial_id, "proxy_im").float()
+        assert math.isclose(float((kept.argmax(1) == task.target_oracle).float().mean()), row.target_acc)
+    recommended = summary["recommendation"]
+    assert recommended["trial_id"] == board.loc[board["score"].idxmax(), "trial_id"]
+
+
 def test_a_budget_of_one_trial_per_method_covers_every_method(ray_local, tmp_path):
     methods = ["coral", "mcc", "linear_probe", "importance_weighting", "jda"]
     _search(tmp_path / "run", trials=len(methods), epochs=1, methods=methods, ensemble_k=0)
