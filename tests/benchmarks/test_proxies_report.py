@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from adaptune.algorithms.ensemble import AUTO_SMOOTHING
 from adaptune.algorithms.proxies import AUTO_SOURCE_GAP
 from benchmarks import proxies_report
 
@@ -13,17 +14,33 @@ def _recommended(task: str, accuracies: dict[str, float]) -> pd.DataFrame:
                          for name, acc in accuracies.items()])
 
 
-def test_the_default_gap_is_read_where_recorded_and_families_reaching_the_baseline_are_named():
+def test_the_shipped_selection_is_compared_and_the_families_reaching_the_baseline_are_named():
     task = "office-surf:W->D"  # baseline: 1-NN, 87.3% (benchmarks/results/baselines.json)
     points = pd.DataFrame({"task": task, "method": ["jda", "mcc", "dann"], "target_acc": [0.898, 0.80, 0.70]})
-    shipped = proxies_report.candidate("im_ts", AUTO_SOURCE_GAP["features"])  # e.g. im_ts@gap5
-    gated = proxies_report.against_baselines(_recommended(task, {"im_ts": 0.819, shipped: 0.874}),
-                                             {"features": "im_ts"}, ["surf"], points)
-    assert f"| surf | `{shipped}` | 1 | 87.4 |" in gated and "Below the baseline" not in gated
-    ungated = proxies_report.against_baselines(_recommended(task, {"im_ts": 0.819}), {"features": "im_ts"},
-                                               ["surf"], points)
-    assert "| surf | `im_ts` | 1 | 81.9 |" in ungated
-    assert "- office-surf:W->D: 81.9 < 87.3; jda 89.8 (1 of 3 families; the rest at most 80.0)" in ungated
+    above = proxies_report.against_baselines(_recommended(task, {"im_ts": 0.874, "im": 0.5}), {"features": "im_ts"},
+                                             ["surf"], points)
+    assert "| surf | `im_ts` | 1 | 87.4 |" in above and "Below the baseline" not in above
+    below = proxies_report.against_baselines(_recommended(task, {"im_ts": 0.819, "im": 0.95}), {"features": "im_ts"},
+                                             ["surf"], points)
+    assert "| surf | `im_ts` | 1 | 81.9 |" in below
+    assert "- office-surf:W->D: 81.9 < 87.3; jda 89.8 (1 of 3 families; the rest at most 80.0)" in below
+
+
+def test_the_shipped_rows_are_the_kinds_source_gap_and_smoothing_named_by_their_proxy():
+    rows = [{"task": task, "group": group, "proxy": proxies_report.candidate("im", gap), "smoothed": smoothed,
+             "top1_regret": 0.0}
+            for task, group in (("amazon:B->D", "amazon"), ("usps->mnist", "digits"))
+            for gap in (None, 0.05, 0.10) for smoothed in (False, True)]
+    shipped = proxies_report.as_shipped(pd.DataFrame(rows))
+    expected = {group: (proxies_report.candidate("im", AUTO_SOURCE_GAP[kind]), AUTO_SMOOTHING[kind] is not None)
+                for group, kind in (("amazon", "features"), ("digits", "images"))}
+    assert len(shipped) == 2 and set(shipped["proxy"]) == {"im"}
+    for group, (name, smoothed) in expected.items():
+        kept = pd.DataFrame(rows).loc[shipped[shipped.group == group].index[0]]
+        assert (kept["proxy"], kept["smoothed"]) == (name, smoothed)
+    # A single pick has no smoothing: only the gap decides.
+    singles = proxies_report.as_shipped(pd.DataFrame(rows).drop(columns="smoothed").drop_duplicates())
+    assert len(singles) == 2
 
 
 def _regrets(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
@@ -52,3 +69,4 @@ def test_a_proxy_that_one_kind_cannot_have_is_a_candidate_for_the_other_but_not_
     assert proxies_report.auto_rule(recommended, recommended) == {"features": "neighbours", "images": "plain"}
     late = recommended[~((recommended["proxy"] == "neighbours") & (recommended["group"] == "surf"))]
     assert proxies_report.auto_rule(late, late) == {"features": "plain", "images": "plain"}
+
