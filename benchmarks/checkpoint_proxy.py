@@ -160,12 +160,11 @@ def page(everything: pd.DataFrame, pools: list[str]) -> str:
     text += ("\n\n## What follows\n\n"
              f"Mean regret over the groups, as shipped: {'; '.join(f'{rule} {by_mean[rule]:.2f}' for rule in RULES)}"
              f"; {BARE}: {'; '.join(f'{rule} {before[rule].mean():.2f}' for rule in RULES)}. ")
-    alone_wins_bare = before[list(RULES)[1]].mean() < before["im"].mean()
-    if alone_wins_bare and per_group[list(RULES)[1]].mean() > per_group["im"].mean():
+    split, alone = list(RULES)[2], list(RULES)[1]
+    if before[alone].mean() < before["im"].mean() and per_group[alone].mean() > per_group["im"].mean():
         text += ("The order of `im` and `neighbour_agreement` turns over between the two: the selection before the "
                  "gap and the smoothing would prefer `neighbour_agreement`, while the selection a search ships "
                  "prefers `im`. The rule belongs to what ships, which is what proxies.md derives the default on. ")
-    split, alone = list(RULES)[2], list(RULES)[1]
     for rule in (alone, split):
         if rule in recommended:
             gain = recommended[rule] - recommended["im"]

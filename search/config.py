@@ -398,8 +398,6 @@ def _validate_checkpoint_proxy(c: SearchConfig) -> None:
     if c.proxy in PROXIES and PROXIES[c.proxy].final_only and name != c.proxy:
         raise InputError("checkpoint_proxy", f"expected null: {c.proxy} scores the final epoch only, so it cannot be "
                          "read at another proxy's best epoch")
-    if name == "fewshot" and c.fewshot_k == 0:
-        raise InputError("checkpoint_proxy", "fewshot reads labeled target samples: opt in with fewshot_k: K")
 
 
 def validate(c: SearchConfig) -> None:
@@ -451,8 +449,9 @@ def validate(c: SearchConfig) -> None:
                          f"{c.smoothing}")
     if not 0 < _expect_type("smoothing_weight", c.smoothing_weight, (int, float), "a number in (0, 1]") <= 1:
         raise InputError("smoothing_weight", f"expected a number in (0, 1], got {c.smoothing_weight}")
-    if c.proxy == "fewshot" and c.fewshot_k == 0:
-        raise InputError("proxy", "fewshot selects on labeled target samples: opt in with fewshot_k: K (per class)")
+    for name in ("proxy", "checkpoint_proxy"):
+        if getattr(c, name) == "fewshot" and c.fewshot_k == 0:
+            raise InputError(name, "fewshot selects on labeled target samples: opt in with fewshot_k: K (per class)")
     if c.checkpoint_proxy is not None:
         _validate_checkpoint_proxy(c)
     for name in ("epochs", "batch_size", "budget", *(("trials",) if c.trials is not None else ())):

@@ -72,10 +72,15 @@ class Prepared:
         return self.checkpoint_proxy != self.proxy
 
     @property
+    def proxy_metric(self) -> str:
+        """The selecting proxy's reported metric."""
+        return f"proxy_{self.proxy}"
+
+    @property
     def metric(self) -> str:
         """The reported metric that ranks trials (Tune's searcher and scheduler read it): the selecting proxy's, or
         its value at the trial's best epoch so far by the checkpoint proxy."""
-        return RANKING_SCORE if self.ranks_at_checkpoint else f"proxy_{self.proxy}"
+        return RANKING_SCORE if self.ranks_at_checkpoint else self.proxy_metric
 
     @property
     def checkpoint_metric(self) -> str | None:
@@ -455,7 +460,7 @@ def trial_settings(prepared: Prepared, storage: str) -> TrialSettings:
         steps_per_epoch=prepared.plan.steps_per_epoch, amp=c.amp,
         cpus_per_trial=r.cpus_per_trial, gpus_per_trial=r.gpus_per_trial, workers=r.workers,
         storage=storage, metric=prepared.metric, checkpoint_metric=prepared.checkpoint_metric,
-        ranked_proxy_metric=f"proxy_{prepared.proxy}" if prepared.ranks_at_checkpoint else None,
+        ranked_proxy_metric=prepared.proxy_metric if prepared.ranks_at_checkpoint else None,
         feature_cache=RunDir(c.out).feature_cache(c.feature_cache), feature_cache_max_bytes=c.feature_cache_max_bytes,
     )
 
@@ -583,7 +588,7 @@ def summarise(search: Search, fitted: Fitted) -> dict[str, Any]:
     ensemble_probs = None
     if c.ensemble_k and fitted.results is not None:
         prepared = search.prepared
-        made = ensemble_row(recorder, fitted.results, prepared.task, f"proxy_{prepared.proxy}",
+        made = ensemble_row(recorder, fitted.results, prepared.task, prepared.proxy_metric,
                             prepared.checkpoint_metric, c.ensemble_k, c.ensemble_per_method, prepared.smoothing)
         if made is not None:
             recorder.add_ensemble(made[0])

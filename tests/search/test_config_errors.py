@@ -171,7 +171,7 @@ def test_a_checkpoint_proxy_must_score_every_epoch_and_let_the_selecting_proxy_b
     assert _run(capsys, [*argv, "--proxy", "circular", "--checkpoint-proxy", "im"]).startswith(
         "adaptune: error: checkpoint_proxy: expected null: circular scores the final epoch only")
     assert _run(capsys, [*argv, "--checkpoint-proxy", "fewshot"]).startswith(
-        "adaptune: error: checkpoint_proxy: fewshot reads labeled target samples")
+        "adaptune: error: checkpoint_proxy: fewshot selects on labeled target samples")
     assert not (tmp_path / "run").exists()
 
 
