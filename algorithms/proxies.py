@@ -445,14 +445,20 @@ AUTO_PROXY = {"features": "im", "images": "bnm"}
 # accuracy may fall below the best trial's and still be recommended; None: any distance. Derived on whole default
 # searches, where TPE can fill the top 5 with a family the proxy over-rates (benchmarks/results/source_gap.md).
 AUTO_SOURCE_GAP: dict[str, float | None] = {"features": 0.05, "images": None}
+# ``--proxy auto`` with ``checkpoint_proxy`` null: per input kind, the proxy that ranks the trials, each read at the
+# epoch its :data:`AUTO_PROXY` rule keeps; None: that rule's proxy ranks as well. An epoch-wise proxy that confirms
+# the target's input-space neighbourhoods ranks across methods better than it picks epochs within one trial
+# (benchmarks/results/checkpoint_proxy.md: pools, leave one group out, and whole default searches over three seeds).
+AUTO_RANKING_PROXY: dict[str, str | None] = {"features": "neighbour_agreement", "images": None}
 # The words ``source_gap`` takes besides a fraction: the rule above, or no gap.
 AUTO_GAP, NO_GAP = "auto", "none"
 SOURCE_GAP_WORDS = (AUTO_GAP, NO_GAP)
 
 
 def resolve_proxy(name: str, task: Task, field: str = "proxy") -> str:
-    """The proxy a search selects with: ``name`` itself, or for ``auto`` the :data:`AUTO_PROXY` rule; a proxy that
-    cannot score the task is an :class:`InputError` on the config ``field`` that named it."""
+    """The proxy ``name`` names: itself, or for ``auto`` the :data:`AUTO_PROXY` rule (the epochs a search keeps; see
+    :func:`resolve_proxies` for the ranking); a proxy that cannot score the task is an :class:`InputError` on the
+    config ``field`` that named it."""
     if name != "auto":
         proxy = get_proxy(name, field)
         if proxy.features_only and task.input_kind != "features":
@@ -460,6 +466,22 @@ def resolve_proxy(name: str, task: Task, field: str = "proxy") -> str:
                              "table's input-space neighbourhoods)")
         return proxy.name
     return auto_proxy(task.input_kind)
+
+
+def resolve_proxies(proxy: str, checkpoint_proxy: str | None, task: Task) -> tuple[str, str]:
+    """The proxy a search ranks trials by and the proxy whose best epoch each trial keeps, from the config's
+    ``proxy`` and ``checkpoint_proxy`` (null: the ranking proxy's own best epoch). ``auto`` ranks by the
+    :data:`AUTO_RANKING_PROXY` rule of the task's input kind, at the epochs of its :data:`AUTO_PROXY` rule unless
+    ``checkpoint_proxy`` names another."""
+    if proxy == "auto":
+        ranking, kept = auto_proxies(task.input_kind)
+        if checkpoint_proxy is None:
+            return ranking, kept
+    else:
+        ranking = resolve_proxy(proxy, task)
+    if checkpoint_proxy is None:
+        return ranking, ranking
+    return ranking, resolve_proxy(checkpoint_proxy, task, field="checkpoint_proxy")
 
 
 def resolve_source_gap(gap: float | str | None, task: Task) -> float | None:
@@ -480,6 +502,12 @@ def auto_proxy(input_kind: str | None = None) -> str:
         agreed = set(AUTO_PROXY.values())
         return agreed.pop() if len(agreed) == 1 else DEFAULT_PROXY
     return AUTO_PROXY.get(input_kind, DEFAULT_PROXY)
+
+
+def auto_proxies(input_kind: str) -> tuple[str, str]:
+    """What ``auto`` does for ``input_kind``: the proxy that ranks trials and the proxy whose best epoch each keeps."""
+    kept = auto_proxy(input_kind)
+    return AUTO_RANKING_PROXY.get(input_kind) or kept, kept
 
 
 def get_proxy(name: str, field: str = "proxy") -> Proxy:

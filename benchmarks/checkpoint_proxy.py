@@ -6,7 +6,9 @@ features' default source gap, averaged, smoothed by `smoothing: auto`) under thr
 chosen by `im`; both by `neighbour_agreement`; and trials ranked by `neighbour_agreement` at the epoch `im` chose.
 Regret is against the best (trial, epoch) point of the pool by the oracle, the same reference for every rule; the
 oracle labels report and choose nothing. The rule of least mean regret over the other groups is scored on each group
-held out.
+held out. The page then reads the committed whole default searches of each rule (benchmarks.skeleton pages, several
+seeds) and derives the ranking rule that ``proxy: auto`` ships for feature tables (proxy_auto.json's
+``ranking_rule``).
 
   python -m benchmarks.checkpoint_proxy benchmarks/results/raw/smoothing-surf.jsonl.gz ...   # checkpoint_proxy.md
 """
@@ -22,7 +24,17 @@ from adaptune.algorithms.data import load_task
 from adaptune.algorithms.domains import with_fewshot
 from adaptune.algorithms.ensemble import AUTO_SMOOTHING, smooth_by_neighbours
 from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP, oracle_accuracy
-from benchmarks._common import RESULTS, group_of, header, md_table, page_table, read_jsonl, rerun_command, write
+from benchmarks._common import (
+    RESULTS,
+    group_of,
+    header,
+    md_table,
+    page_table,
+    read_jsonl,
+    rerun_command,
+    update_auto_rule,
+    write,
+)
 from benchmarks.baselines import saved_baseline
 from benchmarks.smoothing import KIND, pool_entries
 
@@ -44,17 +56,24 @@ def best_points(jsonl: str) -> dict[str, float]:
 
 
 SHIPPED, BARE = "as shipped", "before the gap and the smoothing"
-# Whole default searches on the same tasks, one page per rule (benchmarks.skeleton --tasks ... plus search_flags).
-SEARCH_PAGES = {"im": "search_suite.md", "neighbour_agreement": "search_suite_neighbour_agreement.md",
-                "neighbour_agreement at im's epoch": "search_suite_neighbour_agreement_at_im.md"}
+IM, ALONE, SPLIT = RULES
+# Whole default searches on the same tasks, per rule and seed (benchmarks.skeleton --tasks ... --seed S plus the
+# rule's flags; the im pages ran with no flags, when `auto` ranked by im and kept its epochs).
+SEARCH_PAGES = {
+    IM: {0: "search_suite.md", 1: "search_suite_seed1.md", 2: "search_suite_seed2.md"},
+    ALONE: {0: "search_suite_neighbour_agreement.md"},
+    SPLIT: {0: "search_suite_neighbour_agreement_at_im.md", 1: "search_suite_neighbour_agreement_at_im_seed1.md",
+            2: "search_suite_neighbour_agreement_at_im_seed2.md"},
+}
+# The least mean gain (points of recommended target accuracy per search) over the im rule's searches, paired by task
+# and seed, for which a rule replaces im's ranking by default; it must also hold with each group left out.
+MIN_GAIN = 0.25
 
 
 def search_flags(rule: str) -> str:
-    """The flags of ``adaptune search`` that select by ``rule`` on a feature table (none for the default)."""
+    """The flags of ``adaptune search`` that select by ``rule``."""
     proxy, checkpoint = RULES[rule]
-    flags = ([] if proxy == AUTO_PROXY[KIND] else [f"--proxy {proxy}"]) + \
-        ([] if checkpoint == proxy else [f"--checkpoint-proxy {checkpoint}"])
-    return " ".join(flags)
+    return f"--proxy {proxy}" + ("" if checkpoint == proxy else f" --checkpoint-proxy {checkpoint}")
 
 
 def measure(pools: list[str]) -> pd.DataFrame:
@@ -78,36 +97,75 @@ def measure(pools: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def searches_section() -> tuple[str, dict[str, float]]:
-    """The default searches of :data:`SEARCH_PAGES` that were run side by side: what each rule recommended, per task;
-    and each rule's mean recommended accuracy (%)."""
-    pages = {rule: {row["task"]: row for row in page_table(name)} for rule, name in SEARCH_PAGES.items()
-             if os.path.exists(os.path.join(RESULTS, name))}
-    tasks = [task for task in pages["im"] if all(task in rows for rows in pages.values())]
-    if not tasks:
-        return "", {}
-    rows, totals = [], {proxy: [] for proxy in pages}
-    for task in tasks:
-        cells = []
-        for proxy, by_task in pages.items():
-            row = by_task[task]
-            recommended, best = float(row["recommended"]), float(row["best trial (oracle)"])
-            totals[proxy].append((recommended, best - recommended, row["beats both"] == "yes"))
-            cells += [recommended, best]
-        rows.append([task, *cells, max(float(pages["im"][task]["LR"]), float(pages["im"][task]["1-NN"]))])
-    text = ("\n\n## Whole default searches\n\n`adaptune search --task T` with every default, and again with "
-            "each rule's flags, on the same tasks: "
-            + ", ".join(f"benchmarks/results/{SEARCH_PAGES[rule]} ({search_flags(rule) or 'the defaults'})"
-                        for rule in pages)
-            + ". Target accuracy (%) of the recommendation and of the search's best trial (oracle, reporting "
-            "only); TPE spends each search differently, so the best trials differ too.\n\n")
-    text += md_table(rows, ["task", *[f"{proxy}: {what}" for proxy in pages for what in ("recommended", "best trial")],
-                            "max(LR, 1-NN)"])
-    text += "\n\n" + "; ".join(
-        f"`{proxy}`: mean recommended {sum(r for r, _, _ in t) / len(t):.1f}%, {sum(g for _, g, _ in t) / len(t):.2f} "
-        f"points below the search's best trial, {sum(ok for _, _, ok in t)} of {len(t)} at or above both baselines"
-        for proxy, t in totals.items()) + ".\n"
-    return text, {proxy: sum(r for r, _, _ in t) / len(t) for proxy, t in totals.items()}
+def searches(pages: dict[str, dict[int, str]] = SEARCH_PAGES) -> pd.DataFrame:
+    """One row per committed whole search of ``pages``: rule, seed, task, group, the target accuracy (%) of its
+    recommendation and of its best trial (oracle, reporting only), and the better source-only baseline."""
+    rows = []
+    for rule, by_seed in pages.items():
+        for seed, name in by_seed.items():
+            if os.path.exists(os.path.join(RESULTS, name)):
+                rows += [{"rule": rule, "seed": seed, "task": row["task"], "group": group_of(row["task"]),
+                          "recommended": float(row["recommended"]), "best": float(row["best trial (oracle)"]),
+                          "baseline": max(float(row["LR"]), float(row["1-NN"]))} for row in page_table(name)]
+    return pd.DataFrame(rows, columns=["rule", "seed", "task", "group", "recommended", "best", "baseline"])
+
+
+def paired_gain(runs: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Per (task, seed) that both ``rule`` and im searched: the points ``rule`` recommended above im, with the
+    task's group."""
+    wide = runs.pivot_table(index=["task", "seed", "group"], columns="rule", values="recommended")
+    if rule not in wide or IM not in wide:
+        return pd.DataFrame(columns=["task", "seed", "group", "gain"])
+    return (wide[rule] - wide[IM]).dropna().rename("gain").reset_index()
+
+
+def search_verdict(runs: pd.DataFrame, rule: str) -> tuple[float, dict[str, float]]:
+    """``rule``'s mean gain over im on the paired searches, and with each group left out, its mean gain on the
+    other groups' searches (each group weighing as one)."""
+    gain = paired_gain(runs, rule)
+    if gain.empty:
+        return float("nan"), {}
+    per_group = gain.groupby("group")["gain"].mean()
+    return float(per_group.mean()), {group: float(per_group.drop(group).mean()) if len(per_group) > 1 else
+                                     float("nan") for group in per_group.index}
+
+
+def searches_section(runs: pd.DataFrame) -> str:
+    """What each rule recommended on the committed whole searches, paired by task and seed."""
+    if runs.empty:
+        return ""
+    rules = [rule for rule in RULES if rule in set(runs["rule"])]
+    wide = runs.pivot_table(index=["task", "seed"], columns="rule", values="recommended")
+    firsts = runs.drop_duplicates(["task"]).set_index("task")
+    text = ("\n\n## Whole default searches\n\n`adaptune search --task T --seed S` with every other setting at its "
+            "default, per rule: " + "; ".join(
+                f"`{search_flags(rule)}` (" + ", ".join(f"seed {seed}: benchmarks/results/{name}" for seed, name in
+                                                     SEARCH_PAGES[rule].items()) + ")" for rule in rules)
+            + ". The im pages ran with no flags, when `auto` ranked by im. Target accuracy (%) of the recommendation; "
+            "TPE spends each search differently, so the best trials differ too.\n\n")
+    text += md_table([[task, seed, *[wide.loc[(task, seed), rule] if rule in wide and wide.loc[(task, seed), rule]
+                                     == wide.loc[(task, seed), rule] else "-" for rule in rules],
+                       firsts.loc[task, "baseline"]] for task, seed in wide.index],
+                     ["task", "seed", *rules, "max(LR, 1-NN)"])
+    text += "\n\n" + md_table(
+        [[rule, len(mine), mine["recommended"].mean(), (mine["best"] - mine["recommended"]).mean(),
+          f"{(mine['recommended'] >= mine['baseline']).sum()} of {len(mine)}"]
+         for rule in rules for mine in [runs[runs["rule"] == rule]]],
+        ["rule", "searches", "mean recommended (%)", "mean loss against the search's best trial (points)",
+         "at or above max(LR, 1-NN)"])
+    for rule in rules:
+        gain = paired_gain(runs, rule)
+        if rule == IM or gain.empty:
+            continue
+        mean, held = search_verdict(runs, rule)
+        per_group = gain.groupby("group")["gain"]
+        text += (f"\n\n`{rule}` against `im` on the {len(gain)} searches both ran (same task and seed): "
+                 f"{(gain['gain'] > 0).sum()} higher, {(gain['gain'] < 0).sum()} lower; mean gain per group, each "
+                 "group weighing as one, and the gain on the other groups with each one left out:\n\n")
+        text += md_table([[group, int(per_group.count()[group]), per_group.mean()[group], held[group]]
+                          for group in per_group.mean().index] + [["mean", len(gain), mean, "-"]],
+                         ["group", "searches", "gain (points)", "gain on the other groups"])
+    return text
 
 
 def held_out_rules(per_group: pd.DataFrame) -> dict[str, str]:
@@ -119,7 +177,9 @@ def regret_per_group(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.pivot_table(index="group", columns="rule", values="regret", aggfunc="mean")[list(RULES)]
 
 
-def page(everything: pd.DataFrame, pools: list[str]) -> str:
+def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None = None) -> str:
+    """The page, from :func:`measure`'s rows and the whole searches ``runs`` (default: the committed
+    :data:`SEARCH_PAGES`)."""
     frame, bare = everything[everything["selection"] == SHIPPED], everything[everything["selection"] == BARE]
     per_group = regret_per_group(frame)
     held = held_out_rules(per_group)
@@ -154,40 +214,55 @@ def page(everything: pd.DataFrame, pools: list[str]) -> str:
     firsts = frame.drop_duplicates("task").set_index("task")
     text += md_table([[task, firsts.loc[task, "best"], *wide.loc[task], firsts.loc[task, "baseline"]]
                       for task in wide.index], ["task", "best point", *RULES, "max(LR, 1-NN)"])
-    searches, recommended = searches_section()
-    text += searches
+    runs = searches() if runs is None else runs
+    text += searches_section(runs)
     by_mean = per_group.mean()
     text += ("\n\n## What follows\n\n"
              f"Mean regret over the groups, as shipped: {'; '.join(f'{rule} {by_mean[rule]:.2f}' for rule in RULES)}"
              f"; {BARE}: {'; '.join(f'{rule} {before[rule].mean():.2f}' for rule in RULES)}. ")
-    split, alone = list(RULES)[2], list(RULES)[1]
-    if before[alone].mean() < before["im"].mean() and per_group[alone].mean() > per_group["im"].mean():
+    if before[ALONE].mean() < before[IM].mean() and per_group[ALONE].mean() > per_group[IM].mean():
         text += ("The order of `im` and `neighbour_agreement` turns over between the two: the selection before the "
                  "gap and the smoothing would prefer `neighbour_agreement`, while the selection a search ships "
                  "prefers `im`. The rule belongs to what ships, which is what proxies.md derives the default on. ")
-    for rule in (alone, split):
-        if rule in recommended:
-            gain = recommended[rule] - recommended["im"]
-            pools_agree = (gain > 0) == (by_mean[rule] < by_mean["im"])
-            text += (f"On the whole default searches `{search_flags(rule)}` recommended {abs(gain):.1f} points "
-                     f"{'more' if gain > 0 else 'less'} than the defaults on average over the tasks above (one seed "
-                     "each)" + ("; the pools agree. " if pools_agree else "; the pools say the opposite. "))
-    own = "worse" if by_mean[alone] > by_mean["im"] else "better"
-    if by_mean[split] < by_mean["im"]:
+    own = "worse" if by_mean[ALONE] > by_mean[IM] else "better"
+    if by_mean[SPLIT] < by_mean[IM]:
         text += (f"Ranked at the epochs `im` keeps, `neighbour_agreement` selects better than `im` on the pools "
-                 f"({by_mean[split]:.2f} against {by_mean['im']:.2f}); as its own checkpoint rule it does {own} "
-                 f"({by_mean[alone]:.2f}). A search runs that rule with `{search_flags(split)}`. ")
+                 f"({by_mean[SPLIT]:.2f} against {by_mean[IM]:.2f}); as its own checkpoint rule it does {own} "
+                 f"({by_mean[ALONE]:.2f}). ")
     else:
         text += "Neither use of `neighbour_agreement` selects better than `im` alone on the pools. "
-    agree = split in recommended and recommended[split] > recommended["im"] and by_mean[split] < by_mean["im"]
-    if agree:
-        text += ("The pools, leave one group out included, and one seed of whole searches per task agree. The "
-                 "default moves to this rule once seeds 1 and 2 of the same searches confirm it and the pages measured "
-                 "under the default (search_efficiency.md, smoothing.md, source_gap.md) are rerun with it; until "
-                 "then `im` ranks and keeps epochs by default.\n")
+    for rule in (ALONE, SPLIT):
+        mean, held_gain = search_verdict(runs, rule)
+        if mean == mean:
+            seeds = runs[runs["rule"] == rule]["seed"].nunique()
+            text += (f"On the whole searches `{search_flags(rule)}` recommended {abs(mean):.2f} points "
+                     f"{'more' if mean > 0 else 'less'} than `im` per search (group means, {seeds} "
+                     f"seed{'s' if seeds > 1 else ''}). ")
+    adopted = adopted_rule(per_group, runs)
+    if adopted == SPLIT:
+        text += (f"The pools with every group held out and the whole searches over several seeds agree (a gain of "
+                 f"at least {MIN_GAIN:g} points, and a gain with each group left out), so `proxy: auto` ranks feature "
+                 "tables by `neighbour_agreement` at the epochs `im` keeps (`benchmarks/results/proxy_auto.json` "
+                 "holds the rule as `ranking_rule`, and a test keeps `AUTO_RANKING_PROXY` equal to it); image "
+                 "folders keep one proxy for both, as `neighbour_agreement` needs a feature table. A search that "
+                 "wants the former rule says `--proxy im`.\n")
     else:
-        text += "The pools and the whole searches do not agree on a better rule, so `im` stays the default.\n"
+        text += ("The pools and the whole searches over several seeds do not agree on a better rule, so `im` ranks "
+                 "and keeps epochs by default.\n")
     return text
+
+
+def adopted_rule(per_group: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """The rule ``proxy: auto`` ranks feature tables by: :data:`SPLIT` where the pools prefer it with every group held
+    out and the whole searches, over more than one seed, gain :data:`MIN_GAIN` points on it, and gain with each group
+    left out; otherwise :data:`IM`."""
+    held = held_out_rules(per_group)
+    mean, held_gain = search_verdict(runs, SPLIT)
+    seeds = runs[runs["rule"] == SPLIT]["seed"].nunique() if not runs.empty else 0
+    if (all(rule == SPLIT for rule in held.values()) and seeds > 1 and mean >= MIN_GAIN
+            and all(gain > 0 for gain in held_gain.values())):
+        return SPLIT
+    return IM
 
 
 def main() -> None:
@@ -195,7 +270,17 @@ def main() -> None:
     parser.add_argument("pools", nargs="+", help="methods_bench --out files with --dump-predictions of im and "
                                                  "neighbour_agreement")
     args = parser.parse_args()
-    print(write("checkpoint_proxy.md", page(measure(args.pools), args.pools)))
+    everything = measure(args.pools)
+    print(write("checkpoint_proxy.md", page(everything, args.pools)))
+    ranking = RULES[adopted_rule(regret_per_group(everything[everything["selection"] == SHIPPED]), searches())][0]
+    update_auto_rule(ranking_rule={KIND: None if ranking == AUTO_PROXY[KIND] else ranking,
+                                   **{kind: None for kind in AUTO_PROXY if kind != KIND}},
+                     ranking_rule_criterion=f"with proxy auto, the proxy that ranks trials at the epochs the rule's "
+                                            f"proxy keeps (null: the rule's proxy): neighbour_agreement where the "
+                                            f"pools prefer it with every group held out and whole default searches "
+                                            f"over several seeds gain at least {MIN_GAIN:g} points per search with "
+                                            f"it, and gain with each group left out",
+                     ranking_rule_source="benchmarks/results/checkpoint_proxy.md")
 
 
 if __name__ == "__main__":

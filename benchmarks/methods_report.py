@@ -51,7 +51,8 @@ def short(task: str) -> str:
 
 
 def default_proxy(group: str) -> str:
-    """The proxy a search selects with by default (``proxy: auto``) on this group's input kind."""
+    """The proxy that keeps each trial's epoch by default (``proxy: auto``) on this group's input kind: this page
+    picks each method's best (trial, epoch) point by it."""
     return AUTO_PROXY[INPUT_KIND[group]]
 
 

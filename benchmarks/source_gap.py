@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from adaptune.algorithms.data import load_task
-from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
+from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP, auto_proxies
 from adaptune.reports.leaderboard import FINISHED, selection_order
 from adaptune.reports.run_dir import RunDir
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
@@ -70,6 +70,7 @@ def rerank(run: str) -> dict:
     preprocess = summary.get("preprocess_requested") or summary["preprocess"]
 
     outcome = {"task": config["task"], "kind": task.input_kind, "trials": len(rows), "proxy": summary["proxy"],
+               "checkpoint_proxy": summary.get("checkpoint_proxy") or summary["proxy"],
                "best_trial": 100 * max(r["target_acc"] for r in rows),
                "recorded_ensemble": 100 * board.loc[board["status"] == "ensemble", "target_acc"].item(),
                # the run's own ensemble (no cap per method before the setting existed), to check the re-ranking
@@ -159,15 +160,18 @@ def cap_section(outcomes: list[dict]) -> tuple[str, int | None]:
 
 
 def shipped_section(outcomes: list[dict]) -> str:
-    """What the shipped selection (the kind's auto proxy, gap and cap) recommends on the runs that searched with the
-    shipped proxy: mean accuracy, loss against each run's best trial, and the runs above both baselines."""
-    mine = [o for o in outcomes if o["proxy"] == AUTO_PROXY[o["kind"]]]
+    """What the shipped selection (the kind's auto proxies, gap and cap) recommends on the runs that searched with the
+    shipped proxies: mean accuracy, loss against each run's best trial, and the runs above both baselines."""
+    mine = [o for o in outcomes
+            if (o["proxy"], o.get("checkpoint_proxy", o["proxy"])) == auto_proxies(o["kind"])]
     if not mine:
         return ""
     searches = [(o["ensemble"][AUTO_SOURCE_GAP.get(o["kind"])], o["best_trial"], o["baseline"]) for o in mine]
     mean, loss, worst, above = against_best(searches)
+    rule = ", ".join(f"{kind}: `{ranking}`" + ("" if kept == ranking else f" at `{kept}`'s epochs")
+                     for kind in AUTO_PROXY for ranking, kept in [auto_proxies(kind)])
     return (f"\n## The shipped selection on these searches\n\nThe {len(mine)} runs that searched with today's `auto` "
-            f"proxy ({', '.join(f'{k}: `{v}`' for k, v in AUTO_PROXY.items())}), ranked with the default gap and cap: "
+            f"proxy ({rule}), ranked with the default gap and cap: "
             f"recommended {mean:.1f}% on average, {loss:.1f} points below their best trials (at most "
             f"{searches[worst][1] - searches[worst][0]:.1f}, {mine[worst]['label']}), {above} of {len(mine)} above "
             "both no-adaptation baselines.\n")

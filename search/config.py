@@ -79,9 +79,9 @@ class SearchConfig:
     preprocess: str | list[str] = DEFAULT_PREPROCESS
     image_size: int = DEFAULT_IMAGE_SIZE  # image folders: decoded at this many pixels square
     augment: str = DEFAULT_AUGMENT  # image folders: training augmentation (algorithms.images.AUGMENTATIONS)
-    proxy: str = "auto"  # a proxy name, or "auto": by input kind (see algorithms.proxies.AUTO_PROXY)
+    proxy: str = "auto"  # a proxy name, or "auto": by input kind (see algorithms.proxies.resolve_proxies)
     # The proxy whose best epoch each trial keeps (its checkpoint, the epoch its leaderboard row reports); trials are
-    # then ranked, stopped and sampled by ``proxy`` at that epoch. None: ``proxy`` itself.
+    # then ranked, stopped and sampled by ``proxy`` at that epoch. None: ``proxy`` itself (for ``auto``, its own rule).
     checkpoint_proxy: str | None = None
     fewshot_k: int = 0  # opt-in: k labeled target samples per class for the fewshot proxy (0 = none)
     # The leaderboard's ensemble row averages the top-k trials by the proxy (0 = no row).

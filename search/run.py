@@ -33,7 +33,7 @@ from adaptune.algorithms.errors import InputError, first_line
 from adaptune.algorithms.hparams import default_ranges
 from adaptune.algorithms.images import gather
 from adaptune.algorithms.methods import METHODS
-from adaptune.algorithms.proxies import PROXIES, resolve_proxy, resolve_source_gap
+from adaptune.algorithms.proxies import PROXIES, resolve_proxies, resolve_source_gap
 from adaptune.reports.run_dir import RunDir
 
 from .config import SearchConfig
@@ -127,11 +127,9 @@ def prepare(config: SearchConfig) -> Prepared:
         raise InputError("search_space.freeze_depth", f"expected integers within 0..{backbone.depth} for "
                          f"{backbone_name}, got [{low}, {high}]")
     ranges["freeze_depth"] = (int(low), int(high))
-    proxy = resolve_proxy(config.proxy, task)
+    proxy, checkpoint_proxy = resolve_proxies(config.proxy, config.checkpoint_proxy, task)
     if config.address:
         check_reachable(config.address, config.connect_timeout_s)
-    checkpoint_proxy = proxy if config.checkpoint_proxy is None else \
-        resolve_proxy(config.checkpoint_proxy, task, field="checkpoint_proxy")
     return Prepared(config, task, backbone_name, ranges, proxy, make_plan(config, task, proxy),
                     resolve_source_gap(config.source_gap, task),
                     resolve_smoothing(config.smoothing, config.smoothing_weight, task), checkpoint_proxy)

@@ -289,6 +289,32 @@ def test_auto_proxy_resolves_by_input_kind(blobs_task):
         resolve_proxy("nope", blobs_task)
 
 
+def test_auto_ranks_by_its_ranking_rule_at_the_epochs_of_its_proxy_rule(blobs_task, monkeypatch):
+    from dataclasses import replace
+
+    from adaptune.algorithms import proxies
+
+    monkeypatch.setattr(proxies, "AUTO_PROXY", {"features": "im", "images": "bnm"})
+    monkeypatch.setattr(proxies, "AUTO_RANKING_PROXY", {"features": "neighbour_agreement", "images": None})
+    images = replace(blobs_task, input_kind="images")
+    assert proxies.resolve_proxies("auto", None, blobs_task) == ("neighbour_agreement", "im")
+    assert proxies.resolve_proxies("auto", None, images) == ("bnm", "bnm")  # no ranking rule: one proxy for both
+    assert proxies.resolve_proxies("auto", "snd", blobs_task) == ("neighbour_agreement", "snd")
+    assert proxies.resolve_proxies("entropy", None, blobs_task) == ("entropy", "entropy")
+    assert proxies.resolve_proxies("entropy", "im", blobs_task) == ("entropy", "im")
+    with pytest.raises(InputError, match="checkpoint_proxy"):
+        proxies.resolve_proxies("auto", "neighbour_agreement", images)
+
+
+def test_the_auto_ranking_rule_names_epoch_wise_proxies():
+    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_RANKING_PROXY
+
+    assert set(AUTO_RANKING_PROXY) == set(AUTO_PROXY)
+    for kind, name in AUTO_RANKING_PROXY.items():
+        assert name is None or (not PROXIES[name].final_only and name != "fewshot"
+                                and (kind == "features" or not PROXIES[name].features_only))
+
+
 def test_auto_proxy_without_a_rule_or_an_input_kind(monkeypatch):
     from adaptune.algorithms import proxies
 
@@ -303,10 +329,11 @@ def test_auto_rule_is_the_one_our_benchmark_derived():
     import json
     from pathlib import Path
 
-    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
+    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_RANKING_PROXY, AUTO_SOURCE_GAP
 
     measured = json.loads((Path(__file__).resolve().parents[2] / "benchmarks/results/proxy_auto.json").read_text())
     assert AUTO_PROXY == measured["rule"] and AUTO_SOURCE_GAP == measured["source_gap"]
+    assert AUTO_RANKING_PROXY == measured["ranking_rule"]
     from adaptune.search.config import DEFAULT_ENSEMBLE_PER_METHOD
 
     assert DEFAULT_ENSEMBLE_PER_METHOD == measured["ensemble_per_method"]

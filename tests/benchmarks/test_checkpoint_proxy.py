@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmarks.checkpoint_proxy import BARE, RULES, SHIPPED, held_out_rules, page
+from benchmarks.checkpoint_proxy import BARE, RULES, SHIPPED, adopted_rule, held_out_rules, page
 
 IM, ALONE, SPLIT = RULES
 
@@ -19,6 +19,14 @@ def _frame(regrets: dict[str, dict[str, float]], bare: dict[str, dict[str, float
                          for group, by_rule in table.items() for rule, regret in by_rule.items()])
 
 
+def _runs(gains: dict[str, float], seeds: tuple[int, ...] = (0, 1)) -> pd.DataFrame:
+    """Rows of :func:`searches`: one task per group and seed, searched by im and by the split rule, which
+    recommends ``gains[group]`` points more."""
+    return pd.DataFrame([{"rule": rule, "seed": seed, "task": f"{group}:t", "group": group,
+                          "recommended": 80.0 + (gain if rule == SPLIT else 0.0), "best": 85.0, "baseline": 79.0}
+                         for group, gain in gains.items() for seed in seeds for rule in (IM, SPLIT)])
+
+
 def test_each_group_gets_the_rule_of_least_regret_on_the_others():
     per_group = pd.DataFrame({IM: {"a": 1.0, "b": 1.0, "c": 5.0}, SPLIT: {"a": 0.5, "b": 3.0, "c": 0.0}})
     # a held out: b and c favour SPLIT (1.5 < 3.0); b held out: a and c favour SPLIT too; c held out: IM (1.0 < 1.75)
@@ -27,15 +35,27 @@ def test_each_group_gets_the_rule_of_least_regret_on_the_others():
 
 def test_the_page_names_the_better_rule_and_the_tasks_below_the_baseline():
     better = _frame({"a": {IM: 1.0, ALONE: 2.0, SPLIT: 0.5}, "b": {IM: 3.0, ALONE: 4.0, SPLIT: 1.0}})
-    text = page(better, ["pool.jsonl.gz"])
+    text = page(better, ["pool.jsonl.gz"], _runs({"a": 1.0, "b": 0.5}))
     assert ("selects better than `im` on the pools (0.75 against 2.00); as its own checkpoint rule it does worse "
             "(3.00)") in text
     assert f"| {IM} | 1 of 2 | b:t 87.0 < 88.0 |" in text and f"| {SPLIT} | 2 of 2 | - |" in text
     worse = _frame({"a": {IM: 1.0, ALONE: 2.0, SPLIT: 1.5}, "b": {IM: 1.0, ALONE: 4.0, SPLIT: 1.0}})
     neither = "Neither use of `neighbour_agreement` selects better than `im` alone on the pools"
-    assert neither in page(worse, ["pool.jsonl.gz"]) and "do not agree on a better rule" in page(worse, ["p.gz"])
-    # The committed whole searches (search_suite*.md) recommend more with the split rule than with im.
-    assert "one seed of whole searches per task agree" in text
+    worse_page = page(worse, ["pool.jsonl.gz"], _runs({"a": 1.0, "b": 0.5}))
+    assert neither in worse_page and "do not agree on a better rule" in worse_page
+    assert "so `proxy: auto` ranks feature tables by `neighbour_agreement` at the epochs `im` keeps" in text
+    assert "| a | 2 | 1.0 | 0.5 |" in text  # the gain on a, and on b with a left out
+
+
+def test_the_split_rule_is_adopted_only_where_every_held_out_view_agrees():
+    pools = pd.DataFrame({IM: {"a": 1.0, "b": 3.0, "c": 2.0}, ALONE: {"a": 2.0, "b": 4.0, "c": 3.0},
+                          SPLIT: {"a": 0.5, "b": 1.0, "c": 1.5}})
+    assert adopted_rule(pools, _runs({"a": 1.0, "b": 0.5, "c": 0.2})) == SPLIT
+    assert adopted_rule(pools, _runs({"a": 1.0, "b": 0.5, "c": 0.2}, seeds=(0,))) == IM  # one seed is not enough
+    assert adopted_rule(pools, _runs({"a": 0.3, "b": 0.3, "c": 0.0})) == IM  # under the least gain
+    assert adopted_rule(pools, _runs({"a": 2.0, "b": -1.5, "c": -1.0})) == IM  # a's gain alone: loses with a out
+    one_group_prefers_im = pools.assign(**{SPLIT: {"a": 0.5, "b": 1.0, "c": 9.0}})
+    assert adopted_rule(one_group_prefers_im, _runs({"a": 1.0, "b": 0.5, "c": 0.2})) == IM
 
 
 def test_the_page_says_when_the_bare_selection_and_the_shipped_one_disagree():

@@ -55,17 +55,19 @@ def test_a_cap_per_method_is_chosen_over_the_groups_and_adopted_only_where_it_ga
 
 
 def test_the_shipped_selection_is_read_on_the_runs_of_the_shipped_proxy_at_the_default_gap():
-    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP
+    from adaptune.algorithms.proxies import AUTO_SOURCE_GAP, auto_proxies
     from benchmarks.source_gap import shipped_section
 
     gap = AUTO_SOURCE_GAP["features"]
+    ranking, kept = auto_proxies("features")
 
-    def run(label: str, proxy: str, at_gap: float, best: float, baseline: float) -> dict:
-        return {"label": label, "kind": "features", "proxy": proxy, "best_trial": best, "baseline": baseline,
-                "ensemble": {None: 0.0, gap: at_gap}}
+    def run(label: str, proxies: tuple[str, str], at_gap: float, best: float, baseline: float) -> dict:
+        return {"label": label, "kind": "features", "proxy": proxies[0], "checkpoint_proxy": proxies[1],
+                "best_trial": best, "baseline": baseline, "ensemble": {None: 0.0, gap: at_gap}}
 
-    text = shipped_section([run("a", AUTO_PROXY["features"], 78.0, 80.0, 76.0),
-                            run("b", AUTO_PROXY["features"], 60.0, 66.0, 62.0),
-                            run("c", "some_other_proxy", 10.0, 90.0, 50.0)])  # another proxy's search: not read
+    text = shipped_section([run("a", (ranking, kept), 78.0, 80.0, 76.0),
+                            run("b", (ranking, kept), 60.0, 66.0, 62.0),
+                            run("c", ("some_other_proxy", kept), 10.0, 90.0, 50.0),  # another rule's search: not read
+                            run("d", (ranking, "some_other_proxy"), 10.0, 90.0, 50.0)])
     assert "The 2 runs" in text and "recommended 69.0% on average, 4.0 points below" in text
     assert "(at most 6.0, b), 1 of 2 above" in text

@@ -416,11 +416,13 @@ def test_edges_that_are_accepted(tmp_path):
 
 def test_methods_lists_every_method_and_what_auto_resolves_to(capsys):
     from adaptune.algorithms.methods import METHODS
-    from adaptune.algorithms.proxies import AUTO_PROXY
+    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_RANKING_PROXY
     from adaptune.search.config import DEFAULT_ENSEMBLE_PER_METHOD
 
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in METHODS)
-    assert f"features: {AUTO_PROXY['features']}, images: {AUTO_PROXY['images']}" in out
+    for kind, kept in AUTO_PROXY.items():
+        ranking = AUTO_RANKING_PROXY.get(kind)
+        assert (f"{kind}: {ranking} at {kept}'s best epoch" if ranking else f"{kind}: {kept}") in out
     assert f"ensemble_per_method: at most {DEFAULT_ENSEMBLE_PER_METHOD} " in out

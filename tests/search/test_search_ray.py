@@ -290,10 +290,10 @@ def test_final_only_proxy_runs_every_trial_to_the_end_and_auto_resolves(ray_loca
     assert board["status"].tolist() == ["completed", "completed"]  # no early stopping without a value
     assert (board["best_epoch"] == 2).all() and board["score"].between(0, 1).all()
 
-    from adaptune.algorithms.proxies import AUTO_PROXY
+    from adaptune.algorithms.proxies import auto_proxies
 
     auto = prepare(build_config({"task": "synthetic:blobs", "proxy": "auto", "out": str(tmp_path / "a")}))
-    assert auto.proxy == AUTO_PROXY["features"]
+    assert (auto.proxy, auto.checkpoint_proxy) == auto_proxies("features")
 
 
 def test_the_budget_plans_the_trials_and_a_closed_form_trial_reports_once(ray_local, tmp_path):
