@@ -102,6 +102,18 @@ def write(name: str, text: str, folder: str = RESULTS) -> str:
     return path
 
 
+def kept_metric(summary: dict) -> str:
+    """The reported metric by which a run's trials kept their checkpoints (from its summary.json): the checkpoint
+    proxy's, which is the selecting proxy's unless the run named another."""
+    return f"proxy_{summary.get('checkpoint_proxy') or summary['proxy']}"
+
+
+def selection_label(summary: dict) -> str:
+    """How a run ranked its trials, for a table: its proxy, and the proxy whose epochs it read when another."""
+    kept = summary.get("checkpoint_proxy") or summary["proxy"]
+    return summary["proxy"] + ("" if kept == summary["proxy"] else f" at {kept}")
+
+
 def kept_predictions(run: str, trial_id: str, metric: str) -> torch.Tensor | None:
     """The target probabilities of a trial's best kept checkpoint by ``metric`` in the run directory ``run`` (of equal
     scores, the latest), the checkpoint the search's ensemble row reads; None when it kept none."""

@@ -43,7 +43,17 @@ from adaptune.reports.leaderboard import at_most_per_method, selection_order
 from adaptune.reports.svg import Series, color, xy_chart
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
 from adaptune.search.step_budget import budget_steps, spends_budget
-from benchmarks._common import RESULTS, group_of, header, kept_predictions, md_table, read_jsonl, write
+from benchmarks._common import (
+    RESULTS,
+    group_of,
+    header,
+    kept_metric,
+    kept_predictions,
+    md_table,
+    read_jsonl,
+    selection_label,
+    write,
+)
 from benchmarks.baselines import saved_baseline
 from benchmarks.skeleton import run_default_search
 
@@ -149,13 +159,13 @@ def measure(task: str, strategy: str, seed: int, out: str, wall: float) -> dict:
     total = int(max(summary["steps_used"], 1))
     step = int(GRID * DEFAULT_BUDGET)
     points = sorted({*range(step, total + step, step), total}) if strategy != "defaults" else [10**12]
-    rows, trials = curve(out, labels, points, summary.get("source_gap"), f"proxy_{summary['proxy']}",
+    rows, trials = curve(out, labels, points, summary.get("source_gap"), kept_metric(summary),
                          smoother(summary, resolved.target_val.x))
     if strategy == "defaults":
         rows[0]["compute"] = max(t["compute"] for t in trials)
     return {"task": task, "strategy": strategy, "seed": seed, "wall_s": wall, "plan": summary["plan"],
             "steps_used": summary["steps_used"], "preprocess": summary["preprocess"],
-            "source_gap": summary.get("source_gap"), "proxy": summary["proxy"],
+            "source_gap": summary.get("source_gap"), "proxy": selection_label(summary),
             "smoothing": summary.get("smoothing"), "curve": rows,
             "trials": trials}
 
@@ -416,8 +426,8 @@ def rule_section(table: pd.DataFrame, records: list[dict]) -> str:
 
 
 def proxies_of(records: list[dict]) -> str:
-    """The selecting proxies of the runs, in words (records made before runs recorded it selected by im_ts, the
-    feature tables' auto proxy then)."""
+    """The selecting proxies of the runs (``_common.selection_label``), in words (records made before runs recorded
+    it selected by im_ts, the feature tables' auto proxy then)."""
     return ", ".join(f"`{name}`" for name in sorted({r.get("proxy", "im_ts") for r in records}))
 
 

@@ -51,9 +51,11 @@ from benchmarks._common import (
     RESULTS,
     group_of,
     header,
+    kept_metric,
     kept_predictions,
     md_table,
     read_jsonl,
+    selection_label,
     update_auto_rule,
     write,
 )
@@ -98,10 +100,10 @@ def search_entry(run: str) -> dict | None:
     if load_task(config["task"], preprocess=summary["preprocess"]).input_kind != KIND:
         return None
     ensemble = board.loc[board["status"] == "ensemble"].iloc[0]
-    metric = f"proxy_{summary['proxy']}"
+    metric = kept_metric(summary)
     probs = average_predictions([kept_predictions(run, member, metric) for member in ensemble["members"].split(",")])
     trials = board[board["status"].isin(FINISHED)]
-    label = f"{config['task']} ({summary['proxy']}, seed {config.get('seed', 0)})"
+    label = f"{config['task']} ({selection_label(summary)}, seed {config.get('seed', 0)})"
     return _entry("search", label, config["task"], summary["preprocess"], 0, 100 * trials["target_acc"].max(), probs)
 
 

@@ -32,8 +32,10 @@ from benchmarks._common import (
     against_best,
     group_of,
     header,
+    kept_metric,
     kept_predictions,
     md_table,
+    selection_label,
     update_auto_rule,
     write,
 )
@@ -58,7 +60,7 @@ def rerank(run: str) -> dict:
     rows = [r for r in board.to_dict("records") if r["status"] in FINISHED]
     task = load_task(config["task"], preprocess=summary["preprocess"])
     labels = task.target_oracle
-    probs = {r["trial_id"]: kept_predictions(run, r["trial_id"], f"proxy_{summary['proxy']}") for r in rows}
+    probs = {r["trial_id"]: kept_predictions(run, r["trial_id"], kept_metric(summary)) for r in rows}
 
     def ensemble(gap: float | None, per_method: int | None, k: int = DEFAULT_ENSEMBLE_K) -> float:
         """The oracle accuracy (%) of the top ``k`` trials admitted at ``gap`` that kept predictions, at most
@@ -77,7 +79,7 @@ def rerank(run: str) -> dict:
                "reranked_ensemble": ensemble(summary.get("source_gap"), config.get("ensemble_per_method")),
                "recorded_gap": summary.get("source_gap"),
                "budget_capped": bool(summary["plan"].get("capped")),  # no trial started once the budget was spent
-               "label": f"{config['task']} ({summary['proxy']}, seed {config.get('seed', 0)})",
+               "label": f"{config['task']} ({selection_label(summary)}, seed {config.get('seed', 0)})",
                # the baselines under the preprocessing as configured (runs from before summaries recorded it: the
                # kind applied)
                "baseline": saved_baseline(config["task"], preprocess)["best"],

@@ -71,3 +71,12 @@ def test_the_shipped_selection_is_read_on_the_runs_of_the_shipped_proxy_at_the_d
                             run("d", (ranking, "some_other_proxy"), 10.0, 90.0, 50.0)])
     assert "The 2 runs" in text and "recommended 69.0% on average, 4.0 points below" in text
     assert "(at most 6.0, b), 1 of 2 above" in text
+
+
+def test_a_run_is_read_at_the_checkpoints_its_checkpoint_proxy_kept():
+    from benchmarks._common import kept_metric, selection_label
+
+    split = {"proxy": "neighbour_agreement", "checkpoint_proxy": "im"}
+    assert kept_metric(split) == "proxy_im" and selection_label(split) == "neighbour_agreement at im"
+    for one in ({"proxy": "im", "checkpoint_proxy": "im"}, {"proxy": "im"}):  # the second: a summary from before
+        assert kept_metric(one) == "proxy_im" and selection_label(one) == "im"
