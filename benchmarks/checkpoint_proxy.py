@@ -57,16 +57,20 @@ def best_points(jsonl: str) -> dict[str, float]:
 
 SHIPPED, BARE = "as shipped", "before the gap and the smoothing"
 IM, ALONE, SPLIT = RULES
-# Whole default searches on the same tasks, per rule and seed (benchmarks.skeleton --tasks ... --seed S plus the
-# rule's flags; the im pages ran with no flags, when `auto` ranked by im and kept its epochs).
+# Whole default searches, per rule: (seed, page) of benchmarks.skeleton --tasks ... --seed S plus the rule's flags.
+# search_suite.md and search_suite_seed1/2.md ran without flags when `auto` ranked by im and kept its epochs;
+# search_suite_digits.md and search_suite_digits_seed1.md ran without flags once `auto` ranked by the split rule.
 SEARCH_PAGES = {
-    IM: {0: "search_suite.md", 1: "search_suite_seed1.md", 2: "search_suite_seed2.md"},
-    ALONE: {0: "search_suite_neighbour_agreement.md"},
-    SPLIT: {0: "search_suite_neighbour_agreement_at_im.md", 1: "search_suite_neighbour_agreement_at_im_seed1.md",
-            2: "search_suite_neighbour_agreement_at_im_seed2.md"},
+    IM: [(0, "search_suite.md"), (1, "search_suite_seed1.md"), (2, "search_suite_seed2.md"),
+         (0, "search_suite_digits_im.md"), (1, "search_suite_digits_im_seed1.md")],
+    ALONE: [(0, "search_suite_neighbour_agreement.md")],
+    SPLIT: [(0, "search_suite_neighbour_agreement_at_im.md"), (1, "search_suite_neighbour_agreement_at_im_seed1.md"),
+            (2, "search_suite_neighbour_agreement_at_im_seed2.md"), (0, "search_suite_digits.md"),
+            (1, "search_suite_digits_seed1.md")],
 }
-# The least mean gain (points of recommended target accuracy per search) over the im rule's searches, paired by task
-# and seed, for which a rule replaces im's ranking by default; it must also hold with each group left out.
+# The least gain (points of recommended target accuracy over the im rule's searches, paired by task and seed; the
+# mean over groups of each group's mean) for which a rule replaces im's ranking by default; it must also hold with
+# each group left out.
 MIN_GAIN = 0.25
 
 
@@ -97,12 +101,12 @@ def measure(pools: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def searches(pages: dict[str, dict[int, str]] = SEARCH_PAGES) -> pd.DataFrame:
+def searches(pages: dict[str, list[tuple[int, str]]] = SEARCH_PAGES) -> pd.DataFrame:
     """One row per committed whole search of ``pages``: rule, seed, task, group, the target accuracy (%) of its
     recommendation and of its best trial (oracle, reporting only), and the better source-only baseline."""
     rows = []
-    for rule, by_seed in pages.items():
-        for seed, name in by_seed.items():
+    for rule, seeded in pages.items():
+        for seed, name in seeded:
             if os.path.exists(os.path.join(RESULTS, name)):
                 rows += [{"rule": rule, "seed": seed, "task": row["task"], "group": group_of(row["task"]),
                           "recommended": float(row["recommended"]), "best": float(row["best trial (oracle)"]),
@@ -140,9 +144,11 @@ def searches_section(runs: pd.DataFrame) -> str:
     text = ("\n\n## Whole default searches\n\n`adaptune search --task T --seed S` with every other setting at its "
             "default, per rule: " + "; ".join(
                 f"`{search_flags(rule)}` (" + ", ".join(f"seed {seed}: benchmarks/results/{name}" for seed, name in
-                                                     SEARCH_PAGES[rule].items()) + ")" for rule in rules)
-            + ". The im pages ran with no flags, when `auto` ranked by im. Target accuracy (%) of the recommendation; "
-            "TPE spends each search differently, so the best trials differ too.\n\n")
+                                                     SEARCH_PAGES[rule]) + ")" for rule in rules)
+            + ". Each page's header holds its command and commit: search_suite.md and search_suite_seed1/2.md ran "
+            "without flags when `auto` ranked by im, search_suite_digits*.md without flags when it ranked by "
+            "`neighbour_agreement` at im's epochs. Target accuracy (%) of the recommendation; TPE spends each "
+            "search differently, so the best trials differ too.\n\n")
     text += md_table([[task, seed, *[wide.loc[(task, seed), rule] if rule in wide and wide.loc[(task, seed), rule]
                                      == wide.loc[(task, seed), rule] else "-" for rule in rules],
                        firsts.loc[task, "baseline"]] for task, seed in wide.index],
@@ -236,8 +242,8 @@ def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None =
         if mean == mean:
             seeds = runs[runs["rule"] == rule]["seed"].nunique()
             text += (f"On the whole searches `{search_flags(rule)}` recommended {abs(mean):.2f} points "
-                     f"{'more' if mean > 0 else 'less'} than `im` per search (group means, {seeds} "
-                     f"seed{'s' if seeds > 1 else ''}). ")
+                     f"{'more' if mean > 0 else 'less'} than `im` (the mean over groups of each group's mean, "
+                     f"{seeds} seed{'s' if seeds > 1 else ''}). ")
     adopted = adopted_rule(per_group, runs)
     if adopted == SPLIT:
         text += (f"The pools with every group held out and the whole searches over several seeds agree (a gain of "
@@ -247,8 +253,14 @@ def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None =
                  "folders keep one proxy for both, as `neighbour_agreement` needs a feature table. A search that "
                  "wants the former rule says `--proxy im`.\n")
     else:
-        text += ("The pools and the whole searches over several seeds do not agree on a better rule, so `im` ranks "
-                 "and keeps epochs by default.\n")
+        gain = paired_gain(runs, SPLIT)
+        losing = gain.groupby("group")["gain"].mean() if not gain.empty else pd.Series(dtype=float)
+        losing = losing[losing < 0]
+        text += ("The pools and the whole searches over several seeds do not agree on a better rule"
+                 + (" (the searches of " + ", ".join(f"{group} ({value:.1f} points)" for group, value in
+                                                     losing.items()) + " lose with the split rule)"
+                    if len(losing) else "")
+                 + f", so `im` ranks and keeps epochs by default; `{search_flags(SPLIT)}` runs the split rule.\n")
     return text
 
 
@@ -278,7 +290,7 @@ def main() -> None:
                      ranking_rule_criterion=f"with proxy auto, the proxy that ranks trials at the epochs the rule's "
                                             f"proxy keeps (null: the rule's proxy): neighbour_agreement where the "
                                             f"pools prefer it with every group held out and whole default searches "
-                                            f"over several seeds gain at least {MIN_GAIN:g} points per search with "
+                                            f"over several seeds gain at least {MIN_GAIN:g} points per group with "
                                             f"it, and gain with each group left out",
                      ranking_rule_source="benchmarks/results/checkpoint_proxy.md")
 

@@ -43,6 +43,8 @@ def test_the_page_names_the_better_rule_and_the_tasks_below_the_baseline():
     neither = "Neither use of `neighbour_agreement` selects better than `im` alone on the pools"
     worse_page = page(worse, ["pool.jsonl.gz"], _runs({"a": 1.0, "b": 0.5}))
     assert neither in worse_page and "do not agree on a better rule" in worse_page
+    losing = page(better, ["pool.jsonl.gz"], _runs({"a": 1.0, "b": -0.5}))
+    assert "(the searches of b (-0.5 points) lose with the split rule), so `im` ranks" in losing
     assert "so `proxy: auto` ranks feature tables by `neighbour_agreement` at the epochs `im` keeps" in text
     assert "| a | 2 | 1.0 | 0.5 |" in text  # the gain on a, and on b with a left out
 
