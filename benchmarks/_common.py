@@ -102,15 +102,20 @@ def write(name: str, text: str, folder: str = RESULTS) -> str:
     return path
 
 
+def kept_proxy(summary: dict) -> str:
+    """The proxy by which a run's trials kept their checkpoints (from its summary.json): its checkpoint proxy, which
+    is its selecting proxy unless the run named another (summaries from before the setting name none)."""
+    return summary.get("checkpoint_proxy") or summary["proxy"]
+
+
 def kept_metric(summary: dict) -> str:
-    """The reported metric by which a run's trials kept their checkpoints (from its summary.json): the checkpoint
-    proxy's, which is the selecting proxy's unless the run named another."""
-    return f"proxy_{summary.get('checkpoint_proxy') or summary['proxy']}"
+    """The reported metric by which a run's trials kept their checkpoints: :func:`kept_proxy`'s."""
+    return f"proxy_{kept_proxy(summary)}"
 
 
 def selection_label(summary: dict) -> str:
     """How a run ranked its trials, for a table: its proxy, and the proxy whose epochs it read when another."""
-    kept = summary.get("checkpoint_proxy") or summary["proxy"]
+    kept = kept_proxy(summary)
     return summary["proxy"] + ("" if kept == summary["proxy"] else f" at {kept}")
 
 

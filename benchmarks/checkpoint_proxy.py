@@ -123,15 +123,13 @@ def paired_gain(runs: pd.DataFrame, rule: str) -> pd.DataFrame:
     return (wide[rule] - wide[IM]).dropna().rename("gain").reset_index()
 
 
-def search_verdict(runs: pd.DataFrame, rule: str) -> tuple[float, dict[str, float]]:
-    """``rule``'s mean gain over im on the paired searches, and with each group left out, its mean gain on the
-    other groups' searches (each group weighing as one)."""
+def search_verdict(runs: pd.DataFrame, rule: str) -> tuple[pd.Series, dict[str, float]]:
+    """``rule``'s mean gain over im per group on the paired searches (empty without any; its mean weighs each group
+    as one), and with each group left out, its mean gain on the other groups."""
     gain = paired_gain(runs, rule)
-    if gain.empty:
-        return float("nan"), {}
-    per_group = gain.groupby("group")["gain"].mean()
-    return float(per_group.mean()), {group: float(per_group.drop(group).mean()) if len(per_group) > 1 else
-                                     float("nan") for group in per_group.index}
+    per_group = gain.groupby("group")["gain"].mean().astype(float)
+    return per_group, {group: float(per_group.drop(group).mean()) if len(per_group) > 1 else float("nan")
+                       for group in per_group.index}
 
 
 def searches_section(runs: pd.DataFrame) -> str:
@@ -163,13 +161,13 @@ def searches_section(runs: pd.DataFrame) -> str:
         gain = paired_gain(runs, rule)
         if rule == IM or gain.empty:
             continue
-        mean, held = search_verdict(runs, rule)
-        per_group = gain.groupby("group")["gain"]
+        per_group, held = search_verdict(runs, rule)
+        counts = gain["group"].value_counts()
         text += (f"\n\n`{rule}` against `im` on the {len(gain)} searches both ran (same task and seed): "
                  f"{(gain['gain'] > 0).sum()} higher, {(gain['gain'] < 0).sum()} lower; mean gain per group, each "
                  "group weighing as one, and the gain on the other groups with each one left out:\n\n")
-        text += md_table([[group, int(per_group.count()[group]), per_group.mean()[group], held[group]]
-                          for group in per_group.mean().index] + [["mean", len(gain), mean, "-"]],
+        text += md_table([[group, int(counts[group]), per_group[group], held[group]] for group in per_group.index]
+                         + [["mean", len(gain), per_group.mean(), "-"]],
                          ["group", "searches", "gain (points)", "gain on the other groups"])
     return text
 
@@ -238,8 +236,9 @@ def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None =
     else:
         text += "Neither use of `neighbour_agreement` selects better than `im` alone on the pools. "
     for rule in (ALONE, SPLIT):
-        mean, held_gain = search_verdict(runs, rule)
-        if mean == mean:
+        per_rule_group, _ = search_verdict(runs, rule)
+        mean = per_rule_group.mean()
+        if len(per_rule_group):
             seeds = runs[runs["rule"] == rule]["seed"].nunique()
             text += (f"On the whole searches `{search_flags(rule)}` recommended {abs(mean):.2f} points "
                      f"{'more' if mean > 0 else 'less'} than `im` (the mean over groups of each group's mean, "
@@ -253,9 +252,8 @@ def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None =
                  "folders keep one proxy for both, as `neighbour_agreement` needs a feature table. A search that "
                  "wants the former rule says `--proxy im`.\n")
     else:
-        gain = paired_gain(runs, SPLIT)
-        losing = gain.groupby("group")["gain"].mean() if not gain.empty else pd.Series(dtype=float)
-        losing = losing[losing < 0]
+        per_split_group, _ = search_verdict(runs, SPLIT)
+        losing = per_split_group[per_split_group < 0]
         text += ("The pools and the whole searches over several seeds do not agree on a better rule"
                  + (" (the searches of " + ", ".join(f"{group} ({value:.1f} points)" for group, value in
                                                      losing.items()) + " lose with the split rule)"
@@ -269,9 +267,9 @@ def adopted_rule(per_group: pd.DataFrame, runs: pd.DataFrame) -> str:
     out and the whole searches, over more than one seed, gain :data:`MIN_GAIN` points on it, and gain with each group
     left out; otherwise :data:`IM`."""
     held = held_out_rules(per_group)
-    mean, held_gain = search_verdict(runs, SPLIT)
+    per_split_group, held_gain = search_verdict(runs, SPLIT)
     seeds = runs[runs["rule"] == SPLIT]["seed"].nunique() if not runs.empty else 0
-    if (all(rule == SPLIT for rule in held.values()) and seeds > 1 and mean >= MIN_GAIN
+    if (all(rule == SPLIT for rule in held.values()) and seeds > 1 and per_split_group.mean() >= MIN_GAIN
             and all(gain > 0 for gain in held_gain.values())):
         return SPLIT
     return IM
@@ -282,10 +280,10 @@ def main() -> None:
     parser.add_argument("pools", nargs="+", help="methods_bench --out files with --dump-predictions of im and "
                                                  "neighbour_agreement")
     args = parser.parse_args()
-    everything = measure(args.pools)
-    print(write("checkpoint_proxy.md", page(everything, args.pools)))
-    ranking = RULES[adopted_rule(regret_per_group(everything[everything["selection"] == SHIPPED]), searches())][0]
-    update_auto_rule(ranking_rule={KIND: None if ranking == AUTO_PROXY[KIND] else ranking,
+    everything, runs = measure(args.pools), searches()
+    print(write("checkpoint_proxy.md", page(everything, args.pools, runs)))
+    adopted = adopted_rule(regret_per_group(everything[everything["selection"] == SHIPPED]), runs)
+    update_auto_rule(ranking_rule={KIND: None if adopted == IM else RULES[adopted][0],
                                    **{kind: None for kind in AUTO_PROXY if kind != KIND}},
                      ranking_rule_criterion=f"with proxy auto, the proxy that ranks trials at the epochs the rule's "
                                             f"proxy keeps (null: the rule's proxy): neighbour_agreement where the "

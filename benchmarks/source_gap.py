@@ -34,6 +34,7 @@ from benchmarks._common import (
     header,
     kept_metric,
     kept_predictions,
+    kept_proxy,
     md_table,
     selection_label,
     update_auto_rule,
@@ -72,7 +73,7 @@ def rerank(run: str) -> dict:
     preprocess = summary.get("preprocess_requested") or summary["preprocess"]
 
     outcome = {"task": config["task"], "kind": task.input_kind, "trials": len(rows), "proxy": summary["proxy"],
-               "checkpoint_proxy": summary.get("checkpoint_proxy") or summary["proxy"],
+               "checkpoint_proxy": kept_proxy(summary),
                "best_trial": 100 * max(r["target_acc"] for r in rows),
                "recorded_ensemble": 100 * board.loc[board["status"] == "ensemble", "target_acc"].item(),
                # the run's own ensemble (no cap per method before the setting existed), to check the re-ranking

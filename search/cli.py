@@ -328,7 +328,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     from adaptune.algorithms.hparams import default_ranges
     from adaptune.algorithms.methods import METHODS
-    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_RANKING_PROXY, AUTO_SOURCE_GAP, PROXIES
+    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP, PROXIES, auto_proxies
 
     from .config import DEFAULT_ENSEMBLE_PER_METHOD
     from .space import method_params
@@ -341,8 +341,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
     print("\nproxies (higher is better):")
     for name, proxy in PROXIES.items():
         print(f"    {name:<11} {proxy.summary}")
-    rule = ", ".join(f"{kind}: {AUTO_RANKING_PROXY[kind]} at {name}'s best epoch" if AUTO_RANKING_PROXY.get(kind)
-                     else f"{kind}: {name}" for kind, name in AUTO_PROXY.items())
+    rule = ", ".join(f"{kind}: {ranking}" + ("" if kept == ranking else f" at {kept}'s best epoch")
+                     for kind in AUTO_PROXY for ranking, kept in [auto_proxies(kind)])
     print(f"    {'auto':<11} by input kind, the rule with the least regret in our benchmark among proxies that never "
           f"over-rated one family ({rule})  (default)")
     gaps = ", ".join(f"{kind}: {'none' if gap is None else f'{gap:g}'}" for kind, gap in AUTO_SOURCE_GAP.items())
