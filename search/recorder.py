@@ -23,6 +23,7 @@ from adaptune.reports.run_dir import RunDir
 from adaptune.reports.values import duration, finite
 
 from .step_budget import spent_steps
+from .trial import CHECKPOINT_PATH_KEY
 
 FAILED = ("error", "diverged")
 NO_RESULT = "the trial ended without any of its results reaching the search"
@@ -38,7 +39,7 @@ def _active_recorder(out: str) -> Recorder:
 
 _RESULT_KEYS_TO_SKIP = ("config", "checkpoint_dir_name", "should_checkpoint", "done", "trial_id", "date",
                         "timestamp", "pid", "hostname", "time_since_restore", "iterations_since_restore",
-                        "experiment_tag", "checkpoint_path")
+                        "experiment_tag", CHECKPOINT_PATH_KEY)
 
 
 class Recorder(tune.Callback):

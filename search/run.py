@@ -39,7 +39,7 @@ from adaptune.reports.run_dir import RunDir
 from .config import SearchConfig
 from .precompute import precompute_features
 from .space import all_param_names, default_points, make_space
-from .trial import RANKING_SCORE, TrialSettings, resolve_task, train_trial, tune_trial
+from .trial import CHECKPOINT_PATH_KEY, RANKING_SCORE, TrialSettings, resolve_task, train_trial, tune_trial
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -229,13 +229,13 @@ def _best_checkpoint(result: Any, metric: str | None) -> Any:
     if result.best_checkpoints:
         return max(result.best_checkpoints, key=lambda pair: _score(pair[1].get(metric)))[0]
     frame = result.metrics_dataframe
-    if frame is None or "checkpoint_path" not in frame or (metric is not None and metric not in frame):
+    if frame is None or CHECKPOINT_PATH_KEY not in frame or (metric is not None and metric not in frame):
         return None
-    frame = frame[frame["checkpoint_path"].notna()]
+    frame = frame[frame[CHECKPOINT_PATH_KEY].notna()]
     if frame.empty:
         return None
     best = frame.index[-1] if metric is None else frame[metric].fillna(-math.inf).idxmax()
-    return Checkpoint(frame.loc[best, "checkpoint_path"])
+    return Checkpoint(frame.loc[best, CHECKPOINT_PATH_KEY])
 
 
 def _score(value: Any) -> float:

@@ -23,7 +23,9 @@ import functools
 import math
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,13 +275,70 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     _run(config, settings, report, runtime, _load_state(ray.train.get_checkpoint()), time.time())
 
 
+# The metric naming the Train checkpoint directory of a report (Ray's own Train -> Tune hand-over uses the same key).
+CHECKPOINT_PATH_KEY = "checkpoint_path"
+# How long the trial waits for the next Train report before it looks again whether the Train run has ended.
+RELAY_POLL_S = 0.5
+
+
+def _train_reports_callback(reports: Any) -> Any:
+    """A Ray Train callback that puts every report (rank 0's metrics, the checkpoint's path) on ``reports``.
+
+    Ray's own ``TuneReportCallback`` hands each report to Tune through a one-item queue that Tune's function session
+    drains concurrently with the trial; a report put just before the Train run ends could miss that drain, and the
+    trial's last epoch never reached Tune. Here the queue is unbounded and the trial itself relays it
+    (:func:`relay_reports`), so every report arrives, in order.
+    """
+    from ray.train.v2.api.callback import UserCallback
+
+    class ReportToTrial(UserCallback):
+        def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+            item = dict(metrics[0])
+            if checkpoint:
+                item[CHECKPOINT_PATH_KEY] = checkpoint.path
+            reports.put(item)
+
+    return ReportToTrial()
+
+
+def relay_reports(fit: Callable[[], Any], reports: Any, report: Callable[[dict[str, Any]], None],
+                  poll_s: float = RELAY_POLL_S) -> None:
+    """Run ``fit`` in a thread and pass every item of ``reports`` (a ``ray.util.queue.Queue``) to ``report`` while it
+    runs and after it returns, so that a report put just before the end is not lost; then raise what ``fit`` raised.
+    """
+    from ray.util.queue import Empty
+
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fit()
+        except BaseException as error:  # re-raised in the trial's thread below
+            raised.append(error)
+
+    thread = threading.Thread(target=run, name="train-fit", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        try:
+            report(reports.get(timeout=poll_s))
+        except Empty:
+            pass
+    while True:  # whatever the run reported after the last look
+        try:
+            report(reports.get_nowait())
+        except Empty:
+            break
+    if raised:
+        raise raised[0]
+
+
 def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Tune function trainable for the ``train`` runner: one Ray Train run per trial."""
     import ray.train
     from ray import tune
     from ray.train.torch import TorchTrainer
     from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
-    from ray.tune.integration.ray_train import TuneReportCallback
+    from ray.util.queue import Queue
 
     use_gpu = settings.gpus_per_trial > 0
     per_worker = {"CPU": settings.cpus_per_trial}
@@ -288,7 +347,8 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     for name, value in TRAIN_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)  # Ray Train passes these on to its controller and workers
     trainer_cls = TorchTrainer if settings.workers > 1 else DataParallelTrainer
-    trainer_cls(
+    reports = Queue(actor_options={"num_cpus": 0})
+    trainer = trainer_cls(
         train_worker,
         train_loop_config={"config": config, "settings": settings},
         scaling_config=ray.train.ScalingConfig(num_workers=settings.workers, use_gpu=use_gpu,
@@ -296,11 +356,15 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         run_config=ray.train.RunConfig(
             name=f"train-{tune.get_context().get_trial_id()}",
             storage_path=settings.storage,
-            callbacks=[TuneReportCallback()],
+            callbacks=[_train_reports_callback(reports)],
             failure_config=ray.train.FailureConfig(controller_failure_limit=TRAIN_START_ATTEMPTS - 1),
             # Keep the best epoch by the proxy (Tune's rule too); the last, when the proxy is final-only.
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1,
                                                          checkpoint_score_attribute=settings.checkpoint_metric,
                                                          checkpoint_score_order="max"),
         ),
-    ).fit()
+    )
+    try:
+        relay_reports(trainer.fit, reports, tune.report)
+    finally:
+        reports.shutdown()

@@ -212,6 +212,28 @@ def test_train_runner_runs_each_trial_as_a_data_parallel_ray_train_run(ray_local
     assert board.loc[board["status"] == "ensemble", "members"].item() == trial["trial_id"].item()
 
 
+def test_every_train_report_reaches_the_trial_even_one_put_as_the_run_ends(ray_local):
+    """The relay hands on every report in order, those put while the run goes on and the one put just before it
+    returns, then raises what the run raised."""
+    from ray.util.queue import Queue
+
+    from adaptune.search.trial import relay_reports
+
+    reports, received = Queue(actor_options={"num_cpus": 0}), []
+
+    def fit():
+        for epoch in (1, 2):
+            time.sleep(0.3)
+            reports.put({"epoch": epoch})
+        reports.put({"epoch": 3})  # the last report, as the run ends
+        raise RuntimeError("worker group lost")
+
+    with pytest.raises(RuntimeError, match="worker group lost"):
+        relay_reports(fit, reports, received.append, poll_s=0.05)
+    assert [item["epoch"] for item in received] == [1, 2, 3]
+    reports.shutdown()
+
+
 def test_train_runner_with_one_worker_skips_the_process_group(ray_local, tmp_path):
     out = tmp_path / "run"
     summary = _search(out, trials=1, epochs=1, methods=["source_only"], ensemble_k=0,
