@@ -526,6 +526,13 @@ def _scheduler(prepared: Prepared) -> Any:
                          grace_period=plan.grace_steps, reduction_factor=plan.reduction_factor)
 
 
+def _reuses_actors(config: SearchConfig) -> bool:
+    """Whether a trial's actor serves the next trial. The ``tune`` runner keeps the loaded task and frozen features in
+    it. A ``train`` trial's actor holds nothing worth keeping, and one whose trial ASHA stopped is still inside its
+    Train run, so Tune's reset fails; that failure errs the next trial and stalled the search for ten minutes."""
+    return config.resources.resolved_runner == "tune"
+
+
 def _new_tuner(prepared: Prepared, trainable: Any, recorder: Recorder, storage: str, experiment_name: str,
                max_concurrent: int) -> Any:
     from ray import tune
@@ -535,7 +542,7 @@ def _new_tuner(prepared: Prepared, trainable: Any, recorder: Recorder, storage: 
         trainable,
         tune_config=tune.TuneConfig(search_alg=_searcher(prepared), scheduler=_scheduler(prepared),
                                     num_samples=prepared.plan.trials, max_concurrent_trials=max_concurrent,
-                                    reuse_actors=True, time_budget_s=c.time_budget_s),
+                                    reuse_actors=_reuses_actors(c), time_budget_s=c.time_budget_s),
         run_config=tune.RunConfig(
             name=experiment_name, storage_path=storage, callbacks=[recorder], verbose=0,
             # A trial whose node dies restarts from its last checkpoint, on any node, up to 3 times.

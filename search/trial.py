@@ -305,6 +305,7 @@ def relay_reports(fit: Callable[[], Any], reports: Any, report: Callable[[dict[s
                   poll_s: float = RELAY_POLL_S) -> None:
     """Run ``fit`` in a thread and pass every item of ``reports`` (a ``ray.util.queue.Queue``) to ``report`` while it
     runs and after it returns, so that a report put just before the end is not lost; then raise what ``fit`` raised.
+    When ``report`` raises (Tune stops the trial), wait for ``fit`` before raising it.
     """
     from ray.util.queue import Empty
 
@@ -318,16 +319,23 @@ def relay_reports(fit: Callable[[], Any], reports: Any, report: Callable[[dict[s
 
     thread = threading.Thread(target=run, name="train-fit", daemon=True)
     thread.start()
-    while thread.is_alive():
-        try:
-            report(reports.get(timeout=poll_s))
-        except Empty:
-            pass
-    while True:  # whatever the run reported after the last look
-        try:
-            report(reports.get_nowait())
-        except Empty:
-            break
+    try:
+        while thread.is_alive():
+            try:
+                report(reports.get(timeout=poll_s))
+            except Empty:
+                pass
+        while True:  # whatever the run reported after the last look
+            try:
+                report(reports.get_nowait())
+            except Empty:
+                break
+    except BaseException:
+        # Tune stopped the trial (its report raised). Returning now would let Tune reuse this actor while the Train
+        # run goes on inside it; staying with the run, as a trial blocked in fit() does, makes Tune end the actor,
+        # and the run with it.
+        thread.join()
+        raise
     if raised:
         raise raised[0]
 

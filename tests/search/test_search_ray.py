@@ -234,6 +234,40 @@ def test_every_train_report_reaches_the_trial_even_one_put_as_the_run_ends(ray_l
     reports.shutdown()
 
 
+def test_a_train_runner_search_goes_on_after_asha_stops_a_trial(ray_local, tmp_path):
+    """A stopped trial's actor is still inside its Train run; reusing it for the next trial failed, erred that trial
+    and held the search until Tune's forced cleanup, ten minutes later (past the suite's 300 s timeout)."""
+    out = tmp_path / "run"
+    # Epochs long enough that a trial stopped at the first rung is still training when the next one starts.
+    summary = _search(out, trials=6, epochs=6, steps_per_epoch=100, batch_size=64, ensemble_k=0,
+                      resources={"runner": "train", "cpus_per_trial": 1})
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    ended = board.sort_values("ended_at")["status"].tolist()
+    assert "stopped" in ended[:-1], ended  # a trial ran after one that ASHA stopped
+    assert set(ended) <= {"completed", "stopped"} and summary["trials"] == 6
+
+
+def test_a_stopped_trial_stays_with_its_train_run_so_tune_cannot_reuse_the_actor_under_it(ray_local):
+    from ray.util.queue import Queue
+
+    from adaptune.search.trial import relay_reports
+
+    reports, ended = Queue(actor_options={"num_cpus": 0}), []
+
+    def fit():
+        reports.put({"epoch": 1})
+        time.sleep(1.0)
+        ended.append(True)
+
+    def report(item):
+        raise SystemExit(0)  # what tune.report raises in a trial that Tune stopped
+
+    with pytest.raises(SystemExit):
+        relay_reports(fit, reports, report, poll_s=0.05)
+    assert ended == [True]
+    reports.shutdown()
+
+
 def test_train_runner_with_one_worker_skips_the_process_group(ray_local, tmp_path):
     out = tmp_path / "run"
     summary = _search(out, trials=1, epochs=1, methods=["source_only"], ensemble_k=0,
