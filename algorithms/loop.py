@@ -42,6 +42,10 @@ class Diverged(RuntimeError):
     """The loss became NaN or infinite; the trial cannot continue."""
 
 
+# SGD's L2 penalty on every trainable weight of a deep trial (ImageNet fine-tuning's customary value).
+DEFAULT_WEIGHT_DECAY = 5e-4
+
+
 @dataclass
 class TrialSpec:
     """Everything a trial needs besides the data: fixed settings plus the sampled hyperparameters."""
@@ -54,7 +58,7 @@ class TrialSpec:
     batch_size: int = 64
     seed: int = 0
     momentum: float = 0.9
-    weight_decay: float = 5e-4
+    weight_decay: float = DEFAULT_WEIGHT_DECAY
     amp: bool = False
     steps_per_epoch: int | None = None  # None: max(one pass over source_train, budget.MIN_STEPS_PER_EPOCH)
     eval_batch_size: int = 1024

@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import torch
 
 from adaptune.algorithms.domains import Task
-from adaptune.algorithms.loop import WARM_STARTS
+from adaptune.algorithms.loop import DEFAULT_WEIGHT_DECAY, WARM_STARTS
 from adaptune.algorithms.preprocess import DEFAULT_PREPROCESS
 from benchmarks._common import rerun_command
 
@@ -96,7 +96,7 @@ def run_one(job: dict) -> tuple[list[dict], dict[str, tuple[float, torch.Tensor,
 
     spec = TrialSpec(job["method"], job["hparams"], task.default_backbone, epochs=job["epochs"],
                      batch_size=job["batch_size"], seed=job["config_index"], amp=job["amp"],
-                     warm_start=job["warm_start"])
+                     warm_start=job["warm_start"], weight_decay=job["weight_decay"])
     # One store for every job of the run, so a shared warm start is trained once per task and seed.
     store = DiskStore(job["store"]) if job["store"] else None
     try:
@@ -183,6 +183,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     group_of = {t: g for g in GROUPS for t in GROUPS[g]}
     jobs = [{"task": t, "method": m, "config_index": i, "hparams": h, "device": args.device, "amp": args.amp,
              "fewshot_k": args.fewshot_k, "preprocess": args.preprocess, "warm_start": args.warm_start,
+             "weight_decay": args.weight_decay,
              "store": args.out + ".store" if args.warm_start != "none" else None,
              "threads": args.threads, **SETTINGS[group_of[t]], **({"epochs": args.epochs} if args.epochs else {})}
             for t in tasks for m in methods for i, h in enumerate(configs(t, m, args.configs))]
@@ -238,6 +239,8 @@ if __name__ == "__main__":
                      f"(default {DEFAULT_PREPROCESS}, the search's)")
     run.add_argument("--warm-start", default="none", choices=WARM_STARTS,
                      help="deep trials start from the shared source-only model (source) or from their init (none)")
+    run.add_argument("--weight-decay", type=float, default=DEFAULT_WEIGHT_DECAY,
+                     help=f"deep trials' SGD weight decay (default {DEFAULT_WEIGHT_DECAY}, the search's)")
     run.add_argument("--out", required=True)
     run.add_argument("--dump-predictions", help="also save each trial's best target predictions per proxy (torch.save)")
     run.add_argument("--dump-predictions-proxies", default="im,bnm,im_ts,bnm_ts,entropy,iwcv,source_acc")

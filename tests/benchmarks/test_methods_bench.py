@@ -1,6 +1,6 @@
 import torch
 
-from benchmarks.methods_bench import ensemble_rows, ensemble_scheme
+from benchmarks.methods_bench import ensemble_rows, ensemble_scheme, run_one
 
 
 def _trials():
@@ -28,3 +28,12 @@ def test_the_smoothed_schemes_are_the_gated_ensembles_smoothed():
         assert smoothed[name] == plain[name]  # the plain rows stay as they were
     # The two best trials (both within 5 points of the best source accuracy) predict 0, 1, 1, 0 together.
     assert plain["top_k"]["ensemble_target_acc"] == plain["top_k_gap5"]["ensemble_target_acc"] == 0.75
+
+
+def test_a_run_trains_deep_trials_with_the_weight_decay_it_is_given():
+    job = {"task": "office-surf:W->D", "method": "source_only", "config_index": 0, "hparams": {}, "device": "cpu",
+           "amp": False, "fewshot_k": 0, "preprocess": "zscore", "warm_start": "none", "store": None, "threads": 1,
+           "epochs": 1, "batch_size": 64}
+    final = {wd: run_one({**job, "weight_decay": wd})[0][-1] for wd in (0.0, 0.5)}
+    # A strong L2 penalty keeps the logits small, so the target predictions are far less confident.
+    assert final[0.5]["proxy_entropy"] < final[0.0]["proxy_entropy"] - 0.1
