@@ -510,6 +510,14 @@ def auto_proxies(input_kind: str) -> tuple[str, str]:
     return AUTO_RANKING_PROXY.get(input_kind) or kept, kept
 
 
+def auto_rule_words(quote: str = "") -> str:
+    """What ``auto`` does, per input kind, in words; each proxy name between ``quote`` (a backtick for Markdown)."""
+    def words(ranking: str, kept: str) -> str:
+        return f"{quote}{ranking}{quote}" + ("" if kept == ranking else f" at {quote}{kept}{quote}'s best epoch")
+
+    return ", ".join(f"{kind}: {words(*auto_proxies(kind))}" for kind in AUTO_PROXY)
+
+
 def get_proxy(name: str, field: str = "proxy") -> Proxy:
     if name not in PROXIES:
         raise InputError(field, f"unknown proxy {name!r}; expected one of: {', '.join(PROXIES)}")

@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from adaptune.algorithms.data import load_task
-from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP, auto_proxies
+from adaptune.algorithms.proxies import AUTO_SOURCE_GAP, auto_proxies, auto_rule_words
 from adaptune.reports.leaderboard import FINISHED, selection_order
 from adaptune.reports.run_dir import RunDir
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
@@ -171,10 +171,8 @@ def shipped_section(outcomes: list[dict]) -> str:
         return ""
     searches = [(o["ensemble"][AUTO_SOURCE_GAP.get(o["kind"])], o["best_trial"], o["baseline"]) for o in mine]
     mean, loss, worst, above = against_best(searches)
-    rule = ", ".join(f"{kind}: `{ranking}`" + ("" if kept == ranking else f" at `{kept}`'s epochs")
-                     for kind in AUTO_PROXY for ranking, kept in [auto_proxies(kind)])
     return (f"\n## The shipped selection on these searches\n\nThe {len(mine)} runs that searched with today's `auto` "
-            f"proxy ({rule}), ranked with the default gap and cap: "
+            f"proxy ({auto_rule_words('`')}), ranked with the default gap and cap: "
             f"recommended {mean:.1f}% on average, {loss:.1f} points below their best trials (at most "
             f"{searches[worst][1] - searches[worst][0]:.1f}, {mine[worst]['label']}), {above} of {len(mine)} above "
             "both no-adaptation baselines.\n")

@@ -328,7 +328,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     from adaptune.algorithms.hparams import default_ranges
     from adaptune.algorithms.methods import METHODS
-    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP, PROXIES, auto_proxies
+    from adaptune.algorithms.proxies import AUTO_SOURCE_GAP, PROXIES, auto_rule_words
 
     from .config import DEFAULT_ENSEMBLE_PER_METHOD
     from .space import method_params
@@ -341,10 +341,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
     print("\nproxies (higher is better):")
     for name, proxy in PROXIES.items():
         print(f"    {name:<11} {proxy.summary}")
-    rule = ", ".join(f"{kind}: {ranking}" + ("" if kept == ranking else f" at {kept}'s best epoch")
-                     for kind in AUTO_PROXY for ranking, kept in [auto_proxies(kind)])
     print(f"    {'auto':<11} by input kind, the rule with the least regret in our benchmark among proxies that never "
-          f"over-rated one family ({rule})  (default)")
+          f"over-rated one family ({auto_rule_words()})  (default)")
     gaps = ", ".join(f"{kind}: {'none' if gap is None else f'{gap:g}'}" for kind, gap in AUTO_SOURCE_GAP.items())
     print(f"\nsource_gap auto: trials further below the best held-out source accuracy are not recommended ({gaps})")
     smoothing = ", ".join(f"{kind}: {'none' if rule is None else rule.describe()}" for kind, rule in

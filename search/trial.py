@@ -331,9 +331,9 @@ def relay_reports(fit: Callable[[], Any], reports: Any, report: Callable[[dict[s
             except Empty:
                 break
     except BaseException:
-        # Tune stopped the trial (its report raised). Returning now would let Tune reuse this actor while the Train
-        # run goes on inside it; staying with the run, as a trial blocked in fit() does, makes Tune end the actor,
-        # and the run with it.
+        # Tune stopped the trial (its report raised) and ends its actor, and the Train run with it. Staying with the
+        # run until then, as a trial blocked in fit() does, keeps the actor from looking free to reuse while the run
+        # goes on inside it (search.run reuses actors for the tune runner only).
         thread.join()
         raise
     if raised:
