@@ -7,27 +7,39 @@ chosen by `im`; both by `neighbour_agreement`; and trials ranked by `neighbour_a
 Regret is against the best (trial, epoch) point of the pool by the oracle, the same reference for every rule; the
 oracle labels report and choose nothing. The rule of least mean regret over the other groups is scored on each group
 held out. The page then reads the committed whole default searches of each rule (benchmarks.skeleton pages, several
-seeds) and derives the ranking rule that ``proxy: auto`` ships for feature tables (proxy_auto.json's
-``ranking_rule``).
+seeds), and re-ranks whole searches whose sampler, early stopping and epochs followed `im`: the split rule ranks the
+trials of such a search by `neighbour_agreement` at their kept epochs, so each search yields both rules' recommendations
+from the same trials. From both it derives the ranking rule that ``proxy: auto`` ships for feature tables
+(proxy_auto.json's ``ranking_rule``).
 
   python -m benchmarks.checkpoint_proxy benchmarks/results/raw/smoothing-surf.jsonl.gz ...   # checkpoint_proxy.md
+  python -m benchmarks.checkpoint_proxy POOLS... --runs RUN_DIR ...   # first re-ranks the run directories of
+      `python -m benchmarks.skeleton --tasks ... --proxy im --seed S --out DIR` into raw/checkpoint-proxy-reranked.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 import pandas as pd
+import yaml
 
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.domains import with_fewshot
 from adaptune.algorithms.ensemble import AUTO_SMOOTHING, smooth_by_neighbours
 from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_SOURCE_GAP, oracle_accuracy
+from adaptune.reports.leaderboard import FINISHED, selection_order
+from adaptune.reports.run_dir import RunDir
+from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
+from adaptune.search.trial import resolve_task
 from benchmarks._common import (
     RESULTS,
     group_of,
     header,
+    kept_metric,
+    kept_predictions,
     md_table,
     page_table,
     read_jsonl,
@@ -36,6 +48,7 @@ from benchmarks._common import (
     write,
 )
 from benchmarks.baselines import saved_baseline
+from benchmarks.search_efficiency import capped, ensemble_accuracy, smoother
 from benchmarks.smoothing import KIND, pool_entries
 
 # name -> (the proxy that ranks trials, the proxy that chooses each trial's epoch)
@@ -57,14 +70,18 @@ def best_points(jsonl: str) -> dict[str, float]:
 
 SHIPPED, BARE = "as shipped", "before the gap and the smoothing"
 IM, ALONE, SPLIT = RULES
+# The split rule as it first ran: Tune's sampler and ASHA followed the ranking proxy read at the checkpoint proxy's best
+# epoch so far. They now follow the checkpoint proxy, and the ranking proxy orders the finished trials only.
+SAMPLED = f"{SPLIT}, sampled by it"
 # Whole default searches, per rule: (seed, page) of benchmarks.skeleton --tasks ... --seed S plus the rule's flags.
 # search_suite.md and search_suite_seed1/2.md ran without flags when `auto` ranked by im and kept its epochs;
-# search_suite_digits.md and search_suite_digits_seed1.md ran without flags once `auto` ranked by the split rule.
+# search_suite_digits.md and search_suite_digits_seed1.md ran without flags once `auto` ranked by the split rule,
+# sampled by it.
 SEARCH_PAGES = {
     IM: [(0, "search_suite.md"), (1, "search_suite_seed1.md"), (2, "search_suite_seed2.md"),
          (0, "search_suite_digits_im.md"), (1, "search_suite_digits_im_seed1.md")],
     ALONE: [(0, "search_suite_neighbour_agreement.md")],
-    SPLIT: [(0, "search_suite_neighbour_agreement_at_im.md"), (1, "search_suite_neighbour_agreement_at_im_seed1.md"),
+    SAMPLED: [(0, "search_suite_neighbour_agreement_at_im.md"), (1, "search_suite_neighbour_agreement_at_im_seed1.md"),
             (2, "search_suite_neighbour_agreement_at_im_seed2.md"), (0, "search_suite_digits.md"),
             (1, "search_suite_digits_seed1.md")],
 }
@@ -74,10 +91,20 @@ SEARCH_PAGES = {
 MIN_GAIN = 0.25
 
 
+# Whole default searches by im (run directories of benchmarks.skeleton), each re-ranked by every rule that keeps im's
+# epochs: one row per (run, rule), collected by --runs.
+RERANKED = os.path.join(RESULTS, "raw", "checkpoint-proxy-reranked.jsonl")
+
+
 def search_flags(rule: str) -> str:
     """The flags of ``adaptune search`` that select by ``rule``."""
-    proxy, checkpoint = RULES[rule]
+    proxy, checkpoint = RULES[SPLIT if rule == SAMPLED else rule]
     return f"--proxy {proxy}" + ("" if checkpoint == proxy else f" --checkpoint-proxy {checkpoint}")
+
+
+def flags_words(rule: str) -> str:
+    """``rule``'s flags in Markdown, and for :data:`SAMPLED` what the sampler followed then."""
+    return f"`{search_flags(rule)}`" + (" while the sampler and ASHA followed the ranking" if rule == SAMPLED else "")
 
 
 def measure(pools: list[str]) -> pd.DataFrame:
@@ -132,25 +159,15 @@ def search_verdict(runs: pd.DataFrame, rule: str) -> tuple[pd.Series, dict[str, 
                        for group in per_group.index}
 
 
-def searches_section(runs: pd.DataFrame) -> str:
-    """What each rule recommended on the committed whole searches, paired by task and seed."""
-    if runs.empty:
-        return ""
-    rules = [rule for rule in RULES if rule in set(runs["rule"])]
+def comparison(runs: pd.DataFrame, rules: list[str]) -> str:
+    """Per (task, seed) what each of ``rules`` recommended, each rule's mean over its searches, and each rule's gain
+    over im on the searches both ran, per group and with each group left out."""
     wide = runs.pivot_table(index=["task", "seed"], columns="rule", values="recommended")
     firsts = runs.drop_duplicates(["task"]).set_index("task")
-    text = ("\n\n## Whole default searches\n\n`adaptune search --task T --seed S` with every other setting at its "
-            "default, per rule: " + "; ".join(
-                f"`{search_flags(rule)}` (" + ", ".join(f"seed {seed}: benchmarks/results/{name}" for seed, name in
-                                                     SEARCH_PAGES[rule]) + ")" for rule in rules)
-            + ". Each page's header holds its command and commit: search_suite.md and search_suite_seed1/2.md ran "
-            "without flags when `auto` ranked by im, search_suite_digits*.md without flags when it ranked by "
-            "`neighbour_agreement` at im's epochs. Target accuracy (%) of the recommendation; TPE spends each "
-            "search differently, so the best trials differ too.\n\n")
-    text += md_table([[task, seed, *[wide.loc[(task, seed), rule] if rule in wide and wide.loc[(task, seed), rule]
-                                     == wide.loc[(task, seed), rule] else "-" for rule in rules],
-                       firsts.loc[task, "baseline"]] for task, seed in wide.index],
-                     ["task", "seed", *rules, "max(LR, 1-NN)"])
+    text = md_table([[task, seed, *[wide.loc[(task, seed), rule] if rule in wide and wide.loc[(task, seed), rule]
+                                    == wide.loc[(task, seed), rule] else "-" for rule in rules],
+                      firsts.loc[task, "baseline"]] for task, seed in wide.index],
+                    ["task", "seed", *rules, "max(LR, 1-NN)"])
     text += "\n\n" + md_table(
         [[rule, len(mine), mine["recommended"].mean(), (mine["best"] - mine["recommended"]).mean(),
           f"{(mine['recommended'] >= mine['baseline']).sum()} of {len(mine)}"]
@@ -172,6 +189,88 @@ def searches_section(runs: pd.DataFrame) -> str:
     return text
 
 
+def searches_section(runs: pd.DataFrame) -> str:
+    """What each rule recommended on the committed whole searches, paired by task and seed."""
+    if runs.empty:
+        return ""
+    rules = [rule for rule in SEARCH_PAGES if rule in set(runs["rule"])]
+    return ("\n\n## Whole default searches\n\n`adaptune search --task T --seed S` with every other setting at its "
+            "default, per rule: " + "; ".join(
+                f"{flags_words(rule)} (" + ", ".join(f"seed {seed}: benchmarks/results/{name}" for seed, name in
+                                                     SEARCH_PAGES[rule]) + ")" for rule in rules)
+            + ". Each page's header holds its command and commit: search_suite.md and search_suite_seed1/2.md ran "
+            "without flags when `auto` ranked by im, search_suite_digits*.md without flags when it ranked by "
+            "`neighbour_agreement` at im's epochs and sampled by it. Target accuracy (%) of the recommendation; TPE "
+            "spends each search differently, so the best trials differ too.\n\n") + comparison(runs, rules)
+
+
+def rerank_run(run: str) -> list[dict]:
+    """The recommendation of the search in the run directory ``run`` under each rule that keeps im's epochs, one row
+    per rule: its trials, sampled, stopped and kept by im, ranked by the rule's proxy at their kept epochs (the
+    leaderboard's row), then admitted, capped per method, averaged and smoothed as the run's own ensemble row was."""
+    with open(os.path.join(run, "config.yaml")) as handle:
+        config = yaml.safe_load(handle)
+    with open(os.path.join(run, "summary.json")) as handle:
+        summary = json.load(handle)
+    if kept_metric(summary) != "proxy_im":
+        raise ValueError(f"{run}: its trials kept their epochs by {kept_metric(summary)}, not by im")
+    board = RunDir(run).read_table(RunDir.LEADERBOARD)
+    task = resolve_task(config["task"], config.get("source"), config.get("target"), config.get("fewshot_k", 0),
+                        config.get("seed", 0), summary["preprocess"])
+    probs = {r["trial_id"]: kept_predictions(run, r["trial_id"], kept_metric(summary))
+             for r in board.to_dict("records") if r["status"] in FINISHED}
+    trials = [r for r in board.to_dict("records") if r["trial_id"] in probs and probs[r["trial_id"]] is not None]
+    smooth = smoother(summary, task.target_val.x)
+    common = {"seed": config.get("seed", 0), "task": config["task"], "group": group_of(config["task"]),
+              "best": 100 * max(r["target_acc"] for r in trials),
+              "baseline": saved_baseline(config["task"], summary["preprocess"])["best"],
+              "recorded": 100 * board.loc[board["status"] == "ensemble", "target_acc"].item()}
+    rows = []
+    for rule in (IM, SPLIT):
+        ranking = RULES[rule][0]
+        admitted, _ = selection_order([{**r, "score": r[f"proxy_{ranking}"]} for r in trials],
+                                      summary.get("source_gap"))
+        members = capped(admitted, config.get("ensemble_per_method", DEFAULT_ENSEMBLE_PER_METHOD))[
+            :config.get("ensemble_k", DEFAULT_ENSEMBLE_K)]
+        accuracy = ensemble_accuracy([probs[m["trial_id"]].float() for m in members], task.target_oracle, smooth)
+        rows.append({"rule": rule, **common, "recommended": 100 * accuracy,
+                     "members": ",".join(m["method"] for m in members)})
+    return rows
+
+
+def collect_reranked(runs: list[str], path: str = RERANKED) -> None:
+    """Re-rank the run directories ``runs`` into ``path``, replacing the rows of the same task and seed."""
+    fresh = [row for run in runs for row in rerank_run(run)]
+    keys = {(row["task"], row["seed"]) for row in fresh}
+    kept = [row for row in (read_jsonl(path) if os.path.exists(path) else []) if (row["task"], row["seed"]) not in keys]
+    with open(path, "w") as handle:
+        for row in sorted(kept + fresh, key=lambda r: (r["seed"], r["task"], r["rule"])):
+            handle.write(json.dumps(row) + "\n")
+
+
+def reranked(path: str = RERANKED) -> pd.DataFrame:
+    """The re-ranked searches (:func:`collect_reranked`), as :func:`searches` rows."""
+    columns = ["rule", "seed", "task", "group", "recommended", "best", "baseline"]
+    return pd.DataFrame(read_jsonl(path) if os.path.exists(path) else [], columns=[*columns, "recorded", "members"])
+
+
+def reranked_section(runs: pd.DataFrame) -> str:
+    """What im and the split rule recommend from the same whole searches."""
+    if runs.empty:
+        return ""
+    mine = runs[runs["rule"] == IM]
+    same = int(((mine["recommended"] - mine["recorded"]).abs() < 0.05).sum())
+    return ("\n\n## Whole default searches, re-ranked\n\nWith `--proxy neighbour_agreement --checkpoint-proxy im` "
+            "Tune's sampler and ASHA follow `im`, and each trial keeps its best epoch by `im`: the search runs the "
+            "trials a search by `im` runs, and only the ranking of the finished trials differs. So each whole search "
+            "by `im` (`python -m benchmarks.skeleton --tasks ... --proxy im --seed S --out DIR`, one task at a time; "
+            "the rows below ran without `--proxy` when `auto` ranked by `im`) is re-ranked from its run directory "
+            f"(`--runs DIR/*`; rows in `benchmarks/results/raw/{os.path.basename(RERANKED)}`): the same trials, "
+            "epochs, source gap, cap per method, ensemble size and smoothing as its own ensemble row. Re-ranked by "
+            f"`im`, {same} of {len(mine)} reproduce the ensemble row "
+            "the run recorded. Target accuracy (%) of the recommendation:\n\n") + comparison(runs, [IM, SPLIT])
+
+
 def held_out_rules(per_group: pd.DataFrame) -> dict[str, str]:
     """For each group (row of ``per_group``, rules as columns), the rule of least mean regret over the others."""
     return {group: per_group.drop(group).mean().idxmin() for group in per_group.index}
@@ -181,7 +280,8 @@ def regret_per_group(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.pivot_table(index="group", columns="rule", values="regret", aggfunc="mean")[list(RULES)]
 
 
-def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None = None) -> str:
+def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None = None,
+         reranked_runs: pd.DataFrame | None = None) -> str:
     """The page, from :func:`measure`'s rows and the whole searches ``runs`` (default: the committed
     :data:`SEARCH_PAGES`)."""
     frame, bare = everything[everything["selection"] == SHIPPED], everything[everything["selection"] == BARE]
@@ -219,7 +319,8 @@ def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None =
     text += md_table([[task, firsts.loc[task, "best"], *wide.loc[task], firsts.loc[task, "baseline"]]
                       for task in wide.index], ["task", "best point", *RULES, "max(LR, 1-NN)"])
     runs = searches() if runs is None else runs
-    text += searches_section(runs)
+    reranked_runs = reranked() if reranked_runs is None else reranked_runs
+    text += searches_section(runs) + reranked_section(reranked_runs)
     by_mean = per_group.mean()
     text += ("\n\n## What follows\n\n"
              f"Mean regret over the groups, as shipped: {'; '.join(f'{rule} {by_mean[rule]:.2f}' for rule in RULES)}"
@@ -235,24 +336,26 @@ def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None =
                  f"({by_mean[ALONE]:.2f}). ")
     else:
         text += "Neither use of `neighbour_agreement` selects better than `im` alone on the pools. "
-    for rule in (ALONE, SPLIT):
-        per_rule_group, _ = search_verdict(runs, rule)
+    for rule, searched in ((ALONE, runs), (SAMPLED, runs), (SPLIT, reranked_runs)):
+        per_rule_group, _ = search_verdict(searched, rule)
         mean = per_rule_group.mean()
         if len(per_rule_group):
-            seeds = runs[runs["rule"] == rule]["seed"].nunique()
-            text += (f"On the whole searches `{search_flags(rule)}` recommended {abs(mean):.2f} points "
+            seeds = searched[searched["rule"] == rule]["seed"].nunique()
+            text += (f"On the {'re-ranked ' if rule == SPLIT else ''}whole searches {flags_words(rule)} recommended "
+                     f"{abs(mean):.2f} points "
                      f"{'more' if mean > 0 else 'less'} than `im` (the mean over groups of each group's mean, "
                      f"{seeds} seed{'s' if seeds > 1 else ''}). ")
-    adopted = adopted_rule(per_group, runs)
+    adopted = adopted_rule(per_group, reranked_runs)
     if adopted == SPLIT:
-        text += (f"The pools with every group held out and the whole searches over several seeds agree (a gain of "
-                 f"at least {MIN_GAIN:g} points, and a gain with each group left out), so `proxy: auto` ranks feature "
-                 "tables by `neighbour_agreement` at the epochs `im` keeps (`benchmarks/results/proxy_auto.json` "
+        text += (f"The pools with every group held out and the re-ranked whole searches over several seeds agree (a "
+                 f"gain of at least {MIN_GAIN:g} points, and a gain with each group left out), so `proxy: auto` ranks "
+                 "the finished trials of a feature table by `neighbour_agreement` at the epochs `im` keeps, while "
+                 "Tune's sampler and ASHA follow `im` (`benchmarks/results/proxy_auto.json` "
                  "holds the rule as `ranking_rule`, and a test keeps `AUTO_RANKING_PROXY` equal to it); image "
                  "folders keep one proxy for both, as `neighbour_agreement` needs a feature table. A search that "
                  "wants the former rule says `--proxy im`.\n")
     else:
-        per_split_group, _ = search_verdict(runs, SPLIT)
+        per_split_group, _ = search_verdict(reranked_runs, SPLIT)
         losing = per_split_group[per_split_group < 0]
         text += ("The pools and the whole searches over several seeds do not agree on a better rule"
                  + (" (the searches of " + ", ".join(f"{group} ({value:.1f} points)" for group, value in
@@ -279,17 +382,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("pools", nargs="+", help="methods_bench --out files with --dump-predictions of im and "
                                                  "neighbour_agreement")
+    parser.add_argument("--runs", nargs="*", default=[], help="run directories of whole default searches by im to "
+                        f"re-rank into {os.path.relpath(RERANKED)} first")
     args = parser.parse_args()
-    everything, runs = measure(args.pools), searches()
-    print(write("checkpoint_proxy.md", page(everything, args.pools, runs)))
-    adopted = adopted_rule(regret_per_group(everything[everything["selection"] == SHIPPED]), runs)
+    if args.runs:
+        collect_reranked(args.runs)
+    everything, reranked_runs = measure(args.pools), reranked()
+    print(write("checkpoint_proxy.md", page(everything, args.pools, searches(), reranked_runs)))
+    adopted = adopted_rule(regret_per_group(everything[everything["selection"] == SHIPPED]), reranked_runs)
     update_auto_rule(ranking_rule={KIND: None if adopted == IM else RULES[adopted][0],
                                    **{kind: None for kind in AUTO_PROXY if kind != KIND}},
                      ranking_rule_criterion=f"with proxy auto, the proxy that ranks trials at the epochs the rule's "
                                             f"proxy keeps (null: the rule's proxy): neighbour_agreement where the "
                                             f"pools prefer it with every group held out and whole default searches "
-                                            f"over several seeds gain at least {MIN_GAIN:g} points per group with "
-                                            f"it, and gain with each group left out",
+                                            f"over several seeds, re-ranked, gain at least {MIN_GAIN:g} points per "
+                                            f"group with it, and gain with each group left out",
                      ranking_rule_source="benchmarks/results/checkpoint_proxy.md")
 
 

@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {DEFAULT_AUGMENT})")
     search.add_argument("--proxy", help="selecting proxy, or auto (the default; see `adaptune methods`)")
     search.add_argument("--checkpoint-proxy", dest="checkpoint_proxy",
-                        help="keep each trial's best epoch by this proxy, and rank trials by --proxy at that epoch")
+                        help="keep each trial's best epoch by this proxy, which the sampler and ASHA follow, and "
+                             "rank the finished trials by --proxy at that epoch")
     search.add_argument("--fewshot-k", dest="fewshot_k", type=int,
                         help="opt in: k labeled target samples per class for the fewshot proxy")
     search.add_argument("--source-gap", dest="source_gap", type=_source_gap,
@@ -209,7 +210,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     c = prepared.config
     print(f"adaptune: searching {c.task_label()}: {prepared.plan.describe()}; {len(c.methods)} methods, "
           f"proxy {prepared.proxy}{' (auto)' if c.proxy == 'auto' else ''}"
-          f"{f' at the best epoch by {prepared.checkpoint_proxy}' if prepared.ranks_at_checkpoint else ''}"
+          f"{f' at the epochs {prepared.checkpoint_proxy} keeps' if prepared.ranks_at_checkpoint else ''}"
           f"{'' if prepared.source_gap is None else f', source gap {prepared.source_gap:g}'}"
           f"{'' if prepared.smoothing is None else f', ensemble {prepared.smoothing.describe()}'}, "
           f"preprocess {prepared.preprocess_label}"

@@ -39,7 +39,7 @@ from adaptune.reports.run_dir import RunDir
 from .config import SearchConfig
 from .precompute import precompute_features
 from .space import all_param_names, default_points, make_space
-from .trial import CHECKPOINT_PATH_KEY, RANKING_SCORE, TrialSettings, resolve_task, train_trial, tune_trial
+from .trial import CHECKPOINT_PATH_KEY, TrialSettings, resolve_task, train_trial, tune_trial
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -78,9 +78,11 @@ class Prepared:
 
     @property
     def metric(self) -> str:
-        """The reported metric that ranks trials (Tune's searcher and scheduler read it): the selecting proxy's, or
-        its value at the trial's best epoch so far by the checkpoint proxy."""
-        return RANKING_SCORE if self.ranks_at_checkpoint else self.proxy_metric
+        """The reported metric Tune's searcher and scheduler follow: the checkpoint proxy's, the proxy whose best epoch
+        each trial keeps. The selecting proxy, read at that epoch, ranks the finished trials for the recommendation
+        only: a sampler that chased it would spend the search on the trials it over-rates, while the checkpoint proxy
+        is the one whose values a trial improves epoch by epoch (benchmarks/results/checkpoint_proxy.md)."""
+        return f"proxy_{self.checkpoint_proxy}"
 
     @property
     def checkpoint_metric(self) -> str | None:
@@ -458,7 +460,6 @@ def trial_settings(prepared: Prepared, storage: str) -> TrialSettings:
         steps_per_epoch=prepared.plan.steps_per_epoch, amp=c.amp,
         cpus_per_trial=r.cpus_per_trial, gpus_per_trial=r.gpus_per_trial, workers=r.workers,
         storage=storage, metric=prepared.metric, checkpoint_metric=prepared.checkpoint_metric,
-        ranked_proxy_metric=prepared.proxy_metric if prepared.ranks_at_checkpoint else None,
         feature_cache=RunDir(c.out).feature_cache(c.feature_cache), feature_cache_max_bytes=c.feature_cache_max_bytes,
     )
 

@@ -20,7 +20,6 @@ not on storage every node shares.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import tempfile
 import threading
@@ -52,9 +51,6 @@ TRAIN_ENV_DEFAULTS = {
     "RAY_TRAIN_ENABLE_CONTROLLER_STRUCTURED_LOGGING": "0",
     "RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0",
 }
-
-# The metric a trial reports when it is ranked by one proxy at another proxy's best epoch (``checkpoint_proxy``).
-RANKING_SCORE = "ranking_score"
 
 # How often a Train run asks again for its worker group's resources (RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S, 60 s
 # each) before its trial errors. Ray Train asks forever by default: a worker group that can never be placed (too few
@@ -121,10 +117,8 @@ class TrialSettings:
     workers: int
     # Where checkpoints go, and what ranks a trial's epochs.
     storage: str  # Tune's storage root; the train runner's Ray Train runs go there too
-    metric: str  # what ranks trials: proxy_<name> of the selecting proxy, or RANKING_SCORE
+    metric: str  # what Tune's searcher and scheduler follow: proxy_<name> of the checkpoint proxy
     checkpoint_metric: str | None  # what the kept checkpoint maximises; None (keep the last) for a final-only proxy
-    # With metric RANKING_SCORE: the proxy_<name> it reports, read at the best epoch so far by checkpoint_metric.
-    ranked_proxy_metric: str | None = None
     # Where the frozen-prefix outputs are shared between trial processes (absolute; None: each process keeps its
     # own in memory), and the most bytes of files kept there.
     feature_cache: str | None = None
@@ -195,25 +189,6 @@ def _fault(epoch: int) -> None:
         raise RuntimeError(f"injected fault at epoch {epoch} (ADAPTUNE_FAULT)")
 
 
-class RankingAtCheckpoint:
-    """A trial's ``ranked`` proxy at its best epoch so far by the ``checkpoint`` proxy: what ranks, stops and samples
-    trials when one proxy keeps the epoch and another ranks (NaN until the checkpoint proxy has a finite value).
-
-    A trial restarted from its checkpoint starts it afresh; the leaderboard's row is kept by the driver from every
-    epoch reported, so only the scheduler's view of the epochs before the restart is lost.
-    """
-
-    def __init__(self, ranked: str, checkpoint: str) -> None:
-        self.ranked, self.checkpoint = ranked, checkpoint
-        self.best, self.value = -math.inf, math.nan
-
-    def __call__(self, metrics: dict[str, Any]) -> float:
-        value = metrics.get(self.checkpoint)
-        if isinstance(value, float | int) and math.isfinite(value) and value > self.best:
-            self.best, self.value = value, float(metrics.get(self.ranked, math.nan))
-        return self.value
-
-
 def _run(config: dict[str, Any], settings: TrialSettings, report_fn: Any, runtime: Runtime,
          resume_state: dict[str, Any] | None, started_at: float) -> None:
     """The loop; a diverged trial reports its last result with the reason instead of failing.
@@ -222,14 +197,11 @@ def _run(config: dict[str, Any], settings: TrialSettings, report_fn: Any, runtim
     construction, so divergence ends the trial normally with a NaN score and ``diverged`` set.
     """
     last: dict[str, Any] = {}
-    ranking = None if settings.ranked_proxy_metric is None else \
-        RankingAtCheckpoint(settings.ranked_proxy_metric, settings.checkpoint_metric)
 
     def report(metrics: dict[str, Any], state: StateFn | None) -> None:
         last.update(metrics)
         _fault(int(metrics["epoch"]))
-        ranked = {} if ranking is None else {RANKING_SCORE: ranking(metrics)}
-        report_fn({**metrics, **ranked, **_node_metrics(started_at)}, state)
+        report_fn({**metrics, **_node_metrics(started_at)}, state)
 
     try:
         run_trial(settings.load_task(config), settings.trial_spec(config), report, runtime=runtime,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmarks.checkpoint_proxy import BARE, RULES, SHIPPED, adopted_rule, held_out_rules, page
+from benchmarks.checkpoint_proxy import BARE, RULES, SHIPPED, adopted_rule, held_out_rules, page, searches
 
 IM, ALONE, SPLIT = RULES
 
@@ -20,11 +20,15 @@ def _frame(regrets: dict[str, dict[str, float]], bare: dict[str, dict[str, float
 
 
 def _runs(gains: dict[str, float], seeds: tuple[int, ...] = (0, 1)) -> pd.DataFrame:
-    """Rows of :func:`searches`: one task per group and seed, searched by im and by the split rule, which
+    """Rows of :func:`reranked`: one search by im per group and seed, ranked by im and by the split rule, which
     recommends ``gains[group]`` points more."""
     return pd.DataFrame([{"rule": rule, "seed": seed, "task": f"{group}:t", "group": group,
-                          "recommended": 80.0 + (gain if rule == SPLIT else 0.0), "best": 85.0, "baseline": 79.0}
+                          "recommended": 80.0 + (gain if rule == SPLIT else 0.0), "best": 85.0, "baseline": 79.0,
+                          "recorded": 80.0}
                          for group, gain in gains.items() for seed in seeds for rule in (IM, SPLIT)])
+
+
+NO_PAGES = searches({})
 
 
 def test_each_group_gets_the_rule_of_least_regret_on_the_others():
@@ -35,18 +39,20 @@ def test_each_group_gets_the_rule_of_least_regret_on_the_others():
 
 def test_the_page_names_the_better_rule_and_the_tasks_below_the_baseline():
     better = _frame({"a": {IM: 1.0, ALONE: 2.0, SPLIT: 0.5}, "b": {IM: 3.0, ALONE: 4.0, SPLIT: 1.0}})
-    text = page(better, ["pool.jsonl.gz"], _runs({"a": 1.0, "b": 0.5}))
+    text = page(better, ["pool.jsonl.gz"], NO_PAGES, _runs({"a": 1.0, "b": 0.5}))
     assert ("selects better than `im` on the pools (0.75 against 2.00); as its own checkpoint rule it does worse "
             "(3.00)") in text
     assert f"| {IM} | 1 of 2 | b:t 87.0 < 88.0 |" in text and f"| {SPLIT} | 2 of 2 | - |" in text
     worse = _frame({"a": {IM: 1.0, ALONE: 2.0, SPLIT: 1.5}, "b": {IM: 1.0, ALONE: 4.0, SPLIT: 1.0}})
     neither = "Neither use of `neighbour_agreement` selects better than `im` alone on the pools"
-    worse_page = page(worse, ["pool.jsonl.gz"], _runs({"a": 1.0, "b": 0.5}))
+    worse_page = page(worse, ["pool.jsonl.gz"], NO_PAGES, _runs({"a": 1.0, "b": 0.5}))
     assert neither in worse_page and "do not agree on a better rule" in worse_page
-    losing = page(better, ["pool.jsonl.gz"], _runs({"a": 1.0, "b": -0.5}))
+    losing = page(better, ["pool.jsonl.gz"], NO_PAGES, _runs({"a": 1.0, "b": -0.5}))
     assert "(the searches of b (-0.5 points) lose with the split rule), so `im` ranks" in losing
-    assert "so `proxy: auto` ranks feature tables by `neighbour_agreement` at the epochs `im` keeps" in text
+    assert ("so `proxy: auto` ranks the finished trials of a feature table by `neighbour_agreement` at the epochs "
+            "`im` keeps, while Tune's sampler and ASHA follow `im`") in text
     assert "| a | 2 | 1.0 | 0.5 |" in text  # the gain on a, and on b with a left out
+    assert "Re-ranked by `im`, 4 of 4 reproduce the ensemble row the run recorded" in text
 
 
 def test_the_split_rule_is_adopted_only_where_every_held_out_view_agrees():

@@ -306,7 +306,7 @@ def test_a_trial_whose_results_never_arrive_is_recorded_as_an_error_and_the_sear
 
 
 def test_a_checkpoint_proxy_keeps_its_best_epoch_and_the_selecting_proxy_ranks_the_trials_there(ray_local, tmp_path):
-    from adaptune.search.trial import RANKING_SCORE, resolve_task
+    from adaptune.search.trial import resolve_task
     from benchmarks._common import kept_predictions
 
     out = tmp_path / "run"
@@ -320,15 +320,26 @@ def test_a_checkpoint_proxy_keeps_its_best_epoch_and_the_selecting_proxy_ranks_t
         epochs = history[history["trial_id"] == row.trial_id].sort_values("epoch")
         best = epochs.loc[epochs["proxy_im"].idxmax()]
         assert (row.best_epoch, row.score) == (best["epoch"], best["proxy_neighbour_agreement"])
-        # What the scheduler and the searcher read: neighbour_agreement at im's best epoch so far.
-        running = [epochs["proxy_neighbour_agreement"].iloc[epochs["proxy_im"].iloc[:i + 1].argmax()]
-                   for i in range(len(epochs))]
-        assert epochs[RANKING_SCORE].tolist() == running
         # The kept checkpoint is im's best epoch: its predictions score that epoch's target accuracy.
         kept = kept_predictions(str(out), row.trial_id, "proxy_im").float()
         assert math.isclose(float((kept.argmax(1) == task.target_oracle).float().mean()), row.target_acc)
     recommended = summary["recommendation"]
     assert recommended["trial_id"] == board.loc[board["score"].idxmax(), "trial_id"]
+
+
+def test_a_search_re_ranked_by_its_own_rule_gives_back_its_ensemble_row(ray_local, tmp_path):
+    """benchmarks.checkpoint_proxy re-ranks a search's trials at their kept epochs as the search itself does."""
+    from benchmarks.checkpoint_proxy import IM, SPLIT, rerank_run
+
+    out = tmp_path / "run"
+    _search(out, task="office-surf:W->D", trials=3, epochs=2, proxy="neighbour_agreement", checkpoint_proxy="im",
+            ensemble_k=1, scheduler={"kind": "none"})
+    rows = {row["rule"]: row for row in rerank_run(str(out))}
+    assert math.isclose(rows[SPLIT]["recommended"], rows[SPLIT]["recorded"], abs_tol=1e-6)
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    trials = board[board["status"] != "ensemble"]
+    assert rows[IM]["members"] == trials.loc[trials["proxy_im"].idxmax(), "method"]
+    assert rows[SPLIT]["members"] == trials.loc[trials["proxy_neighbour_agreement"].idxmax(), "method"]
 
 
 def test_a_budget_of_one_trial_per_method_covers_every_method(ray_local, tmp_path):
