@@ -24,7 +24,6 @@ import json
 import os
 
 import pandas as pd
-import yaml
 
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.domains import with_fewshot
@@ -208,20 +207,20 @@ def rerank_run(run: str) -> list[dict]:
     """The recommendation of the search in the run directory ``run`` under each rule that keeps im's epochs, one row
     per rule: its trials, sampled, stopped and kept by im, ranked by the rule's proxy at their kept epochs (the
     leaderboard's row), then admitted, capped per method, averaged and smoothed as the run's own ensemble row was."""
-    with open(os.path.join(run, "config.yaml")) as handle:
-        config = yaml.safe_load(handle)
-    with open(os.path.join(run, "summary.json")) as handle:
-        summary = json.load(handle)
-    if kept_metric(summary) != "proxy_im":
-        raise ValueError(f"{run}: its trials kept their epochs by {kept_metric(summary)}, not by im")
-    board = RunDir(run).read_table(RunDir.LEADERBOARD)
+    run_dir = RunDir(run)
+    (config, _), summary = run_dir.read_config(), run_dir.read_summary()
+    metric = kept_metric(summary)
+    if metric != "proxy_im":
+        raise ValueError(f"{run}: its trials kept their epochs by {metric}, not by im")
+    board = run_dir.read_table(RunDir.LEADERBOARD)
     task = resolve_task(config["task"], config.get("source"), config.get("target"), config.get("fewshot_k", 0),
                         config.get("seed", 0), summary["preprocess"])
-    probs = {r["trial_id"]: kept_predictions(run, r["trial_id"], kept_metric(summary))
+    probs = {r["trial_id"]: kept_predictions(run, r["trial_id"], metric)
              for r in board.to_dict("records") if r["status"] in FINISHED}
     trials = [r for r in board.to_dict("records") if r["trial_id"] in probs and probs[r["trial_id"]] is not None]
     smooth = smoother(summary, task.target_val.x)
     common = {"seed": config.get("seed", 0), "task": config["task"], "group": group_of(config["task"]),
+              "ranked_by": summary["proxy"],  # the proxy the run itself ranked by, whose row must match ``recorded``
               "best": 100 * max(r["target_acc"] for r in trials),
               "baseline": saved_baseline(config["task"], summary["preprocess"])["best"],
               "recorded": 100 * board.loc[board["status"] == "ensemble", "target_acc"].item()}
@@ -251,23 +250,24 @@ def collect_reranked(runs: list[str], path: str = RERANKED) -> None:
 def reranked(path: str = RERANKED) -> pd.DataFrame:
     """The re-ranked searches (:func:`collect_reranked`), as :func:`searches` rows."""
     columns = ["rule", "seed", "task", "group", "recommended", "best", "baseline"]
-    return pd.DataFrame(read_jsonl(path) if os.path.exists(path) else [], columns=[*columns, "recorded", "members"])
+    return pd.DataFrame(read_jsonl(path) if os.path.exists(path) else [],
+                        columns=[*columns, "ranked_by", "recorded", "members"])
 
 
 def reranked_section(runs: pd.DataFrame) -> str:
     """What im and the split rule recommend from the same whole searches."""
     if runs.empty:
         return ""
-    mine = runs[runs["rule"] == IM]
-    same = int(((mine["recommended"] - mine["recorded"]).abs() < 0.05).sum())
+    own = runs[runs["rule"].map(lambda rule: RULES[rule][0]) == runs["ranked_by"]]
+    same = int(((own["recommended"] - own["recorded"]).abs() < 0.05).sum())
     return ("\n\n## Whole default searches, re-ranked\n\nWith `--proxy neighbour_agreement --checkpoint-proxy im` "
             "Tune's sampler and ASHA follow `im`, and each trial keeps its best epoch by `im`: the search runs the "
-            "trials a search by `im` runs, and only the ranking of the finished trials differs. So each whole search "
-            "by `im` (`python -m benchmarks.skeleton --tasks ... --proxy im --seed S --out DIR`, one task at a time; "
-            "the rows below ran without `--proxy` when `auto` ranked by `im`) is re-ranked from its run directory "
-            f"(`--runs DIR/*`; rows in `benchmarks/results/raw/{os.path.basename(RERANKED)}`): the same trials, "
-            "epochs, source gap, cap per method, ensemble size and smoothing as its own ensemble row. Re-ranked by "
-            f"`im`, {same} of {len(mine)} reproduce the ensemble row "
+            "trials a search by `im` runs, and only the ranking of the finished trials differs. So each whole default "
+            "search whose trials followed `im` (`python -m benchmarks.skeleton --tasks ... --seed S --out DIR`, one "
+            "task at a time, ranked by `im` or by `neighbour_agreement` at its epochs) is re-ranked by both from its "
+            f"run directory (`--runs DIR/*`; rows in `benchmarks/results/raw/{os.path.basename(RERANKED)}`): the "
+            "same trials, epochs, source gap, cap per method, ensemble size and smoothing as its own ensemble row. "
+            f"Re-ranked by the proxy it ranked by itself, {same} of {len(own)} reproduce the ensemble row "
             "the run recorded. Target accuracy (%) of the recommendation:\n\n") + comparison(runs, [IM, SPLIT])
 
 
@@ -282,8 +282,8 @@ def regret_per_group(frame: pd.DataFrame) -> pd.DataFrame:
 
 def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None = None,
          reranked_runs: pd.DataFrame | None = None) -> str:
-    """The page, from :func:`measure`'s rows and the whole searches ``runs`` (default: the committed
-    :data:`SEARCH_PAGES`)."""
+    """The page, from :func:`measure`'s rows, the whole searches ``runs`` (default: the committed
+    :data:`SEARCH_PAGES`) and the re-ranked ones ``reranked_runs`` (default: the committed :data:`RERANKED`)."""
     frame, bare = everything[everything["selection"] == SHIPPED], everything[everything["selection"] == BARE]
     per_group = regret_per_group(frame)
     held = held_out_rules(per_group)

@@ -32,7 +32,6 @@ from dataclasses import asdict
 
 import pandas as pd
 import torch
-import yaml
 
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.domains import with_fewshot
@@ -92,11 +91,9 @@ def _accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
 
 def search_entry(run: str) -> dict | None:
     """A whole default search on a feature table: its ensemble row's members' kept predictions, averaged."""
-    with open(os.path.join(run, "config.yaml")) as handle:
-        config = yaml.safe_load(handle)
-    with open(os.path.join(run, "summary.json")) as handle:
-        summary = json.load(handle)
-    board = RunDir(run).read_table(RunDir.LEADERBOARD)
+    run_dir = RunDir(run)
+    (config, _), summary = run_dir.read_config(), run_dir.read_summary()
+    board = run_dir.read_table(RunDir.LEADERBOARD)
     if load_task(config["task"], preprocess=summary["preprocess"]).input_kind != KIND:
         return None
     ensemble = board.loc[board["status"] == "ensemble"].iloc[0]

@@ -13,14 +13,12 @@ chosen leave one task out (each task here is from another benchmark group).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 from collections import Counter
 
 import pandas as pd
-import yaml
 
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.proxies import AUTO_SOURCE_GAP, auto_proxies, auto_rule_words
@@ -53,11 +51,9 @@ MIN_TASKS = 2  # tasks of an input kind needed to derive its gap
 def rerank(run: str) -> dict:
     """Per gap: the oracle accuracy (%) of the ensemble of the top ``DEFAULT_ENSEMBLE_K`` admitted trials and of
     the first of them; and at the kind's default gap, of every ensemble rule (``search_efficiency.RULES``)."""
-    with open(os.path.join(run, "config.yaml")) as handle:
-        config = yaml.safe_load(handle)
-    with open(os.path.join(run, "summary.json")) as handle:
-        summary = json.load(handle)
-    board = RunDir(run).read_table(RunDir.LEADERBOARD)
+    run_dir = RunDir(run)
+    (config, _), summary = run_dir.read_config(), run_dir.read_summary()
+    board = run_dir.read_table(RunDir.LEADERBOARD)
     rows = [r for r in board.to_dict("records") if r["status"] in FINISHED]
     task = load_task(config["task"], preprocess=summary["preprocess"])
     labels = task.target_oracle

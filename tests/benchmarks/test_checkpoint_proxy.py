@@ -24,7 +24,7 @@ def _runs(gains: dict[str, float], seeds: tuple[int, ...] = (0, 1)) -> pd.DataFr
     recommends ``gains[group]`` points more."""
     return pd.DataFrame([{"rule": rule, "seed": seed, "task": f"{group}:t", "group": group,
                           "recommended": 80.0 + (gain if rule == SPLIT else 0.0), "best": 85.0, "baseline": 79.0,
-                          "recorded": 80.0}
+                          "ranked_by": "im", "recorded": 80.0}
                          for group, gain in gains.items() for seed in seeds for rule in (IM, SPLIT)])
 
 
@@ -52,7 +52,7 @@ def test_the_page_names_the_better_rule_and_the_tasks_below_the_baseline():
     assert ("so `proxy: auto` ranks the finished trials of a feature table by `neighbour_agreement` at the epochs "
             "`im` keeps, while Tune's sampler and ASHA follow `im`") in text
     assert "| a | 2 | 1.0 | 0.5 |" in text  # the gain on a, and on b with a left out
-    assert "Re-ranked by `im`, 4 of 4 reproduce the ensemble row the run recorded" in text
+    assert "Re-ranked by the proxy it ranked by itself, 4 of 4 reproduce the ensemble row the run recorded" in text
 
 
 def test_the_split_rule_is_adopted_only_where_every_held_out_view_agrees():
