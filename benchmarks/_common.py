@@ -80,6 +80,21 @@ def read_jsonl(path: str) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+def merge_searches(path: str, fresh: list[dict]) -> None:
+    """Write the rows ``fresh`` (each of one search, ``task`` and ``seed``, and of one ``rule`` where rows carry
+    one) into the JSON-lines file ``path``: they replace every row of the same task and seed there, and of two fresh
+    rows of one search and rule the later wins."""
+    import json
+
+    newest = {(row["task"], row["seed"], row.get("rule")): row for row in fresh}
+    searches = {(task, seed) for task, seed, _ in newest}
+    kept = [row for row in (read_jsonl(path) if os.path.exists(path) else [])
+            if (row["task"], row["seed"]) not in searches]
+    with open(path, "w") as handle:
+        for row in sorted(kept + list(newest.values()), key=lambda r: (r["seed"], r["task"], r.get("rule", ""))):
+            handle.write(json.dumps(row) + "\n")
+
+
 def update_auto_rule(**fields: object) -> None:
     """Set ``fields`` in proxy_auto.json, keeping the others: the proxy and the source gap come from two scripts."""
     import json

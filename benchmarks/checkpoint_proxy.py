@@ -20,10 +20,11 @@ from the same trials. From both it derives the ranking rule that ``proxy: auto``
 from __future__ import annotations
 
 import argparse
-import json
 import os
+from dataclasses import dataclass
 
 import pandas as pd
+import torch
 
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.domains import with_fewshot
@@ -40,6 +41,7 @@ from benchmarks._common import (
     kept_metric,
     kept_predictions,
     md_table,
+    merge_searches,
     page_table,
     read_jsonl,
     rerun_command,
@@ -47,7 +49,7 @@ from benchmarks._common import (
     write,
 )
 from benchmarks.baselines import saved_baseline
-from benchmarks.search_efficiency import capped, ensemble_accuracy, smoother
+from benchmarks.search_efficiency import Smoother, capped, ensemble_accuracy, smoother
 from benchmarks.smoothing import KIND, pool_entries
 
 # name -> (the proxy that ranks trials, the proxy that chooses each trial's epoch)
@@ -75,7 +77,7 @@ SAMPLED = f"{SPLIT}, sampled by it"
 # Whole default searches, per rule: (seed, page) of benchmarks.skeleton --tasks ... --seed S plus the rule's flags.
 # search_suite.md and search_suite_seed1/2.md ran without flags when `auto` ranked by im and kept its epochs;
 # search_suite_digits.md and search_suite_digits_seed1.md ran without flags once `auto` ranked by the split rule,
-# sampled by it.
+# sampled by it; search_suite_ranked_by_na.md and search_suite_digits_ranked_by_na.md without flags at today's rule.
 SEARCH_PAGES = {
     IM: [(0, "search_suite.md"), (1, "search_suite_seed1.md"), (2, "search_suite_seed2.md"),
          (0, "search_suite_digits_im.md"), (1, "search_suite_digits_im_seed1.md")],
@@ -83,6 +85,7 @@ SEARCH_PAGES = {
     SAMPLED: [(0, "search_suite_neighbour_agreement_at_im.md"), (1, "search_suite_neighbour_agreement_at_im_seed1.md"),
             (2, "search_suite_neighbour_agreement_at_im_seed2.md"), (0, "search_suite_digits.md"),
             (1, "search_suite_digits_seed1.md")],
+    SPLIT: [(0, "search_suite_ranked_by_na.md"), (0, "search_suite_digits_ranked_by_na.md")],
 }
 # The least gain (points of recommended target accuracy over the im rule's searches, paired by task and seed; the
 # mean over groups of each group's mean) for which a rule replaces im's ranking by default; it must also hold with
@@ -199,14 +202,37 @@ def searches_section(runs: pd.DataFrame) -> str:
                                                      SEARCH_PAGES[rule]) + ")" for rule in rules)
             + ". Each page's header holds its command and commit: search_suite.md and search_suite_seed1/2.md ran "
             "without flags when `auto` ranked by im, search_suite_digits*.md without flags when it ranked by "
-            "`neighbour_agreement` at im's epochs and sampled by it. Target accuracy (%) of the recommendation; TPE "
+            "`neighbour_agreement` at im's epochs and sampled by it, search_suite*_ranked_by_na.md without flags "
+            "at today's rule (ranked by `neighbour_agreement` at im's epochs, sampled by im). Target accuracy (%) of "
+            "the recommendation; TPE "
             "spends each search differently, so the best trials differ too.\n\n") + comparison(runs, rules)
 
 
-def rerank_run(run: str) -> list[dict]:
-    """The recommendation of the search in the run directory ``run`` under each rule that keeps im's epochs, one row
-    per rule: its trials, sampled, stopped and kept by im, ranked by the rule's proxy at their kept epochs (the
-    leaderboard's row), then admitted, capped per method, averaged and smoothed as the run's own ensemble row was."""
+@dataclass
+class RankedRun:
+    """A whole search whose trials kept their epochs by im, read back from its run directory: its finished trials
+    that kept target predictions (leaderboard rows, each proxy read at the kept epoch), those predictions, and what
+    a re-ranking needs to rebuild its ensemble row as the search did."""
+
+    config: dict
+    summary: dict
+    labels: torch.Tensor
+    target_features: torch.Tensor  # the unlabeled target rows the smoothing finds neighbours in
+    trials: list[dict]
+    probs: dict[str, torch.Tensor]
+    smooth: Smoother | None
+    facts: dict  # seed, task, group, ranked_by, best trial, baseline, recorded ensemble row (%)
+
+    def members(self, ranking: str, source_gap: float | None, per_method: int | None, k: int) -> list[dict]:
+        """The trials an ensemble ranked by the proxy ``ranking`` takes: admitted at ``source_gap``, at most
+        ``per_method`` of one method, the first ``k``."""
+        admitted, _ = selection_order([{**r, "score": r[f"proxy_{ranking}"]} for r in self.trials], source_gap)
+        return capped(admitted, per_method)[:k]
+
+
+def read_ranked_run(run: str) -> RankedRun:
+    """:class:`RankedRun` of the run directory ``run``; a run whose trials kept their epochs by another proxy than
+    im is refused, as no rule here can re-rank it."""
     run_dir = RunDir(run)
     (config, _), summary = run_dir.read_config(), run_dir.read_summary()
     metric = kept_metric(summary)
@@ -217,34 +243,37 @@ def rerank_run(run: str) -> list[dict]:
                         config.get("seed", 0), summary["preprocess"])
     probs = {r["trial_id"]: kept_predictions(run, r["trial_id"], metric)
              for r in board.to_dict("records") if r["status"] in FINISHED}
-    trials = [r for r in board.to_dict("records") if r["trial_id"] in probs and probs[r["trial_id"]] is not None]
-    smooth = smoother(summary, task.target_val.x)
-    common = {"seed": config.get("seed", 0), "task": config["task"], "group": group_of(config["task"]),
-              "ranked_by": summary["proxy"],  # the proxy the run itself ranked by, whose row must match ``recorded``
-              "best": 100 * max(r["target_acc"] for r in trials),
-              "baseline": saved_baseline(config["task"], summary["preprocess"])["best"],
-              "recorded": 100 * board.loc[board["status"] == "ensemble", "target_acc"].item()}
+    probs = {trial: p.float() for trial, p in probs.items() if p is not None}
+    trials = [r for r in board.to_dict("records") if r["trial_id"] in probs]
+    facts = {"seed": config.get("seed", 0), "task": config["task"], "group": group_of(config["task"]),
+             "ranked_by": summary["proxy"],  # the proxy the run itself ranked by, whose row must match ``recorded``
+             "best": 100 * max(r["target_acc"] for r in trials),
+             "baseline": saved_baseline(config["task"], summary["preprocess"])["best"],
+             "recorded": 100 * board.loc[board["status"] == "ensemble", "target_acc"].item()}
+    return RankedRun(config, summary, task.target_oracle, task.target_val.x, trials, probs,
+                     smoother(summary, task.target_val.x), facts)
+
+
+def rerank_run(run: str) -> list[dict]:
+    """The recommendation of the search in the run directory ``run`` under each rule that keeps im's epochs, one row
+    per rule: its trials, sampled, stopped and kept by im, ranked by the rule's proxy at their kept epochs (the
+    leaderboard's row), then admitted, capped per method, averaged and smoothed as the run's own ensemble row was."""
+    ranked = read_ranked_run(run)
+    config = ranked.config
     rows = []
     for rule in (IM, SPLIT):
-        ranking = RULES[rule][0]
-        admitted, _ = selection_order([{**r, "score": r[f"proxy_{ranking}"]} for r in trials],
-                                      summary.get("source_gap"))
-        members = capped(admitted, config.get("ensemble_per_method", DEFAULT_ENSEMBLE_PER_METHOD))[
-            :config.get("ensemble_k", DEFAULT_ENSEMBLE_K)]
-        accuracy = ensemble_accuracy([probs[m["trial_id"]].float() for m in members], task.target_oracle, smooth)
-        rows.append({"rule": rule, **common, "recommended": 100 * accuracy,
+        members = ranked.members(RULES[rule][0], ranked.summary.get("source_gap"),
+                                 config.get("ensemble_per_method", DEFAULT_ENSEMBLE_PER_METHOD),
+                                 config.get("ensemble_k", DEFAULT_ENSEMBLE_K))
+        accuracy = ensemble_accuracy([ranked.probs[m["trial_id"]] for m in members], ranked.labels, ranked.smooth)
+        rows.append({"rule": rule, **ranked.facts, "recommended": 100 * accuracy,
                      "members": ",".join(m["method"] for m in members)})
     return rows
 
 
 def collect_reranked(runs: list[str], path: str = RERANKED) -> None:
     """Re-rank the run directories ``runs`` into ``path``, replacing the rows of the same task and seed."""
-    fresh = [row for run in runs for row in rerank_run(run)]
-    keys = {(row["task"], row["seed"]) for row in fresh}
-    kept = [row for row in (read_jsonl(path) if os.path.exists(path) else []) if (row["task"], row["seed"]) not in keys]
-    with open(path, "w") as handle:
-        for row in sorted(kept + fresh, key=lambda r: (r["seed"], r["task"], r["rule"])):
-            handle.write(json.dumps(row) + "\n")
+    merge_searches(path, [row for run in runs for row in rerank_run(run)])
 
 
 def reranked(path: str = RERANKED) -> pd.DataFrame:
@@ -336,13 +365,13 @@ def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None =
                  f"({by_mean[ALONE]:.2f}). ")
     else:
         text += "Neither use of `neighbour_agreement` selects better than `im` alone on the pools. "
-    for rule, searched in ((ALONE, runs), (SAMPLED, runs), (SPLIT, reranked_runs)):
+    for rule, searched in ((ALONE, runs), (SAMPLED, runs), (SPLIT, runs), (SPLIT, reranked_runs)):
         per_rule_group, _ = search_verdict(searched, rule)
         mean = per_rule_group.mean()
         if len(per_rule_group):
             seeds = searched[searched["rule"] == rule]["seed"].nunique()
-            text += (f"On the {'re-ranked ' if rule == SPLIT else ''}whole searches {flags_words(rule)} recommended "
-                     f"{abs(mean):.2f} points "
+            text += (f"On the {'re-ranked ' if searched is reranked_runs else ''}whole searches "
+                     f"{flags_words(rule)} recommended {abs(mean):.2f} points "
                      f"{'more' if mean > 0 else 'less'} than `im` (the mean over groups of each group's mean, "
                      f"{seeds} seed{'s' if seeds > 1 else ''}). ")
     adopted = adopted_rule(per_group, reranked_runs)
