@@ -480,11 +480,13 @@ def findings(table: pd.DataFrame, records: list[dict]) -> str:
         lines.append(f"- {record['task']}, seed {record['seed']}: within the default budget TPE gave "
                      f"{100 * share:.0f}% of its trials to `{method}`.")
     lines.append(
-        "- TPE optimises the selecting proxy: it learns which method family the proxy scores highest and spends its "
-        "trials there (the shares above), so where the proxy over-rates a family the top 5 by the proxy are all of "
-        "it. The source gap holds back those of them whose held-out source accuracy has fallen (source_gap.md); "
-        "random search and the defaults keep the families mixed. More search buys a better proxy score, which is "
-        "a better model only as far as the proxy is right.")
+        "- TPE optimises the proxy that keeps each trial's epoch (`im` on feature tables): it learns which method "
+        "family that proxy scores highest and spends its trials there (the shares above), so where it over-rates a "
+        "family the top 5 by it are all of it. A ranking proxy that reads no confidence (`neighbour_agreement`, "
+        "which `auto` ranks feature tables by; checkpoint_proxy.md) and the source gap, which holds back trials "
+        "whose held-out source accuracy has fallen (source_gap.md), keep that family from filling the "
+        "recommendation; random search and the defaults keep the families mixed. More search buys a better proxy "
+        "score, which is a better model only as far as the proxy is right.")
     lines.append(
         f"- {len({r['seed'] for r in records})} seed(s) per task and {len({r['task'] for r in records})} tasks: "
         "differences of a few points between strategies are within the noise of a single search.")
