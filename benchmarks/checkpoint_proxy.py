@@ -49,7 +49,7 @@ from benchmarks._common import (
     write,
 )
 from benchmarks.baselines import saved_baseline
-from benchmarks.search_efficiency import Smoother, capped, ensemble_accuracy, smoother
+from benchmarks.search_efficiency import capped, ensemble_accuracy, smoother
 from benchmarks.smoothing import KIND, pool_entries
 
 # name -> (the proxy that ranks trials, the proxy that chooses each trial's epoch)
@@ -217,10 +217,9 @@ class RankedRun:
     config: dict
     summary: dict
     labels: torch.Tensor
-    target_features: torch.Tensor  # the unlabeled target rows the smoothing finds neighbours in
+    target_features: torch.Tensor  # the unlabeled target rows a smoothing finds neighbours in
     trials: list[dict]
     probs: dict[str, torch.Tensor]
-    smooth: Smoother | None
     facts: dict  # seed, task, group, ranked_by, best trial, baseline, recorded ensemble row (%)
 
     def members(self, ranking: str, source_gap: float | None, per_method: int | None, k: int) -> list[dict]:
@@ -250,8 +249,7 @@ def read_ranked_run(run: str) -> RankedRun:
              "best": 100 * max(r["target_acc"] for r in trials),
              "baseline": saved_baseline(config["task"], summary["preprocess"])["best"],
              "recorded": 100 * board.loc[board["status"] == "ensemble", "target_acc"].item()}
-    return RankedRun(config, summary, task.target_oracle, task.target_val.x, trials, probs,
-                     smoother(summary, task.target_val.x), facts)
+    return RankedRun(config, summary, task.target_oracle, task.target_val.x, trials, probs, facts)
 
 
 def rerank_run(run: str) -> list[dict]:
@@ -259,13 +257,13 @@ def rerank_run(run: str) -> list[dict]:
     per rule: its trials, sampled, stopped and kept by im, ranked by the rule's proxy at their kept epochs (the
     leaderboard's row), then admitted, capped per method, averaged and smoothed as the run's own ensemble row was."""
     ranked = read_ranked_run(run)
-    config = ranked.config
+    config, smooth = ranked.config, smoother(ranked.summary, ranked.target_features)
     rows = []
     for rule in (IM, SPLIT):
         members = ranked.members(RULES[rule][0], ranked.summary.get("source_gap"),
                                  config.get("ensemble_per_method", DEFAULT_ENSEMBLE_PER_METHOD),
                                  config.get("ensemble_k", DEFAULT_ENSEMBLE_K))
-        accuracy = ensemble_accuracy([ranked.probs[m["trial_id"]] for m in members], ranked.labels, ranked.smooth)
+        accuracy = ensemble_accuracy([ranked.probs[m["trial_id"]] for m in members], ranked.labels, smooth)
         rows.append({"rule": rule, **ranked.facts, "recommended": 100 * accuracy,
                      "members": ",".join(m["method"] for m in members)})
     return rows
