@@ -283,9 +283,10 @@ def report(records: list[dict]) -> str:
     scale = max(r["plan"]["budget"] for r in records if r["strategy"] != "defaults") / DEFAULT_BUDGET
     with open(os.path.join(RESULTS, PLOT), "w") as handle:
         handle.write(plot(table) + "\n")
-    seeds = ",".join(map(str, sorted(table["seed"].unique())))
-    command = (f"python -m benchmarks.search_efficiency --tasks '{','.join(sorted(table['task'].unique()))}' "
-               f"--seeds {seeds} --scale {scale:g}  (--report-only rebuilds this page from the raw file)")
+    seed_sets = tasks_by_seeds(table)
+    command = "; ".join(f"python -m benchmarks.search_efficiency --tasks '{','.join(names)}' --seeds {seeds} "
+                        f"--scale {scale:g}" for seeds, names in seed_sets.items())
+    command += "  (--report-only rebuilds this page from the raw file)"
     text = header("Does the search earn its compute?", command)
     text += ("\nEach strategy is one real `adaptune search` per task and seed (everything else at its default; "
              f"{len(METHODS)} methods, proxy `auto`, which selected by {proxies_of(records)} when they ran): "
@@ -301,9 +302,10 @@ def report(records: list[dict]) -> str:
              f"{DEFAULT_ENSEMBLE_K} trials by the proxy, at most {DEFAULT_ENSEMBLE_PER_METHOD} of one method: what a "
              f"search recommends by default), in points. {smoothing_note(records)} {gap_note(records)} Target "
              "labels only score.\n\n")
-    text += f"Runs: {len(records)}; tasks: {', '.join(tasks)}; seeds: " \
-            f"{', '.join(map(str, sorted(table['seed'].unique())))}. Raw: `benchmarks/results/raw/" \
-            f"search_efficiency.jsonl.gz` (every trial and every curve point).\n\n"
+    measured = "; ".join(f"{', '.join(names)} on seed{'s' if ',' in seeds else ''} {seeds.replace(',', ', ')}"
+                         for seeds, names in seed_sets.items())
+    text += f"Runs: {len(records)}: {measured}. Raw: `benchmarks/results/raw/search_efficiency.jsonl.gz` (every " \
+            "trial and every curve point).\n\n"
     text += "## Regret of the recommended ensemble at equal compute\n\nPoints; the columns are fractions of the " \
             "default budget; `defaults` is one point at its own compute.\n\n"
     rows = []
@@ -368,6 +370,15 @@ def held_out_rules(per_group: pd.DataFrame) -> list[tuple[str, str, float, float
         others = per_group.drop(columns=group).mean(axis=1)
         chosen = min(RULES, key=lambda rule: (round(others[rule], 6), rule != ENSEMBLE))
         out.append((group, chosen, per_group.loc[chosen, group], per_group.loc[ENSEMBLE, group]))
+    return out
+
+
+def tasks_by_seeds(table: pd.DataFrame) -> dict[str, list[str]]:
+    """Seeds (``"0,1,2"``) -> the tasks measured on exactly those: tasks measured on the same seeds share one
+    command on the page, and a task added later on fewer seeds gets its own."""
+    out: dict[str, list[str]] = {}
+    for task, seeds in table.groupby("task")["seed"]:
+        out.setdefault(",".join(map(str, sorted(seeds.unique()))), []).append(str(task))
     return out
 
 

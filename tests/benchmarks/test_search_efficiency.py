@@ -42,3 +42,12 @@ def test_ensembles_are_smoothed_as_the_run_smoothed_them():
     assert se.smoothing_note([{"smoothing": {"neighbours": 5, "weight": 0.5}}]).startswith(
         "Ensembles are smoothed over 5 target neighbours (weight 0.5)")
     assert "plain averages" in se.smoothing_note([{}])
+
+
+def test_tasks_measured_on_other_seeds_get_their_own_command():
+    import pandas as pd
+
+    from benchmarks.search_efficiency import tasks_by_seeds
+
+    table = pd.DataFrame({"task": ["a", "a", "b", "b", "c"], "seed": [0, 1, 1, 0, 0]})
+    assert tasks_by_seeds(table) == {"0,1": ["a", "b"], "0": ["c"]}
