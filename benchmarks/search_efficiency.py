@@ -284,8 +284,8 @@ def report(records: list[dict]) -> str:
     with open(os.path.join(RESULTS, PLOT), "w") as handle:
         handle.write(plot(table) + "\n")
     seed_sets = tasks_by_seeds(table)
-    command = "; ".join(f"python -m benchmarks.search_efficiency --tasks '{','.join(names)}' --seeds {seeds} "
-                        f"--scale {scale:g}" for seeds, names in seed_sets.items())
+    command = "; ".join(f"python -m benchmarks.search_efficiency --tasks '{','.join(names)}' "
+                        f"--seeds {','.join(map(str, seeds))} --scale {scale:g}" for seeds, names in seed_sets.items())
     command += "  (--report-only rebuilds this page from the raw file)"
     text = header("Does the search earn its compute?", command)
     text += ("\nEach strategy is one real `adaptune search` per task and seed (everything else at its default; "
@@ -302,7 +302,7 @@ def report(records: list[dict]) -> str:
              f"{DEFAULT_ENSEMBLE_K} trials by the proxy, at most {DEFAULT_ENSEMBLE_PER_METHOD} of one method: what a "
              f"search recommends by default), in points. {smoothing_note(records)} {gap_note(records)} Target "
              "labels only score.\n\n")
-    measured = "; ".join(f"{', '.join(names)} on seed{'s' if ',' in seeds else ''} {seeds.replace(',', ', ')}"
+    measured = "; ".join(f"{', '.join(names)} on {seed_word(len(seeds))} {', '.join(map(str, seeds))}"
                          for seeds, names in seed_sets.items())
     text += f"Runs: {len(records)}: {measured}. Raw: `benchmarks/results/raw/search_efficiency.jsonl.gz` (every " \
             "trial and every curve point).\n\n"
@@ -373,13 +373,17 @@ def held_out_rules(per_group: pd.DataFrame) -> list[tuple[str, str, float, float
     return out
 
 
-def tasks_by_seeds(table: pd.DataFrame) -> dict[str, list[str]]:
-    """Seeds (``"0,1,2"``) -> the tasks measured on exactly those: tasks measured on the same seeds share one
-    command on the page, and a task added later on fewer seeds gets its own."""
-    out: dict[str, list[str]] = {}
+def tasks_by_seeds(table: pd.DataFrame) -> dict[tuple[int, ...], list[str]]:
+    """Seeds -> the tasks measured on exactly those: tasks measured on the same seeds share one command on the
+    page, and a task added later on fewer seeds gets its own."""
+    out: dict[tuple[int, ...], list[str]] = {}
     for task, seeds in table.groupby("task")["seed"]:
-        out.setdefault(",".join(map(str, sorted(seeds.unique()))), []).append(str(task))
+        out.setdefault(tuple(sorted(int(seed) for seed in seeds.unique())), []).append(str(task))
     return out
+
+
+def seed_word(count: int) -> str:
+    return "seeds" if count > 1 else "seed"
 
 
 def rule_section(table: pd.DataFrame, records: list[dict]) -> str:
@@ -479,11 +483,11 @@ def defaults_phase_end(record: dict) -> int | None:
     return None
 
 
-def seed_counts(records: list[dict]) -> str:
+def seed_counts(table: pd.DataFrame) -> str:
     """``"3 seeds"``, or ``"1 to 3 seeds"`` where tasks were measured on different numbers of seeds."""
-    counts = pd.DataFrame(records).groupby("task")["seed"].nunique()
-    low, high = counts.min(), counts.max()
-    return f"{high} seed{'s' if high > 1 else ''}" if low == high else f"{low} to {high} seeds"
+    counts = [len(seeds) for seeds in tasks_by_seeds(table)]
+    low, high = min(counts), max(counts)
+    return f"{high} {seed_word(high)}" if low == high else f"{low} to {high} seeds"
 
 
 def findings(table: pd.DataFrame, records: list[dict]) -> str:
@@ -505,7 +509,7 @@ def findings(table: pd.DataFrame, records: list[dict]) -> str:
     tpe = [r for r in records if r["strategy"] == "tpe+asha"]
     ends = [defaults_phase_end(r) for r in tpe]
     if tpe and None not in ends:
-        after = [sum(ends[i] < t["compute"] <= DEFAULT_BUDGET for t in r["trials"]) for i, r in enumerate(tpe)]
+        after = [sum(end < t["compute"] <= DEFAULT_BUDGET for t in r["trials"]) for end, r in zip(ends, tpe)]
         lines.append(
             f"- A default search runs each method's defaults first; in these searches they were done at "
             f"{min(ends) / DEFAULT_BUDGET:.2f}x to {max(ends) / DEFAULT_BUDGET:.2f}x of the default budget (mean "
@@ -525,7 +529,7 @@ def findings(table: pd.DataFrame, records: list[dict]) -> str:
         "recommendation; random search and the defaults keep the families mixed. More search buys a better proxy "
         "score, which is a better model only as far as the proxy is right.")
     lines.append(
-        f"- {seed_counts(records)} per task and {len({r['task'] for r in records})} tasks: "
+        f"- {seed_counts(table)} per task and {len({r['task'] for r in records})} tasks: "
         "differences of a few points between strategies are within the noise of a single search.")
     return "\n".join(lines)
 

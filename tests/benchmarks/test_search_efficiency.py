@@ -50,10 +50,12 @@ def test_tasks_measured_on_other_seeds_get_their_own_command():
     from benchmarks.search_efficiency import tasks_by_seeds
 
     table = pd.DataFrame({"task": ["a", "a", "b", "b", "c"], "seed": [0, 1, 1, 0, 0]})
-    assert tasks_by_seeds(table) == {"0,1": ["a", "b"], "0": ["c"]}
+    assert tasks_by_seeds(table) == {(0, 1): ["a", "b"], (0,): ["c"]}
 
 
 def test_the_defaults_phase_ends_when_every_method_has_finished_a_trial():
+    import pandas as pd
+
     from adaptune.algorithms.methods import METHODS
     from benchmarks.search_efficiency import defaults_phase_end, seed_counts
 
@@ -61,5 +63,5 @@ def test_the_defaults_phase_ends_when_every_method_has_finished_a_trial():
     record = {"trials": [{"method": "mcc", "compute": 50}, *reversed(trials)]}
     assert defaults_phase_end(record) == 100 * len(METHODS)
     assert defaults_phase_end({"trials": trials[:-1]}) is None
-    assert seed_counts([{"task": "a", "seed": 0}, {"task": "a", "seed": 1}, {"task": "b", "seed": 0}]) == "1 to 2 seeds"
-    assert seed_counts([{"task": "a", "seed": 0}]) == "1 seed"
+    assert seed_counts(pd.DataFrame({"task": ["a", "a", "b"], "seed": [0, 1, 0]})) == "1 to 2 seeds"
+    assert seed_counts(pd.DataFrame({"task": ["a"], "seed": [0]})) == "1 seed"
