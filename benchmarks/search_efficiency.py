@@ -5,6 +5,8 @@ Four strategies, each a real ``adaptune search`` on the same task and seed:
   * ``random+asha``: Optuna's random sampler over the same space, same ASHA;
   * ``random``: the random sampler, no early stopping (every trial runs all its epochs);
   * ``defaults``: each method once at its defaults, no early stopping (one point: its whole compute).
+One experiment beside them (``--strategies`` names it): ``tpe+asha (defaults in derived order)``, the default search
+with each method's defaults in the order derived with the task's group left out (benchmarks.defaults_order).
 The first three run at ``--scale`` times the default budget; the recommendation at a smaller compute c is what
 the search recommends from the trials that had finished when the trials together had trained c optimizer
 steps. The samplers do not depend on the planned trial count (TPE's startup trials are fixed at 10 here,
@@ -35,7 +37,7 @@ import pandas as pd
 import torch
 import yaml
 
-from adaptune.algorithms.budget import DEFAULT_BUDGET
+from adaptune.algorithms.budget import DEFAULT_BUDGET, plan_search
 from adaptune.algorithms.ensemble import Smoothing, average_predictions, mix_with_neighbours
 from adaptune.algorithms.methods import METHODS
 from adaptune.algorithms.neighbours import nearest_neighbours
@@ -55,6 +57,7 @@ from benchmarks._common import (
     write,
 )
 from benchmarks.baselines import saved_baseline
+from benchmarks.defaults_order import held_out_order
 from benchmarks.skeleton import run_default_search
 
 RAW = os.path.join(RESULTS, "raw", "search_efficiency.jsonl.gz")
@@ -65,6 +68,9 @@ STRATEGIES = {  # name -> config keys that differ from the defaults
     "random": {"searcher": "random", "scheduler": {"kind": "none"}},
     "defaults": {"trials": len(METHODS), "scheduler": {"kind": "none"}},
 }
+# The default search with each method's defaults in the order derived on the other groups (defaults_order.md), run
+# beside the default (which runs them in name order) to measure whether that order earns compute.
+DERIVED_ORDER = "tpe+asha (defaults in derived order)"
 FRACTIONS = (0.25, 0.5, 1.0, 2.0)  # of the default budget, the columns of the table
 GRID = 0.05  # the curves' resolution, as a fraction of the default budget
 # Ensembles a search could recommend: the top k admitted trials by the proxy, at most ``cap`` of one method.
@@ -172,7 +178,9 @@ def measure(task: str, strategy: str, seed: int, out: str, wall: float) -> dict:
 
 def run(task: str, strategy: str, seed: int, scale: float, root: str) -> dict:
     out = run_dir(root, task, strategy, seed)
-    config = {"task": task, "seed": seed, "quiet": True, **STRATEGIES[strategy]}
+    config = {"task": task, "seed": seed, "quiet": True, **STRATEGIES.get(strategy, {})}
+    if strategy == DERIVED_ORDER:
+        config["methods"] = held_out_order(group_of(task))
     if strategy != "defaults":
         config["budget"] = int(scale * DEFAULT_BUDGET)
     config_path = out + ".yaml"
@@ -226,12 +234,12 @@ def regret_at(table: pd.DataFrame, strategy: str, fraction: float, key: str = EN
     return chosen.sort_values("fraction").groupby(["task", "seed"])[key].last()
 
 
-def compute_to_match(table: pd.DataFrame) -> list[list]:
-    """Per task: the compute from which TPE+ASHA's regret stays at or below random search's final regret (and
+def compute_to_match(table: pd.DataFrame, searcher: str = "tpe+asha") -> list[list]:
+    """Per task: the compute from which ``searcher``'s regret stays at or below random search's final regret (and
     where it first gets there), against random search's whole compute."""
     rows = []
     for (task, seed), runs in table.groupby(["task", "seed"]):
-        tpe = runs[runs["strategy"] == "tpe+asha"].sort_values("fraction")
+        tpe = runs[runs["strategy"] == searcher].sort_values("fraction")
         for other in ("random+asha", "random"):
             final = runs[runs["strategy"] == other].sort_values("fraction")
             if final.empty or tpe.empty:
@@ -250,7 +258,7 @@ def compute_to_match(table: pd.DataFrame) -> list[list]:
 def plot(table: pd.DataFrame) -> str:
     """Mean ensemble regret over the tasks against compute, one line per strategy, plus the defaults' point."""
     series = []
-    for index, strategy in enumerate(STRATEGIES):
+    for index, strategy in enumerate([*STRATEGIES, DERIVED_ORDER]):
         chosen = table[table["strategy"] == strategy]
         if chosen.empty:
             continue
@@ -286,6 +294,8 @@ def report(records: list[dict]) -> str:
     seed_sets = tasks_by_seeds(table)
     command = "; ".join(f"python -m benchmarks.search_efficiency --tasks '{','.join(names)}' "
                         f"--seeds {','.join(map(str, seeds))} --scale {scale:g}" for seeds, names in seed_sets.items())
+    if (table["strategy"] == DERIVED_ORDER).any():
+        command += f"; each with --strategies '{DERIVED_ORDER}' for the defaults in a derived order"
     command += "  (--report-only rebuilds this page from the raw file)"
     text = header("Does the search earn its compute?", command)
     text += ("\nEach strategy is one real `adaptune search` per task and seed (everything else at its default; "
@@ -304,8 +314,11 @@ def report(records: list[dict]) -> str:
              "labels only score.\n\n")
     measured = "; ".join(f"{', '.join(names)} on {seed_word(len(seeds))} {', '.join(map(str, seeds))}"
                          for seeds, names in seed_sets.items())
-    text += f"Runs: {len(records)}: {measured}. Raw: `benchmarks/results/raw/search_efficiency.jsonl.gz` (every " \
-            "trial and every curve point).\n\n"
+    derived = sum(r["strategy"] == DERIVED_ORDER for r in records)
+    text += f"Runs: {len(records) - derived}: {measured}" + (
+        f"; and {derived} default searches of the same tasks and seeds with the defaults in a derived order "
+        f"(`{DERIVED_ORDER}`, the section before what follows)" if derived else "") + \
+        ". Raw: `benchmarks/results/raw/search_efficiency.jsonl.gz` (every trial and every curve point).\n\n"
     text += "## Regret of the recommended ensemble at equal compute\n\nPoints; the columns are fractions of the " \
             "default budget; `defaults` is one point at its own compute.\n\n"
     rows = []
@@ -340,7 +353,10 @@ def report(records: list[dict]) -> str:
         base_rows.append([record["task"], record["seed"], shipped, base["lr"], base["nn"],
                           "yes" if shipped >= base["best"] else "no"])
     text += md_table(base_rows, ["task", "seed", "recommended (%)", "source-only LR", "1-NN", "beats both"])
-    text += "\n\n" + rule_section(table, records) + "\n\n" + findings(table, records) + "\n"
+    text += "\n\n" + rule_section(table, records) + "\n\n"
+    if any(r["strategy"] == DERIVED_ORDER for r in records):
+        text += order_section(table, records) + "\n\n"
+    text += findings(table, records) + "\n"
     return text
 
 
@@ -440,6 +456,72 @@ def rule_section(table: pd.DataFrame, records: list[dict]) -> str:
     return text
 
 
+def targets_met(table: pd.DataFrame, searcher: str) -> tuple[int, int, int]:
+    """Of the comparisons with random search: where ``searcher`` stays at random's final regret from a third of
+    random's compute on, where it first gets there by then, and how many comparisons there are."""
+    matches = compute_to_match(table, searcher)
+    within = [[cell != "never" and float(cell) <= 1 / 3 for cell in row[-2:]] for row in matches]
+    return sum(stays for _, stays in within), sum(first for first, _ in within), len(matches)
+
+
+def shipped_trial_bound(plan: dict) -> int:
+    """The trials this commit's plan allows a search of the recorded plan's budget and shape."""
+    return plan_search(budget=plan["budget"], n_source=1, batch_size=1, epochs=plan["epochs"],
+                       grace_epochs=plan["grace_steps"] // plan["steps_per_epoch"],
+                       reduction_factor=plan["reduction_factor"], n_methods=len(METHODS),
+                       n_closed_form=plan["closed_form"], steps_override=plan["steps_per_epoch"]).trials
+
+
+def order_section(table: pd.DataFrame, records: list[dict]) -> str:
+    """The default search against the same search with its defaults in the derived order."""
+    text = ("## Each method's defaults in a derived order\n\n"
+            f"`{DERIVED_ORDER}` is the default search with each method's defaults in the order derived on the other "
+            "groups (defaults_order.md: the methods a search's recommendation held most often first) instead of "
+            "name order, on the same tasks and seeds. Regret of the recommended ensemble (points) at fractions of "
+            "the default budget; where the defaults were all done (mean over seeds); and the target against random "
+            "search (third section).\n\n")
+    rows = []
+    for task in [*sorted(table["task"].unique()), "mean"]:
+        chosen = table if task == "mean" else table[table["task"] == task]
+        for searcher in ("tpe+asha", DERIVED_ORDER):
+            done = [end for end in (defaults_phase_end(r) for r in records
+                                    if r["strategy"] == searcher and task in ("mean", r["task"])) if end is not None]
+            met, first, total = targets_met(chosen, searcher)
+            rows.append([task, "derived" if searcher == DERIVED_ORDER else "name",
+                         *[cell(regret_at(chosen, searcher, f).mean()) for f in FRACTIONS],
+                         f"{sum(done) / len(done) / DEFAULT_BUDGET:.2f}x" if done else "-",
+                         f"{met} / {first} of {total}"])
+    text += md_table(rows, ["task", "defaults order", *[f"{f:g}x" for f in FRACTIONS], "defaults done at",
+                            "target met: stays / first reaches"])
+    derived = [r for r in records if r["strategy"] == DERIVED_ORDER]
+    over = [r for r in derived if len(r["trials"]) > shipped_trial_bound(r["plan"])]
+    within = [r for r in over
+              if sum(t["compute"] <= DEFAULT_BUDGET for t in r["trials"]) > shipped_trial_bound(r["plan"])]
+    if over:
+        text += ("\n\nGood defaults first, ASHA stops the later trials sooner, and a search meets the plan's bound on "
+                 "its trials (the budget over a trial's expected steps under successive halving) before it has spent "
+                 "its budget. These runs bounded the trials by what the budget pays if every trial stops at the first "
+                 f"rung instead (a rerun at this commit keeps the shipped bound); {len(over)} of {len(derived)} ran "
+                 f"more trials than the shipped bound allows ({len(within)} of them within the default budget, so up "
+                 "to 1x the others are what the shipped plan runs too).")
+    return text
+
+
+def order_finding(table: pd.DataFrame) -> str:
+    """What the derived order of the defaults changed, in one line."""
+    means = {s: [regret_at(table, s, f).mean() for f in FRACTIONS] for s in ("tpe+asha", DERIVED_ORDER)}
+    (met, first, total), (met_name, first_name, _) = (targets_met(table, s) for s in (DERIVED_ORDER, "tpe+asha"))
+    at = ", ".join(f"{derived:.1f} against {name:.1f} at {f:g}x"
+                   for f, derived, name in zip(FRACTIONS, means[DERIVED_ORDER], means["tpe+asha"]))
+    verdict = ("it does better at the default budget: a candidate for the default search"
+               if means[DERIVED_ORDER][2] < means["tpe+asha"][2] else
+               "a default search keeps the name order, because what it recommends at the default budget counts more "
+               "than what it holds when stopped early")
+    return (f"- Each method's defaults in the derived order (the section above): the recommendation loses {at}; "
+            f"the target against random search is met in {met} of {total} comparisons (first reached in {first}), "
+            f"against {met_name} ({first_name}) in name order. The order buys an early recommendation; {verdict}.")
+
+
 def proxies_of(records: list[dict]) -> str:
     """The selecting proxies of the runs (``_common.selection_label``), in words (records made before runs recorded
     it selected by im_ts, the feature tables' auto proxy then)."""
@@ -494,16 +576,14 @@ def findings(table: pd.DataFrame, records: list[dict]) -> str:
     strategies = ("tpe+asha", "random+asha", "random")
     means = {s: regret_at(table, s, 1.0).mean() for s in strategies}
     defaults = table[table["strategy"] == "defaults"][ENSEMBLE].mean()
-    matches = compute_to_match(table)
-    met = sum(row[-1] != "never" and float(row[-1]) <= 1 / 3 for row in matches)
-    early = sum(row[-2] != "never" and float(row[-2]) <= 1 / 3 for row in matches)
+    met, early, comparisons = targets_met(table, "tpe+asha")
     lines = [
         "## What follows\n",
         "- At the default budget the recommended ensemble loses, on average over the tasks: "
         + ", ".join(f"`{s}` {v:.1f}" for s, v in means.items())
         + f" points; each method once at its defaults (more compute than the default budget) {defaults:.1f}.",
         f"- The target (TPE + ASHA reaches random search's final regret in at most a third of its compute, and stays "
-        f"there) is met in {met} of {len(matches)} comparisons. It gets there early in {early} of them"
+        f"there) is met in {met} of {comparisons} comparisons. It gets there early in {early} of them"
         + (f", and in {early - met} of those it drifts away again as the search goes on." if early > met else "."),
     ]
     tpe = [r for r in records if r["strategy"] == "tpe+asha"]
@@ -528,6 +608,8 @@ def findings(table: pd.DataFrame, records: list[dict]) -> str:
         "whose held-out source accuracy has fallen (source_gap.md), keep that family from filling the "
         "recommendation; random search and the defaults keep the families mixed. More search buys a better proxy "
         "score, which is a better model only as far as the proxy is right.")
+    if (table["strategy"] == DERIVED_ORDER).any():
+        lines.append(order_finding(table))
     lines.append(
         f"- {seed_counts(table)} per task and {len({r['task'] for r in records})} tasks: "
         "differences of a few points between strategies are within the noise of a single search.")

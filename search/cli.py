@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--task", help="built-in task (see `adaptune tasks`)")
     search.add_argument("--source", help="labeled source data: .npz, .parquet or image folder")
     search.add_argument("--target", help="unlabeled (or oracle-labeled) target data, same formats")
-    search.add_argument("--methods", help="comma-separated method names, or 'all'")
+    search.add_argument("--methods", help="comma-separated method names (their defaults run in this order), "
+                        "or 'all' (the default)")
     search.add_argument("--budget", type=int, help=f"optimizer steps summed over trials (default {DEFAULT_BUDGET:,}); "
                         "the number of trials follows from it and the data's size; no trial starts once it is spent")
     search.add_argument("--searcher", choices=("tpe", "random"),

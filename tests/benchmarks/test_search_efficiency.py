@@ -65,3 +65,41 @@ def test_the_defaults_phase_ends_when_every_method_has_finished_a_trial():
     assert defaults_phase_end({"trials": trials[:-1]}) is None
     assert seed_counts(pd.DataFrame({"task": ["a", "a", "b"], "seed": [0, 1, 0]})) == "1 to 2 seeds"
     assert seed_counts(pd.DataFrame({"task": ["a"], "seed": [0]})) == "1 seed"
+
+
+def test_target_counts_where_a_searcher_reaches_random_search_by_a_third_of_its_compute():
+    def rows(strategy, regrets):
+        return [{"task": "t", "seed": 0, "strategy": strategy, "fraction": f, se.ENSEMBLE: r}
+                for f, r in zip((0.5, 1.0, 1.5, 2.0), regrets)]
+
+    table = pd.DataFrame(rows("random", [9, 8, 6, 5]) + rows("random+asha", [9, 7, 3, 2])
+                         + rows("tpe+asha", [5, 5, 2, 2]) + rows(se.DERIVED_ORDER, [9, 5, 5, 5]))
+    assert se.targets_met(table, "tpe+asha") == (1, 1, 2)  # at random's 5 from 0.5 / 2 on; random+asha's 2 late
+    assert se.targets_met(table, se.DERIVED_ORDER) == (0, 0, 2)  # reaches random's 5 only at 1.0 / 2
+
+
+def test_defaults_run_in_the_order_the_other_groups_recommend(tmp_path):
+    import json
+
+    from adaptune.algorithms.methods import METHODS
+    from benchmarks.defaults_order import SHIPPED_RULE, held_out_order, order, recommended_shares
+
+    searches = [("a", "mcc,dann"), ("a", "mcc,jda"), ("b", "jda,tca"), ("c", "tca"), ("c", "tca,jda")]
+    path = tmp_path / "searches.jsonl"
+    path.write_text("".join(json.dumps({"rule": rule, "group": group, "members": members}) + "\n"
+                            for group, members in searches for rule in (SHIPPED_RULE, "im")))
+    shares = recommended_shares(str(path))
+    assert shares.loc["jda"].tolist() == [0.5, 1.0, 0.5] and shares.loc["tca"].tolist() == [0.0, 1.0, 1.0]
+    assert order(shares)[:4] == ["jda", "tca", "mcc", "dann"] and sorted(order(shares)) == sorted(METHODS)
+    assert held_out_order("c", str(path))[:2] == ["jda", "mcc"]  # tca is recommended on b alone then
+    assert held_out_order("unseen", str(path)) == order(shares)
+
+
+def test_the_shipped_trial_bound_is_read_back_from_a_recorded_plan():
+    from dataclasses import asdict
+
+    from adaptune.algorithms.budget import plan_search
+
+    plan = plan_search(budget=20_000, n_source=9000, batch_size=64, epochs=12, grace_epochs=2, reduction_factor=2,
+                       n_methods=19, n_closed_form=6)
+    assert se.shipped_trial_bound(asdict(plan)) == plan.trials

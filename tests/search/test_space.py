@@ -53,3 +53,11 @@ def test_space_function_pickles_for_tune():
     space = pickle.loads(pickle.dumps(make_space(["dann"], RANGES)))
     assert space.keywords["methods"] == ["dann"]
     assert {"lr", "freeze_depth", "adv_weight", "disc_hidden"} <= set(all_param_names())
+
+
+
+def test_the_defaults_run_in_the_order_the_methods_are_listed():
+    from adaptune.search.config import build_config
+
+    listed = build_config({"methods": ["source_only", "mcc"]}).methods
+    assert [p["method"] for p in default_points(listed, RANGES)] == ["source_only", "mcc"]
