@@ -128,18 +128,21 @@ def capped(rows: list[dict], cap: int | None) -> list[dict]:
     return list(at_most_per_method(rows, cap))
 
 
+Order = Callable[[list[dict], float | None], tuple[list[dict], list[dict]]]
+
+
 def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float | None, metric: str,
-          smooth: Smoother | None = None) -> tuple[list[dict], list[dict]]:
+          smooth: Smoother | None = None, order: Order = selection_order) -> tuple[list[dict], list[dict]]:
     """What the search recommends at each compute point: the ensemble of every rule in ``RULES`` over the trials in
-    ``reports.leaderboard.selection_order`` at the run's source gap (the product's order), smoothed as its
-    ensemble row was."""
+    ``order`` (the product's, ``reports.leaderboard.selection_order``, by default) at the run's source gap,
+    smoothed as its ensemble row was."""
     board = compute_timeline(out)
     kept = [kept_predictions(out, t, metric) for t in board["trial_id"]]
     board["probs"] = [None if p is None else p.float() for p in kept]
     rows = []
     for point in points:
         seen = board[(board["compute"] <= point) & board["probs"].notna()].to_dict("records")
-        admitted, _ = selection_order(seen, source_gap)
+        admitted, _ = order(seen, source_gap)
         rows.append({"compute": point, "trials": len(admitted),
                      **{name: ensemble_accuracy([m["probs"] for m in capped(admitted, cap)[:k]], labels,
                                                 smooth if k > 1 else None)  # a single pick ships its own
@@ -151,11 +154,12 @@ def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float |
 
 
 def run_dir(root: str, task: str, strategy: str, seed: int) -> str:
-    return os.path.join(root, f"{task.replace(':', '-').replace('>', '')}-{strategy}-{seed}")
+    name = f"{task.replace(':', '-').replace('>', '')}-{strategy}-{seed}"
+    return os.path.join(root, name.replace(" ", "-").replace("(", "").replace(")", ""))
 
 
-def measure(task: str, strategy: str, seed: int, out: str, wall: float) -> dict:
-    """The record of one finished search: its trials and its recommendation at every compute point."""
+def measure(task: str, strategy: str, seed: int, out: str, wall: float, order: Order = selection_order) -> dict:
+    """The record of one finished search: its trials and its recommendation (``order``) at every compute point."""
     from adaptune.search.trial import resolve_task
 
     with open(os.path.join(out, "summary.json")) as handle:
@@ -166,7 +170,7 @@ def measure(task: str, strategy: str, seed: int, out: str, wall: float) -> dict:
     step = int(GRID * DEFAULT_BUDGET)
     points = sorted({*range(step, total + step, step), total}) if strategy != "defaults" else [10**12]
     rows, trials = curve(out, labels, points, summary.get("source_gap"), kept_metric(summary),
-                         smoother(summary, resolved.target_val.x))
+                         smoother(summary, resolved.target_val.x), order)
     if strategy == "defaults":
         rows[0]["compute"] = max(t["compute"] for t in trials)
     return {"task": task, "strategy": strategy, "seed": seed, "wall_s": wall, "plan": summary["plan"],
