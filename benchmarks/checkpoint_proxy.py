@@ -49,7 +49,7 @@ from benchmarks._common import (
     write,
 )
 from benchmarks.baselines import saved_baseline
-from benchmarks.search_efficiency import capped, ensemble_accuracy, smoother
+from benchmarks.search_efficiency import Smoother, capped, ensemble_accuracy, smoother
 from benchmarks.smoothing import KIND, pool_entries
 
 # name -> (the proxy that ranks trials, the proxy that chooses each trial's epoch)
@@ -228,6 +228,14 @@ class RankedRun:
         admitted, _ = selection_order([{**r, "score": r[f"proxy_{ranking}"]} for r in self.trials], source_gap)
         return capped(admitted, per_method)[:k]
 
+    def recommendation(self, ranking: str, smooth: Smoother | None) -> tuple[float, list[dict]]:
+        """Target accuracy (%) and members of the ensemble the run's own settings (source gap, cap per method,
+        size) build from its trials ranked by ``ranking``, smoothed by ``smooth``."""
+        members = self.members(ranking, self.summary.get("source_gap"),
+                               self.config.get("ensemble_per_method", DEFAULT_ENSEMBLE_PER_METHOD),
+                               self.config.get("ensemble_k", DEFAULT_ENSEMBLE_K))
+        return 100 * ensemble_accuracy([self.probs[m["trial_id"]] for m in members], self.labels, smooth), members
+
 
 def read_ranked_run(run: str) -> RankedRun:
     """:class:`RankedRun` of the run directory ``run``; a run whose trials kept their epochs by another proxy than
@@ -257,14 +265,11 @@ def rerank_run(run: str) -> list[dict]:
     per rule: its trials, sampled, stopped and kept by im, ranked by the rule's proxy at their kept epochs (the
     leaderboard's row), then admitted, capped per method, averaged and smoothed as the run's own ensemble row was."""
     ranked = read_ranked_run(run)
-    config, smooth = ranked.config, smoother(ranked.summary, ranked.target_features)
+    smooth = smoother(ranked.summary, ranked.target_features)
     rows = []
     for rule in (IM, SPLIT):
-        members = ranked.members(RULES[rule][0], ranked.summary.get("source_gap"),
-                                 config.get("ensemble_per_method", DEFAULT_ENSEMBLE_PER_METHOD),
-                                 config.get("ensemble_k", DEFAULT_ENSEMBLE_K))
-        accuracy = ensemble_accuracy([ranked.probs[m["trial_id"]] for m in members], ranked.labels, smooth)
-        rows.append({"rule": rule, **ranked.facts, "recommended": 100 * accuracy,
+        accuracy, members = ranked.recommendation(RULES[rule][0], smooth)
+        rows.append({"rule": rule, **ranked.facts, "recommended": accuracy,
                      "members": ",".join(m["method"] for m in members)})
     return rows
 

@@ -15,21 +15,22 @@ tasks, beside the default search, which runs the defaults in name order.
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 
 from adaptune.algorithms.methods import METHODS
-from benchmarks._common import RESULTS, header, md_table, read_jsonl, write
+from benchmarks._common import header, md_table, read_jsonl, write
+from benchmarks.checkpoint_proxy import RERANKED as SEARCHES
+from benchmarks.checkpoint_proxy import SPLIT as SHIPPED_RULE  # the ranking a default search on feature tables ships
 
-SEARCHES = os.path.join(RESULTS, "raw", "checkpoint-proxy-reranked.jsonl")
-SHIPPED_RULE = "neighbour_agreement at im's epoch"  # the ranking a default search on feature tables ships
+
+def shipped_searches(path: str = SEARCHES) -> list[dict]:
+    """The re-ranked whole default searches, each as the shipped ranking recommends it."""
+    return [r for r in read_jsonl(path) if r["rule"] == SHIPPED_RULE]
 
 
-def recommended_shares(path: str = SEARCHES) -> pd.DataFrame:
-    """Per method (rows) and benchmark group (columns): the share of the group's default searches whose
+def recommended_shares(searches: list[dict]) -> pd.DataFrame:
+    """Per method (rows) and benchmark group (columns): the share of the group's default ``searches`` whose
     recommended ensemble holds the method."""
-    searches = [r for r in read_jsonl(path) if r["rule"] == SHIPPED_RULE]
     rows = [{"group": s["group"], "method": method, "in": method in s["members"].split(",")}
             for s in searches for method in METHODS]
     return pd.DataFrame(rows).groupby(["method", "group"])["in"].mean().unstack().reindex(sorted(METHODS))
@@ -43,7 +44,7 @@ def order(shares: pd.DataFrame, without: str | None = None) -> list[str]:
 
 def held_out_order(group: str, path: str = SEARCHES) -> list[str]:
     """The order derived on every group but ``group``: what a benchmark of ``group``'s tasks runs."""
-    shares = recommended_shares(path)
+    shares = recommended_shares(shipped_searches(path))
     return order(shares, without=group if group in shares.columns else None)
 
 
@@ -84,8 +85,9 @@ def report(shares: pd.DataFrame, counts: pd.Series) -> str:
 
 
 def main() -> None:
-    shares = recommended_shares()
-    counts = pd.Series([r["group"] for r in read_jsonl(SEARCHES) if r["rule"] == SHIPPED_RULE]).value_counts()
+    searches = shipped_searches()
+    shares = recommended_shares(searches)
+    counts = pd.Series([r["group"] for r in searches]).value_counts()
     print(write("defaults_order.md", report(shares, counts.reindex(shares.columns))))
 
 

@@ -24,7 +24,6 @@ from dataclasses import replace
 import pandas as pd
 
 from adaptune.reports.leaderboard import selection_order
-from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
 from adaptune.search.step_budget import spends_budget
 from benchmarks._common import RESULTS, group_of, header, md_table, merge_searches, read_jsonl, write
 from benchmarks.checkpoint_proxy import RULES, SPLIT, read_ranked_run
@@ -34,7 +33,6 @@ from benchmarks.search_efficiency import (
     FRACTIONS,
     Order,
     cell,
-    ensemble_accuracy,
     load_raw,
     measure,
     regret_at,
@@ -87,22 +85,23 @@ def rerank_search(run: str) -> dict:
     """A whole default search's recommendation as shipped (ranked by the rule proxy auto ships, at im's epochs) and
     without its trials stopped at the first rung, in %."""
     ranked = read_ranked_run(run)
-    config, smooth = ranked.config, smoother(ranked.summary, ranked.target_features)
+    smooth = smoother(ranked.summary, ranked.target_features)
     row = dict(ranked.facts)
     for name, first_rung in zip(RULE_NAMES, (None, first_rung_of(run))):
-        members = replace(ranked, trials=trained_past(ranked.trials, first_rung)).members(
-            RULES[SPLIT][0], ranked.summary.get("source_gap"),
-            config.get("ensemble_per_method", DEFAULT_ENSEMBLE_PER_METHOD),
-            config.get("ensemble_k", DEFAULT_ENSEMBLE_K))
-        row[name] = 100 * ensemble_accuracy([ranked.probs[m["trial_id"]] for m in members], ranked.labels, smooth)
+        trained = replace(ranked, trials=trained_past(ranked.trials, first_rung))
+        row[name] = trained.recommendation(RULES[SPLIT][0], smooth)[0]
     print(run, flush=True)
     return row
 
 
-def searches_section(searches: pd.DataFrame) -> str:
-    """Regret per benchmark group of the whole default searches, both ways."""
-    loss = pd.DataFrame({name: searches["best"] - searches[name] for name in RULE_NAMES})
-    per = loss.groupby(searches["group"]).mean()
+def group_regrets(searches: pd.DataFrame) -> pd.DataFrame:
+    """Per benchmark group (rows), the whole default searches' mean regret (points) each way (columns)."""
+    return pd.DataFrame({name: searches["best"] - searches[name] for name in RULE_NAMES}).groupby(
+        searches["group"]).mean()
+
+
+def searches_section(searches: pd.DataFrame, per: pd.DataFrame) -> str:
+    """Regret per benchmark group of the whole default searches, both ways (``per``: :func:`group_regrets`)."""
     text = (f"\n\nThe suite's whole default searches ({len(searches)} searches of {searches['group'].nunique()} "
             "groups, each at the default budget), re-ranked as a search ranks them, regret against the search's best "
             "trial (points), mean per group:\n\n")
@@ -114,10 +113,9 @@ def searches_section(searches: pd.DataFrame) -> str:
                    "points).")
 
 
-def held_out_line(searches: pd.DataFrame) -> str:
-    """Leave one group out over the whole default searches: the way chosen on the other groups, on the group."""
-    per = pd.DataFrame({name: searches["best"] - searches[name] for name in RULE_NAMES}).groupby(
-        searches["group"]).mean()
+def held_out_line(per: pd.DataFrame) -> str:
+    """Leave one group out over the whole default searches (``per``: :func:`group_regrets`): the way chosen on the
+    other groups, on the group."""
     chosen = {group: per.drop(index=group).mean().idxmin() for group in per.index}
     held = sum(per.loc[group, name] for group, name in chosen.items()) / len(per)
     picks = sorted(set(chosen.values()))
@@ -154,8 +152,9 @@ def report(shipped: list[dict], trained: list[dict], searches: pd.DataFrame) -> 
     text += "\n\nThe default search (`tpe+asha`) at the default budget, per benchmark group:\n\n"
     text += md_table([[name, *[cell(values[g]) for g in names], cell(sum(values.values()) / len(values))]
                       for name, values in groups.items()], ["recommendation", *names, "mean"])
-    if len(searches):
-        text += searches_section(searches)
+    per = group_regrets(searches) if len(searches) else None
+    if per is not None:
+        text += searches_section(searches, per)
     means = {name: {s: [regret_at(t, s, f).mean() for f in FRACTIONS] for s in SEARCHERS}
              for name, t in tables.items()}
     before, after = means["as shipped"], means["past the first rung"]
@@ -168,7 +167,7 @@ def report(shipped: list[dict], trained: list[dict], searches: pd.DataFrame) -> 
              f"{after[DERIVED_ORDER][0]:.1f} against {before[DERIVED_ORDER][0]:.1f} at a quarter of it, where the "
              f"default search (name order) has {after['tpe+asha'][2]:.1f} and {after['tpe+asha'][0]:.1f}: the trials "
              "that order stops at the first rung are what it loses by at the default budget as shipped.\n"
-             + (held_out_line(searches) if len(searches) else "")
+             + (held_out_line(per) if per is not None else "")
              + "- A search still recommends as shipped. Adopting the rule changes every recommendation a page derives "
              "from whole searches (checkpoint_proxy.md, source_gap.md, ensemble_settings.md, smoothing.md, "
              "search_efficiency.md), so those are re-derived with it.\n")

@@ -82,13 +82,13 @@ def test_defaults_run_in_the_order_the_other_groups_recommend(tmp_path):
     import json
 
     from adaptune.algorithms.methods import METHODS
-    from benchmarks.defaults_order import SHIPPED_RULE, held_out_order, order, recommended_shares
+    from benchmarks.defaults_order import SHIPPED_RULE, held_out_order, order, recommended_shares, shipped_searches
 
     searches = [("a", "mcc,dann"), ("a", "mcc,jda"), ("b", "jda,tca"), ("c", "tca"), ("c", "tca,jda")]
     path = tmp_path / "searches.jsonl"
     path.write_text("".join(json.dumps({"rule": rule, "group": group, "members": members}) + "\n"
                             for group, members in searches for rule in (SHIPPED_RULE, "im")))
-    shares = recommended_shares(str(path))
+    shares = recommended_shares(shipped_searches(str(path)))
     assert shares.loc["jda"].tolist() == [0.5, 1.0, 0.5] and shares.loc["tca"].tolist() == [0.0, 1.0, 1.0]
     assert order(shares)[:4] == ["jda", "tca", "mcc", "dann"] and sorted(order(shares)) == sorted(METHODS)
     assert held_out_order("c", str(path))[:2] == ["jda", "mcc"]  # tca is recommended on b alone then
