@@ -3,9 +3,10 @@
 A trial stopped at the first rung keeps a checkpoint from its first few hundred steps: often a model still far from
 what its method reaches, yet the ranking proxy (which reads the target predictions, not how long they trained) can
 rate it as high as finished trials. This page re-measures every search of search_efficiency.md (from their run
-directories) with such trials kept out of the recommendation, all else as shipped: closed-form trials, which train
-no steps, and searches without early stopping are unchanged, and where no trial trained past the first rung every
-trial stays. Regret and the target against random search as on that page. It also re-ranks the suite's whole
+directories, recorded when a search ranked every trial) with such trials kept out of the recommendation, all else as
+shipped: closed-form trials, which train no steps, and searches without early stopping are unchanged, and where no
+trial trained past the first rung every trial stays (``reports.leaderboard.selection_order``, which a search now
+applies). Regret and the target against random search as on that page. It also re-ranks the suite's whole
 default searches (the run directories checkpoint_proxy.md re-ranks) both ways, as a search ranks them. Target labels
 only score.
 
@@ -23,15 +24,12 @@ from dataclasses import replace
 
 import pandas as pd
 
-from adaptune.reports.leaderboard import selection_order
-from adaptune.search.step_budget import spends_budget
 from benchmarks._common import RESULTS, group_of, header, md_table, merge_searches, read_jsonl, write
 from benchmarks.checkpoint_proxy import RULES, SPLIT, read_ranked_run
 from benchmarks.search_efficiency import (
     DERIVED_ORDER,
     ENSEMBLE,
     FRACTIONS,
-    Order,
     cell,
     load_raw,
     measure,
@@ -39,29 +37,16 @@ from benchmarks.search_efficiency import (
     regrets,
     run_dir,
     save_raw,
+    selection_at,
     smoother,
     targets_met,
 )
 
 RAW = os.path.join(RESULTS, "raw", "first_rung.jsonl.gz")
 SEARCHES = os.path.join(RESULTS, "raw", "first-rung-searches.jsonl")  # the whole default searches, both ways
-RULE_NAMES = ("as shipped", "past the first rung")
+CHECKS = os.path.join(RESULTS, "raw", "first-rung-check.jsonl")  # default searches run with the rule, both ways
+RULE_NAMES = ("every trial", "past the first rung")  # before the rule, and the rule a search applies
 SEARCHERS = ("tpe+asha", DERIVED_ORDER, "random+asha")  # the strategies with early stopping
-
-
-def trained_past(rows: list[dict], first_rung: int | None) -> list[dict]:
-    """The rows of trials that trained past ``first_rung`` steps (every row when ``first_rung`` is None or when none
-    did); closed-form trials train no steps and always stay."""
-    trained = [r for r in rows if first_rung is None or not spends_budget(r.get("method"))
-               or (r.get("steps") or 0) > first_rung]
-    return trained or rows
-
-
-def past_first_rung(first_rung: int | None) -> Order:
-    """The product's selection order over :func:`trained_past` rows."""
-    def order(rows: list[dict], source_gap: float | None) -> tuple[list[dict], list[dict]]:
-        return selection_order(trained_past(rows, first_rung), source_gap)
-    return order
 
 
 def first_rung_of(out: str) -> int | None:
@@ -76,20 +61,20 @@ def remeasure(records: list[dict], root: str) -> list[dict]:
     for record in records:
         path = run_dir(root, record["task"], record["strategy"], record["seed"])
         out.append(measure(record["task"], record["strategy"], record["seed"], path, record["wall_s"],
-                           past_first_rung(first_rung_of(path))))
+                           selection_at(first_rung_of(path))))
         print(record["task"], record["strategy"], record["seed"], flush=True)
     return out
 
 
 def rerank_search(run: str) -> dict:
-    """A whole default search's recommendation as shipped (ranked by the rule proxy auto ships, at im's epochs) and
-    without its trials stopped at the first rung, in %."""
+    """A whole default search's recommendation (ranked by the rule proxy auto ships, at im's epochs) from every
+    trial and without its trials stopped at the first rung, in %."""
     ranked = read_ranked_run(run)
     smooth = smoother(ranked.summary, ranked.target_features)
     row = dict(ranked.facts)
     for name, first_rung in zip(RULE_NAMES, (None, first_rung_of(run))):
-        trained = replace(ranked, trials=trained_past(ranked.trials, first_rung))
-        row[name] = trained.recommendation(RULES[SPLIT][0], smooth)[0]
+        ruled = replace(ranked, summary={**ranked.summary, "first_rung": first_rung})
+        row[name] = ruled.recommendation(RULES[SPLIT][0], smooth)[0]
     print(run, flush=True)
     return row
 
@@ -100,9 +85,11 @@ def group_regrets(searches: pd.DataFrame) -> pd.DataFrame:
         searches["group"]).mean()
 
 
-def searches_section(searches: pd.DataFrame, per: pd.DataFrame) -> str:
-    """Regret per benchmark group of the whole default searches, both ways (``per``: :func:`group_regrets`)."""
-    text = (f"\n\nThe suite's whole default searches ({len(searches)} searches of {searches['group'].nunique()} "
+def searches_section(searches: pd.DataFrame, per: pd.DataFrame, which: str = "The suite's whole default searches"
+                     ) -> str:
+    """Regret per benchmark group of whole default searches (``which``), both ways (``per``:
+    :func:`group_regrets`)."""
+    text = (f"\n\n{which} ({len(searches)} searches of {searches['group'].nunique()} "
             "groups, each at the default budget), re-ranked as a search ranks them, regret against the search's best "
             "trial (points), mean per group:\n\n")
     text += md_table([[name, *[cell(per.loc[g, name]) for g in per.index], cell(per[name].mean())]
@@ -120,7 +107,8 @@ def held_out_line(per: pd.DataFrame) -> str:
     held = sum(per.loc[group, name] for group, name in chosen.items()) / len(per)
     picks = sorted(set(chosen.values()))
     return (f"- Leave one group out on the whole default searches, the other groups choose {' or '.join(picks)}; "
-            f"held out that scores {held:.2f} points per group against {per[RULE_NAMES[0]].mean():.2f} as shipped.\n")
+            f"held out that scores {held:.2f} points per group against {per[RULE_NAMES[0]].mean():.2f} from every "
+            "trial.\n")
 
 
 def per_group(table: pd.DataFrame, strategy: str, fraction: float) -> dict[str, float]:
@@ -128,18 +116,31 @@ def per_group(table: pd.DataFrame, strategy: str, fraction: float) -> dict[str, 
     return values.groupby(values["task"].map(group_of))[ENSEMBLE].mean().to_dict()
 
 
-def report(shipped: list[dict], trained: list[dict], searches: pd.DataFrame) -> str:
-    tables = {"as shipped": regrets(shipped), "past the first rung": regrets(trained)}
+def check_section(checks: pd.DataFrame) -> str:
+    """Default searches run after the rule was adopted, on tasks of the suite: the rule against every trial on
+    searches the rule was not derived on, and whether the re-ranking gives back what each search recorded."""
+    per = group_regrets(checks)
+    text = searches_section(checks, per, "Default searches run with the rule in place, after it was chosen")
+    same = int(((checks["recorded"] - checks[RULE_NAMES[1]]).abs() < 1e-6).sum())
+    lower = int((checks[RULE_NAMES[1]] < checks[RULE_NAMES[0]] - 1e-6).sum())
+    higher = int((checks[RULE_NAMES[1]] > checks[RULE_NAMES[0]] + 1e-6).sum())
+    return text + (f" Per search the rule recommends more than every trial would in {higher} and less in {lower} of "
+                   f"{len(checks)}; re-ranked with the rule, {same} of {len(checks)} give back the ensemble row the "
+                   "search recorded.")
+
+
+def report(shipped: list[dict], trained: list[dict], searches: pd.DataFrame, checks: pd.DataFrame) -> str:
+    tables = dict(zip(RULE_NAMES, (regrets(shipped), regrets(trained))))
     text = header("Trials stopped at the first rung in the recommendation",
                   "python -m benchmarks.first_rung --out DIR --runs RUN_DIR ...  (DIR: the run directories of "
                   "benchmarks.search_efficiency; RUN_DIR: the whole default searches checkpoint_proxy.md re-ranks; "
                   "--report-only rebuilds this page from the raw files)")
     text += ("\nThe searches of search_efficiency.md (the same tasks, seeds and strategies, "
              f"{len(shipped)} runs), their recommendation re-measured with the trials that ASHA stopped at the first "
-             "rung kept out (`past the first rung`) against the recommendation as shipped. Regret of the recommended "
-             "ensemble in points at fractions of the default budget, mean over tasks and seeds; the target: TPE + "
-             "ASHA at random search's final regret within a third of its compute, stays there / first reaches it, of "
-             "the comparisons.\n\n")
+             "rung kept out (`past the first rung`) against the recommendation from every trial, as they ran. "
+             "Regret of the recommended ensemble in points at fractions of the default budget, mean over tasks and "
+             "seeds; the target: TPE + ASHA at random search's final regret within a third of its compute, stays "
+             "there / first reaches it, of the comparisons.\n\n")
     rows = []
     for strategy in SEARCHERS:
         for name, table in tables.items():
@@ -155,22 +156,26 @@ def report(shipped: list[dict], trained: list[dict], searches: pd.DataFrame) -> 
     per = group_regrets(searches) if len(searches) else None
     if per is not None:
         text += searches_section(searches, per)
+    if len(checks):
+        text += check_section(checks)
     means = {name: {s: [regret_at(t, s, f).mean() for f in FRACTIONS] for s in SEARCHERS}
              for name, t in tables.items()}
-    before, after = means["as shipped"], means["past the first rung"]
+    before, after = (means[name] for name in RULE_NAMES)
     text += ("\n\n## What follows\n\n"
              f"- The default search on search_efficiency.md's runs: {after['tpe+asha'][2]:.1f} points at the default "
-             f"budget against {before['tpe+asha'][2]:.1f} as shipped, {after['tpe+asha'][3]:.1f} against "
+             f"budget against {before['tpe+asha'][2]:.1f} from every trial, {after['tpe+asha'][3]:.1f} against "
              f"{before['tpe+asha'][3]:.1f} at twice it.\n"
              f"- With the defaults in the derived order (defaults_order.md), which stops later trials sooner: "
              f"{after[DERIVED_ORDER][2]:.1f} against {before[DERIVED_ORDER][2]:.1f} at the default budget, "
              f"{after[DERIVED_ORDER][0]:.1f} against {before[DERIVED_ORDER][0]:.1f} at a quarter of it, where the "
              f"default search (name order) has {after['tpe+asha'][2]:.1f} and {after['tpe+asha'][0]:.1f}: the trials "
-             "that order stops at the first rung are what it loses by at the default budget as shipped.\n"
+             "that order stops at the first rung are what it loses by at the default budget.\n"
              + (held_out_line(per) if per is not None else "")
-             + "- A search still recommends as shipped. Adopting the rule changes every recommendation a page derives "
-             "from whole searches (checkpoint_proxy.md, source_gap.md, ensemble_settings.md, smoothing.md, "
-             "search_efficiency.md), so those are re-derived with it.\n")
+             + "- A search applies the rule: it ranks such trials after the others, with those below the source gap "
+             "(`reports.leaderboard.selection_order`, the plan's first rung). The pages that re-rank whole searches "
+             "(checkpoint_proxy.md, source_gap.md, ensemble_settings.md, smoothing.md, search_efficiency.md) measured "
+             "searches that ranked every trial; the settings they derive (ranking rule, source gap, cap per method, "
+             "smoothing) were chosen before the rule, and a rerun of them measures it in place.\n")
     return text
 
 
@@ -178,6 +183,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="the run directories of benchmarks.search_efficiency")
     parser.add_argument("--runs", nargs="*", default=[], help="whole default searches to re-rank both ways")
+    parser.add_argument("--check", nargs="*", default=[],
+                        help="default searches run with the rule in place, to re-rank both ways")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     shipped, trained = load_raw(), load_raw(RAW)
@@ -186,8 +193,10 @@ def main() -> None:
         save_raw(trained, RAW)
     if args.runs and not args.report_only:
         merge_searches(SEARCHES, [rerank_search(run) for run in args.runs])
-    searches = pd.DataFrame(read_jsonl(SEARCHES) if os.path.exists(SEARCHES) else [])
-    print(write("first_rung.md", report(shipped, trained, searches)))
+    if args.check and not args.report_only:
+        merge_searches(CHECKS, [rerank_search(run) for run in args.check])
+    searches, checks = (pd.DataFrame(read_jsonl(path) if os.path.exists(path) else []) for path in (SEARCHES, CHECKS))
+    print(write("first_rung.md", report(shipped, trained, searches, checks)))
 
 
 if __name__ == "__main__":

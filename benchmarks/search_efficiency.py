@@ -39,12 +39,12 @@ import yaml
 
 from adaptune.algorithms.budget import DEFAULT_BUDGET, plan_search
 from adaptune.algorithms.ensemble import Smoothing, average_predictions, mix_with_neighbours
-from adaptune.algorithms.methods import METHODS
+from adaptune.algorithms.methods import METHODS, trains_by_steps
 from adaptune.algorithms.neighbours import nearest_neighbours
 from adaptune.reports.leaderboard import at_most_per_method, selection_order
 from adaptune.reports.svg import Series, color, xy_chart
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
-from adaptune.search.step_budget import budget_steps, spends_budget
+from adaptune.search.step_budget import budget_steps
 from benchmarks._common import (
     RESULTS,
     group_of,
@@ -89,7 +89,7 @@ def compute_timeline(out: str) -> pd.DataFrame:
     board = pd.read_parquet(os.path.join(out, "leaderboard.parquet"))
     board = board[board["status"] != "ensemble"].copy()
     history = pd.read_parquet(os.path.join(out, "history.parquet"))
-    history = history[history["trial_id"].isin(board["trial_id"]) & history["method"].map(spends_budget)]
+    history = history[history["trial_id"].isin(board["trial_id"]) & history["method"].map(trains_by_steps)]
     board = board.sort_values("ended_at").reset_index(drop=True)
     trained = [history[history["reported_at"] <= ended].groupby("trial_id")["steps"].max().sum()
                for ended in board["ended_at"]]
@@ -130,6 +130,14 @@ def capped(rows: list[dict], cap: int | None) -> list[dict]:
 Order = Callable[[list[dict], float | None], tuple[list[dict], list[dict]]]
 
 
+def selection_at(first_rung: int | None) -> Order:
+    """The product's selection order (``reports.leaderboard.selection_order``), holding back the trials stopped at
+    ``first_rung`` steps (None: none)."""
+    def order(rows: list[dict], source_gap: float | None) -> tuple[list[dict], list[dict]]:
+        return selection_order(rows, source_gap, first_rung)
+    return order
+
+
 def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float | None, metric: str,
           smooth: Smoother | None = None, order: Order = selection_order) -> tuple[list[dict], list[dict]]:
     """What the search recommends at each compute point: the ensemble of every rule in ``RULES`` over the trials in
@@ -157,8 +165,9 @@ def run_dir(root: str, task: str, strategy: str, seed: int) -> str:
     return os.path.join(root, name.replace(" ", "-").replace("(", "").replace(")", ""))
 
 
-def measure(task: str, strategy: str, seed: int, out: str, wall: float, order: Order = selection_order) -> dict:
-    """The record of one finished search: its trials and its recommendation (``order``) at every compute point."""
+def measure(task: str, strategy: str, seed: int, out: str, wall: float, order: Order | None = None) -> dict:
+    """The record of one finished search: its trials and its recommendation (``order``; by default the run's own,
+    with the first rung it held trials back at) at every compute point."""
     from adaptune.search.trial import resolve_task
 
     with open(os.path.join(out, "summary.json")) as handle:
@@ -169,7 +178,7 @@ def measure(task: str, strategy: str, seed: int, out: str, wall: float, order: O
     step = int(GRID * DEFAULT_BUDGET)
     points = sorted({*range(step, total + step, step), total}) if strategy != "defaults" else [10**12]
     rows, trials = curve(out, labels, points, summary.get("source_gap"), kept_metric(summary),
-                         smoother(summary, resolved.target_val.x), order)
+                         smoother(summary, resolved.target_val.x), order or selection_at(summary.get("first_rung")))
     if strategy == "defaults":
         rows[0]["compute"] = max(t["compute"] for t in trials)
     return {"task": task, "strategy": strategy, "seed": seed, "wall_s": wall, "plan": summary["plan"],
@@ -250,13 +259,40 @@ def compute_to_match(table: pd.DataFrame, searcher: str = "tpe+asha") -> list[li
             if final.empty or tpe.empty:
                 continue
             target, spent = final[ENSEMBLE].iloc[-1], final["fraction"].iloc[-1]
-            within = (tpe[ENSEMBLE] <= target + 1e-9).to_numpy()
-            first = tpe["fraction"].iloc[within.argmax()] if within.any() else math.inf
-            above = [i for i, ok in enumerate(within) if not ok]
-            stays = math.inf if above and above[-1] == len(within) - 1 else (
-                tpe["fraction"].iloc[above[-1] + 1] if above else tpe["fraction"].iloc[0])
             rows.append([task, seed, other, target, f"{spent * DEFAULT_BUDGET:,.0f}",
-                         *["never" if math.isinf(f) else f"{f / spent:.2f}" for f in (first, stays)]])
+                         *reach(tpe["fraction"].tolist(), tpe[ENSEMBLE].tolist(), target, spent)])
+    return rows
+
+
+def reach(fractions: list[float], values: list[float], target: float, spent: float) -> list[str]:
+    """Where a regret curve (``values`` at ``fractions`` of the default budget) first gets to ``target`` and from
+    where it stays there, each as a multiple of ``spent`` ("never" where it does not)."""
+    within = [value <= target + 1e-9 for value in values]
+    first = fractions[within.index(True)] if any(within) else math.inf
+    above = [i for i, ok in enumerate(within) if not ok]
+    stays = math.inf if above and above[-1] == len(within) - 1 else (
+        fractions[above[-1] + 1] if above else fractions[0])
+    return ["never" if math.isinf(f) else f"{f / spent:.2f}" for f in (first, stays)]
+
+
+def mean_to_match(table: pd.DataFrame, searcher: str = "tpe+asha") -> list[list]:
+    """:func:`compute_to_match` on mean regrets: over the whole suite's runs and over each benchmark group's, the
+    compute from which ``searcher``'s mean regret stays at or below random search's mean final regret (a curve point
+    counts once every run of the scope has reached it), against random search's mean compute."""
+    runs = table[table["strategy"].isin([searcher, "random+asha", "random"])]
+    groups = runs["task"].map(group_of)
+    rows = []
+    for scope in ["suite", *sorted(groups.unique())]:
+        chosen = runs if scope == "suite" else runs[groups == scope]
+        n_runs = chosen[["task", "seed"]].drop_duplicates().shape[0]
+        fractions = sorted(chosen.loc[chosen["strategy"] == searcher, "fraction"].unique())
+        curve = [(f, at_f.mean()) for f in fractions
+                 if (at_f := regret_at(chosen, searcher, f)).notna().sum() == n_runs]
+        for other in ("random+asha", "random"):
+            finals = chosen[chosen["strategy"] == other].sort_values("fraction").groupby(["task", "seed"]).last()
+            target, spent = finals[ENSEMBLE].mean(), finals["fraction"].mean()
+            rows.append([scope, n_runs, other, target, f"{spent * DEFAULT_BUDGET:,.0f}",
+                         *reach([f for f, _ in curve], [m for _, m in curve], target, spent)])
     return rows
 
 
@@ -347,6 +383,12 @@ def report(records: list[dict]) -> str:
     text += "\n## Compute TPE + ASHA needs to match random search's final regret\n\n"
     text += md_table(compute_to_match(table),
                      ["task", "seed", "random search", "its final regret", "its compute (steps)",
+                      "TPE+ASHA first reaches it at (x its compute)", "and stays there from (target <= 0.33)"])
+    text += ("\n\nThe same on mean regrets: over all runs of the suite and over each benchmark group's, TPE + ASHA's "
+             "mean regret (a compute point counts once every run has reached it) against random search's mean final "
+             "regret, as a multiple of random search's mean compute.\n\n")
+    text += md_table(mean_to_match(table),
+                     ["runs", "task-seeds", "random search", "its mean final regret", "its mean compute (steps)",
                       "TPE+ASHA first reaches it at (x its compute)", "and stays there from (target <= 0.33)"])
     text += "\n\n## Against the no-adaptation baselines, at the default budget\n\n"
     base_rows = []
@@ -461,12 +503,22 @@ def rule_section(table: pd.DataFrame, records: list[dict]) -> str:
     return text
 
 
+def within_third(cell: str) -> bool:
+    """Whether a multiple of random search's compute (a :func:`reach` cell) is at most the target's third."""
+    return cell != "never" and float(cell) <= 1 / 3
+
+
+def stays_within_third(row: list) -> bool:
+    """Whether a :func:`compute_to_match` or :func:`mean_to_match` row meets the target (it stays from a third on)."""
+    return within_third(row[-1])
+
+
 def targets_met(table: pd.DataFrame, searcher: str) -> tuple[int, int, int]:
     """Of the comparisons with random search: where ``searcher`` stays at random's final regret from a third of
     random's compute on, where it first gets there by then, and how many comparisons there are."""
     matches = compute_to_match(table, searcher)
-    within = [[cell != "never" and float(cell) <= 1 / 3 for cell in row[-2:]] for row in matches]
-    return sum(stays for _, stays in within), sum(first for first, _ in within), len(matches)
+    return (sum(stays_within_third(row) for row in matches), sum(within_third(row[-2]) for row in matches),
+            len(matches))
 
 
 def shipped_trial_bound(plan: dict) -> int:
@@ -591,6 +643,15 @@ def findings(table: pd.DataFrame, records: list[dict]) -> str:
         f"there) is met in {met} of {comparisons} comparisons. It gets there early in {early} of them"
         + (f", and in {early - met} of those it drifts away again as the search goes on." if early > met else "."),
     ]
+    on_means = mean_to_match(table)
+    suite = [row for row in on_means if row[0] == "suite"]
+    misses = [row for row in on_means if row[0] != "suite" and not stays_within_third(row)]
+    lines.append(
+        "- On mean regrets (the suite and group rows after the per-run comparisons) the suite's runs stay at random "
+        "search's mean final regret from " + " and ".join(f"{row[-1]} of `{row[2]}`'s compute" for row in suite)
+        + f"; per benchmark group in {len(on_means) - len(suite) - len(misses)} of {len(on_means) - len(suite)} "
+        "comparisons" + (", not on " + ", ".join(f"{row[0]} against `{row[2]}` ({row[-1]}; its mean final regret "
+                                                  f"{row[3]:.1f} points)" for row in misses) if misses else "") + ".")
     tpe = [r for r in records if r["strategy"] == "tpe+asha"]
     ends = [defaults_phase_end(r) for r in tpe]
     if tpe and None not in ends:

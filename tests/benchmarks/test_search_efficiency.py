@@ -78,6 +78,22 @@ def test_target_counts_where_a_searcher_reaches_random_search_by_a_third_of_its_
     assert se.targets_met(table, se.DERIVED_ORDER) == (0, 0, 2)  # reaches random's 5 only at 1.0 / 2
 
 
+def test_on_mean_regrets_a_point_counts_once_every_run_has_reached_it():
+    def rows(task, strategy, regrets, fractions=(0.5, 1.0, 1.5, 2.0)):
+        return [{"task": task, "seed": 0, "strategy": strategy, "fraction": f, se.ENSEMBLE: r}
+                for f, r in zip(fractions, regrets)]
+
+    # Task b's TPE curve starts at 1.0: at 0.5 the mean would be task a's 1 alone, below random's mean of 4.
+    table = pd.DataFrame(rows("amazon:a", "random", [9, 8, 7, 6]) + rows("office-surf:b", "random", [5, 4, 3, 2])
+                         + rows("amazon:a", "tpe+asha", [1, 1, 1, 1])
+                         + rows("office-surf:b", "tpe+asha", [9, 8, 3], (1.0, 1.5, 2.0)))
+    suite = next(row for row in se.mean_to_match(table) if row[0] == "suite" and row[2] == "random")
+    assert suite[1] == 2 and suite[3] == 4.0 and suite[-2:] == ["1.00", "1.00"]  # mean 2.0 at 2.0, of random's 2.0
+    assert not se.stays_within_third(suite)
+    surf = next(row for row in se.mean_to_match(table) if row[0] == "surf" and row[2] == "random")
+    assert surf[-2:] == ["never", "never"]  # 3 against random's 2
+
+
 def test_defaults_run_in_the_order_the_other_groups_recommend(tmp_path):
     import json
 
