@@ -70,11 +70,6 @@ class Plan:
         return rungs(self.max_trial_steps, self.grace_steps, self.reduction_factor) if self.early_stopping else []
 
     @property
-    def first_rung(self) -> int | None:
-        """The steps at which ASHA first compares trials (None without early stopping)."""
-        return self.rungs[0] if self.rungs else None
-
-    @property
     def expected_trial_steps(self) -> float:
         if not self.early_stopping:
             return float(self.max_trial_steps)

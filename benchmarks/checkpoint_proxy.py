@@ -223,11 +223,9 @@ class RankedRun:
     facts: dict  # seed, task, group, ranked_by, best trial, baseline, recorded ensemble row (%)
 
     def members(self, ranking: str, source_gap: float | None, per_method: int | None, k: int) -> list[dict]:
-        """The trials an ensemble ranked by the proxy ``ranking`` takes: admitted at ``source_gap`` (and past the
-        first rung where the run held back trials stopped there), at most ``per_method`` of one method, the first
-        ``k``."""
-        admitted, _ = selection_order([{**r, "score": r[f"proxy_{ranking}"]} for r in self.trials], source_gap,
-                                      self.summary.get("first_rung"))
+        """The trials an ensemble ranked by the proxy ``ranking`` takes: admitted at ``source_gap``, at most
+        ``per_method`` of one method, the first ``k``."""
+        admitted, _ = selection_order([{**r, "score": r[f"proxy_{ranking}"]} for r in self.trials], source_gap)
         return capped(admitted, per_method)[:k]
 
     def recommendation(self, ranking: str, smooth: Smoother | None) -> tuple[float, list[dict]]:

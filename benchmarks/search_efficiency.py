@@ -39,12 +39,12 @@ import yaml
 
 from adaptune.algorithms.budget import DEFAULT_BUDGET, plan_search
 from adaptune.algorithms.ensemble import Smoothing, average_predictions, mix_with_neighbours
-from adaptune.algorithms.methods import METHODS, trains_by_steps
+from adaptune.algorithms.methods import METHODS
 from adaptune.algorithms.neighbours import nearest_neighbours
 from adaptune.reports.leaderboard import at_most_per_method, selection_order
 from adaptune.reports.svg import Series, color, xy_chart
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
-from adaptune.search.step_budget import budget_steps
+from adaptune.search.step_budget import budget_steps, spends_budget
 from benchmarks._common import (
     RESULTS,
     group_of,
@@ -89,7 +89,7 @@ def compute_timeline(out: str) -> pd.DataFrame:
     board = pd.read_parquet(os.path.join(out, "leaderboard.parquet"))
     board = board[board["status"] != "ensemble"].copy()
     history = pd.read_parquet(os.path.join(out, "history.parquet"))
-    history = history[history["trial_id"].isin(board["trial_id"]) & history["method"].map(trains_by_steps)]
+    history = history[history["trial_id"].isin(board["trial_id"]) & history["method"].map(spends_budget)]
     board = board.sort_values("ended_at").reset_index(drop=True)
     trained = [history[history["reported_at"] <= ended].groupby("trial_id")["steps"].max().sum()
                for ended in board["ended_at"]]
@@ -130,14 +130,6 @@ def capped(rows: list[dict], cap: int | None) -> list[dict]:
 Order = Callable[[list[dict], float | None], tuple[list[dict], list[dict]]]
 
 
-def selection_at(first_rung: int | None) -> Order:
-    """The product's selection order (``reports.leaderboard.selection_order``), holding back the trials stopped at
-    ``first_rung`` steps (None: none)."""
-    def order(rows: list[dict], source_gap: float | None) -> tuple[list[dict], list[dict]]:
-        return selection_order(rows, source_gap, first_rung)
-    return order
-
-
 def curve(out: str, labels: torch.Tensor, points: list[int], source_gap: float | None, metric: str,
           smooth: Smoother | None = None, order: Order = selection_order) -> tuple[list[dict], list[dict]]:
     """What the search recommends at each compute point: the ensemble of every rule in ``RULES`` over the trials in
@@ -165,9 +157,8 @@ def run_dir(root: str, task: str, strategy: str, seed: int) -> str:
     return os.path.join(root, name.replace(" ", "-").replace("(", "").replace(")", ""))
 
 
-def measure(task: str, strategy: str, seed: int, out: str, wall: float, order: Order | None = None) -> dict:
-    """The record of one finished search: its trials and its recommendation (``order``; by default the run's own,
-    with the first rung it held trials back at) at every compute point."""
+def measure(task: str, strategy: str, seed: int, out: str, wall: float, order: Order = selection_order) -> dict:
+    """The record of one finished search: its trials and its recommendation (``order``) at every compute point."""
     from adaptune.search.trial import resolve_task
 
     with open(os.path.join(out, "summary.json")) as handle:
@@ -178,7 +169,7 @@ def measure(task: str, strategy: str, seed: int, out: str, wall: float, order: O
     step = int(GRID * DEFAULT_BUDGET)
     points = sorted({*range(step, total + step, step), total}) if strategy != "defaults" else [10**12]
     rows, trials = curve(out, labels, points, summary.get("source_gap"), kept_metric(summary),
-                         smoother(summary, resolved.target_val.x), order or selection_at(summary.get("first_rung")))
+                         smoother(summary, resolved.target_val.x), order)
     if strategy == "defaults":
         rows[0]["compute"] = max(t["compute"] for t in trials)
     return {"task": task, "strategy": strategy, "seed": seed, "wall_s": wall, "plan": summary["plan"],

@@ -51,7 +51,7 @@ FINISHED = ("completed", "stopped")
 SHARED_KNOBS = tuple(p.name for p in SEARCH_SPACE_KNOBS)  # the knob columns every leaderboard has
 
 
-def selection_order(rows: list[dict[str, Any]], source_gap: float | None = None, first_rung: int | None = None
+def selection_order(rows: list[dict[str, Any]], source_gap: float | None = None
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The rows with a finite score in the order a search recommends them: (admitted, held back), each best score
     first.
@@ -60,40 +60,21 @@ def selection_order(rows: list[dict[str, Any]], source_gap: float | None = None,
     on the same input (the same ``preprocess``): it has lost what it knew of the task, however well the proxy rates
     its target predictions. The floor is per preprocessing because a preprocessing changes how well the source can
     be fitted at all: one kind's better fit of a small source split must not hold back every trial of the other.
-    Without a gap every trial is admitted.
-
-    A trial that trained no more than ``first_rung`` steps (ASHA's first rung; None without early stopping) is held
-    back too, as long as some trial trained longer: its checkpoint is from its first few hundred steps, often far
-    from what its method reaches, yet the proxy reads only its target predictions and can rate it as high as a
-    finished trial. Closed-form trials train no steps and are never held back for it. Only admitted trials are
-    recommended or join the ensemble row.
+    Without a gap every trial is admitted. Only admitted trials are recommended or join the ensemble row.
     """
     scored = sorted((r for r in rows if finite(r.get("score"))), key=lambda r: -r["score"])
-    early = [stopped_at_first_rung(r, first_rung) for r in scored]
-    if all(early):  # nothing trained longer: the first rung is all there is to compare
-        early = [False] * len(scored)
-    candidates = [r for r, out in zip(scored, early) if not out]
-    within = [True] * len(candidates)
+    if source_gap is None:
+        return scored, []
     best: dict[Any, float] = {}
-    for row in candidates if source_gap is not None else ():
+    for row in scored:
         if finite(row.get("source_acc")):
             kind = row.get(PREPROCESS_COLUMN)
             best[kind] = max(best.get(kind, row["source_acc"]), row["source_acc"])
-    if best:
-        within = [finite(r.get("source_acc")) and r["source_acc"] >= best[r.get(PREPROCESS_COLUMN)] - source_gap
-                  for r in candidates]
-    admitted = [r for r, ok in zip(candidates, within) if ok]
-    kept = {id(r) for r in admitted}
-    return admitted, [r for r in scored if id(r) not in kept]
-
-
-def stopped_at_first_rung(row: dict[str, Any], first_rung: int | None) -> bool:
-    """Whether ``row`` is a trial trained by steps that ended at or before ``first_rung`` steps (None: never)."""
-    if first_rung is None:
-        return False
-    from adaptune.algorithms.methods import trains_by_steps  # the registry imports torch: only when it is asked
-
-    return trains_by_steps(row.get("method")) and (row.get("steps") or 0) <= first_rung
+    if not best:
+        return scored, []
+    within = [finite(r.get("source_acc")) and r["source_acc"] >= best[r.get(PREPROCESS_COLUMN)] - source_gap
+              for r in scored]
+    return [r for r, ok in zip(scored, within) if ok], [r for r, ok in zip(scored, within) if not ok]
 
 
 def at_most_per_method(rows: Iterable[dict[str, Any]], per_method: int | None) -> Iterator[dict[str, Any]]:
@@ -108,9 +89,9 @@ def at_most_per_method(rows: Iterable[dict[str, Any]], per_method: int | None) -
             yield row
 
 
-def rank_rows(rows: list[dict[str, Any]], source_gap: float | None = None, first_rung: int | None = None) -> None:
+def rank_rows(rows: list[dict[str, Any]], source_gap: float | None = None) -> None:
     """Set ``rank`` (1 = best) on finished rows with a finite score, in :func:`selection_order`; others get None."""
-    admitted, held_back = selection_order([r for r in rows if r["status"] in FINISHED], source_gap, first_rung)
+    admitted, held_back = selection_order([r for r in rows if r["status"] in FINISHED], source_gap)
     for row in rows:
         row["rank"] = None
     for position, row in enumerate(admitted + held_back, start=1):

@@ -77,7 +77,7 @@ class Run:
     @property
     def scored(self) -> pd.DataFrame:
         """Finished trials with a finite score, best first: in rank order, the search's selection order (by score,
-        trials held back by the source gap or stopped at the first rung last)."""
+        trials held back by the source gap last)."""
         board = self.board
         keep = board["status"].isin(FINISHED) & board["score"].map(finite)
         return board[keep].sort_values(["rank", "score"], ascending=[True, False], na_position="last", kind="stable")

@@ -46,7 +46,7 @@ class Recorder(tune.Callback):
     def __init__(self, out: str, *, proxy: str, epochs: int, total_trials: int, param_names: list[str],
                  proxy_names: list[str], config_hash: str, seed: int, versions: str, quiet: bool = False,
                  preprocess: str = "none", source_gap: float | None = None, step_budget: int | None = None,
-                 progress_every_s: float = 15.0, checkpoint_proxy: str | None = None, first_rung: int | None = None):
+                 progress_every_s: float = 15.0, checkpoint_proxy: str | None = None):
         self.out = out
         self.run_dir = RunDir(out)
         self.metric = f"proxy_{proxy}"
@@ -55,7 +55,6 @@ class Recorder(tune.Callback):
         self.checkpoint_proxy = checkpoint_proxy or proxy
         self.checkpoint_metric = f"proxy_{self.checkpoint_proxy}"
         self.source_gap = source_gap  # trials further below the best held-out source accuracy rank after the others
-        self.first_rung = first_rung  # so do trials stopped at ASHA's first rung (None: no early stopping)
         self.epochs = epochs
         self.total_trials = total_trials
         self.step_budget = step_budget  # the steps after which no trial starts (None: the trial count decides)
@@ -204,7 +203,7 @@ class Recorder(tune.Callback):
         import pandas as pd
 
         rows = self.finished_rows()
-        rank_rows([r for r in rows if r["status"] != "ensemble"], self.source_gap, self.first_rung)
+        rank_rows([r for r in rows if r["status"] != "ensemble"], self.source_gap)
         self.run_dir.write_table(RunDir.LEADERBOARD, leaderboard_frame(rows, self.param_names, self.proxy_names))
         if self.history:
             history = [self.history[key] for key in sorted(self.history)]
@@ -212,12 +211,8 @@ class Recorder(tune.Callback):
         self.run_dir.write_status(self.status())
 
     def best_row(self) -> dict[str, Any] | None:
-        admitted, _ = self.selection([r for r in self.rows.values() if r["status"] != "ensemble"])
+        admitted, _ = selection_order([r for r in self.rows.values() if r["status"] != "ensemble"], self.source_gap)
         return admitted[0] if admitted else None
-
-    def selection(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """``rows`` in the order this search recommends them: (admitted, held back); see ``selection_order``."""
-        return selection_order(rows, self.source_gap, self.first_rung)
 
     def status(self) -> dict[str, Any]:
         best = self.best_row()

@@ -247,14 +247,15 @@ def _score(value: Any) -> float:
 def ensemble_row(recorder: Any, results: Any, task: Task, metric: str, checkpoint_metric: str | None, k: int,
                  per_method: int | None = None,
                  smoothing: Smoothing | None = None) -> tuple[dict[str, Any], Any] | None:
-    """Average the target predictions of the top-k finished trials by the proxy (admitted by the recorder's
-    selection: source gap and first rung; at most ``per_method`` of one method), each at its kept checkpoint (best by
-    ``checkpoint_metric``; None: the last), smoothed over target neighbourhoods when ``smoothing`` is given: one
-    leaderboard row scored by the proxy's ``metric``, and the predictions it scores."""
+    """Average the target predictions of the top-k finished trials by the proxy (admitted by the recorder's source
+    gap, at most ``per_method`` of one method), each at its kept checkpoint (best by ``checkpoint_metric``; None:
+    the last), smoothed over target neighbourhoods when ``smoothing`` is given: one leaderboard row scored by the
+    proxy's ``metric``, and the predictions it scores."""
     from adaptune.algorithms.ensemble import average_predictions, ensemble_metrics, smooth_by_neighbours
-    from adaptune.reports.leaderboard import FINISHED, at_most_per_method
+    from adaptune.reports.leaderboard import FINISHED, at_most_per_method, selection_order
 
-    admitted, _ = recorder.selection([r for r in recorder.finished_rows() if r["status"] in FINISHED])
+    admitted, _ = selection_order([r for r in recorder.finished_rows() if r["status"] in FINISHED],
+                                  recorder.source_gap)
     by_trial = {r.metrics.get("trial_id"): r for r in results if r.metrics}
 
     def with_predictions() -> Iterator[dict[str, Any]]:
@@ -487,7 +488,7 @@ def _recorder(prepared: Prepared, run_dir: RunDir) -> Recorder:
                     param_names=all_param_names(), proxy_names=list(PROXIES), config_hash=c.config_hash(),
                     seed=c.seed, versions=json.dumps(versions(), sort_keys=True), quiet=c.quiet,
                     preprocess=prepared.preprocess_label, source_gap=prepared.source_gap,
-                    first_rung=prepared.plan.first_rung, checkpoint_proxy=prepared.checkpoint_proxy,
+                    checkpoint_proxy=prepared.checkpoint_proxy,
                     step_budget=prepared.plan.budget if prepared.plan.capped else None)
 
 
@@ -637,7 +638,7 @@ def _summary(search: Search, fitted: Fitted, trials: list[dict[str, Any]]) -> di
         "nodes": sorted(recorder.nodes),
         "statuses": {s: sum(r["status"] == s for r in trials) for s in {r["status"] for r in trials}},
         "proxy": prepared.proxy, "proxy_requested": c.proxy, "checkpoint_proxy": prepared.checkpoint_proxy,
-        "source_gap": prepared.source_gap, "first_rung": plan.first_rung,
+        "source_gap": prepared.source_gap,
         "smoothing": None if prepared.smoothing is None else asdict(prepared.smoothing),
         "smoothing_requested": c.smoothing,
         "all_failed": first_failure(trials, search.experiment),

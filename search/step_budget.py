@@ -16,12 +16,17 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from adaptune.algorithms.methods import trains_by_steps
+from adaptune.algorithms.methods import METHODS
+
+
+def spends_budget(method: str | None) -> bool:
+    """Whether a trial of ``method`` spends optimizer steps: every method but the closed-form ones."""
+    return not (method in METHODS and METHODS[method].feature_extraction)
 
 
 def budget_steps(method: str | None, steps: float | None) -> int:
     """The optimizer steps a trial spends from the budget: its reported steps, none for a closed-form method."""
-    if not steps or not trains_by_steps(method):
+    if not steps or not spends_budget(method):
         return 0
     return int(steps)
 

@@ -6,7 +6,7 @@ it trains besides the classifier (:meth:`Method.build`) and its adaptation term 
 epoch loop in :mod:`adaptune.algorithms.loop` does everything else.
 """
 
-from .base import METHODS, Batch, Logs, Method, ShallowMethod, get_method, register, trains_by_steps
+from .base import METHODS, Batch, Logs, Method, ShallowMethod, get_method, register
 
 # Importing a family registers its methods. The registry keeps this order, and search.space.all_param_names lists
 # the leaderboard's knob columns in it, so a new family goes at the end.
@@ -31,5 +31,4 @@ __all__ = [
     "reweight",
     "self_training",
     "subspace",
-    "trains_by_steps",
 ]

@@ -151,12 +151,6 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def trains_by_steps(method: str | None) -> bool:
-    """Whether a trial of ``method`` trains by optimizer steps: every method but the closed-form ones, which fit
-    their head by L-BFGS (an unknown name counts as trained by steps)."""
-    return not (method in METHODS and METHODS[method].feature_extraction)
-
-
 def get_method(name: str) -> type[Method]:
     if name not in METHODS:
         raise InputError("methods", f"unknown method {name!r}; expected one of: {', '.join(sorted(METHODS))}")

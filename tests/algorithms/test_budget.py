@@ -32,7 +32,7 @@ def test_the_plan_affords_more_trials_with_more_budget_and_fewer_on_bigger_data(
     richer = plan_search(budget=48_000, n_source=648, **base)
     bigger = plan_search(budget=24_000, n_source=64 * 300, **base)
     assert richer.trials > small.trials > bigger.trials >= 19  # never fewer than one trial per method
-    assert small.grace_steps == 2 * MIN_STEPS_PER_EPOCH and small.rungs[0] == small.grace_steps == small.first_rung
+    assert small.grace_steps == 2 * MIN_STEPS_PER_EPOCH and small.rungs[0] == small.grace_steps
     expected_deep = (small.trials - 6) * small.expected_trial_steps
     assert expected_deep <= 24_000 + small.expected_trial_steps  # the budget is what the trained trials spend
     assert small.capped and "no trial starts once 24,000 steps are spent" in small.describe()
@@ -44,6 +44,6 @@ def test_the_plan_affords_more_trials_with_more_budget_and_fewer_on_bigger_data(
 def test_without_early_stopping_a_trial_costs_its_full_length():
     plan = plan_search(budget=12_000, n_source=648, batch_size=64, epochs=12, grace_epochs=2, reduction_factor=2,
                        n_methods=1, early_stopping=False)
-    assert plan.rungs == [] and plan.first_rung is None and plan.expected_trial_steps == plan.max_trial_steps
+    assert plan.rungs == [] and plan.expected_trial_steps == plan.max_trial_steps
     assert plan.trials == 12_000 // plan.max_trial_steps
     assert "no early stopping" in plan.describe()

@@ -84,12 +84,10 @@ def test_tune_search_writes_leaderboard_and_history(ray_local, tmp_path, capsys)
     assert set(board["status"]) <= {"completed", "stopped"} and "completed" in set(board["status"])
     assert set(board["method"]) == {"source_only", "dann"}  # each method's defaults run first
     assert (board["proxy"] == "im").all() and board["score"].equals(board["proxy_im"])
-    # Ranked by the proxy, the trials within 0.2 points of the best held-out source accuracy first, of those that
-    # trained past ASHA's first rung (one at least completed, so those stopped there rank last).
-    assert summary["source_gap"] == 0.002 and summary["first_rung"] == summary["plan"]["rungs"][0]
-    admitted, held_back = selection_order(board.to_dict("records"), 0.002, summary["first_rung"])
+    # Ranked by the proxy, the trials within 0.2 points of the best held-out source accuracy first.
+    assert summary["source_gap"] == 0.002
+    admitted, held_back = selection_order(board.to_dict("records"), 0.002)
     assert [r["rank"] for r in admitted + held_back] == [1, 2, 3, 4]
-    assert admitted and all(r["steps"] > summary["first_rung"] for r in admitted)
     assert board.loc[board["method"] == "source_only", "adv_weight"].isna().all()
     assert board["target_acc"].between(0, 1).all() and board["node_id"].notna().all()
     assert json.loads(board["versions"][0]).keys() == {"adaptune", "ray", "torch", "optuna"}
