@@ -11,6 +11,7 @@ groups.
 
   python -m benchmarks.ensemble_settings --runs RUN_DIR ...   # re-ranks into raw/ensemble-settings.jsonl, then the page
   python -m benchmarks.ensemble_settings                      # ensemble_settings.md from the committed rows
+  ... --rows PATH --page NAME                                 # another set of searches, on its own page
 """
 
 from __future__ import annotations
@@ -117,18 +118,25 @@ def differs(name: str) -> str:
     return ", ".join(changed) or "-"
 
 
-def page(rows: list[dict]) -> str:
+def page(rows: list[dict], path: str = ROWS, name: str = "ensemble_settings.md") -> str:
     per_group = losses(rows)
     held = held_out(per_group)
     counts = pd.Series([row["group"] for row in rows]).value_counts()
     shipped = SETTINGS[SHIPPED]
-    text = header("The ensemble's settings under the shipped ranking", "python -m benchmarks.ensemble_settings")
+    own = [] if path == ROWS else ["--rows", os.path.relpath(path, os.path.dirname(os.path.dirname(RESULTS))),
+                                   "--page", name]
+    text = header("The ensemble's settings under the shipped ranking",
+                  " ".join(["python -m benchmarks.ensemble_settings", *own]))
     text += (f"- evidence: {len(rows)} whole default searches of {len({row['task'] for row in rows})} feature-table "
              f"tasks (seeds {', '.join(map(str, sorted({row['seed'] for row in rows})))}), rows in "
-             f"`benchmarks/results/raw/{os.path.basename(ROWS)}`, re-ranked from their run directories with "
-             "`python -m benchmarks.ensemble_settings --runs DIR/*`\n\n"
+             f"`benchmarks/results/raw/{os.path.basename(path)}`, re-ranked from their run directories with "
+             f"`{' '.join(['python -m benchmarks.ensemble_settings --runs DIR/*', *own])}`\n\n"
              "Each search is `adaptune search --task T --seed S` at its defaults (`python -m benchmarks.skeleton "
-             "--tasks ... --seed S --out DIR`), the searches checkpoint_proxy.md re-ranks: Tune's sampler, ASHA "
+             "--tasks ... --seed S --out DIR`), "
+             + ("the searches checkpoint_proxy.md re-ranks" if path == ROWS else
+                "searches run after these settings were chosen (the later searches of first_rung.md; their own "
+                "ensemble rows held back trials stopped at ASHA's first rung, which no setting here does)")
+             + ": Tune's sampler, ASHA "
              "and each trial's kept epoch follow `im`, so the finished trials are the same whichever way they are "
              f"ranked. Here they are ranked by `{RANKING}` at their kept epochs, as `proxy: auto` ranks a feature "
              f"table, and the ensemble row is rebuilt under each setting. Shipped: the top {shipped.k} trials within "
@@ -173,10 +181,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", nargs="*", default=[], help="run directories of whole default searches whose "
                         f"trials kept their epochs by im, to re-rank into {os.path.relpath(ROWS)} first")
+    parser.add_argument("--rows", default=ROWS, help="the JSON-lines file of re-ranked searches to use")
+    parser.add_argument("--page", default="ensemble_settings.md", help="the result page to write")
     args = parser.parse_args()
     if args.runs:
-        collect(args.runs)
-    print(write("ensemble_settings.md", page(read_jsonl(ROWS))))
+        collect(args.runs, args.rows)
+    print(write(args.page, page(read_jsonl(args.rows), args.rows, args.page)))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ def test_the_page_keeps_the_shipped_setting_unless_the_held_out_groups_gain():
     assert "keeps its settings" in keep and "A majority vote of the members loses more" in keep
     change = page(_rows({group: {SHIPPED: 2.0, "top 10": 0.5} for group in "abc"}))
     assert "should follow them" in change
+    later = page(_rows({"a": {}, "b": {}}), "benchmarks/results/raw/later.jsonl", "later.md")
+    assert "--rows benchmarks/results/raw/later.jsonl --page later.md" in later and "run after these settings" in later
+    assert "checkpoint_proxy.md re-ranks" in keep and "--rows" not in keep
 
 
 def test_fresh_rows_replace_their_search_and_one_search_given_twice_is_kept_once(tmp_path):
