@@ -54,4 +54,6 @@ def test_the_verdict_pools_both_sets_of_searches_against_the_least_gain():
     later = pd.DataFrame({"group": ["a", "b"], "best": [80.0, 80.0], every: [79.5, 79.5], trained: [79.0, 79.0]})
     assert "gain of 0.00" in pooled_line(first, later) and "keeps recommending from every trial" in pooled_line(
         first, later)
+    assert "does not hold on searches it was not chosen on" in pooled_line(first, later)
     assert "the rule replaces ranking every trial" in pooled_line(first, first)
+    assert "does not hold" not in pooled_line(first, first)
