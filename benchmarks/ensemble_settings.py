@@ -123,8 +123,9 @@ def page(rows: list[dict], path: str = ROWS, name: str = "ensemble_settings.md")
     held = held_out(per_group)
     counts = pd.Series([row["group"] for row in rows]).value_counts()
     shipped = SETTINGS[SHIPPED]
-    own = [] if path == ROWS else ["--rows", os.path.relpath(path, os.path.dirname(os.path.dirname(RESULTS))),
-                                   "--page", name]
+    committed = os.path.abspath(path) == ROWS  # the searches checkpoint_proxy.md re-ranks, or another set
+    own = [] if committed else ["--rows", os.path.relpath(path, os.path.dirname(os.path.dirname(RESULTS))),
+                                "--page", name]
     text = header("The ensemble's settings under the shipped ranking",
                   " ".join(["python -m benchmarks.ensemble_settings", *own]))
     text += (f"- evidence: {len(rows)} whole default searches of {len({row['task'] for row in rows})} feature-table "
@@ -133,7 +134,7 @@ def page(rows: list[dict], path: str = ROWS, name: str = "ensemble_settings.md")
              f"`{' '.join(['python -m benchmarks.ensemble_settings --runs DIR/*', *own])}`\n\n"
              "Each search is `adaptune search --task T --seed S` at its defaults (`python -m benchmarks.skeleton "
              "--tasks ... --seed S --out DIR`), "
-             + ("the searches checkpoint_proxy.md re-ranks" if path == ROWS else
+             + ("the searches checkpoint_proxy.md re-ranks" if committed else
                 "searches run after these settings were chosen (the later searches of first_rung.md; their own "
                 "ensemble rows held back trials stopped at ASHA's first rung, which no setting here does)")
              + ": Tune's sampler, ASHA "

@@ -55,7 +55,6 @@ def test_space_function_pickles_for_tune():
     assert {"lr", "freeze_depth", "adv_weight", "disc_hidden"} <= set(all_param_names())
 
 
-
 def test_the_defaults_run_in_the_order_the_methods_are_listed():
     from adaptune.search.config import build_config
 
