@@ -700,12 +700,13 @@ def load_user_task(
 
     The source must be labeled; it is split stratified (seed :data:`SPLIT_SEED`) into train / val. All target
     samples form both target_train and target_val (transductive), unlabeled; target labels, when given, only
-    become ``target_oracle``. Classes are the sorted label names of the source, mapped the same way in both
-    domains; every class needs at least :data:`MIN_PER_CLASS` source samples. Parquet feature columns are
-    matched to the source's by name (``.npz`` features by position). Feature tables (``.npz`` / ``.parquet``
-    rows) go through ``preprocess`` (see :mod:`.preprocess`) over all samples of each domain. An image folder (a
-    local path or a storage URI) becomes an :class:`~.images.ImageFiles` index: its images are decoded, resized
-    to ``image_size`` and normalised with the ImageNet mean / std only when a trial reads a batch.
+    become ``target_oracle`` and may cover only some of the source's classes. Classes are the sorted label
+    names of the source, mapped the same way in both domains; every class needs at least
+    :data:`MIN_PER_CLASS` source samples. Parquet feature columns are matched to the source's by name
+    (``.npz`` features by position). Feature tables (``.npz`` / ``.parquet`` rows) go through ``preprocess``
+    (see :mod:`.preprocess`) over all samples of each domain. An image folder (a local path or a storage URI)
+    becomes an :class:`~.images.ImageFiles` index: its images are decoded, resized to ``image_size`` and
+    normalised with the ImageNet mean / std only when a trial reads a batch.
     """
     _check_fraction(source_val_fraction)
     check_preprocess(preprocess)  # before any file is read
@@ -722,14 +723,14 @@ def load_user_task(
     target_x = _target_in_source_columns(src, tgt, target)
     classes = tuple(sorted(set(src.labels.tolist()), key=_class_key))
     if tgt.labels is not None:
-        target_classes = set(tgt.labels.tolist())
-        only_source = sorted(set(classes) - target_classes, key=_class_key)
-        only_target = sorted(target_classes - set(classes), key=_class_key)
-        if only_source or only_target:
+        # A target may lack some source classes (partial adaptation, or a small target sample); a class the
+        # source never shows cannot be predicted, so its labels could only score as errors.
+        only_target = sorted(set(tgt.labels.tolist()) - set(classes), key=_class_key)
+        if only_target:
             raise InputError(
                 "target",
-                f"classes of {target} do not match the source: only in source: "
-                f"{', '.join(only_source) or 'none'}; only in target: {', '.join(only_target) or 'none'}",
+                f"labels of {target} name classes the source lacks: {_few(only_target)}; "
+                f"expected target labels among the source's classes ({_few(list(classes))})",
             )
     shape = tuple(src.x.shape[1:])
     if tuple(target_x.shape[1:]) != shape:

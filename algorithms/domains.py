@@ -114,17 +114,19 @@ def with_fewshot(task: Task, per_class: int, seed: int = 0) -> Task:
 
     This is the user's opt-in to select with a few target labels (the ``fewshot`` proxy). The samples leave
     ``target_val`` and the oracle, so the oracle column is still measured on samples nobody selected with;
-    ``per_class`` must leave at least one sample of every class there.
+    ``per_class`` must leave at least one sample of every class the target has there.
     """
     if per_class <= 0:
         return task
     if task.target_oracle is None:
         raise InputError("fewshot_k", f"task {task.name} has no target labels to take {per_class} per class from; "
                          "supply a labeled target file or set fewshot_k: 0")
-    # Every class keeps at least one sample in target_val: an emptied target_val would crash every trial, and
-    # an emptied class would leave the oracle unmeasured on it.
+    # Every class of the target keeps at least one sample in target_val: an emptied target_val would crash
+    # every trial, and an emptied class would leave the oracle unmeasured on it. Classes the target lacks
+    # (partial adaptation) have nothing to give.
     counts = torch.bincount(task.target_oracle, minlength=task.num_classes)
-    smallest = int(counts.argmin())
+    present = torch.nonzero(counts).flatten().tolist()
+    smallest = min(present, key=lambda label: int(counts[label]))
     limit = int(counts[smallest]) - 1
     if per_class > limit:
         allowed = f"at most {limit} per class" if limit > 0 else "0 (no fewshot samples)"
@@ -135,7 +137,7 @@ def with_fewshot(task: Task, per_class: int, seed: int = 0) -> Task:
         )
     generator = torch.Generator().manual_seed(seed)
     picked = []
-    for label in range(task.num_classes):
+    for label in present:
         members = torch.nonzero(task.target_oracle == label).flatten()
         picked.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
     chosen = torch.zeros(len(task.target_val), dtype=torch.bool)

@@ -245,7 +245,7 @@ def bad_inputs(tmp_path):
         (good, empty, "target", "0 samples"),
         (unlabeled, good, "source", "must be labeled"),
         (str(tmp_path / "flat"), good, "source", "must be labeled"),
-        (good, other_classes, "target", "only in source: 0; only in target: 2, 3"),
+        (good, other_classes, "target", "classes the source lacks: 2, 3; expected target labels among the source's"),
         (good, wide, "target", "shape (7,) but source samples (4,)"),
         (channels_last, good, "source", "channels-last"),
         (str(tmp_path / "text.parquet"), good, "source", "non-numeric feature columns name"),
@@ -353,3 +353,21 @@ def test_with_fewshot_leaves_every_class_in_the_oracle(blobs_task):
         assert f"expected at most {smallest - 1} per class" in str(error.value) and f"got {k}" in str(error.value)
     with pytest.raises(InputError, match="no target labels"):
         with_fewshot(dataclasses.replace(blobs_task, target_oracle=None), 1)
+
+
+def test_target_labels_may_cover_some_source_classes(tmp_path) -> None:
+    # Partial adaptation: the target shows classes 0 and 2 of the source's 0-3; the oracle scores them and
+    # fewshot samples come from the classes the target has.
+    from adaptune.algorithms.domains import with_fewshot
+
+    rng = np.random.default_rng(3)
+    source = write_npz(tmp_path / "s.npz", rng.normal(size=(40, 4)), np.arange(40) % 4)
+    target = write_npz(tmp_path / "t.npz", rng.normal(size=(12, 4)), np.array([0, 2] * 6))
+    task = data.load_user_task(source, target)
+    assert task.num_classes == 4 and task.classes == ("0", "1", "2", "3")
+    assert sorted(task.target_oracle.unique().tolist()) == [0, 2]
+    few = with_fewshot(task, 2, seed=0)
+    assert sorted(few.target_fewshot.y.tolist()) == [0, 0, 2, 2]
+    assert sorted(few.target_oracle.unique().tolist()) == [0, 2]
+    with pytest.raises(InputError, match="expected at most 5 per class"):
+        with_fewshot(task, 6)
