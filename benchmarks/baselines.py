@@ -29,6 +29,7 @@ import torch
 
 from adaptune.algorithms import preprocess
 from adaptune.algorithms.data import BUILTIN_TASKS, load_task
+from adaptune.algorithms.domains import Task
 from adaptune.algorithms.linear_head import fit_logistic_regression
 from adaptune.algorithms.methods.linalg import nearest_neighbor
 from adaptune.algorithms.preprocess import AUTO, DEFAULT_PREPROCESS, PREPROCESSING, ZSCORE_CLIP
@@ -47,7 +48,11 @@ def resolved_kind(task_name: str, preprocess: str) -> str:
 
 
 def accuracies(task_name: str, preprocess: str) -> dict[str, float]:
-    task = load_task(task_name, preprocess=preprocess)
+    return task_accuracies(load_task(task_name, preprocess=preprocess))
+
+
+def task_accuracies(task: Task) -> dict[str, float]:
+    """Source-only logistic regression and 1-NN on a loaded task's target (%), and the head's iterations."""
     xs, ys = task.source_train.x.flatten(1), task.source_train.y
     xt, yt = task.target_val.x.flatten(1), task.target_oracle
     fit = fit_logistic_regression(xs, ys, task.num_classes)
