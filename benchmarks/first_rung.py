@@ -67,11 +67,16 @@ def past_first_rung(first_rung: int | None) -> Order:
     return order
 
 
-def first_rung_of(out: str) -> int | None:
-    """The run's first rung in steps (its plan), None when it stopped nothing early."""
-    with open(os.path.join(out, "summary.json")) as handle:
-        plan = json.load(handle)["plan"]
+def first_rung_in(summary: dict) -> int | None:
+    """A run's first rung in steps (its summary's plan), None when it stopped nothing early."""
+    plan = summary["plan"]
     return plan["rungs"][0] if plan.get("early_stopping") and plan.get("rungs") else None
+
+
+def first_rung_of(out: str) -> int | None:
+    """:func:`first_rung_in` of the run directory ``out``."""
+    with open(os.path.join(out, "summary.json")) as handle:
+        return first_rung_in(json.load(handle))
 
 
 def remeasure(records: list[dict], root: str) -> list[dict]:
@@ -90,7 +95,7 @@ def rerank_search(run: str) -> dict:
     ranked = read_ranked_run(run)
     smooth = smoother(ranked.summary, ranked.target_features)
     row = dict(ranked.facts)
-    for name, first_rung in zip(RULE_NAMES, (None, first_rung_of(run))):
+    for name, first_rung in zip(RULE_NAMES, (None, first_rung_in(ranked.summary))):
         trained = replace(ranked, trials=trained_past(ranked.trials, first_rung))
         row[name] = trained.recommendation(RULES[SPLIT][0], smooth)[0]
     print(run, flush=True)
