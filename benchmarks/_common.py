@@ -14,6 +14,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import pandas as pd
     import torch
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -192,3 +193,14 @@ def md_table(rows: list[list[object]], headers: list[str]) -> str:
     lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def held_out_choices(per_group: pd.DataFrame, preferred: str | None = None) -> dict[str, str]:
+    """Leave one group out: for each group (a row of ``per_group``, the candidates as columns), the candidate of
+    least mean over the other groups. Means equal to 1e-6 tie; a tie goes to ``preferred`` (the shipped
+    candidate, when given), then to the earlier column."""
+    choices = {}
+    for group in per_group.index:
+        others = per_group.drop(group).mean().round(6)
+        choices[group] = min(per_group.columns, key=lambda candidate: (others[candidate], candidate != preferred))
+    return choices

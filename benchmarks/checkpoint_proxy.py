@@ -38,6 +38,7 @@ from benchmarks._common import (
     RESULTS,
     group_of,
     header,
+    held_out_choices,
     kept_metric,
     kept_predictions,
     md_table,
@@ -303,11 +304,6 @@ def reranked_section(runs: pd.DataFrame) -> str:
             "the run recorded. Target accuracy (%) of the recommendation:\n\n") + comparison(runs, [IM, SPLIT])
 
 
-def held_out_rules(per_group: pd.DataFrame) -> dict[str, str]:
-    """For each group (row of ``per_group``, rules as columns), the rule of least mean regret over the others."""
-    return {group: per_group.drop(group).mean().idxmin() for group in per_group.index}
-
-
 def regret_per_group(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.pivot_table(index="group", columns="rule", values="regret", aggfunc="mean")[list(RULES)]
 
@@ -318,7 +314,7 @@ def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None =
     :data:`SEARCH_PAGES`) and the re-ranked ones ``reranked_runs`` (default: the committed :data:`RERANKED`)."""
     frame, bare = everything[everything["selection"] == SHIPPED], everything[everything["selection"] == BARE]
     per_group = regret_per_group(frame)
-    held = held_out_rules(per_group)
+    held = held_out_choices(per_group)
     text = header("One proxy for the epoch, another for the ranking", rerun_command())
     text += (f"\n- pools: {', '.join(f'`{p}`' for p in pools)} (one trial per method at its defaults, every epoch "
              "a candidate checkpoint; commands in each file's .meta.json)\n\n"
@@ -401,7 +397,7 @@ def adopted_rule(per_group: pd.DataFrame, runs: pd.DataFrame) -> str:
     """The rule ``proxy: auto`` ranks feature tables by: :data:`SPLIT` where the pools prefer it with every group held
     out and the whole searches, over more than one seed, gain :data:`MIN_GAIN` points on it, and gain with each group
     left out; otherwise :data:`IM`."""
-    held = held_out_rules(per_group)
+    held = held_out_choices(per_group)
     per_split_group, held_gain = search_verdict(runs, SPLIT)
     seeds = runs[runs["rule"] == SPLIT]["seed"].nunique() if not runs.empty else 0
     if (all(rule == SPLIT for rule in held.values()) and seeds > 1 and per_split_group.mean() >= MIN_GAIN

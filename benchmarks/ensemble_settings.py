@@ -27,7 +27,7 @@ from adaptune.algorithms.ensemble import AUTO_SMOOTHING, average_predictions, mi
 from adaptune.algorithms.neighbours import nearest_neighbours
 from adaptune.algorithms.proxies import AUTO_RANKING_PROXY, AUTO_SOURCE_GAP, oracle_accuracy
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
-from benchmarks._common import RESULTS, header, md_table, merge_searches, read_jsonl, write
+from benchmarks._common import RESULTS, header, held_out_choices, md_table, merge_searches, read_jsonl, write
 from benchmarks.checkpoint_proxy import MIN_GAIN, read_ranked_run
 from benchmarks.smoothing import KIND
 
@@ -104,11 +104,6 @@ def losses(rows: list[dict]) -> pd.DataFrame:
     return frame.pivot_table(index="group", columns="setting", values="loss", aggfunc="mean")[list(SETTINGS)]
 
 
-def held_out(per_group: pd.DataFrame) -> dict[str, str]:
-    """For each group, the setting of least mean loss over the other groups (the shipped one on a tie)."""
-    return {group: per_group.drop(group).mean().round(6).idxmin() for group in per_group.index}
-
-
 def differs(name: str) -> str:
     """What the setting ``name`` changes from the shipped one."""
     setting, shipped = SETTINGS[name], SETTINGS[SHIPPED]
@@ -120,7 +115,7 @@ def differs(name: str) -> str:
 
 def page(rows: list[dict], path: str = ROWS, name: str = "ensemble_settings.md") -> str:
     per_group = losses(rows)
-    held = held_out(per_group)
+    held = held_out_choices(per_group, SHIPPED)
     counts = pd.Series([row["group"] for row in rows]).value_counts()
     shipped = SETTINGS[SHIPPED]
     committed = os.path.abspath(path) == ROWS  # the searches checkpoint_proxy.md re-ranks, or another set

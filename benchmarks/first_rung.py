@@ -27,8 +27,17 @@ import pandas as pd
 
 from adaptune.reports.leaderboard import selection_order
 from adaptune.search.step_budget import spends_budget
-from benchmarks._common import RESULTS, group_of, header, md_table, merge_searches, read_jsonl, write
-from benchmarks.checkpoint_proxy import MIN_GAIN, RULES, SPLIT, held_out_rules, read_ranked_run
+from benchmarks._common import (
+    RESULTS,
+    group_of,
+    header,
+    held_out_choices,
+    md_table,
+    merge_searches,
+    read_jsonl,
+    write,
+)
+from benchmarks.checkpoint_proxy import MIN_GAIN, RULES, SPLIT, read_ranked_run
 from benchmarks.search_efficiency import (
     DERIVED_ORDER,
     ENSEMBLE,
@@ -126,7 +135,7 @@ def searches_section(searches: pd.DataFrame, per: pd.DataFrame, which: str = "Th
 def held_out(per: pd.DataFrame) -> tuple[float, list[str]]:
     """Leave one group out (``per``: :func:`group_regrets`): the mean regret per group of the way chosen on the other
     groups, on the group, and the ways chosen."""
-    chosen = held_out_rules(per)
+    chosen = held_out_choices(per)
     return sum(per.loc[group, name] for group, name in chosen.items()) / len(per), sorted(set(chosen.values()))
 
 

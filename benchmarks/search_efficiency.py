@@ -49,6 +49,7 @@ from benchmarks._common import (
     RESULTS,
     group_of,
     header,
+    held_out_choices,
     kept_metric,
     kept_predictions,
     md_table,
@@ -419,12 +420,8 @@ def rule_regrets(table: pd.DataFrame, strategies: tuple[str, ...], fractions: tu
 def held_out_rules(per_group: pd.DataFrame) -> list[tuple[str, str, float, float]]:
     """Per held-out group: the rule with the least mean regret over the other groups (the shipped rule on a tie),
     its regret on the held-out group, and the shipped rule's there."""
-    out = []
-    for group in per_group.columns:
-        others = per_group.drop(columns=group).mean(axis=1)
-        chosen = min(RULES, key=lambda rule: (round(others[rule], 6), rule != ENSEMBLE))
-        out.append((group, chosen, per_group.loc[chosen, group], per_group.loc[ENSEMBLE, group]))
-    return out
+    chosen = held_out_choices(per_group.T, ENSEMBLE)
+    return [(group, rule, per_group.loc[rule, group], per_group.loc[ENSEMBLE, group]) for group, rule in chosen.items()]
 
 
 def tasks_by_seeds(table: pd.DataFrame) -> dict[tuple[int, ...], list[str]]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmarks.checkpoint_proxy import BARE, RULES, SHIPPED, adopted_rule, held_out_rules, page, searches
+from benchmarks._common import held_out_choices
+from benchmarks.checkpoint_proxy import BARE, RULES, SHIPPED, adopted_rule, page, searches
 
 IM, ALONE, SPLIT = RULES
 
@@ -34,7 +35,15 @@ NO_PAGES = searches({})
 def test_each_group_gets_the_rule_of_least_regret_on_the_others():
     per_group = pd.DataFrame({IM: {"a": 1.0, "b": 1.0, "c": 5.0}, SPLIT: {"a": 0.5, "b": 3.0, "c": 0.0}})
     # a held out: b and c favour SPLIT (1.5 < 3.0); b held out: a and c favour SPLIT too; c held out: IM (1.0 < 1.75)
-    assert held_out_rules(per_group) == {"a": SPLIT, "b": SPLIT, "c": IM}
+    assert held_out_choices(per_group) == {"a": SPLIT, "b": SPLIT, "c": IM}
+
+
+def test_a_tie_goes_to_the_preferred_candidate_then_to_the_earlier_column():
+    # Means that differ by float noise only (0.1 + 0.2 against 0.3) tie.
+    per_group = pd.DataFrame({"x": {"a": 0.3, "b": 0.3, "c": 0.0}, "y": {"a": 0.1 + 0.2, "b": 0.1 + 0.2, "c": 9.0}})
+    assert held_out_choices(per_group)["c"] == "x"
+    assert held_out_choices(per_group, preferred="y")["c"] == "y"
+    assert held_out_choices(per_group, preferred="y")["a"] == "x"  # 0.15 against 4.65: no tie
 
 
 def test_the_page_names_the_better_rule_and_the_tasks_below_the_baseline():

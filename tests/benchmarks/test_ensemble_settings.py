@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.ensemble_settings import SETTINGS, SHIPPED, Setting, held_out, losses, page
+from benchmarks._common import held_out_choices
+from benchmarks.ensemble_settings import SETTINGS, SHIPPED, Setting, losses, page
 
 
 def _rows(loss_by_group: dict[str, dict[str, float]]) -> list[dict]:
@@ -26,7 +27,7 @@ def test_a_majority_vote_counts_each_member_once_however_confident():
 def test_each_group_is_scored_with_the_setting_the_others_chose():
     rows = _rows({"a": {"top 3": 0.0}, "b": {"top 3": 0.5}, "c": {"top 3": 3.0}})  # 1.0 for every other setting
     # a held out: top 3 loses 1.75 on b and c; b held out: 1.5 on a and c; c held out: 0.25 on a and b
-    assert held_out(losses(rows)) == {"a": SHIPPED, "b": SHIPPED, "c": "top 3"}
+    assert held_out_choices(losses(rows), SHIPPED) == {"a": SHIPPED, "b": SHIPPED, "c": "top 3"}
 
 
 def test_the_page_keeps_the_shipped_setting_unless_the_held_out_groups_gain():
