@@ -349,8 +349,8 @@ def report(records: list[dict]) -> str:
                          for seeds, names in seed_sets.items())
     derived = sum(r["strategy"] == DERIVED_ORDER for r in records)
     text += f"Runs: {len(records) - derived}: {measured}" + (
-        f"; and {derived} default searches of the same tasks and seeds with the defaults in a derived order "
-        f"(`{DERIVED_ORDER}`, the section before what follows)" if derived else "") + \
+        f"; and {derived} default searches of {derived} of these tasks and seeds with the defaults in a derived "
+        f"order (`{DERIVED_ORDER}`, the section before what follows)" if derived else "") + \
         ". Raw: `benchmarks/results/raw/search_efficiency.jsonl.gz` (every trial and every curve point).\n\n"
     text += "## Regret of the recommended ensemble at equal compute\n\nPoints; the columns are fractions of the " \
             "default budget; `defaults` is one point at its own compute.\n\n"
@@ -517,8 +517,19 @@ def shipped_trial_bound(plan: dict) -> int:
                        n_closed_form=plan["closed_form"], steps_override=plan["steps_per_epoch"]).trials
 
 
+def with_derived_order(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the (task, seed) pairs that also ran with the defaults in the derived order: the two orders
+    compared on the same searches."""
+    pairs = set(map(tuple, table.loc[table["strategy"] == DERIVED_ORDER, ["task", "seed"]].drop_duplicates().values))
+    return table[[pair in pairs for pair in zip(table["task"], table["seed"])]]
+
+
 def order_section(table: pd.DataFrame, records: list[dict]) -> str:
-    """The default search against the same search with its defaults in the derived order."""
+    """The default search against the same search with its defaults in the derived order, on the (task, seed) pairs
+    that ran both."""
+    table = with_derived_order(table)
+    pairs = set(zip(table["task"], table["seed"]))
+    records = [r for r in records if (r["task"], r["seed"]) in pairs]
     text = ("## Each method's defaults in a derived order\n\n"
             f"`{DERIVED_ORDER}` is the default search with each method's defaults in the order derived on the other "
             "groups (defaults_order.md: the methods a search's recommendation held most often first) instead of "
@@ -554,6 +565,7 @@ def order_section(table: pd.DataFrame, records: list[dict]) -> str:
 
 def order_finding(table: pd.DataFrame) -> str:
     """What the derived order of the defaults changed, in one line."""
+    table = with_derived_order(table)
     means = {s: [regret_at(table, s, f).mean() for f in FRACTIONS] for s in ("tpe+asha", DERIVED_ORDER)}
     (met, first, total), (met_name, first_name, _) = (targets_met(table, s) for s in (DERIVED_ORDER, "tpe+asha"))
     at = ", ".join(f"{derived:.1f} against {name:.1f} at {f:g}x"

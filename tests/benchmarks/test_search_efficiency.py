@@ -119,3 +119,10 @@ def test_the_shipped_trial_bound_is_read_back_from_a_recorded_plan():
     plan = plan_search(budget=20_000, n_source=9000, batch_size=64, epochs=12, grace_epochs=2, reduction_factor=2,
                        n_methods=19, n_closed_form=6)
     assert se.shipped_trial_bound(asdict(plan)) == plan.trials
+
+
+def test_the_two_orders_of_the_defaults_are_compared_on_the_same_searches():
+    table = pd.DataFrame({"task": ["a", "a", "a", "b"], "seed": [0, 0, 1, 0],
+                          "strategy": ["tpe+asha", se.DERIVED_ORDER, "tpe+asha", "tpe+asha"]})
+    kept = se.with_derived_order(table)
+    assert list(zip(kept["task"], kept["seed"], kept["strategy"])) == [("a", 0, "tpe+asha"), ("a", 0, se.DERIVED_ORDER)]
