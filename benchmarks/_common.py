@@ -70,6 +70,11 @@ def header(title: str, command: str) -> str:
 
 
 AUTO_RULE_FILE = os.path.join(RESULTS, "proxy_auto.json")  # the selection defaults `adaptune` ships
+# The least gain (points of recommended target accuracy, the mean over benchmark groups of each group's mean, paired
+# by task and seed) for which a candidate replaces a shipped default; it must also hold with each group left out.
+MIN_GAIN = 0.25
+# The wall-clock target of a default search on this project's 2-core machine.
+SEARCH_TIME_TARGET_S = 600
 
 
 def read_jsonl(path: str) -> list[dict]:

@@ -35,6 +35,7 @@ from adaptune.reports.run_dir import RunDir
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
 from adaptune.search.trial import resolve_task
 from benchmarks._common import (
+    MIN_GAIN,
     RESULTS,
     group_of,
     header,
@@ -88,12 +89,6 @@ SEARCH_PAGES = {
             (1, "search_suite_digits_seed1.md")],
     SPLIT: [(0, "search_suite_ranked_by_na.md"), (0, "search_suite_digits_ranked_by_na.md")],
 }
-# The least gain (points of recommended target accuracy over the im rule's searches, paired by task and seed; the
-# mean over groups of each group's mean) for which a rule replaces im's ranking by default; it must also hold with
-# each group left out.
-MIN_GAIN = 0.25
-
-
 # Whole default searches by im (run directories of benchmarks.skeleton), each re-ranked by every rule that keeps im's
 # epochs: one row per (run, rule), collected by --runs.
 RERANKED = os.path.join(RESULTS, "raw", "checkpoint-proxy-reranked.jsonl")

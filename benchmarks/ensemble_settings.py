@@ -27,8 +27,8 @@ from adaptune.algorithms.ensemble import AUTO_SMOOTHING, average_predictions, mi
 from adaptune.algorithms.neighbours import nearest_neighbours
 from adaptune.algorithms.proxies import AUTO_RANKING_PROXY, AUTO_SOURCE_GAP, oracle_accuracy
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
-from benchmarks._common import RESULTS, header, held_out_choices, md_table, merge_searches, read_jsonl, write
-from benchmarks.checkpoint_proxy import MIN_GAIN, read_ranked_run
+from benchmarks._common import MIN_GAIN, RESULTS, header, held_out_choices, md_table, merge_searches, read_jsonl, write
+from benchmarks.checkpoint_proxy import read_ranked_run
 from benchmarks.smoothing import KIND
 
 SHIPPED_SMOOTHING = AUTO_SMOOTHING[KIND]

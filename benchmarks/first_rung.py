@@ -28,6 +28,7 @@ import pandas as pd
 from adaptune.reports.leaderboard import selection_order
 from adaptune.search.step_budget import spends_budget
 from benchmarks._common import (
+    MIN_GAIN,
     RESULTS,
     group_of,
     header,
@@ -37,7 +38,7 @@ from benchmarks._common import (
     read_jsonl,
     write,
 )
-from benchmarks.checkpoint_proxy import MIN_GAIN, RULES, SPLIT, read_ranked_run
+from benchmarks.checkpoint_proxy import RULES, SPLIT, read_ranked_run
 from benchmarks.search_efficiency import (
     DERIVED_ORDER,
     ENSEMBLE,

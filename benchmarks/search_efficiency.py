@@ -46,7 +46,9 @@ from adaptune.reports.svg import Series, color, xy_chart
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
 from adaptune.search.step_budget import budget_steps, spends_budget
 from benchmarks._common import (
+    MIN_GAIN,
     RESULTS,
+    SEARCH_TIME_TARGET_S,
     group_of,
     header,
     held_out_choices,
@@ -395,6 +397,7 @@ def report(records: list[dict]) -> str:
     text += "\n\n" + rule_section(table, records) + "\n\n"
     if any(r["strategy"] == DERIVED_ORDER for r in records):
         text += order_section(table, records) + "\n\n"
+    text += budget_section(table, records) + "\n\n"
     text += findings(table, records) + "\n"
     return text
 
@@ -627,6 +630,52 @@ def seed_counts(table: pd.DataFrame) -> str:
     counts = [len(seeds) for seeds in tasks_by_seeds(table)]
     low, high = min(counts), max(counts)
     return f"{high} {seed_word(high)}" if low == high else f"{low} to {high} seeds"
+
+
+BUDGET_SCALES = (1.0, 1.25, 1.5, 1.75, 2.0)  # default budgets weighed against the shipped one, x the default
+
+
+def slowest_at(records: list[dict], scale: float) -> float:
+    """The wall time (s) the slowest default search of these runs would take at ``scale`` x the default budget:
+    its measured time, pro rata to the budget it ran at (an estimate; ASHA's trials do not cost the same)."""
+    return max(r["wall_s"] * scale * DEFAULT_BUDGET / r["plan"]["budget"] for r in records
+               if r["strategy"] == "tpe+asha")
+
+
+def budget_choice(table: pd.DataFrame, records: list[dict]) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
+    """The default search's mean regret per benchmark group (rows) at each budget of :data:`BUDGET_SCALES` that
+    these runs reach (columns, as labels), the budget each group gets chosen on the others among those whose slowest
+    search fits :data:`SEARCH_TIME_TARGET_S`, and those budgets."""
+    reached = [scale for scale in BUDGET_SCALES if scale * DEFAULT_BUDGET <= min(
+        r["plan"]["budget"] for r in records if r["strategy"] == "tpe+asha")]
+    per_run = pd.DataFrame({f"{scale:g}x": regret_at(table, "tpe+asha", scale) for scale in reached})
+    per_group = per_run.groupby([group_of(task) for task, _ in per_run.index]).mean()
+    allowed = [f"{scale:g}x" for scale in reached if slowest_at(records, scale) <= SEARCH_TIME_TARGET_S]
+    return per_group, held_out_choices(per_group[allowed], "1x"), allowed
+
+
+def budget_section(table: pd.DataFrame, records: list[dict]) -> str:
+    """What a larger default budget would buy the default search, chosen leave one group out."""
+    per_group, chosen, allowed = budget_choice(table, records)
+    held = sum(per_group.loc[group, budget] for group, budget in chosen.items()) / len(chosen)
+    shipped = per_group["1x"].mean()
+    text = ("## A larger default budget?\n\n"
+            "The default search's (`tpe+asha`) mean regret per benchmark group when it stops at a larger budget "
+            "(the same runs: the trials a search of that budget runs), and the time the slowest of these searches "
+            "would take there (its measured time pro rata; other tasks of the suite may be slower). A budget competes "
+            "only where that time is within "
+            f"{SEARCH_TIME_TARGET_S // 60} minutes.\n\n")
+    text += md_table([[group, *[cell(v) for v in per_group.loc[group]], chosen[group]] for group in per_group.index]
+                     + [["mean", *[cell(v) for v in per_group.mean()], ""],
+                        ["slowest search (s)", *[f"{slowest_at(records, float(c[:-1])):.0f}" for c in per_group], ""]],
+                     ["group", *per_group.columns, "chosen on the other groups"])
+    gain = shipped - held
+    verdict = (f"a gain of at least {MIN_GAIN:g} points: a candidate for the default budget of feature tables, to be "
+               "checked on fresh default searches of the whole suite and against the time target on its slowest "
+               "task before it ships" if gain >= MIN_GAIN else
+               f"less than the {MIN_GAIN:g} points a default change asks: the default budget stays")
+    return text + (f"\n\nLeave one group out among {', '.join(allowed)}: {held:.2f} points held out against "
+                   f"{shipped:.2f} at the default budget, {verdict}.")
 
 
 def findings(table: pd.DataFrame, records: list[dict]) -> str:

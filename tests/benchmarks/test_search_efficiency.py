@@ -126,3 +126,16 @@ def test_the_two_orders_of_the_defaults_are_compared_on_the_same_searches():
                           "strategy": ["tpe+asha", se.DERIVED_ORDER, "tpe+asha", "tpe+asha"]})
     kept = se.with_derived_order(table)
     assert list(zip(kept["task"], kept["seed"], kept["strategy"])) == [("a", 0, "tpe+asha"), ("a", 0, se.DERIVED_ORDER)]
+
+
+def test_a_larger_budget_is_chosen_on_the_other_groups_within_the_time_target():
+    tasks = {"amazon:B->D": (1.0, 0.0), "office-surf:D->W": (4.0, 2.0), "mnist-usps-jda:U->M": (6.0, 1.0)}
+    rows = [{"task": task, "seed": 0, "strategy": "tpe+asha", "fraction": fraction, se.ENSEMBLE: regret}
+            for task, regrets in tasks.items() for fraction, regret in zip((1.0, 2.0), regrets)]
+    records = [{"task": task, "seed": 0, "strategy": "tpe+asha", "wall_s": 200.0, "plan": {"budget": 20_000}}
+               for task in tasks]
+    per_group, chosen, allowed = se.budget_choice(pd.DataFrame(rows), records)
+    assert allowed == ["1x", "1.25x", "1.5x", "1.75x", "2x"]  # 200 s at 2x: every budget fits 10 minutes
+    assert per_group.loc["surf", "2x"] == 2.0 and chosen == {"amazon": "2x", "surf": "2x", "jda-digits": "2x"}
+    records = [{**r, "wall_s": 1000.0} for r in records]  # 500 s at 1x, 625 s at 1.25x
+    assert se.budget_choice(pd.DataFrame(rows), records)[2] == ["1x"]
