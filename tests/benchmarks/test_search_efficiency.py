@@ -139,3 +139,20 @@ def test_a_larger_budget_is_chosen_on_the_other_groups_within_the_time_target():
     assert per_group.loc["surf", "2x"] == 2.0 and chosen == {"amazon": "2x", "surf": "2x", "jda-digits": "2x"}
     records = [{**r, "wall_s": 1000.0} for r in records]  # 500 s at 1x, 625 s at 1.25x
     assert se.budget_choice(pd.DataFrame(rows), records)[2] == ["1x"]
+
+
+def test_the_larger_budget_is_checked_on_fresh_searches_paired_by_task(tmp_path):
+    import json
+
+    from benchmarks.ensemble_settings import SHIPPED
+
+    later, check = tmp_path / "later.jsonl", tmp_path / "check.jsonl"
+    later.write_text("\n".join(json.dumps({"task": t, "seed": 0, "accuracy": {SHIPPED: a}})
+                               for t, a in [("amazon:D->E", 80.0), ("office-surf:A->C", 40.0)]))
+    check.write_text("\n".join(json.dumps({"task": t, "seed": 0, "budget": 15000, "recommended": a, "wall_s": 99.0})
+                               for t, a in [("amazon:D->E", 79.0), ("office-surf:A->C", 43.0)]))
+    text = se.budget_check_section(str(check), str(later))
+    assert "amazon -1.00, surf +3.00" in text
+    # Each group held out gets the budget the other chose: amazon 15,000 (-1), surf 10,000 (0).
+    assert "gain -0.50 points: less than" in text
+    assert se.budget_check_section(str(tmp_path / "none.jsonl"), str(later)) == ""
