@@ -684,41 +684,49 @@ def budget_section(table: pd.DataFrame, records: list[dict]) -> str:
 
 
 def budget_check_row(run: str) -> dict:
-    """A default search at a larger budget (``benchmarks.skeleton --budget``): what it recommended and its time."""
+    """A default search of the budget check (``benchmarks.skeleton [--budget N]``): what it recommended and its
+    time; ``rule`` names its budget, so that one task and seed keeps a row per budget."""
     with open(os.path.join(run, "summary.json")) as handle:
         summary = json.load(handle)
     with open(os.path.join(run, MEASURED)) as handle:
         wall, _ = json.load(handle)
     with open(os.path.join(run, "config.yaml")) as handle:
         config = yaml.safe_load(handle)
-    return {"task": config["task"], "seed": config.get("seed", 0), "budget": summary["plan"]["budget"],
+    budget = summary["plan"]["budget"]
+    return {"task": config["task"], "seed": config.get("seed", 0), "rule": f"budget {budget}", "budget": budget,
             "recommended": 100 * summary["recommendation"]["target_acc"], "wall_s": wall}
 
 
 def budget_check_section(path: str = BUDGET_CHECK, later: str = LATER_SEARCHES) -> str:
-    """The larger budget on fresh default searches, paired with the same tasks and seeds at the default budget,
-    chosen leave one group out between the two ('' before any such search ran)."""
+    """The larger budget on fresh default searches, paired with the same tasks and seeds at the default budget (a
+    row of ``path`` at that budget, else the search of ``later``), chosen leave one group out between the two ('' before
+    any such search ran)."""
     from benchmarks.ensemble_settings import SHIPPED  # it imports this module
 
     if not os.path.exists(path):
         return ""
+    rows = read_jsonl(path)
     at_default = {(r["task"], r["seed"]): r["accuracy"][SHIPPED] for r in read_jsonl(later)}
-    checks = [r for r in read_jsonl(path) if (r["task"], r["seed"]) in at_default]
-    budget = checks[0]["budget"]
+    at_default.update({(r["task"], r["seed"]): r["recommended"] for r in rows if r["budget"] == DEFAULT_BUDGET})
+    checks = [r for r in rows if r["budget"] > DEFAULT_BUDGET and (r["task"], r["seed"]) in at_default]
+    budget = max(r["budget"] for r in checks)
     larger = f"{budget:,} steps"
-    frame = pd.DataFrame([{"task": r["task"], "group": group_of(r["task"]), "default": at_default[r["task"], r["seed"]],
-                           larger: r["recommended"], "wall_s": r["wall_s"]} for r in checks])
+    frame = pd.DataFrame([{"task": r["task"], "seed": r["seed"], "group": group_of(r["task"]),
+                           "default": at_default[r["task"], r["seed"]], larger: r["recommended"],
+                           "wall_s": r["wall_s"]} for r in checks if r["budget"] == budget])
     per_group = -frame.groupby("group")[["default", larger]].mean()  # losses, for the chooser
     chosen = held_out_choices(per_group, "default")
     held_gain = sum(per_group.loc[g, "default"] - per_group.loc[g, c] for g, c in chosen.items()) / len(chosen)
     gains = frame.groupby("group")[larger].mean() - frame.groupby("group")["default"].mean()
+    seeds = ", ".join(map(str, sorted(frame["seed"].unique())))
     text = (f"\n\nChecked on {len(frame)} fresh default searches at {larger} (`python -m benchmarks.skeleton --tasks "
-            f"... --seed 0 --budget {budget}`, rows in `benchmarks/results/raw/budget-check.jsonl`), on tasks these "
-            "runs do not hold, against the same tasks and seed at the default budget (ensemble_settings_later.md's "
-            "searches, as shipped). Recommended target accuracy (%):\n\n")
-    text += md_table([[r["task"], r["default"], r[larger], r[larger] - r["default"], f"{r['wall_s']:.0f}"]
+            f"... --seed S --budget {budget}`, seeds {seeds}; rows in `benchmarks/results/raw/budget-check.jsonl`), "
+            "on tasks and seeds these runs do not hold, against the same task and seed at the default budget "
+            "(ensemble_settings_later.md's searches as shipped, or the same command without `--budget` where those "
+            "lack the seed). Recommended target accuracy (%):\n\n")
+    text += md_table([[r["task"], r["seed"], r["default"], r[larger], r[larger] - r["default"], f"{r['wall_s']:.0f}"]
                       for r in frame.to_dict("records")],
-                     ["task", f"{DEFAULT_BUDGET:,} steps", larger, "difference", f"wall s at {larger}"])
+                     ["task", "seed", f"{DEFAULT_BUDGET:,} steps", larger, "difference", f"wall s at {larger}"])
     verdict = ("a candidate to ship" if held_gain >= MIN_GAIN else
                f"less than the {MIN_GAIN:g} points a default change asks, so the default budget stays")
     return text + ("\n\nDifference per group: " + ", ".join(f"{g} {v:+.2f}" for g, v in gains.items())

@@ -149,10 +149,12 @@ def test_the_larger_budget_is_checked_on_fresh_searches_paired_by_task(tmp_path)
     later, check = tmp_path / "later.jsonl", tmp_path / "check.jsonl"
     later.write_text("\n".join(json.dumps({"task": t, "seed": 0, "accuracy": {SHIPPED: a}})
                                for t, a in [("amazon:D->E", 80.0), ("office-surf:A->C", 40.0)]))
-    check.write_text("\n".join(json.dumps({"task": t, "seed": 0, "budget": 15000, "recommended": a, "wall_s": 99.0})
-                               for t, a in [("amazon:D->E", 79.0), ("office-surf:A->C", 43.0)]))
+    check.write_text("\n".join(json.dumps({"task": t, "seed": s, "budget": b, "recommended": a, "wall_s": 99.0})
+                               for t, s, b, a in [("amazon:D->E", 0, 15000, 79.0), ("office-surf:A->C", 0, 15000, 43.0),
+                                                  ("office-surf:A->C", 3, 10000, 41.0),
+                                                  ("office-surf:A->C", 3, 15000, 44.0)]))
     text = se.budget_check_section(str(check), str(later))
-    assert "amazon -1.00, surf +3.00" in text
+    assert "amazon -1.00, surf +3.00" in text  # surf: seed 0 against the later search, seed 3 against its own
     # Each group held out gets the budget the other chose: amazon 15,000 (-1), surf 10,000 (0).
     assert "gain -0.50 points: less than" in text
     assert se.budget_check_section(str(tmp_path / "none.jsonl"), str(later)) == ""
