@@ -209,3 +209,9 @@ def held_out_choices(per_group: pd.DataFrame, preferred: str | None = None) -> d
         others = per_group.drop(group).mean().round(6)
         choices[group] = min(per_group.columns, key=lambda candidate: (others[candidate], candidate != preferred))
     return choices
+
+
+def held_out_score(per_group: pd.DataFrame, chosen: dict[str, str]) -> float:
+    """The mean over the groups (rows) of ``per_group`` of each group's value under the candidate ``chosen`` for it
+    (:func:`held_out_choices`)."""
+    return float(sum(per_group.loc[group, chosen[group]] for group in per_group.index) / len(per_group))

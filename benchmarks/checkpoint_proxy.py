@@ -40,6 +40,7 @@ from benchmarks._common import (
     group_of,
     header,
     held_out_choices,
+    held_out_score,
     kept_metric,
     kept_predictions,
     md_table,
@@ -328,7 +329,7 @@ def page(everything: pd.DataFrame, pools: list[str], runs: pd.DataFrame | None =
     text += "\n\n## Leave one group out (as shipped)\n\n"
     text += md_table([[group, held[group], per_group.loc[group, held[group]]] for group in per_group.index],
                      ["held-out group", "rule of least regret on the other groups", "its regret there"])
-    held_mean = sum(per_group.loc[g, held[g]] for g in per_group.index) / len(per_group)
+    held_mean = held_out_score(per_group, held)
     text += f"\n\nMean regret held out: **{held_mean:.2f}** points.\n\n## Against no adaptation\n\n"
     above = frame.assign(ok=frame["accuracy"] >= frame["baseline"]).groupby("rule")["ok"].sum()
     tasks = frame["task"].nunique()

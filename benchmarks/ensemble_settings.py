@@ -27,7 +27,17 @@ from adaptune.algorithms.ensemble import AUTO_SMOOTHING, average_predictions, mi
 from adaptune.algorithms.neighbours import nearest_neighbours
 from adaptune.algorithms.proxies import AUTO_RANKING_PROXY, AUTO_SOURCE_GAP, oracle_accuracy
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
-from benchmarks._common import MIN_GAIN, RESULTS, header, held_out_choices, md_table, merge_searches, read_jsonl, write
+from benchmarks._common import (
+    MIN_GAIN,
+    RESULTS,
+    header,
+    held_out_choices,
+    held_out_score,
+    md_table,
+    merge_searches,
+    read_jsonl,
+    write,
+)
 from benchmarks.checkpoint_proxy import read_ranked_run
 from benchmarks.smoothing import KIND
 
@@ -149,12 +159,12 @@ def page(rows: list[dict], path: str = ROWS, name: str = "ensemble_settings.md")
                       for group in per_group.index],
                      ["held-out group", "setting of least loss on the other groups", "its loss there",
                       "shipped's loss there"])
-    held_mean = sum(per_group.loc[g, held[g]] for g in per_group.index) / len(per_group)
+    held_mean = held_out_score(per_group, held)
     shipped_mean = per_group[SHIPPED].mean()
     below = [row for row in rows if row["accuracy"][SHIPPED] < row["baseline"]]
     text += (f"\n\nMean loss held out: **{held_mean:.2f}** points, against **{shipped_mean:.2f}** for the shipped "
              "setting on every group.\n\n## What follows\n\n")
-    if held_mean <= shipped_mean - MIN_GAIN:  # the least gain checkpoint_proxy asks before a default changes
+    if held_mean <= shipped_mean - MIN_GAIN:  # the least gain a default change asks
         text += (f"Chosen on the other groups, the settings lose {shipped_mean - held_mean:.2f} points less than the "
                  "shipped one on the held-out groups: the ensemble's defaults should follow them.\n")
     else:

@@ -33,6 +33,7 @@ from benchmarks._common import (
     group_of,
     header,
     held_out_choices,
+    held_out_score,
     md_table,
     merge_searches,
     read_jsonl,
@@ -137,7 +138,7 @@ def held_out(per: pd.DataFrame) -> tuple[float, list[str]]:
     """Leave one group out (``per``: :func:`group_regrets`): the mean regret per group of the way chosen on the other
     groups, on the group, and the ways chosen."""
     chosen = held_out_choices(per)
-    return sum(per.loc[group, name] for group, name in chosen.items()) / len(per), sorted(set(chosen.values()))
+    return held_out_score(per, chosen), sorted(set(chosen.values()))
 
 
 def held_out_line(per: pd.DataFrame) -> str:
@@ -177,7 +178,7 @@ def pooled_line(searches: pd.DataFrame, checks: pd.DataFrame) -> str:
     gain = per[RULE_NAMES[0]].mean() - held
     later = group_regrets(checks).mean()
     verdict = ("the rule replaces ranking every trial" if gain >= MIN_GAIN else
-               f"below the {MIN_GAIN:g} points a default change asks (checkpoint_proxy.py), so a search keeps "
+               f"below the {MIN_GAIN:g} points a default change asks (benchmarks/_common.py), so a search keeps "
                "recommending from every trial")
     return (f"- Both sets together ({len(searches) + len(checks)} searches), chosen leave one group out: "
             f"{held:.2f} points per group held out against {per[RULE_NAMES[0]].mean():.2f} from every trial, a gain "

@@ -52,6 +52,7 @@ from benchmarks._common import (
     group_of,
     header,
     held_out_choices,
+    held_out_score,
     kept_metric,
     kept_predictions,
     md_table,
@@ -61,7 +62,7 @@ from benchmarks._common import (
     write,
 )
 from benchmarks.baselines import saved_baseline
-from benchmarks.skeleton import MEASURED, run_default_search
+from benchmarks.skeleton import measured_search, run_default_search
 
 RAW = os.path.join(RESULTS, "raw", "search_efficiency.jsonl.gz")
 PLOT = "search_efficiency.svg"
@@ -662,7 +663,7 @@ def budget_choice(table: pd.DataFrame, records: list[dict]) -> tuple[pd.DataFram
 def budget_section(table: pd.DataFrame, records: list[dict]) -> str:
     """What a larger default budget would buy the default search, chosen leave one group out."""
     per_group, chosen, allowed = budget_choice(table, records)
-    held = sum(per_group.loc[group, budget] for group, budget in chosen.items()) / len(chosen)
+    held = held_out_score(per_group, chosen)
     shipped = per_group["1x"].mean()
     text = ("## A larger default budget?\n\n"
             "The default search's (`tpe+asha`) mean regret per benchmark group when it stops at a larger budget "
@@ -686,12 +687,10 @@ def budget_section(table: pd.DataFrame, records: list[dict]) -> str:
 def budget_check_row(run: str) -> dict:
     """A default search of the budget check (``benchmarks.skeleton [--budget N]``): what it recommended and its
     time; ``rule`` names its budget, so that one task and seed keeps a row per budget."""
-    with open(os.path.join(run, "summary.json")) as handle:
-        summary = json.load(handle)
-    with open(os.path.join(run, MEASURED)) as handle:
-        wall, _ = json.load(handle)
-    with open(os.path.join(run, "config.yaml")) as handle:
-        config = yaml.safe_load(handle)
+    from adaptune.reports.run_dir import RunDir
+
+    summary, (config, _) = RunDir(run).read_summary(), RunDir(run).read_config()
+    wall, _ = measured_search(run, report_only=True)
     budget = summary["plan"]["budget"]
     return {"task": config["task"], "seed": config.get("seed", 0), "rule": f"budget {budget}", "budget": budget,
             "recommended": 100 * summary["recommendation"]["target_acc"], "wall_s": wall}
@@ -716,7 +715,7 @@ def budget_check_section(path: str = BUDGET_CHECK, later: str = LATER_SEARCHES) 
                            "wall_s": r["wall_s"]} for r in checks if r["budget"] == budget])
     per_group = -frame.groupby("group")[["default", larger]].mean()  # losses, for the chooser
     chosen = held_out_choices(per_group, "default")
-    held_gain = sum(per_group.loc[g, "default"] - per_group.loc[g, c] for g, c in chosen.items()) / len(chosen)
+    held_gain = per_group["default"].mean() - held_out_score(per_group, chosen)
     gains = frame.groupby("group")[larger].mean() - frame.groupby("group")["default"].mean()
     seeds = ", ".join(map(str, sorted(frame["seed"].unique())))
     text = (f"\n\nChecked on {len(frame)} fresh default searches at {larger} (`python -m benchmarks.skeleton --tasks "

@@ -50,6 +50,7 @@ from benchmarks._common import (
     RESULTS,
     group_of,
     header,
+    held_out_score,
     kept_metric,
     kept_predictions,
     md_table,
@@ -205,11 +206,6 @@ def check_section(checks: pd.DataFrame, chosen: str) -> str:
     return text
 
 
-def held_out(per_group: pd.DataFrame, chosen: dict[str, str]) -> float:
-    """The mean over the groups (rows) of ``per_group`` of each group's regret with the setting ``chosen`` for it."""
-    return float(sum(per_group.loc[group, chosen[group]] for group in per_group.index) / len(per_group))
-
-
 def report() -> None:
     with gzip.open(RAW, "rb") as handle:
         saved = torch.load(io.BytesIO(handle.read()), weights_only=False)
@@ -270,13 +266,13 @@ def report() -> None:
     text += md_table(rows, ["held-out group", "chosen on the other groups", "searches", "pools", "both",
                             "plain average (both)"])
     text += "\n\nMean regret held out, against the plain average: " + "; ".join(
-        f"{source} **{held_out(table, held):.2f}** ({table[PLAIN].mean():.2f})" for source, table in per_group.items()
-        if not table.empty) + ".\n\n"
+        f"{source} **{held_out_score(table, held):.2f}** ({table[PLAIN].mean():.2f})"
+        for source, table in per_group.items() if not table.empty) + ".\n\n"
     text += (f"The screen: a setting may raise no group's regret more than {HARM:g} points over the plain average "
              "(a rule that wins on average by losing one kind of data is a rule users of that kind pay for). Its "
              "effect, each screen applied both in sample and leave one group out (both sources):\n\n")
     text += md_table([["none" if harm is None else f"{harm:g}", choose(both, harm),
-                       held_out(both, {group: choose(both.drop(group), harm) for group in groups})]
+                       held_out_score(both, {group: choose(both.drop(group), harm) for group in groups})]
                       for harm in HARMS], ["screen (points)", "chosen on every group", "leave one group out"])
 
     text += "\n\n## Against no adaptation\n\n"

@@ -14,7 +14,6 @@ preprocessed features. Nothing here was used to choose a default.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from adaptune.algorithms.data import DATASETS_DIR, load_amazon_domain, load_office_surf_domain, load_user_task
+from adaptune.reports.run_dir import RunDir
 from benchmarks._common import header, md_table, write
 from benchmarks.baselines import task_accuracies
 from benchmarks.skeleton import measured_search
@@ -39,6 +39,7 @@ class UserTable:
     name: str
     suffix: str  # ".npz" or ".parquet"
     description: str
+    label_names: tuple[str, ...] | None  # written as the label column instead of the class numbers
     build: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
 
@@ -93,13 +94,14 @@ def partial_surf(rng: np.random.Generator):
 
 TABLES = (
     UserTable("reviews-29", ".parquet", "Amazon reviews DVD -> electronics, projected onto 29 dense columns, 720 "
-              "source rows; the target in other units (x 3 + 5); string labels", narrow_reviews),
+              "source rows; the target in other units (x 3 + 5); string labels", ("negative", "positive"),
+              narrow_reviews),
     UserTable("digits-1024", ".npz", "USPS -> MNIST as 32 x 32 pixels in [0, 1] (1,024 columns), 720 source "
-              "rows, 2,000 target rows", small_wide_digits),
+              "rows, 2,000 target rows", None, small_wide_digits),
     UserTable("digits-256-large", ".npz", "every USPS digit (9,298) -> the 10,000 MNIST digits, 16 x 16 pixels "
-              "in [0, 1]", large_digits),
+              "in [0, 1]", None, large_digits),
     UserTable("surf-partial", ".parquet", "Office-Caltech10 SURF amazon -> webcam, the target holding 5 of the "
-              "10 classes (partial adaptation)", partial_surf),
+              "10 classes (partial adaptation)", None, partial_surf),
 )
 
 
@@ -114,7 +116,7 @@ def write_table(path: str, x: np.ndarray, y: np.ndarray, names: np.ndarray | Non
 
 def write_tables(table: UserTable, folder: str) -> tuple[str, str]:
     xs, ys, xt, yt = table.build(np.random.default_rng(SEED))
-    names = np.array(["negative", "positive"]) if table.name.startswith("reviews") else None
+    names = None if table.label_names is None else np.array(table.label_names)
     source, target = (os.path.join(folder, f"{table.name}-{side}{table.suffix}") for side in ("source", "target"))
     write_table(source, xs, ys, names)
     write_table(target, xt, yt, names)
@@ -129,14 +131,13 @@ def row(table: UserTable, out: str, report_only: bool) -> list[object]:
         source, target = write_tables(table, out)
     wall, peak = measured_search(run, flags=("--source", source, "--target", target, "--seed", "0"),
                                  report_only=report_only)
-    with open(os.path.join(run, "summary.json")) as handle:
-        summary = json.load(handle)
-    board = pd.read_parquet(os.path.join(run, "leaderboard.parquet"))
+    run_dir = RunDir(run)
+    summary, board = run_dir.read_summary(), run_dir.read_table(RunDir.LEADERBOARD)
     trials = board[board["status"] != "ensemble"]
-    kinds = [task_accuracies(load_user_task(source, target, preprocess=kind))
-             for kind in summary["preprocess"].split("|")]
+    tasks = [load_user_task(source, target, preprocess=kind) for kind in summary["preprocess"].split("|")]
+    kinds = [task_accuracies(task) for task in tasks]
     lr, nn = (max(kind[name] for kind in kinds) for name in ("lr", "nn"))
-    task = load_user_task(source, target, preprocess=summary["preprocess"].split("|")[0])
+    task = tasks[0]
     shape = (f"{len(task.source_train.x) + len(task.source_val.x):,} x {task.source_train.x.shape[1]:,}, "
              f"{task.num_classes} -> {len(task.target_val.x):,}, {len(torch.unique(task.target_oracle))}")
     recommended = 100 * (summary.get("recommendation") or {}).get("target_acc", float("nan"))

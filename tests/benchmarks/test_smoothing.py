@@ -1,6 +1,7 @@
 import pandas as pd
 
-from benchmarks.smoothing import PLAIN, SETTINGS, choose, held_out
+from benchmarks._common import held_out_score
+from benchmarks.smoothing import PLAIN, SETTINGS, choose
 
 
 def _per_group(rows: dict[str, dict[str, float]]) -> pd.DataFrame:
@@ -28,8 +29,8 @@ def test_the_plain_average_stays_when_no_setting_does_better():
 
 def test_each_group_is_scored_with_the_setting_chosen_for_it():
     per_group = _per_group({"a": {PLAIN: 4.0, "k=5, w=0.5": 1.0}, "b": {PLAIN: 2.0, "k=5, w=0.5": 3.0}})
-    assert held_out(per_group, {"a": "k=5, w=0.5", "b": PLAIN}) == 1.5
-    assert held_out(per_group, {"a": PLAIN, "b": "k=5, w=0.5"}) == 3.5
+    assert held_out_score(per_group, {"a": "k=5, w=0.5", "b": PLAIN}) == 1.5
+    assert held_out_score(per_group, {"a": PLAIN, "b": "k=5, w=0.5"}) == 3.5
 
 
 def test_searches_kept_out_are_counted_against_the_plain_average_and_the_baseline():
