@@ -77,7 +77,7 @@ BUILTIN_TASKS: tuple[str, ...] = (
 )
 
 
-_USER_FORMATS = "a .npz file, a .parquet table or an image folder"
+_USER_FORMATS = "a .npz file, a .parquet or .csv table, or an image folder"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -602,13 +602,21 @@ def _read_npz(path: Path, field: str) -> _RawDomain:
     return _RawDomain(_finite_features(x, field, path), labels)
 
 
-def _read_parquet(path: Path, field: str) -> _RawDomain:
+# A table's readers, by file suffix, with the name its errors give the format.
+_TABLE_READERS = {
+    ".parquet": ("a Parquet table", "read_parquet"),
+    ".csv": ("a CSV table with a header row", "read_csv"),
+}
+
+
+def _read_table(path: Path, field: str) -> _RawDomain:
     import pandas as pd
 
+    kind, reader = _TABLE_READERS[path.suffix.lower()]
     try:
-        table = pd.read_parquet(path)
-    except Exception as error:  # pyarrow raises many types for a bad file
-        raise InputError(field, f"cannot read {path} as a Parquet table ({first_line(error)})") from None
+        table = getattr(pd, reader)(path)
+    except Exception as error:  # pyarrow and the CSV parser raise many types for a bad file
+        raise InputError(field, f"cannot read {path} as {kind} ({first_line(error)})") from None
     columns = [c for c in table.columns if c != "label"]
     bad = [str(c) for c in columns if not pd.api.types.is_numeric_dtype(table[c])]
     if bad:
@@ -638,8 +646,8 @@ def _read_domain(path_like: str | Path, field: str, image_size: int) -> _RawDoma
         return _RawDomain(*list_image_folder(str(path.absolute()), field, image_size))
     if path.suffix.lower() == ".npz":
         raw = _read_npz(path, field)
-    elif path.suffix.lower() == ".parquet":
-        raw = _read_parquet(path, field)
+    elif path.suffix.lower() in _TABLE_READERS:
+        raw = _read_table(path, field)
     else:
         kind = path.suffix or "without extension"
         raise InputError(field, f"unsupported file type '{kind}' for {path}; expected {_USER_FORMATS}")
@@ -696,17 +704,17 @@ def load_user_task(
     source: str | Path, target: str | Path, source_val_fraction: float = SOURCE_VAL_FRACTION,
     image_size: int = DEFAULT_IMAGE_SIZE, preprocess: str = DEFAULT_PREPROCESS,
 ) -> Task:
-    """Build a task from user data paths (``.npz``, ``.parquet`` or an image folder).
+    """Build a task from user data paths (``.npz``, ``.parquet``, ``.csv`` or an image folder).
 
     The source must be labeled; it is split stratified (seed :data:`SPLIT_SEED`) into train / val. All target
     samples form both target_train and target_val (transductive), unlabeled; target labels, when given, only
     become ``target_oracle`` and may cover only some of the source's classes. Classes are the sorted label
     names of the source, mapped the same way in both domains; every class needs at least
-    :data:`MIN_PER_CLASS` source samples. Parquet feature columns are matched to the source's by name
-    (``.npz`` features by position). Feature tables (``.npz`` / ``.parquet`` rows) go through ``preprocess``
-    (see :mod:`.preprocess`) over all samples of each domain. An image folder (a local path or a storage URI)
-    becomes an :class:`~.images.ImageFiles` index: its images are decoded, resized to ``image_size`` and
-    normalised with the ImageNet mean / std only when a trial reads a batch.
+    :data:`MIN_PER_CLASS` source samples. Parquet and CSV feature columns are matched to the source's by name
+    (``.npz`` features by position). Feature tables (``.npz``, ``.parquet`` or ``.csv`` rows) go through
+    ``preprocess`` (see :mod:`.preprocess`) over all samples of each domain. An image folder (a local path or a
+    storage URI) becomes an :class:`~.images.ImageFiles` index: its images are decoded, resized to
+    ``image_size`` and normalised with the ImageNet mean / std only when a trial reads a batch.
     """
     _check_fraction(source_val_fraction)
     check_preprocess(preprocess)  # before any file is read

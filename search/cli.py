@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="run a search (default: mnist->usps, all methods)")
     search.add_argument("config", nargs="?", help="YAML config file; flags override its values")
     search.add_argument("--task", help="built-in task (see `adaptune tasks`)")
-    search.add_argument("--source", help="labeled source data: .npz, .parquet or image folder")
+    search.add_argument("--source", help="labeled source data: .npz, .parquet, .csv or image folder")
     search.add_argument("--target", help="unlabeled (or oracle-labeled) target data, same formats")
     search.add_argument("--methods", help="comma-separated method names (their defaults run in this order), "
                         "or 'all' (the default)")

@@ -177,14 +177,24 @@ def test_user_npz_images_backbones(tmp_path) -> None:
     assert data.load_user_task(rgb, rgb).default_backbone == "resnet18"
 
 
-def test_user_parquet_string_labels(tmp_path) -> None:
+def write_table(frame: pd.DataFrame, path) -> str:
+    if str(path).endswith(".csv"):
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_user_table_string_labels(tmp_path, suffix) -> None:
     rng = np.random.default_rng(1)
     frame = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
     frame["label"] = np.repeat(["dog", "cat"], 20)
-    frame.to_parquet(tmp_path / "src.parquet")
-    frame.iloc[::4].to_parquet(tmp_path / "tgt.parquet")
+    source = write_table(frame, tmp_path / f"src{suffix}")
+    # The target's columns in another order: they are matched by name.
+    target = write_table(frame.iloc[::4][["label", "c", "a", "b"]], tmp_path / f"tgt{suffix}")
     # preprocess "none": the table's values come through as they are (the default would z-score them).
-    task = data.load_user_task(str(tmp_path / "src.parquet"), str(tmp_path / "tgt.parquet"), preprocess="none")
+    task = data.load_user_task(source, target, preprocess="none")
     assert task.classes == ("cat", "dog") and task.input_shape == (3,)
     assert task.target_oracle.tolist() == [1] * 5 + [0] * 5
     np.testing.assert_allclose(task.target_val.x.numpy(), frame.iloc[::4][["a", "b", "c"]], rtol=1e-6)
@@ -222,7 +232,9 @@ def bad_inputs(tmp_path):
     other_classes = write_npz(tmp_path / "other.npz", rng.normal(size=(3, 4)), np.array([1, 2, 3]))
     wide = write_npz(tmp_path / "wide.npz", rng.normal(size=(5, 7)))
     channels_last = write_npz(tmp_path / "hwc.npz", np.zeros((4, 8, 8, 3)), np.arange(4) % 2)
-    (tmp_path / "table.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "table.txt").write_text("a,b\n1,2\n")
+    (tmp_path / "gap.csv").write_text("a,b,label\n1,2,0\n3,,1\n")
+    (tmp_path / "words.csv").write_text("a,colour,label\n1,red,0\n3,blue,1\n")
     pd.DataFrame({"a": [1.0, 2.0], "name": ["x", "y"], "label": [0, 1]}).to_parquet(tmp_path / "text.parquet")
     (tmp_path / "no_images" / "cls").mkdir(parents=True)
     (tmp_path / "no_images" / "cls" / "readme.txt").write_text("nothing here")
@@ -239,7 +251,9 @@ def bad_inputs(tmp_path):
     return [
         (str(tmp_path / "missing.npz"), good, "source", "does not exist"),
         (good, str(tmp_path / "missing_dir"), "target", "does not exist"),
-        (str(tmp_path / "table.csv"), good, "source", "unsupported file type"),
+        (str(tmp_path / "table.txt"), good, "source", "unsupported file type '.txt'"),
+        (str(tmp_path / "gap.csv"), good, "source", "NaN or infinite values"),
+        (str(tmp_path / "words.csv"), good, "source", "non-numeric feature columns colour"),
         (str(tmp_path / "no_x.npz"), good, "source", "no array 'x'"),
         (empty, good, "source", "0 samples"),
         (good, empty, "target", "0 samples"),
