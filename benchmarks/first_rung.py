@@ -100,6 +100,13 @@ def remeasure(records: list[dict], root: str) -> list[dict]:
     return out
 
 
+def remeasured_only(records: list[dict], remeasured: list[dict]) -> list[dict]:
+    """The ``records`` of the runs that ``remeasured`` holds: search_efficiency.md may have gained runs since this
+    page re-measured its own, and the two ways compare the same runs."""
+    runs = {(r["task"], r["strategy"], r["seed"]) for r in remeasured}
+    return [r for r in records if (r["task"], r["strategy"], r["seed"]) in runs]
+
+
 def rerank_search(run: str) -> dict:
     """A whole default search's recommendation (ranked by the rule proxy auto ships, at im's epochs) from every
     trial and without its trials stopped at the first rung, in %."""
@@ -195,8 +202,9 @@ def report(shipped: list[dict], trained: list[dict], searches: pd.DataFrame, che
                   "checkpoint_proxy.md re-ranks; CHECK_DIR: later default searches, benchmarks.skeleton --tasks ... "
                   "--seed 0, which ran with the rule in the search (the rule changes what a search recommends, not "
                   "which trials it runs); --report-only rebuilds this page from the raw files)")
-    text += ("\nThe searches of search_efficiency.md (the same tasks, seeds and strategies, "
-             f"{len(shipped)} runs), their recommendation re-measured with the trials that ASHA stopped at the first "
+    tasks = ", ".join(sorted({r["task"] for r in shipped}))
+    text += (f"\nThe searches of search_efficiency.md ({len(shipped)} runs: {tasks}, every seed and strategy), "
+             "their recommendation re-measured with the trials that ASHA stopped at the first "
              "rung kept out (`past the first rung`) against the recommendation from every trial, as they ran. "
              "Regret of the recommended ensemble in points at fractions of the default budget, mean over tasks and "
              "seeds; the target: TPE + ASHA at random search's final regret within a third of its compute, stays "
@@ -247,6 +255,7 @@ def main() -> None:
     if args.out and not args.report_only:
         trained = remeasure(shipped, args.out)
         save_raw(trained, RAW)
+    shipped = remeasured_only(shipped, trained)
     if args.runs and not args.report_only:
         merge_searches(SEARCHES, [rerank_search(run) for run in args.runs])
     if args.check and not args.report_only:

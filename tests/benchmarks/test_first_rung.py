@@ -57,3 +57,14 @@ def test_the_verdict_pools_both_sets_of_searches_against_the_least_gain():
     assert "does not hold on searches it was not chosen on" in pooled_line(first, later)
     assert "the rule replaces ranking every trial" in pooled_line(first, first)
     assert "does not hold" not in pooled_line(first, first)
+
+
+def test_both_ways_compare_the_same_runs():
+    from benchmarks.first_rung import remeasured_only
+
+    def run(task, strategy, seed):
+        return {"task": task, "strategy": strategy, "seed": seed}
+
+    records = [run("a", "tpe+asha", 0), run("a", "tpe+asha", 1), run("b", "random", 0)]
+    remeasured = [run("a", "tpe+asha", 1), run("b", "random", 0)]
+    assert remeasured_only(records, remeasured) == remeasured
