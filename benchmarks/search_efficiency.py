@@ -433,6 +433,13 @@ def held_out_rules(per_group: pd.DataFrame) -> list[tuple[str, str, float, float
     return [(group, rule, per_group.loc[rule, group], per_group.loc[ENSEMBLE, group]) for group, rule in chosen.items()]
 
 
+def held_out_means(held: list[tuple[str, str, float, float]]) -> tuple[float, float]:
+    """Over :func:`held_out_rules`' groups: the mean regret of the rules derived without each group, and of the
+    shipped rule."""
+    derived, shipped = (sum(h[i] for h in held) / len(held) for i in (2, 3))
+    return derived, shipped
+
+
 def tasks_by_seeds(table: pd.DataFrame) -> dict[tuple[int, ...], list[str]]:
     """Seeds -> the tasks measured on exactly those: tasks measured on the same seeds share one command on the
     page, and a task added later on fewer seeds gets its own."""
@@ -463,7 +470,7 @@ def rule_section(table: pd.DataFrame, records: list[dict]) -> str:
     for name, per_group in views.items():
         held = held_out_rules(per_group)
         rows += [[name, group, rule, cell(derived), cell(shipped)] for group, rule, derived, shipped in held]
-        derived, shipped = (sum(h[i] for h in held) / len(held) for i in (2, 3))
+        derived, shipped = held_out_means(held)
         rows.append([name, "mean", "", cell(derived), cell(shipped)])
         verdicts.append(f"{name[0].upper()}{name[1:]}: derived rules {derived:.1f}, `{ENSEMBLE}` {shipped:.1f} "
                         "points held out")

@@ -40,7 +40,15 @@ from benchmarks._common import (
 )
 from benchmarks.baselines import saved_baseline
 from benchmarks.methods_bench import SOURCE_GAPS
-from benchmarks.search_efficiency import ENSEMBLE, RULES, capped, ensemble_accuracy, held_out_rules, rule_name
+from benchmarks.search_efficiency import (
+    ENSEMBLE,
+    RULES,
+    capped,
+    ensemble_accuracy,
+    held_out_means,
+    held_out_rules,
+    rule_name,
+)
 
 GAPS = (None, *SOURCE_GAPS)
 CAPS = (None, 2, 1)  # candidate caps on the ensemble's trials of one method
@@ -105,7 +113,7 @@ def rule_section(outcomes: list[dict]) -> str:
     text += md_table([[rule, *per_group.loc[rule], per_group.loc[rule].mean()] for rule in RULES],
                      ["rule", *groups, "mean"])
     held = held_out_rules(per_group)
-    derived, shipped = (sum(h[i] for h in held) / len(held) for i in (2, 3))
+    derived, shipped = held_out_means(held)
     text += ("\n\nLeave one group out (the rule with the least mean regret on the other groups, scored on the "
              "held-out group): " + "; ".join(f"{g}: `{rule}` {d:.1f} (`{ENSEMBLE}` {s:.1f})" for g, rule, d, s in held)
              + f". Mean {derived:.1f} points held out, against {shipped:.1f} for `{ENSEMBLE}`: ")
