@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -618,6 +619,15 @@ def _read_table(path: Path, field: str) -> _RawDomain:
     except Exception as error:  # pyarrow and the CSV parser raise many types for a bad file
         raise InputError(field, f"cannot read {path} as {kind} ({first_line(error)})") from None
     columns = [c for c in table.columns if c != "label"]
+    # pandas names a column whose header cell is empty "Unnamed: N": almost always a row index written with the
+    # data, which as a feature would leak the rows' order into every model.
+    unnamed = [str(c) for c in columns if re.fullmatch(r"Unnamed: \d+", str(c))]
+    if unnamed:
+        raise InputError(
+            field,
+            f"{path}: column '{unnamed[0]}' has no header name (a row index?); expected a named header for every "
+            "column (pandas: to_csv(index=False))",
+        )
     bad = [str(c) for c in columns if not pd.api.types.is_numeric_dtype(table[c])]
     if bad:
         raise InputError(

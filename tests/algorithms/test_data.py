@@ -235,6 +235,7 @@ def bad_inputs(tmp_path):
     (tmp_path / "table.txt").write_text("a,b\n1,2\n")
     (tmp_path / "gap.csv").write_text("a,b,label\n1,2,0\n3,,1\n")
     (tmp_path / "words.csv").write_text("a,colour,label\n1,red,0\n3,blue,1\n")
+    pd.DataFrame({"a": [1.0, 2.0], "label": [0, 1]}).to_csv(tmp_path / "indexed.csv")
     pd.DataFrame({"a": [1.0, 2.0], "name": ["x", "y"], "label": [0, 1]}).to_parquet(tmp_path / "text.parquet")
     (tmp_path / "no_images" / "cls").mkdir(parents=True)
     (tmp_path / "no_images" / "cls" / "readme.txt").write_text("nothing here")
@@ -254,6 +255,7 @@ def bad_inputs(tmp_path):
         (str(tmp_path / "table.txt"), good, "source", "unsupported file type '.txt'"),
         (str(tmp_path / "gap.csv"), good, "source", "NaN or infinite values"),
         (str(tmp_path / "words.csv"), good, "source", "non-numeric feature columns colour"),
+        (good, str(tmp_path / "indexed.csv"), "target", "column 'Unnamed: 0' has no header name (a row index?)"),
         (str(tmp_path / "no_x.npz"), good, "source", "no array 'x'"),
         (empty, good, "source", "0 samples"),
         (good, empty, "target", "0 samples"),
