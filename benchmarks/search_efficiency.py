@@ -42,6 +42,7 @@ from adaptune.algorithms.ensemble import Smoothing, average_predictions, mix_wit
 from adaptune.algorithms.methods import METHODS
 from adaptune.algorithms.neighbours import nearest_neighbours
 from adaptune.reports.leaderboard import at_most_per_method, selection_order
+from adaptune.reports.run_dir import RunDir
 from adaptune.reports.svg import Series, color, xy_chart
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
 from adaptune.search.step_budget import budget_steps, spends_budget
@@ -533,18 +534,22 @@ def shipped_trial_bound(plan: dict) -> int:
                        n_closed_form=plan["closed_form"], steps_override=plan["steps_per_epoch"]).trials
 
 
+def derived_order_pairs(table: pd.DataFrame) -> set[tuple[str, int]]:
+    """The (task, seed) pairs that also ran with the defaults in the derived order."""
+    return set(map(tuple, table.loc[table["strategy"] == DERIVED_ORDER, ["task", "seed"]].drop_duplicates().values))
+
+
 def with_derived_order(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the (task, seed) pairs that also ran with the defaults in the derived order: the two orders
-    compared on the same searches."""
-    pairs = set(map(tuple, table.loc[table["strategy"] == DERIVED_ORDER, ["task", "seed"]].drop_duplicates().values))
+    """The rows of :func:`derived_order_pairs`: the two orders compared on the same searches."""
+    pairs = derived_order_pairs(table)
     return table[[pair in pairs for pair in zip(table["task"], table["seed"])]]
 
 
 def order_section(table: pd.DataFrame, records: list[dict]) -> str:
     """The default search against the same search with its defaults in the derived order, on the (task, seed) pairs
     that ran both."""
+    pairs = derived_order_pairs(table)
     table = with_derived_order(table)
-    pairs = set(zip(table["task"], table["seed"]))
     records = [r for r in records if (r["task"], r["seed"]) in pairs]
     text = ("## Each method's defaults in a derived order\n\n"
             f"`{DERIVED_ORDER}` is the default search with each method's defaults in the order derived on the other "
@@ -694,9 +699,8 @@ def budget_section(table: pd.DataFrame, records: list[dict]) -> str:
 def budget_check_row(run: str) -> dict:
     """A default search of the budget check (``benchmarks.skeleton [--budget N]``): what it recommended and its
     time; ``rule`` names its budget, so that one task and seed keeps a row per budget."""
-    from adaptune.reports.run_dir import RunDir
-
-    summary, (config, _) = RunDir(run).read_summary(), RunDir(run).read_config()
+    directory = RunDir(run)
+    summary, (config, _) = directory.read_summary(), directory.read_config()
     wall, _ = measured_search(run, report_only=True)
     budget = summary["plan"]["budget"]
     return {"task": config["task"], "seed": config.get("seed", 0), "rule": f"budget {budget}", "budget": budget,
