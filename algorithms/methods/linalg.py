@@ -39,10 +39,45 @@ def symmetric_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
     return (vectors * values.pow(power)) @ vectors.T
 
 
+def principal_axes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (descending) and orthonormal eigenvectors ``[D, r]`` of the covariance of the rows of ``x``.
+
+    With fewer rows than features the covariance has rank below the row count, so its nonzero part comes from a
+    thin SVD of the centred rows, O(N^2 D) instead of the O(D^3) of an eigendecomposition (a second against 20 s
+    for 300 rows of 4,096 features), and ``r`` is N - 1: the directions a centred sample spans. Otherwise
+    ``r`` is D.
+    """
+    n, dim = x.shape
+    if n >= dim:
+        return symmetric_eig(covariance(x))
+    _, singular, right = torch.linalg.svd(x - x.mean(dim=0), full_matrices=False)
+    rank = max(n - 1, 1)
+    return singular[:rank].square() / max(n - 1, 1), right[:rank].T
+
+
 def pca_basis(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """Orthonormal ``[D, dim]`` basis of the top principal directions of ``x`` (centred by its own mean)."""
-    _, vectors = symmetric_eig(covariance(x))
-    return vectors[:, :dim]
+    """Orthonormal ``[D, d]`` basis of the top ``d = min(dim, r)`` principal directions of ``x`` (centred by its
+    own mean; ``r`` as in :func:`principal_axes`)."""
+    return principal_axes(x)[1][:, :dim]
+
+
+def regularised_covariance_power(x: torch.Tensor, reg: float, power: float
+                                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(cov(x) + reg I) ** power`` as ``(V, w, s)`` with the matrix ``V diag(w) V^T + s I``: every direction
+    outside the covariance's span has eigenvalue ``reg``, so a wide table's ``D x D`` power never has to be
+    formed (:func:`apply_low_rank_plus_scaled` applies it). Eigenvalues are floored at a tiny fraction of the
+    largest, as in :func:`symmetric_power`."""
+    values, vectors = principal_axes(x)
+    values = values.clamp_min(0.0) + reg
+    floor = values.max().clamp_min(1e-300) * 1e-12 if len(values) else torch.tensor(1e-300, dtype=x.dtype)
+    rest = torch.as_tensor(reg, dtype=x.dtype).clamp_min(floor).pow(power)
+    return vectors, values.clamp_min(floor).pow(power) - rest, rest
+
+
+def apply_low_rank_plus_scaled(x: torch.Tensor, vectors: torch.Tensor, weights: torch.Tensor,
+                               scale: torch.Tensor) -> torch.Tensor:
+    """``x @ (vectors diag(weights) vectors^T + scale I)`` without forming the ``D x D`` matrix."""
+    return ((x @ vectors) * weights) @ vectors.T + scale * x
 
 
 # ---------------------------------------------------------------------------------------------------------

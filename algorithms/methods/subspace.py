@@ -19,13 +19,13 @@ from .base import ShallowMethod, register
 from .linalg import (
     MAX_FIT,
     KernelEmbedding,
-    covariance,
+    apply_low_rank_plus_scaled,
     embed,
     fit_kernel_embedding,
     fit_subset,
     pca_basis,
+    regularised_covariance_power,
     split_fit_budget,
-    symmetric_power,
 )
 
 SUBSPACE_DIM = Param("subspace_dim", 100, 10, 300, log=True,
@@ -104,7 +104,9 @@ class CORAL(ShallowMethod):
 
     Cs = cov(Xs) + lambda I and Ct = cov(Xt) + lambda I; source samples map to x Cs^{-1/2} Ct^{1/2}, which gives
     the source the target's (regularised) covariance; target samples are unchanged. As in the paper's
-    algorithm the source is not re-centred (whitening and re-colouring act on the raw features).
+    algorithm the source is not re-centred (whitening and re-colouring act on the raw features). Each power is kept
+    as its covariance's span plus ``lambda`` everywhere else (linalg.regularised_covariance_power), so a table with
+    more columns than rows never forms, stores or multiplies a ``D x D`` matrix.
     """
 
     name = "coral"
@@ -113,18 +115,25 @@ class CORAL(ShallowMethod):
     params = (HEAD_C, Param("coral_reg", 1.0, 1e-3, 10.0, log=True,
                             help="lambda added to both covariances; 1 in the paper (features z-scored)"))
 
+    _POWERS = {"whiten": -0.5, "recolor": 0.5}  # of the source's and of the target's regularised covariance
+    _PARTS = ("vectors", "weights", "scale")  # float64 buffers: whitening at a small lambda scales by 1/sqrt(lambda)
+
     def build(self) -> None:
-        self.register_buffer("source_map", torch.zeros(0))
+        for step in self._POWERS:
+            for part in self._PARTS:
+                self.register_buffer(f"{step}_{part}", torch.zeros(0, dtype=torch.float64))
 
     def fit(self, xs: torch.Tensor, xt: torch.Tensor) -> None:
-        xs, xt = _float64(xs), _float64(xt)
-        eye = torch.eye(xs.shape[1], dtype=torch.float64) * float(self.hparams["coral_reg"])
-        whiten = symmetric_power(covariance(xs) + eye, -0.5)
-        recolor = symmetric_power(covariance(xt) + eye, 0.5)
-        self.source_map = (whiten @ recolor).float()
+        reg = float(self.hparams["coral_reg"])
+        for (step, power), x in zip(self._POWERS.items(), (xs, xt)):
+            for part, value in zip(self._PARTS, regularised_covariance_power(_float64(x), reg, power)):
+                setattr(self, f"{step}_{part}", value)
 
     def transform_source(self, x: torch.Tensor) -> torch.Tensor:
-        return _float64(x) @ self.source_map.double()
+        x = _float64(x)
+        for step in self._POWERS:
+            x = apply_low_rank_plus_scaled(x, *(getattr(self, f"{step}_{part}") for part in self._PARTS))
+        return x
 
     def transform_target(self, x: torch.Tensor) -> torch.Tensor:
         return _float64(x)

@@ -15,6 +15,7 @@ from adaptune.algorithms.methods.linalg import (
     kernel_matrix,
     nearest_neighbor,
     pca_basis,
+    principal_axes,
     symmetric_power,
     unit_rows,
 )
@@ -43,6 +44,11 @@ def _method(cls, **hparams):
     return cls({**cls.defaults(), **hparams}, 0, 10)
 
 
+def _coral_map(method):
+    """CORAL's source map as a dense ``D x D`` matrix: the transform of the identity's rows."""
+    return method.transform_source(torch.eye(method.whiten_vectors.shape[0], dtype=torch.float64))
+
+
 def test_methods_are_registered_with_family_summary_and_defaults():
     for name in SUBSPACE_METHODS:
         cls = get_method(name)
@@ -66,7 +72,7 @@ def test_coral_gives_source_the_target_covariance(reg):
     xs, xt = _correlated(400, 5, 1), _correlated(300, 5, 2, scale=2.0, shift=1.0)
     method = _method(CORAL, coral_reg=reg)
     method.fit(xs, xt)
-    a = method.source_map.double()
+    a = _coral_map(method)
     eye = torch.eye(5, dtype=torch.float64)
     # A^T (Cs + reg I) A = Ct + reg I exactly: the transformed source has the target's covariance up to reg.
     moved = covariance(method.transform_source(xs))
@@ -75,7 +81,30 @@ def test_coral_gives_source_the_target_covariance(reg):
         assert torch.allclose(moved, covariance(xt), rtol=1e-4, atol=1e-4)
     # and a source that already has the target's covariance is (nearly) left alone
     method.fit(xt, xt)
-    assert torch.allclose(method.source_map.double(), eye, atol=1e-5)
+    assert torch.allclose(_coral_map(method), eye, atol=1e-5)
+
+
+@pytest.mark.parametrize("reg", [1.0, 1e-3])
+def test_coral_on_a_table_wider_than_its_rows_is_the_dense_formula(reg):
+    """With fewer rows than columns each power comes from a thin SVD: the map is the one the D x D formula gives."""
+    xs, xt = _correlated(20, 50, 6), _correlated(30, 50, 7, scale=2.0, shift=1.0)
+    method = _method(CORAL, coral_reg=reg)
+    method.fit(xs, xt)
+    eye = torch.eye(50, dtype=torch.float64) * reg
+    dense = symmetric_power(covariance(xs) + eye, -0.5) @ symmetric_power(covariance(xt) + eye, 0.5)
+    assert method.whiten_vectors.shape == (50, 19) and method.recolor_vectors.shape == (50, 29)
+    assert torch.allclose(_coral_map(method), dense, rtol=1e-6, atol=1e-8 / reg)
+
+
+def test_principal_axes_of_a_wide_table_span_its_top_principal_subspace():
+    x = _correlated(15, 40, 8)
+    values, vectors = principal_axes(x)
+    assert vectors.shape == (40, 14)  # a centred sample of 15 rows spans 14 directions
+    dense_values, dense_vectors = torch.linalg.eigh(covariance(x))
+    assert torch.allclose(values, dense_values.flip(0)[:14], rtol=1e-8, atol=1e-8)
+    top, dense_top = vectors[:, :5], dense_vectors.flip(1)[:, :5]
+    assert torch.allclose(top @ top.T, dense_top @ dense_top.T, atol=1e-8)  # the same subspace, signs aside
+    assert pca_basis(x, 100).shape == (40, 14)
 
 
 def test_coral_adapt_leaves_target_unchanged_and_moves_source():
