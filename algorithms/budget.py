@@ -58,7 +58,7 @@ class Plan:
     grace_steps: int
     reduction_factor: int
     early_stopping: bool
-    closed_form: int = 0  # trials of closed-form methods at their defaults, which train no SGD steps
+    closed_form: int = 0  # trials of closed-form methods that run first (defaults, draws): they train no SGD steps
     capped: bool = False  # the budget stops the search (trials follow from it); False when trials are given
 
     @property
@@ -84,17 +84,20 @@ class Plan:
 
 
 def plan_search(*, budget: int, n_source: int, batch_size: int, epochs: int, grace_epochs: int,
-                reduction_factor: int, n_methods: int, n_closed_form: int = 0, trials: int | None = None,
-                world_size: int = 1, steps_override: int | None = None, early_stopping: bool = True) -> Plan:
-    """Trials from the budget: one per method at its defaults, then up to as many as the budget affords.
+                reduction_factor: int, n_methods: int, n_closed_form: int = 0, closed_form_draws: int = 0,
+                trials: int | None = None, world_size: int = 1, steps_override: int | None = None,
+                early_stopping: bool = True) -> Plan:
+    """Trials from the budget: one per method at its defaults and ``closed_form_draws`` more per closed-form method,
+    then up to as many as the budget affords.
 
     Closed-form trials (a logistic-regression head fitted by L-BFGS) train no SGD steps, so only the
     trainable methods draw on the budget; ``trials`` (when given) fixes the count and the budget stops nothing.
     """
     spe = steps_per_epoch(n_source, batch_size, world_size, steps_override)
     grace = min(grace_epochs, epochs) * spe
-    plan = Plan(budget, trials or 0, epochs, spe, grace, reduction_factor, early_stopping, n_closed_form)
+    drawn = n_closed_form * closed_form_draws
+    plan = Plan(budget, trials or 0, epochs, spe, grace, reduction_factor, early_stopping, n_closed_form + drawn)
     if trials is not None:
         return plan
     affordable = int(budget // plan.expected_trial_steps)
-    return replace(plan, trials=max(n_methods, n_closed_form + affordable), capped=True)
+    return replace(plan, trials=max(n_methods + drawn, plan.closed_form + affordable), capped=True)

@@ -156,12 +156,15 @@ def main() -> None:
                         help="passed on to each search (default: the selecting proxy)")
     parser.add_argument("--seed", help="passed on to each search (default: the search's own default)")
     parser.add_argument("--budget", help="passed on to each search (default: the search's own default)")
+    parser.add_argument("--closed-form-draws", dest="closed_form_draws",
+                        help="passed on to each search (default: the search's own default)")
     parser.add_argument("--page", default="search_budget.md", help="the result page --tasks writes")
     parser.add_argument("--report-only", action="store_true", help="rebuild the page from the run(s) under --out "
                         "(each keeps the wall time and peak memory measured when it ran)")
     args = parser.parse_args()
     if args.tasks:
-        flags = tuple(item for name in ("preprocess", "proxy", "checkpoint_proxy", "seed", "budget")
+        flags = tuple(item for name in ("preprocess", "proxy", "checkpoint_proxy", "seed", "budget",
+                                        "closed_form_draws")
                       if getattr(args, name) is not None
                       for item in (f"--{name.replace('_', '-')}", getattr(args, name)))
         budget_table(args.tasks.split(","), args.out, flags, args.page, args.report_only)

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--checkpoint-proxy", dest="checkpoint_proxy",
                         help="keep each trial's best epoch by this proxy, which the sampler and ASHA follow, and "
                              "rank the finished trials by --proxy at that epoch")
+    search.add_argument("--closed-form-draws", dest="closed_form_draws", type=int,
+                        help="tpe: seeded random draws of each closed-form method's space, run after the "
+                        "defaults (they spend no optimizer steps; default 0)")
     search.add_argument("--fewshot-k", dest="fewshot_k", type=int,
                         help="opt in: k labeled target samples per class for the fewshot proxy")
     search.add_argument("--source-gap", dest="source_gap", type=_source_gap,
@@ -165,6 +168,7 @@ def _raw_config(args: argparse.Namespace) -> dict[str, Any]:
     check_task_or_paths(vars(args))
     for name in ("task", "source", "target", "methods", "searcher", "budget", "trials", "epochs", "time_budget_s",
                  "preprocess", "image_size", "augment", "proxy", "checkpoint_proxy", "fewshot_k", "recommend",
+                 "closed_form_draws",
                  "source_gap", "smoothing", "out", "address", "seed", "backbone", "weights", "quiet", "feature_cache",
                  *_FLAG_TO_FIELD):
         value = getattr(args, name)

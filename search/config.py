@@ -72,6 +72,9 @@ class SearchConfig:
     target: str | None = None
     methods: list[str] = field(default_factory=lambda: sorted(METHODS))
     searcher: str = "tpe"  # tpe: each method's defaults first, then Optuna's TPE; random: Optuna's random sampler
+    # tpe: this many seeded random draws of each closed-form method's space run after the defaults, before TPE; they
+    # fit in seconds and spend no optimizer steps, so they come on top of the budget's trials.
+    closed_form_draws: int = 0
     trials: int | None = None  # default: as many as ``budget`` affords (algorithms.budget.plan_search)
     budget: int = DEFAULT_BUDGET  # optimizer steps summed over trials
     epochs: int = 12
@@ -425,6 +428,9 @@ def validate(c: SearchConfig) -> None:
         raise InputError("methods", "expected each method at most once")
     if c.proxy not in PROXIES and c.proxy != "auto":
         raise InputError("proxy", f"unknown proxy {_shown(c.proxy)}; expected auto or one of: {', '.join(PROXIES)}")
+    if _expect_type("closed_form_draws", c.closed_form_draws, int, "a number of draws per method") < 0:
+        raise InputError("closed_form_draws", f"expected 0 (defaults only) or a positive count per closed-form "
+                         f"method, got {c.closed_form_draws}")
     if _expect_type("fewshot_k", c.fewshot_k, int, "a number of labeled target samples per class") < 0:
         raise InputError("fewshot_k", f"expected 0 (off) or a positive number per class, got {c.fewshot_k}")
     if _expect_type("ensemble_k", c.ensemble_k, int, "a number of trials") < 0:

@@ -38,7 +38,7 @@ from adaptune.reports.run_dir import RunDir
 
 from .config import SearchConfig
 from .precompute import precompute_features
-from .space import all_param_names, default_points, make_space
+from .space import all_param_names, closed_form_points, default_points, make_space
 from .trial import CHECKPOINT_PATH_KEY, TrialSettings, resolve_task, train_trial, tune_trial
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ def make_plan(c: SearchConfig, task: Task, proxy: str) -> Plan:
         budget=c.budget, n_source=len(task.source_train), batch_size=c.batch_size, epochs=c.epochs,
         grace_epochs=c.scheduler.grace_period, reduction_factor=c.scheduler.reduction_factor,
         n_methods=len(c.methods), n_closed_form=sum(METHODS[m].feature_extraction for m in c.methods),
+        closed_form_draws=c.closed_form_draws if c.searcher == "tpe" else 0,
         trials=c.trials, world_size=r.workers if r.resolved_runner == "train" else 1,
         steps_override=None if c.steps_per_epoch == "auto" else c.steps_per_epoch,
         early_stopping=c.scheduler.kind == "asha" and not PROXIES[proxy].final_only)
@@ -507,7 +508,8 @@ def _searcher(prepared: Prepared) -> Any:
             seed=c.seed, multivariate=True, group=True, constant_liar=True,
             n_startup_trials=min(10, max(len(methods), plan.trials // 3)),
         )
-        first_points = default_points(methods, prepared.ranges, prepared.searched_preprocess)
+        first_points = default_points(methods, prepared.ranges, prepared.searched_preprocess) + closed_form_points(
+            methods, prepared.ranges, c.closed_form_draws, c.seed, prepared.searched_preprocess)
     optuna_search = OptunaSearch(space=make_space(methods, prepared.ranges, prepared.searched_preprocess),
                                  metric=prepared.metric, mode="max",
                                  sampler=sampler, points_to_evaluate=first_points)

@@ -9,6 +9,7 @@ pickles the searcher with the standard pickler; the per-search bounds travel in 
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +63,27 @@ def default_points(methods: list[str], ranges: dict[str, tuple[float, float]], p
         if preprocess:
             point[PREPROCESS_KEY] = preprocess[index % len(preprocess)]
         points.append(point)
+    return points
+
+
+def closed_form_points(methods: list[str], ranges: dict[str, tuple[float, float]], draws: int, seed: int,
+                       preprocess: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """``draws`` random configurations of each closed-form method in ``methods`` (uniform, log-uniform for a log
+    knob), the same for the same seed, taken round by round so that every method has its first draw before any
+    has its second. They fit in seconds and spend no optimizer steps, so a search runs them on top of its budget:
+    TPE alone seldom returns to a method that costs nothing, and their transforms vary most with their knobs."""
+    rng = random.Random(seed)
+    closed_form = [m for m in methods if METHODS[m].feature_extraction]
+    points = []
+    for draw in range(draws):
+        for index, method in enumerate(closed_form):
+            point: dict[str, Any] = {"method": method}
+            for param in method_params(method, ranges):
+                if param.kind == "categorical" or param.low != param.high:
+                    point[param.name] = param.sample(rng)
+            if preprocess:
+                point[PREPROCESS_KEY] = preprocess[(draw + index) % len(preprocess)]
+            points.append(point)
     return points
 
 

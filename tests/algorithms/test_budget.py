@@ -36,6 +36,8 @@ def test_the_plan_affords_more_trials_with_more_budget_and_fewer_on_bigger_data(
     expected_deep = (small.trials - 6) * small.expected_trial_steps
     assert expected_deep <= 24_000 + small.expected_trial_steps  # the budget is what the trained trials spend
     assert small.capped and "no trial starts once 24,000 steps are spent" in small.describe()
+    drawn = plan_search(budget=24_000, n_source=648, closed_form_draws=2, **base)
+    assert drawn.trials == small.trials + 12 and drawn.closed_form == 18  # draws ride on top of the budget
     fixed = plan_search(budget=12_000, n_source=648, trials=5, **base)
     assert fixed.trials == 5 and not fixed.capped  # an explicit count wins, and the budget stops nothing
     assert fixed.describe().startswith("5 trials,") and "steps expected" in fixed.describe()

@@ -42,6 +42,7 @@ def _npz(path, n=6, classes=(0, 1), dim=4):
         (["search", "--task", "synthetic:blobs", "--proxy", "accuracy"], "proxy"),
         (["search", "--task", "synthetic:blobs", "--proxy", "fewshot"], "proxy"),
         (["search", "--task", "synthetic:blobs", "--fewshot-k", "-1"], "fewshot_k"),
+        (["search", "--task", "synthetic:blobs", "--closed-form-draws", "-2"], "closed_form_draws"),
         (["search", "--task", "synthetic:blobs", "--trials", "0"], "trials"),
         (["search", "--task", "synthetic:blobs", "--budget", "0"], "budget"),
         (["search", "--task", "synthetic:blobs", "--preprocess", "minmax"], "preprocess"),

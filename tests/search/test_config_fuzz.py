@@ -64,6 +64,7 @@ GOOD: dict[str, st.SearchStrategy] = {
     "preprocess": st.sampled_from(list(PREPROCESSING)),
     "proxy": st.sampled_from(["auto", *(p for p in PROXIES if p != "fewshot")]),
     "fewshot_k": st.sampled_from([0, 0, 1, 2]),
+    "closed_form_draws": st.integers(0, 3),
     "ensemble_k": st.integers(0, 6),
     "ensemble_per_method": st.none() | st.integers(1, 3),
     "recommend": st.sampled_from([None, "single"]),

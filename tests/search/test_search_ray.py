@@ -364,16 +364,19 @@ def test_final_only_proxy_runs_every_trial_to_the_end_and_auto_resolves(ray_loca
 
 
 def test_the_budget_plans_the_trials_and_a_closed_form_trial_reports_once(ray_local, tmp_path):
-    """No trial count given: the budget sets it; closed-form methods fit their head once and count as complete."""
+    """No trial count given: the budget sets it; closed-form methods fit their head once and count as complete, and
+    their seeded draws run after the defaults on top of the budget."""
     out = tmp_path / "run"
-    summary = _search(out, trials=None, budget=600, methods=["source_only", "coral"], ensemble_k=0)
+    summary = _search(out, trials=None, budget=600, methods=["source_only", "coral"], ensemble_k=0,
+                      closed_form_draws=1)
     plan = summary["plan"]
-    # one closed-form trial at its defaults + what 600 steps afford at 60 * (2 + 1/2) = 150 expected steps each
-    assert plan["trials"] == 1 + 600 // 150 == summary["trials"]
+    # coral at its defaults and one draw + what 600 steps afford at 60 * (2 + 1/2) = 150 expected steps each
+    assert plan["trials"] == 2 + 600 // 150 == summary["trials"] and plan["closed_form"] == 2
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
     coral = board[board["method"] == "coral"]
     assert (coral["status"] == "completed").all() and (coral["epochs"] == 3).all()
     assert coral["head_c"].notna().all() and coral["lr"].isna().all()
+    assert len(coral) >= 2 and coral["head_c"].nunique() >= 2
 
 
 def test_no_trial_starts_once_the_budget_is_spent(ray_local, tmp_path):

@@ -1,6 +1,6 @@
 import optuna
 
-from adaptune.search.space import all_param_names, default_points, define_space, make_space
+from adaptune.search.space import all_param_names, closed_form_points, default_points, define_space, make_space
 
 RANGES = {"lr": (1e-4, 1e-1), "freeze_depth": (0, 2), "adv_weight": (1e-2, 3.0)}
 
@@ -45,6 +45,21 @@ def test_default_points_cover_every_method_with_defaults():
     points = default_points(["source_only", "dann"], RANGES)
     assert [p["method"] for p in points] == ["source_only", "dann"]
     assert points[1]["adv_weight"] == 1.0 and points[1]["disc_hidden"] == 512 and "adv_weight" not in points[0]
+
+
+def test_closed_form_draws_are_seeded_in_range_and_taken_round_by_round():
+    methods = ["dann", "coral", "tca", "source_only"]
+    points = closed_form_points(methods, RANGES, draws=3, seed=7)
+    assert [p["method"] for p in points] == ["coral", "tca"] * 3  # only closed-form methods, every first draw first
+    assert points == closed_form_points(methods, RANGES, draws=3, seed=7)
+    assert points != closed_form_points(methods, RANGES, draws=3, seed=8)
+    assert closed_form_points(methods, RANGES, draws=0, seed=7) == []
+    study = optuna.create_study()
+    for point in points:  # every value lies in the space the sampler searches, so Optuna accepts it as a trial
+        study.enqueue_trial(point)
+        trial = study.ask()
+        define_space(trial, methods, RANGES)
+        assert trial.params == point
 
 
 def test_space_function_pickles_for_tune():
