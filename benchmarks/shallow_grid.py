@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import math
 import os
@@ -53,13 +52,14 @@ from benchmarks._common import (
     read_jsonl,
     write,
 )
-from benchmarks.methods_bench import DEFAULT_FEWSHOT_K
+from benchmarks.smoothing import pool_candidates, read_pool
 
 PAGE = "shallow_grid.md"
 RAW = os.path.join(RESULTS, "raw", "shallow-grid.jsonl.gz")
 POOLS_RAW = os.path.join(RESULTS, "raw", "shallow-grid-pools.jsonl")
 # The pools (one trial per method at its defaults, with kept predictions) that the ensemble's settings were derived on.
 POOL_DUMPS = os.path.join(RESULTS, "raw", "smoothing-{group}")
+RANKING, CHECKPOINT = "proxy_neighbour_agreement", "proxy_im"  # the shipped rule for feature tables
 DRAWS = (0, 1, 3, 7)  # closed_form_draws screened: the grid's first draws of each closed-form method
 SHALLOW_METHODS = ("subspace_alignment", "coral", "tca", "jda", "kmm", "linear_probe")
 # A trial's fields the page reads (methods_bench writes every proxy too).
@@ -245,41 +245,26 @@ def _kept_rows(task: Task, fewshot_k: int) -> torch.Tensor:
     return with_fewshot(probe, fewshot_k).target_val.x[:, 0].long()
 
 
-def _load(path: str) -> dict:
-    raw = gzip.open(path).read() if path.endswith(".gz") else open(path, "rb").read()
-    return torch.load(io.BytesIO(raw), weights_only=False)
-
-
 def screen_pools(grid_jsonl: str) -> list[dict]:
     """Per pool task of the group ``grid_jsonl`` covers: the shipped ensemble's target accuracy (%) on the pool alone
     and with each method's first ``d`` grid draws added (d in :data:`DRAWS`), and the best single trial of the
     largest pool. The pool's trials sit at their ``im`` epochs ranked by ``neighbour_agreement`` (the shipped rule
     for feature tables); the draws are ranked the same way on the pool's target samples."""
     group = group_of(read_jsonl(grid_jsonl)[0]["task"])
-    grid_rows = read_jsonl(grid_jsonl)
-    grid = _load(grid_jsonl.removesuffix(".jsonl") + ".pt")
-    pool_rows = read_jsonl(POOL_DUMPS.format(group=group) + ".jsonl.gz")
-    pools = _load(POOL_DUMPS.format(group=group) + ".pt.gz")
+    grid_rows, grid, _ = read_pool(grid_jsonl)
+    pool_rows, pools, fewshot_k = read_pool(POOL_DUMPS.format(group=group) + ".jsonl.gz")
     smoothing, gap = AUTO_SMOOTHING["features"], AUTO_SOURCE_GAP["features"]
     out = []
     for task_name, trials in pools.items():
         if task_name not in grid:
             continue
         full = load_task(task_name)
-        # The pools ran with methods_bench's default fewshot_k; the proxy reads the neighbourhoods of what is left.
-        task = with_target_neighbours(with_fewshot(full, DEFAULT_FEWSHOT_K))
-        kept = _kept_rows(full, DEFAULT_FEWSHOT_K)
+        # The proxy reads the neighbourhoods of the target samples the pool kept.
+        task = with_target_neighbours(with_fewshot(full, fewshot_k))
+        kept = _kept_rows(full, fewshot_k)
         neighbours = nearest_neighbours(task.target_val.x, smoothing.neighbours)
-        epochs = defaultdict(list)
-        for row in pool_rows:
-            if row.get("task") == task_name and "proxy_im" in row:
-                epochs[row["method"]].append(row)
-        pool = []
-        for method, best in trials:
-            if "proxy_im" in best and epochs[method]:
-                at = max(epochs[method], key=lambda r: r["proxy_im"])
-                pool.append({"method": method, "draw": 0, "score": at["proxy_neighbour_agreement"],
-                             "source_acc": at["proxy_source_acc"], "probs": best["proxy_im"][1].float()})
+        pool = [{**c, "draw": 0, "probs": c["probs"].float()}
+                for c in pool_candidates(pool_rows, task_name, trials, RANKING, CHECKPOINT)]
         by_score = {(r["method"], round(r["proxy_neighbour_agreement"], 6)): r for r in grid_rows
                     if r.get("task") == task_name and "target_acc" in r}
         draws = []

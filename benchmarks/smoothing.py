@@ -105,6 +105,35 @@ def search_entry(run: str) -> dict | None:
     return _entry("search", label, config["task"], summary["preprocess"], 0, 100 * trials["target_acc"].max(), probs)
 
 
+def read_pool(jsonl: str) -> tuple[list[dict], dict[str, list], int]:
+    """A pool of one trial per method (``methods_bench --dump-predictions``): its rows, its dump (per task, each
+    trial's method and, per proxy, its best score and predictions; next to ``jsonl`` as ``.pt``) and the
+    ``fewshot_k`` it ran with."""
+    with open(jsonl.removesuffix(".gz") + ".meta.json") as handle:
+        command = json.load(handle)["command"]
+    fewshot_k = int(command.split("--fewshot-k ")[1].split()[0]) if "--fewshot-k " in command else DEFAULT_FEWSHOT_K
+    dump = jsonl.removesuffix(".gz").removesuffix(".jsonl") + ".pt"
+    raw = gzip.open(dump + ".gz").read() if os.path.exists(dump + ".gz") else open(dump, "rb").read()
+    return read_jsonl(jsonl), torch.load(io.BytesIO(raw), weights_only=False), fewshot_k
+
+
+def pool_candidates(rows: list[dict], task_name: str, trials: list, metric: str, checkpoint: str) -> list[dict]:
+    """A pool's trials on one task as a search ranks them: each at the epoch whose predictions the dump kept (its
+    best by ``checkpoint``), scored there by ``metric``, with its held-out source accuracy and predictions."""
+    epochs = defaultdict(list)
+    for row in rows:
+        if row.get("task") == task_name and "epoch" in row and metric in row and checkpoint in row:
+            epochs[row["method"]].append(row)
+    candidates = []
+    for method, best in trials:
+        if checkpoint not in best or not epochs[method]:
+            continue
+        chosen = max(epochs[method], key=lambda r: r[checkpoint])
+        candidates.append({"trial_id": method, "method": method, "score": chosen[metric],
+                           "source_acc": chosen["proxy_source_acc"], "probs": best[checkpoint][1]})
+    return candidates
+
+
 def pool_entries(jsonl: str, proxy: str | None = None, checkpoint_proxy: str | None = None,
                  source_gap: float | None = AUTO_SOURCE_GAP[KIND]) -> list[dict]:
     """A pool of one trial per method (``methods_bench --dump-predictions``, next to ``jsonl`` as ``.pt``): per task,
@@ -113,27 +142,11 @@ def pool_entries(jsonl: str, proxy: str | None = None, checkpoint_proxy: str | N
     the dump must hold its predictions), their predictions averaged."""
     proxy, gap = proxy or AUTO_PROXY[KIND], source_gap
     metric, checkpoint = f"proxy_{proxy}", f"proxy_{checkpoint_proxy or proxy}"
-    with open(jsonl.removesuffix(".gz") + ".meta.json") as handle:
-        command = json.load(handle)["command"]
-    fewshot_k = int(command.split("--fewshot-k ")[1].split()[0]) if "--fewshot-k " in command else DEFAULT_FEWSHOT_K
-    rows = read_jsonl(jsonl)
-    dump = jsonl.removesuffix(".gz").removesuffix(".jsonl") + ".pt"
-    raw = gzip.open(dump + ".gz").read() if os.path.exists(dump + ".gz") else open(dump, "rb").read()
-    predictions = torch.load(io.BytesIO(raw), weights_only=False)
+    rows, predictions, fewshot_k = read_pool(jsonl)
     entries = []
     for task_name, trials in predictions.items():
-        epochs = defaultdict(list)
-        for row in rows:
-            if row.get("task") == task_name and "epoch" in row and metric in row and checkpoint in row:
-                epochs[row["method"]].append(row)
         task = with_fewshot(load_task(task_name), fewshot_k)
-        candidates = []
-        for method, best in trials:
-            if checkpoint not in best or not epochs[method]:
-                continue
-            chosen = max(epochs[method], key=lambda r: r[checkpoint])  # the epoch whose predictions the dump kept
-            candidates.append({"trial_id": method, "method": method, "score": chosen[metric],
-                               "source_acc": chosen["proxy_source_acc"], "probs": best[checkpoint][1]})
+        candidates = pool_candidates(rows, task_name, trials, metric, checkpoint)
         admitted, _ = selection_order(candidates, gap)
         probs = average_predictions([c["probs"] for c in admitted[:DEFAULT_ENSEMBLE_K]])
         best_trial = max(_accuracy(c["probs"], task.target_oracle) for c in candidates)
