@@ -355,8 +355,14 @@ FINDINGS = """## What follows
   ensemble's loss on four groups of five at d = 7 (0.96 points against 1.40 with every group held out), but one
   draw of every closed-form method costs 79 to 96 CPU seconds on the 2,000-row tables (JDA solves ten
   2,500-sample eigenproblems), so seven add 9 to 11 CPU minutes there, and more on Amazon-5000: the default
-  search would miss its 10 minutes. It stays an opt-in (default 0) until the closed-form fits are cheaper;
-  [search_closed_form_draws.md](search_closed_form_draws.md) runs it as whole searches where it is cheap.
+  search would miss its 10 minutes. Five whole searches at d = 7 (seed 0;
+  [search_closed_form_draws.md](search_closed_form_draws.md)) against the same tasks' default searches
+  (ensemble_settings_later.md): office-surf W->D 85.4 -> 87.3% (level with source-only LR, which the default
+  search does not reach), A->C 45.5 -> 43.7, C->W 53.2 -> 58.0, D->A 39.6 -> 40.9, mnist-usps-jda M->U
+  76.7 -> 78.8; the SURF searches took 93 to 237 s (75 to 95 s at d = 0) and the JDA-digits one 502 s (114 s).
+  One group and a half is too little to change a default, and the time rules d = 7 out on the 2,000-row tables,
+  so it stays an opt-in (default 0); a rule that draws only where the closed-form fits are cheap (SURF, DeCAF)
+  is the candidate, to check on every task of those groups.
 - Heads with C between 0.1 and 1 score above the default C = 1 on four groups of five (digit pixels by 3.2
   points, JDA digits by 2.8, SURF by 0.9); a smaller default `head_c` is a candidate, to be derived on a grid
   that varies C alone (here every knob varies at once).
