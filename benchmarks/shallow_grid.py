@@ -36,10 +36,10 @@ import torch
 
 from adaptune.algorithms.data import load_task
 from adaptune.algorithms.domains import Task, with_fewshot, with_target_neighbours
-from adaptune.algorithms.ensemble import AUTO_SMOOTHING, average_predictions, mix_with_neighbours
+from adaptune.algorithms.ensemble import AUTO_SMOOTHING, mix_with_neighbours
 from adaptune.algorithms.neighbours import nearest_neighbours
 from adaptune.algorithms.proxies import AUTO_SOURCE_GAP, Evaluation, neighbour_agreement, oracle_accuracy
-from adaptune.reports.leaderboard import at_most_per_method, selection_order
+from adaptune.reports.leaderboard import selection_order
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
 from benchmarks._common import (
     MIN_GAIN,
@@ -52,6 +52,7 @@ from benchmarks._common import (
     read_jsonl,
     write,
 )
+from benchmarks.search_efficiency import capped, ensemble_accuracy
 from benchmarks.smoothing import pool_candidates, read_pool
 
 PAGE = "shallow_grid.md"
@@ -63,8 +64,7 @@ RANKING, CHECKPOINT = "proxy_neighbour_agreement", "proxy_im"  # the shipped rul
 DRAWS = (0, 1, 3, 7)  # closed_form_draws screened: the grid's first draws of each closed-form method
 SHALLOW_METHODS = ("subspace_alignment", "coral", "tca", "jda", "kmm", "linear_probe")
 # A trial's fields the page reads (methods_bench writes every proxy too).
-KEPT_FIELDS = ("task", "method", "config_index", "hparams", "target_acc", "source_acc", "proxy_neighbour_agreement",
-               "trial_wall_s")
+KEPT_FIELDS = ("task", "method", "config_index", "hparams", "target_acc", "source_acc", RANKING, "trial_wall_s")
 # The default searches' recommendations (seed 0, every default as shipped): the later searches of
 # ensemble_settings_later.md, and for the tasks those lack, the re-ranked searches of checkpoint_proxy.md under the
 # shipped ranking rule.
@@ -119,7 +119,7 @@ def per_task(trials: list[dict], found: dict[str, Search]) -> list[dict]:
         grid = by_task[task]
         oracle = best_by(grid, "target_acc")
         defaults = best_by([t for t in grid if t["config_index"] == 0], "target_acc")
-        ranked = best_by(grid, "proxy_neighbour_agreement")
+        ranked = best_by(grid, RANKING)
         search = found[task]
         rows.append({"group": group_of(task), "task": task, "search": search,
                      "grid_oracle": 100 * oracle["target_acc"], "grid_oracle_trial": describe(oracle),
@@ -250,8 +250,8 @@ def screen_pools(grid_jsonl: str) -> list[dict]:
     and with each method's first ``d`` grid draws added (d in :data:`DRAWS`), and the best single trial of the
     largest pool. The pool's trials sit at their ``im`` epochs ranked by ``neighbour_agreement`` (the shipped rule
     for feature tables); the draws are ranked the same way on the pool's target samples."""
-    group = group_of(read_jsonl(grid_jsonl)[0]["task"])
     grid_rows, grid, _ = read_pool(grid_jsonl)
+    group = group_of(grid_rows[0]["task"])
     pool_rows, pools, fewshot_k = read_pool(POOL_DUMPS.format(group=group) + ".jsonl.gz")
     smoothing, gap = AUTO_SMOOTHING["features"], AUTO_SOURCE_GAP["features"]
     out = []
@@ -265,30 +265,30 @@ def screen_pools(grid_jsonl: str) -> list[dict]:
         neighbours = nearest_neighbours(task.target_val.x, smoothing.neighbours)
         pool = [{**c, "draw": 0, "probs": c["probs"].float()}
                 for c in pool_candidates(pool_rows, task_name, trials, RANKING, CHECKPOINT)]
-        by_score = {(r["method"], round(r["proxy_neighbour_agreement"], 6)): r for r in grid_rows
+        # The dump keeps a trial's score, not its configuration: the score finds its row.
+        by_score = {(r["method"], round(r[RANKING], 6)): r for r in grid_rows
                     if r.get("task") == task_name and "target_acc" in r}
         draws = []
         for method, best in grid[task_name]:
-            score, probs = best["proxy_neighbour_agreement"]
-            index = by_score[(method, round(score, 6))]["config_index"]
-            if index > 0:  # index 0 is the method at its defaults, which the pool already holds
+            score, probs = best[RANKING]
+            row = by_score[(method, round(score, 6))]
+            if row["config_index"] > 0:  # index 0 is the method at its defaults, which the pool already holds
                 probs = probs[kept].float()
-                draws.append({"method": method, "draw": index, "probs": probs,
+                draws.append({"method": method, "draw": row["config_index"], "probs": probs,
                               "score": neighbour_agreement(_target_only(task, probs)),
-                              "source_acc": by_score[(method, round(score, 6))]["proxy_source_acc"]})
+                              "source_acc": row["proxy_source_acc"]})
 
-        def accuracy(probs: torch.Tensor, labels: torch.Tensor = task.target_oracle) -> float:
-            return 100 * oracle_accuracy(probs, labels)
+        def smooth(probs: torch.Tensor, neighbours: torch.Tensor = neighbours) -> torch.Tensor:
+            return mix_with_neighbours(probs, neighbours, smoothing.weight)
 
-        row = {"task": task_name, "group": group}
+        result = {"task": task_name, "group": group}
         for d in DRAWS:
             admitted, _ = selection_order(pool + [t for t in draws if t["draw"] <= d], gap)
-            members = list(at_most_per_method(admitted, DEFAULT_ENSEMBLE_PER_METHOD))[:DEFAULT_ENSEMBLE_K]
-            average = average_predictions([m["probs"] for m in members])
-            row[str(d)] = accuracy(mix_with_neighbours(average, neighbours, smoothing.weight))
-            row[f"members {d}"] = ",".join(m["method"] for m in members)
-        row["best trial"] = max(accuracy(t["probs"]) for t in pool + draws)
-        out.append(row)
+            members = capped(admitted, DEFAULT_ENSEMBLE_PER_METHOD)[:DEFAULT_ENSEMBLE_K]
+            result[str(d)] = 100 * ensemble_accuracy([m["probs"] for m in members], task.target_oracle, smooth)
+            result[f"members {d}"] = ",".join(m["method"] for m in members)
+        result["best trial"] = max(100 * oracle_accuracy(t["probs"], task.target_oracle) for t in pool + draws)
+        out.append(result)
     return out
 
 

@@ -73,7 +73,7 @@ class SearchConfig:
     methods: list[str] = field(default_factory=lambda: sorted(METHODS))
     searcher: str = "tpe"  # tpe: each method's defaults first, then Optuna's TPE; random: Optuna's random sampler
     # tpe: this many seeded random draws of each closed-form method's space run after the defaults, before TPE; they
-    # fit in seconds and spend no optimizer steps, so they come on top of the budget's trials.
+    # spend no optimizer steps, so they come on top of the budget's trials (not of its time).
     closed_form_draws: int = 0
     trials: int | None = None  # default: as many as ``budget`` affords (algorithms.budget.plan_search)
     budget: int = DEFAULT_BUDGET  # optimizer steps summed over trials

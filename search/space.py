@@ -54,37 +54,34 @@ def default_points(methods: list[str], ranges: dict[str, tuple[float, float]], p
     With searched preprocessings the methods take them in turn (the first method the first kind, the next the
     next, ...): a default budget affords one default trial per method, and the sampler learns from both kinds.
     """
-    points = []
-    for index, method in enumerate(methods):
-        point: dict[str, Any] = {"method": method}
-        for param in method_params(method, ranges):
-            if param.kind == "categorical" or param.low != param.high:
-                point[param.name] = param.default
-        if preprocess:
-            point[PREPROCESS_KEY] = preprocess[index % len(preprocess)]
-        points.append(point)
-    return points
+    return [_point(method, ranges, lambda param: param.default, preprocess, index)
+            for index, method in enumerate(methods)]
+
+
+def _point(method: str, ranges: dict[str, tuple[float, float]], value: Callable[[Param], Any],
+           preprocess: tuple[str, ...], turn: int) -> dict[str, Any]:
+    """A configuration of ``method``: ``value(param)`` for each knob it searches, and the ``turn``-th searched
+    preprocessing in rotation (when the search draws several)."""
+    point: dict[str, Any] = {"method": method}
+    for param in method_params(method, ranges):
+        if param.kind == "categorical" or param.low != param.high:
+            point[param.name] = value(param)
+    if preprocess:
+        point[PREPROCESS_KEY] = preprocess[turn % len(preprocess)]
+    return point
 
 
 def closed_form_points(methods: list[str], ranges: dict[str, tuple[float, float]], draws: int, seed: int,
                        preprocess: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """``draws`` random configurations of each closed-form method in ``methods`` (uniform, log-uniform for a log
     knob), the same for the same seed, taken round by round so that every method has its first draw before any
-    has its second. They fit in seconds and spend no optimizer steps, so a search runs them on top of its budget:
-    TPE alone seldom returns to a method that costs nothing, and their transforms vary most with their knobs."""
+    has its second. They spend no optimizer steps, so a search runs them on top of its budget (though not of its
+    time: a JDA fit on 2,000-row tables takes about a minute): TPE alone seldom returns to these methods, and their
+    transforms vary most with their knobs."""
     rng = random.Random(seed)
     closed_form = [m for m in methods if METHODS[m].feature_extraction]
-    points = []
-    for draw in range(draws):
-        for index, method in enumerate(closed_form):
-            point: dict[str, Any] = {"method": method}
-            for param in method_params(method, ranges):
-                if param.kind == "categorical" or param.low != param.high:
-                    point[param.name] = param.sample(rng)
-            if preprocess:
-                point[PREPROCESS_KEY] = preprocess[(draw + index) % len(preprocess)]
-            points.append(point)
-    return points
+    return [_point(method, ranges, lambda param: param.sample(rng), preprocess, draw + index)
+            for draw in range(draws) for index, method in enumerate(closed_form)]
 
 
 def all_param_names() -> list[str]:

@@ -35,8 +35,14 @@ def symmetric_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
     matrix cannot turn into NaN or huge values under a negative power.
     """
     values, vectors = symmetric_eig(matrix)
-    values = values.clamp_min(values[0].clamp_min(1e-300) * 1e-12)
+    values = values.clamp_min(_eigenvalue_floor(values))
     return (vectors * values.pow(power)) @ vectors.T
+
+
+def _eigenvalue_floor(values: torch.Tensor) -> torch.Tensor:
+    """A tiny fraction of the largest eigenvalue: the least one a negative power may see (round-off of a singular
+    PSD matrix would otherwise turn into NaN or huge values)."""
+    return values.max().clamp_min(1e-300) * 1e-12
 
 
 def principal_axes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,8 +57,8 @@ def principal_axes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if n >= dim:
         return symmetric_eig(covariance(x))
     _, singular, right = torch.linalg.svd(x - x.mean(dim=0), full_matrices=False)
-    rank = max(n - 1, 1)
-    return singular[:rank].square() / max(n - 1, 1), right[:rank].T
+    rank = max(n - 1, 1)  # also covariance()'s n - 1 normaliser
+    return singular[:rank].square() / rank, right[:rank].T
 
 
 def pca_basis(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -69,7 +75,7 @@ def regularised_covariance_power(x: torch.Tensor, reg: float, power: float
     largest, as in :func:`symmetric_power`."""
     values, vectors = principal_axes(x)
     values = values.clamp_min(0.0) + reg
-    floor = values.max().clamp_min(1e-300) * 1e-12 if len(values) else torch.tensor(1e-300, dtype=x.dtype)
+    floor = _eigenvalue_floor(values)
     rest = torch.as_tensor(reg, dtype=x.dtype).clamp_min(floor).pow(power)
     return vectors, values.clamp_min(floor).pow(power) - rest, rest
 
