@@ -12,7 +12,10 @@ from adaptune.algorithms.methods import METHODS, get_method
 from adaptune.algorithms.methods.linalg import (
     covariance,
     fit_kernel_embedding,
+    kernel_embedding_coefficients,
     kernel_matrix,
+    low_rank_embedding_coefficients,
+    mmd_factor,
     nearest_neighbor,
     pca_basis,
     principal_axes,
@@ -161,6 +164,20 @@ def test_tca_reduces_mmd_against_pca_of_the_same_dimension():
     assert tca < 0.25 * pca
     rbf = fit_kernel_embedding(xs, xt, kernel="rbf", dim=3, mu=1.0)
     assert _normalized_mmd(rbf.transform(xs), rbf.transform(xt)) < 0.5 * pca
+
+
+def test_low_rank_solve_equals_the_n_by_n_one():
+    g = torch.Generator().manual_seed(11)
+    ns, nt, features, dim = 70, 50, 12, 6
+    x = unit_rows(torch.randn(ns + nt, features, generator=g, dtype=torch.float64) + 0.5)
+    ys = torch.randint(0, 3, (ns,), generator=g)
+    pseudo = torch.randint(0, 3, (nt,), generator=g)
+    basis, singular, _ = torch.linalg.svd(x, full_matrices=False)
+    for factor in (mmd_factor(ns, nt, 3), mmd_factor(ns, nt, 3, ys, pseudo)):
+        full = kernel_embedding_coefficients(x @ x.T, factor, 0.5, dim)
+        low = low_rank_embedding_coefficients(basis, singular * singular, factor, 0.5, dim)
+        signs = torch.sign((full * low).sum(dim=0))  # an eigenvector's sign is arbitrary
+        assert torch.allclose(low * signs, full, atol=1e-8)
 
 
 def test_kernel_embedding_out_of_sample_matches_fit_samples():
