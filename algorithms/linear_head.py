@@ -4,7 +4,8 @@ Feature-extraction trials (a frozen backbone or raw features, and the shallow me
 are convex in the head, so they are fitted once instead of by a few SGD steps: a trial is then judged on its
 features, never on an unconverged head. The objective is scikit-learn's ``LogisticRegression`` (L2 penalty,
 ``C``): ``C * sum_i w_i CE_i + ||W||^2 / 2`` with the bias unpenalised, divided here by ``C * sum_i w_i`` so that
-the tolerance means the same at every sample count.
+the tolerance means the same at every sample count. The penalty is set per unit of that mean loss (``l2`` =
+1 / (C N)): a fixed ``l2`` regularises a head as strongly on 150 rows as on 9,000, where a fixed C would not.
 
 The fit runs in float32 first, at half the cost of float64 per iteration, then goes on in float64 from there
 until the float64 gradient meets the tolerance: the head is as converged as a float64 fit, not as float32
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-HEAD_C = 1.0  # scikit-learn's default inverse regularisation strength
 MAX_ITERATIONS = 500
 GRADIENT_TOLERANCE = 1e-6
 
@@ -31,15 +31,19 @@ class LinearFit:
     loss: float  # final value of the normalised objective
 
 
-def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, c: float = HEAD_C,
+def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, l2: float | None = None,
                             sample_weight: torch.Tensor | None = None,
                             max_iterations: int = MAX_ITERATIONS) -> LinearFit:
-    """L2-regularised multinomial logistic regression on the rows of ``x`` ``[N, D]`` with labels ``y``."""
+    """L2-regularised multinomial logistic regression on the rows of ``x`` ``[N, D]`` with labels ``y``.
+
+    ``l2`` is the penalty per unit of the (weighted) mean loss: mean CE + l2 ||W||^2 / 2. None is scikit-learn's
+    default C = 1, whose penalty shrinks with the sample count (l2 = 1 / (C N)).
+    """
     x = x.flatten(1)
     n, dim = x.shape
     w = torch.ones(n, dtype=torch.float64) if sample_weight is None else sample_weight.to(torch.float64)
     w = w / w.sum().clamp_min(1e-12)
-    l2 = 1.0 / (c * n)  # the penalty per unit of mean loss, as C * sum(CE) + ||W||^2 / 2 scaled by 1 / (C n)
+    l2 = 1.0 / n if l2 is None else l2
     weight = torch.zeros(num_classes, dim, dtype=torch.float64)
     bias = torch.zeros(num_classes, dtype=torch.float64)
     iterations, loss = 0, float("nan")

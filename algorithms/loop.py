@@ -311,7 +311,7 @@ def _closed_form_trial(data: Task, spec: TrialSpec, classifier: Classifier, meth
     fit_start = time.perf_counter()
     weights = method.source_weights() if isinstance(method, ShallowMethod) else None
     fit = fit_logistic_regression(data.source_train.x, data.source_train.y, data.num_classes,
-                                  c=float(hparams["head_c"]), sample_weight=weights)
+                                  l2=float(hparams["head_l2"]), sample_weight=weights)
     with torch.no_grad():
         classifier.head.weight.copy_(fit.weight)
         classifier.head.bias.copy_(fit.bias)

@@ -115,7 +115,7 @@ class Outcome:
     wall_s: float
     probe_s: list[float]
     backbone: str = BACKBONE
-    # per probe trial: its head_c, head fit s, L-BFGS iterations, evaluation s
+    # per probe trial: its head_l2, head fit s, L-BFGS iterations, evaluation s
     probe_parts: list[tuple[float, float, int, float]] = field(default_factory=list)
 
 
@@ -154,7 +154,7 @@ def run_searches(source: str, target: str, out: str, backbone: str = BACKBONE) -
     probes = board[board["method"] == "linear_probe"].sort_values("started_at")
     history = RunDir(os.path.join(out, "probe", "run")).read_table(RunDir.HISTORY).set_index("trial_id")
     parts = [(float(c), float(history.loc[t, "train_s"]), int(history.loc[t, "steps"]),
-              float(history.loc[t, "eval_s"])) for t, c in zip(probes["trial_id"], probes["head_c"])]
+              float(history.loc[t, "eval_s"])) for t, c in zip(probes["trial_id"], probes["head_l2"])]
     n = sum(len(files) for folder in (source, target) for _, _, files in os.walk(folder))
     return Outcome(n, finetune, probe, time.perf_counter() - started, [float(s) for s in probes["wall_s"]], backbone,
                    parts)
@@ -221,13 +221,13 @@ def page(outcomes: list[Outcome]) -> str:
         "*driver GiB*: the `adaptune search` process; *tree GiB*: the largest sum over every process of a search, "
         "Ray's included (shared pages counted in each); *1st probe s* / *later probe s*: wall time of the "
         "linear-probe trials, the first computing the frozen features, the later reading them; *head fit / L-BFGS "
-        "iterations / evaluation*: per probe trial, in order, its `head_c` (the first at the default, the second "
+        "iterations / evaluation*: per probe trial, in order, its `head_l2` (the first at the default, the second "
         "sampled), the seconds its head took to fit, the L-BFGS iterations, and the seconds of its evaluation pass "
         "and proxies.",
         "",
         md_table(rows, ["images", "fine-tune trial GiB", "full-freeze trial GiB", "driver GiB", "tree GiB",
-                        "1st probe s", "later probe s", "speed-up", "head_c: head fit / L-BFGS iterations / evaluation",
-                        "search s"]),
+                        "1st probe s", "later probe s", "speed-up",
+                        "head_l2: head fit / L-BFGS iterations / evaluation", "search s"]),
         "",
         "## What follows",
         "",

@@ -222,10 +222,10 @@ def head_c_section(trials: list[dict]) -> str:
     return "\n".join([
         "## The head's C",
         "",
-        "Each closed-form trial fits a logistic-regression head with inverse regularisation `head_c` (default 1, "
-        "searched log-uniformly over [0.01, 100]). Target accuracy of the grid's trials by their `head_c`, minus the "
-        "mean of the same method's trials on the same task (points, mean per group; the other knobs vary at random "
-        "within each cell):",
+        "Each closed-form trial fits a logistic-regression head; this grid drew its scikit-learn C (`head_c`, then "
+        "the knob: default 1, log-uniform over [0.01, 100]). Target accuracy of the grid's trials by their C, minus "
+        "the mean of the same method's trials on the same task (points, mean per group; the other knobs vary at "
+        "random within each cell):",
         "",
         md_table(rows, ["group", *[f"C {r}" for r in ranges]]),
         "",
@@ -364,9 +364,9 @@ FINDINGS = """## What follows
   238 s (75 to 157 s at d = 0), the JDA-digits one 502 s (114 s). So `closed_form_draws` stays an opt-in
   (default 0): a rule that draws only where the closed-form fits are cheap would gain on SURF, but must be
   weighed with those two misses and checked on more seeds.
-- Heads with C between 0.1 and 1 score above the default C = 1 on four groups of five (digit pixels by 3.2
-  points, JDA digits by 2.8, SURF by 0.9); a smaller default `head_c` is a candidate, to be derived on a grid
-  that varies C alone (here every knob varies at once).
+- Heads with C between 0.1 and 1 score above the then default C = 1 on four groups of five (digit pixels by 3.2
+  points, JDA digits by 2.8, SURF by 0.9). A grid that varies the head's penalty alone
+  ([head_penalty.md](head_penalty.md)) replaced C by a fixed penalty per unit of mean loss, `head_l2`.
 """
 
 

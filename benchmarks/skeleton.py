@@ -79,6 +79,11 @@ def measured_search(out: str, task: str | None = None, flags: tuple[str, ...] = 
     return wall, peak
 
 
+def run_folder(out_root: str, task: str) -> str:
+    """Where the default search on ``task`` runs under ``out_root``."""
+    return os.path.join(out_root, task.replace(":", "-").replace(">", ""))
+
+
 def budget_table(tasks: list[str], out_root: str, flags: tuple[str, ...] = (), page: str = "search_budget.md",
                  report_only: bool = False) -> None:
     """The default search on each task: its plan, wall time, steps, and the recommendation against the
@@ -91,7 +96,7 @@ def budget_table(tasks: list[str], out_root: str, flags: tuple[str, ...] = (), p
 
     rows, misses = [], []
     for task in tasks:
-        out = os.path.join(out_root, task.replace(":", "-").replace(">", ""))
+        out = run_folder(out_root, task)
         wall, peak = measured_search(out, task, flags, report_only)
         with open(os.path.join(out, "summary.json")) as handle:
             summary = json.load(handle)

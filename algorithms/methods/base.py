@@ -16,7 +16,7 @@ from torch import nn
 
 from ..domains import Task
 from ..errors import InputError
-from ..hparams import HEAD_C, LR, Param
+from ..hparams import HEAD_L2, LR, Param
 from .losses import weighted_cross_entropy
 
 Logs = dict[str, torch.Tensor]  # named terms to log: detached scalar tensors, averaged per epoch
@@ -61,7 +61,7 @@ class Method(nn.Module):
     adaptation_weight: ClassVar[Param | None] = None
     uses_target: ClassVar[bool] = True
     # The whole backbone stays frozen and the head is a logistic regression fitted to convergence
-    # (algorithms.linear_head) with the ``head_c`` knob; there is no learning rate or freeze depth to search.
+    # (algorithms.linear_head) with the ``head_l2`` knob; there is no learning rate or freeze depth to search.
     feature_extraction: ClassVar[bool] = False
 
     def __init__(self, hparams: dict[str, Any], feature_dim: int, num_classes: int,
@@ -122,7 +122,7 @@ class ShallowMethod(Method):
 
     feature_extraction = True
     uses_target = False
-    params = (HEAD_C,)
+    params = (HEAD_L2,)
 
     def adapt(self, task: Task) -> Task:
         raise NotImplementedError
@@ -138,8 +138,8 @@ METHODS: dict[str, type[Method]] = {}
 def register(cls: type[Method]) -> type[Method]:
     """Add a method to the registry, after checking that its space holds every knob the loop and the loss read."""
     names = [p.name for p in cls.params]
-    # The loop trains deep methods with ``lr`` and fits the head of feature-extraction ones with ``head_c``.
-    required = [HEAD_C if cls.feature_extraction else LR]
+    # The loop trains deep methods with ``lr`` and fits the head of feature-extraction ones with ``head_l2``.
+    required = [HEAD_L2 if cls.feature_extraction else LR]
     if cls.adaptation_weight is not None:
         required.append(cls.adaptation_weight)
     missing = [p.name for p in required if p not in cls.params]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..hparams import FREEZE_DEPTH, HEAD_C, LR, Param
+from ..hparams import FREEZE_DEPTH, HEAD_L2, LR, Param
 from .base import Method, register
 
 
@@ -33,4 +33,4 @@ class LinearProbe(SourceOnly):
     name = "linear_probe"
     summary = "frozen backbone, train only the head"
     feature_extraction = True
-    params = (HEAD_C,)
+    params = (HEAD_L2,)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..domains import Task
-from ..hparams import FREEZE_DEPTH, HEAD_C, LR, Param
+from ..hparams import FREEZE_DEPTH, HEAD_L2, LR, Param
 from .base import Batch, Logs, Method, ShallowMethod, register
 from .linalg import MAX_FIT, evenly_spaced, fit_subset, kernel_matrix, median_gamma
 
@@ -110,7 +110,7 @@ class KMM(ShallowMethod):
     family = "reweight"
     summary = "kernel mean matching importance weights on source samples (KMM)"
     params = (
-        HEAD_C,
+        HEAD_L2,
         Param("kmm_bound", 1000.0, 1.0, 1000.0, log=True, help="upper bound B of every weight (1000 in the paper)"),
         Param("kmm_eps", 0.01, 1e-3, 1.0, log=True, help="slack eps of the sum constraint |sum(b) - ns| <= ns eps"),
     )

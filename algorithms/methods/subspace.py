@@ -14,7 +14,7 @@ from dataclasses import replace
 import torch
 
 from ..domains import Domain, Task
-from ..hparams import HEAD_C, Param
+from ..hparams import HEAD_L2, Param
 from .base import ShallowMethod, register
 from .linalg import (
     MAX_FIT,
@@ -73,7 +73,7 @@ class SubspaceAlignment(ShallowMethod):
     name = "subspace_alignment"
     family = "subspace"
     summary = "align source PCA basis to the target one (SA)"
-    params = (HEAD_C, SUBSPACE_DIM)
+    params = (HEAD_L2, SUBSPACE_DIM)
 
     def build(self) -> None:
         for buffer in ("source_mean", "target_mean", "source_basis", "target_basis", "source_map"):
@@ -112,7 +112,7 @@ class CORAL(ShallowMethod):
     name = "coral"
     family = "subspace"
     summary = "re-colour whitened source features with the target covariance (CORAL)"
-    params = (HEAD_C, Param("coral_reg", 1.0, 1e-3, 10.0, log=True,
+    params = (HEAD_L2, Param("coral_reg", 1.0, 1e-3, 10.0, log=True,
                             help="lambda added to both covariances; 1 in the paper (features z-scored)"))
 
     _POWERS = {"whiten": -0.5, "recolor": 0.5}  # of the source's and of the target's regularised covariance
@@ -192,7 +192,7 @@ class TCA(_KernelEmbeddingMethod):
 
     name = "tca"
     summary = "kernel embedding minimising the marginal MMD (TCA)"
-    params = (HEAD_C, TCA_KERNEL, SUBSPACE_DIM, TCA_MU)
+    params = (HEAD_L2, TCA_KERNEL, SUBSPACE_DIM, TCA_MU)
 
 
 @register
@@ -206,6 +206,6 @@ class JDA(_KernelEmbeddingMethod):
 
     name = "jda"
     summary = "TCA plus class-conditional MMD with iterated 1-NN pseudo-labels (JDA)"
-    params = (HEAD_C, TCA_KERNEL, SUBSPACE_DIM, TCA_MU,
+    params = (HEAD_L2, TCA_KERNEL, SUBSPACE_DIM, TCA_MU,
               Param("jda_iterations", 10, 1, 20, help="pseudo-label refinement passes T (10 in the paper)"))
     jda = True

@@ -28,7 +28,7 @@ def _objective(params: np.ndarray, x: torch.Tensor, y: torch.Tensor, classes: in
 def test_fit_reaches_the_optimum_of_the_l2_logistic_objective(c):
     """Fails if the head is unconverged or solves another objective: scipy's optimum of the same loss agrees."""
     x, y = _problem()
-    fit = fit_logistic_regression(x, y, 3, c=c)
+    fit = fit_logistic_regression(x, y, 3, l2=1.0 / (c * len(x)))  # the same objective per unit of mean loss
     ours = np.concatenate([fit.weight.double().flatten().numpy(), fit.bias.double().numpy()])
     reference = minimize(_objective, np.zeros_like(ours), args=(x, y, 3, c), method="L-BFGS-B",
                          options={"maxiter": 5000, "gtol": 1e-10, "ftol": 1e-14})
@@ -38,7 +38,7 @@ def test_fit_reaches_the_optimum_of_the_l2_logistic_objective(c):
 
 def test_stronger_regularisation_shrinks_the_weights():
     x, y = _problem()
-    strong, weak = fit_logistic_regression(x, y, 3, c=0.01), fit_logistic_regression(x, y, 3, c=10.0)
+    strong, weak = fit_logistic_regression(x, y, 3, l2=1.0), fit_logistic_regression(x, y, 3, l2=1e-3)
     assert strong.weight.norm() < weak.weight.norm()
 
 

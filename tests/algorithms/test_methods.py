@@ -170,5 +170,5 @@ def test_every_space_lists_the_knob_the_loop_reads_first(name):
     """Trained methods search the learning rate first, then the frozen depth; closed-form ones the head's C."""
     cls = METHODS[name]
     names = [p.name for p in cls.params]
-    assert names[:1] == (["head_c"] if cls.feature_extraction else ["lr"])
+    assert names[:1] == (["head_l2"] if cls.feature_extraction else ["lr"])
     assert cls.feature_extraction or names[1] == "freeze_depth"

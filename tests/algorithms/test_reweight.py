@@ -30,7 +30,7 @@ def _objective(xs, xt, beta, gamma):
 def test_kmm_is_registered():
     cls = get_method("kmm")
     assert cls is KMM and cls.family == "reweight" and cls.summary and cls.__doc__ and cls.feature_extraction
-    assert [p.name for p in cls.params] == ["head_c", "kmm_bound", "kmm_eps"]
+    assert [p.name for p in cls.params] == ["head_l2", "kmm_bound", "kmm_eps"]
 
 
 def test_projection_respects_box_and_sum_and_is_a_projection():
@@ -117,8 +117,8 @@ def test_head_fit_uses_the_weights_by_source_position():
     weights[:20] = 0.0
     method.sample_weights = weights
     weighted = fit_logistic_regression(x, y, 3, sample_weight=method.source_weights())
-    # the same objective on the 40 kept samples: the penalty 1 / (C n) is per sample, so C scales by 60 / 40
-    kept = fit_logistic_regression(x[20:], y[20:], 3, c=60 / 40)
+    # the same objective on the 40 kept samples: the penalty is per unit of mean loss
+    kept = fit_logistic_regression(x[20:], y[20:], 3, l2=1 / 60)
     assert torch.allclose(weighted.weight, kept.weight, atol=1e-4)
 
 

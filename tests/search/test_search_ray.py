@@ -170,7 +170,7 @@ def test_several_preprocessings_are_drawn_per_trial_and_recorded(ray_local, tmp_
     settings = trial_settings(prepared, str(tmp_path / "storage"))
     scores = {}
     for kind in ("zscore", "domain-scale"):
-        config = {"method": "coral", "head_c": first.loc[first["method"] == "coral", "head_c"].item(),
+        config = {"method": "coral", "head_l2": first.loc[first["method"] == "coral", "head_l2"].item(),
                   "preprocess": kind}
         reports: list[dict] = []
         run_trial(settings.load_task(config), settings.trial_spec(config), lambda m, _, seen=reports: seen.append(m))
@@ -375,8 +375,8 @@ def test_the_budget_plans_the_trials_and_a_closed_form_trial_reports_once(ray_lo
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
     coral = board[board["method"] == "coral"]
     assert (coral["status"] == "completed").all() and (coral["epochs"] == 3).all()
-    assert coral["head_c"].notna().all() and coral["lr"].isna().all()
-    assert len(coral) >= 2 and coral["head_c"].nunique() >= 2
+    assert coral["head_l2"].notna().all() and coral["lr"].isna().all()
+    assert len(coral) >= 2 and coral["head_l2"].nunique() >= 2
 
 
 def test_no_trial_starts_once_the_budget_is_spent(ray_local, tmp_path):
