@@ -244,12 +244,13 @@ def searches_section(searched: list[dict]) -> str:
     rows, by_group = [], defaultdict(list)
     for row in searched:
         old = before[row["task"]]
-        rows.append([row["task"], old.recommended, row["recommended"], row["recommended"] - old.recommended,
+        rows.append([row["task"], old.recommended, row["recommended"], f"{row['recommended'] - old.recommended:+.1f}",
                      old.best_trial, row["best_trial"], old.baseline,
                      "yes" if row["recommended"] >= old.baseline else "no", f"{row['wall_s']:.0f}"])
         by_group[group_of(row["task"])].append(row["recommended"] - old.recommended)
     beats = sum(r[7] == "yes" for r in rows)
     per_group = ", ".join(f"{g} {statistics.fmean(v):+.2f} ({len(v)})" for g, v in by_group.items())
+    overall = statistics.fmean(statistics.fmean(v) for v in by_group.values())
     return "\n".join([
         "## Whole default searches", "",
         "`adaptune search --task T` at every default (seed 0), with the shipped penalty, against the same task's "
@@ -257,10 +258,19 @@ def searches_section(searched: list[dict]) -> str:
         "source-only logistic regression and 1-NN on the same features.", "",
         md_table(rows, ["task", "recommended C=1", "recommended now", "change", "best trial C=1", "best trial now",
                         "baseline", "beats baseline", "wall s"]), "",
-        f"Change of the recommendation per group (tasks): {per_group}; the mean over groups "
-        f"{statistics.fmean(statistics.fmean(v) for v in by_group.values()):+.2f} points. The recommendation beats "
-        f"the better baseline on {beats} of {len(rows)} tasks; the slowest search took "
-        f"{max(r['wall_s'] for r in searched):.0f} s.", ""])
+        f"Change of the recommendation per group (tasks): {per_group}; the mean over groups {overall:+.2f} points. "
+        f"The recommendation beats the better baseline on {beats} of {len(rows)} tasks; the slowest search took "
+        f"{max(r['wall_s'] for r in searched):.0f} s.", "",
+        "## What follows", "",
+        "The fixed penalty lifts the closed-form trials (the held-out gain above), but the whole searches move by "
+        f"{overall:+.2f} points on the mean over groups, within one seed's noise: a recommendation is an ensemble "
+        "of the trials the proxy ranks first, deep ones among them, and why the closed-form gain does not reach it "
+        "is not measured here. Below MIN_GAIN at the search's level, so this is "
+        "no evidence that searches recommend better; the default changes anyway because C = 1 was never derived and "
+        "the penalty is: at an equal search-level result, the default chosen leave one group out on the knob's own "
+        "effect is kept, and a user who runs one closed-form method (`methods: [coral]`) gets its gain. The searches "
+        "also ran faster (TCA/JDA solve D x D on tables with more rows than columns): see each row's wall time "
+        "against search_suite.md and ensemble_settings_later.md.", ""])
 
 
 def main() -> None:
