@@ -255,7 +255,10 @@ def searches_section(searched: list[dict]) -> str:
         "## Whole default searches", "",
         "`adaptune search --task T` at every default (seed 0), with the shipped penalty, against the same task's "
         "seed-0 default search at C = 1 (benchmarks/shallow_grid.py's references); *baseline* is the better of "
-        "source-only logistic regression and 1-NN on the same features.", "",
+        "source-only logistic regression and 1-NN on the same features. Rerun: `python -m benchmarks.skeleton --tasks "
+        "T1,T2,... --seed 0 --page search_head_penalty.md --out DIR && python -m benchmarks.head_penalty --searches "
+        "DIR --tasks T1,T2,...` ([search_head_penalty.md](search_head_penalty.md) has each search's plan and "
+        "times).", "",
         md_table(rows, ["task", "recommended C=1", "recommended now", "change", "best trial C=1", "best trial now",
                         "baseline", "beats baseline", "wall s"]), "",
         f"Change of the recommendation per group (tasks): {per_group}; the mean over groups {overall:+.2f} points. "
@@ -298,7 +301,8 @@ def main() -> None:
             for path in args.raw:
                 shutil.copyfileobj(open(path), handle)
     first, *rows = read_jsonl(RAW)
-    command = " && ".join([*first["commands"], "python -m benchmarks.head_penalty --raw DIR/*.jsonl"])
+    runs = [f"{command} --out DIR/{index}.jsonl" for index, command in enumerate(first["commands"])]
+    command = " && ".join([*runs, "python -m benchmarks.head_penalty --raw DIR/*.jsonl"])
     if args.searches:
         with open(SEARCHES_RAW, "w") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in search_rows(args.searches, args.tasks.split(",")))
