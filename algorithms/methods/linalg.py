@@ -177,9 +177,8 @@ def kernel_embedding_coefficients(k: torch.Tensor, factor: torch.Tensor, mu: flo
     n = len(k)
     khk = centered_gram(k) if khk is None else khk
     kf = k @ factor
-    coef = _top_generalised_eigenvectors(kf @ kf.T + mu * torch.eye(n, dtype=k.dtype, device=k.device), khk,
+    return _top_generalised_eigenvectors(kf @ kf.T + mu * torch.eye(n, dtype=k.dtype, device=k.device), khk,
                                          min(dim, n))
-    return coef / coef.norm(dim=0, keepdim=True).clamp_min(1e-300)
 
 
 def low_rank_embedding_coefficients(basis: torch.Tensor, spectrum: torch.Tensor, factor: torch.Tensor, mu: float,
@@ -197,12 +196,12 @@ def low_rank_embedding_coefficients(basis: torch.Tensor, spectrum: torch.Tensor,
     scaled_ones = spectrum * basis.sum(dim=0)  # S U^T 1
     centred = torch.diag(spectrum * spectrum) - torch.outer(scaled_ones, scaled_ones) / n
     eye = torch.eye(len(spectrum), dtype=basis.dtype, device=basis.device)
-    coef = _top_generalised_eigenvectors(scaled_factor @ scaled_factor.T + mu * eye, centred, dim)
-    return basis @ (coef / coef.norm(dim=0, keepdim=True).clamp_min(1e-300))
+    return basis @ _top_generalised_eigenvectors(scaled_factor @ scaled_factor.T + mu * eye, centred, dim)
 
 
 def _top_generalised_eigenvectors(positive: torch.Tensor, other: torch.Tensor, dim: int) -> torch.Tensor:
-    """The ``dim`` eigenvectors of ``positive^{-1} other`` with the largest eigenvalues (``positive`` definite).
+    """The ``dim`` eigenvectors of ``positive^{-1} other`` with the largest eigenvalues (``positive`` definite),
+    each scaled to unit norm.
 
     With the Cholesky factor L of ``positive`` it is the symmetric problem L^{-1} other L^{-T} u = nu u,
     a = L^{-T} u, solved by one ``eigh`` (stable, and float64 throughout).
@@ -211,7 +210,8 @@ def _top_generalised_eigenvectors(positive: torch.Tensor, other: torch.Tensor, d
     half = torch.linalg.solve_triangular(chol, other, upper=False)  # L^{-1} other
     sym = torch.linalg.solve_triangular(chol, half.T, upper=False)  # L^{-1} (L^{-1} other)^T = L^{-1} other L^{-T}
     _, vectors = symmetric_eig(sym)
-    return torch.linalg.solve_triangular(chol.T, vectors[:, :dim], upper=True)
+    coef = torch.linalg.solve_triangular(chol.T, vectors[:, :dim], upper=True)
+    return coef / coef.norm(dim=0, keepdim=True).clamp_min(1e-300)
 
 
 def embed(x: torch.Tensor, x_fit: torch.Tensor, coef: torch.Tensor, kernel: str, gamma: float) -> torch.Tensor:
