@@ -50,7 +50,7 @@ def run_task(task_name: str, threads: int, knobs: tuple[str, ...] = tuple(GRIDS)
     from adaptune.algorithms.linear_head import fit_logistic_regression
     from adaptune.algorithms.loop import TrialSpec, build, evaluate
     from adaptune.algorithms.methods import ShallowMethod, get_method
-    from adaptune.algorithms.proxies import oracle_accuracy
+    from adaptune.algorithms.proxies import oracle_accuracy, source_accuracy
 
     torch.set_num_threads(threads)
     task = load_task(task_name)
@@ -75,8 +75,8 @@ def run_task(task_name: str, threads: int, knobs: tuple[str, ...] = tuple(GRIDS)
                 classifier.head.weight.copy_(fit.weight)
                 classifier.head.bias.copy_(fit.bias)
             evaluation = evaluate(classifier, data, spec.eval_batch_size, device)
-            source_acc = (evaluation.source_logits.argmax(1) == evaluation.source_labels).float().mean().item()
-            rows.append({"task": task_name, "method": name, "knob": knob, "value": value, "source_acc": source_acc,
+            rows.append({"task": task_name, "method": name, "knob": knob, "value": value,
+                         "source_acc": source_accuracy(evaluation),
                          "target_acc": oracle_accuracy(evaluation.target_logits, data.target_oracle),
                          "head_s": time.perf_counter() - started, "transform_s": transform_s,
                          "dim": data.source_train.x.flatten(1).shape[1], "energy": energy})
@@ -219,17 +219,12 @@ def report(rows: list[dict], command: str) -> str:
 def search_rows(out_root: str, tasks: list[str]) -> list[dict]:
     """The default search on each task under ``out_root`` (benchmarks.skeleton's --out): its recommendation, best
     trial (oracle) and wall time."""
-    import pandas as pd
-
-    from benchmarks.skeleton import measured_search, run_folder
+    from benchmarks.skeleton import finished_search, measured_search, run_folder
 
     rows = []
     for task in tasks:
         out = run_folder(out_root, task)
-        with open(os.path.join(out, "summary.json")) as handle:
-            summary = json.load(handle)
-        board = pd.read_parquet(os.path.join(out, "leaderboard.parquet"))
-        trials = board[board["status"] != "ensemble"]
+        summary, trials = finished_search(out)
         wall, _ = measured_search(out, report_only=True)
         rows.append({"task": task, "recommended": 100 * summary["recommendation"]["target_acc"],
                      "best_trial": 100 * float(trials["target_acc"].max()), "wall_s": wall})

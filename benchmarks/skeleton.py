@@ -18,11 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import psutil
 import yaml
 
 from benchmarks._common import against_best, group_of, header, md_table, write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MEASURED = "benchmark_measured.json"  # beside a run's summary: [wall s, peak bytes] as this script measured them
 PUBLISHED = [
@@ -79,6 +83,16 @@ def measured_search(out: str, task: str | None = None, flags: tuple[str, ...] = 
     return wall, peak
 
 
+def finished_search(out: str) -> tuple[dict, pd.DataFrame]:
+    """A finished search's summary and its trials (the leaderboard without the ensemble's row)."""
+    import pandas as pd
+
+    with open(os.path.join(out, "summary.json")) as handle:
+        summary = json.load(handle)
+    board = pd.read_parquet(os.path.join(out, "leaderboard.parquet"))
+    return summary, board[board["status"] != "ensemble"]
+
+
 def run_folder(out_root: str, task: str) -> str:
     """Where the default search on ``task`` runs under ``out_root``."""
     return os.path.join(out_root, task.replace(":", "-").replace(">", ""))
@@ -90,18 +104,13 @@ def budget_table(tasks: list[str], out_root: str, flags: tuple[str, ...] = (), p
     no-adaptation baselines of benchmarks/baselines.py (source-only logistic regression and 1-NN; where the search
     drew several preprocessings, each baseline's best over them). ``report_only`` rebuilds the page from the runs
     under ``out_root`` and the wall time and peak memory each run recorded beside its summary."""
-    import pandas as pd
-
     from benchmarks.baselines import accuracies
 
     rows, misses = [], []
     for task in tasks:
         out = run_folder(out_root, task)
         wall, peak = measured_search(out, task, flags, report_only)
-        with open(os.path.join(out, "summary.json")) as handle:
-            summary = json.load(handle)
-        board = pd.read_parquet(os.path.join(out, "leaderboard.parquet"))
-        trials = board[board["status"] != "ensemble"]
+        summary, trials = finished_search(out)
         plan, recommended = summary["plan"], summary.get("recommendation") or {}
         kinds = [accuracies(task, kind) for kind in summary["preprocess"].split("|")]
         base = {name: max(kind[name] for kind in kinds) for name in ("lr", "nn")}
