@@ -27,7 +27,7 @@ from .domains import Domain, Task, with_target_neighbours
 from .errors import InputError
 from .features import CountingStore, FeatureStore, MemoryStore, encode_task, parameters_digest, weights_identity
 from .images import DEFAULT_AUGMENT, IN_PROCESS, ImageFiles, Loading, eval_batches, input_batches, pair_batches
-from .linear_head import fit_logistic_regression
+from .linear_head import LinearFit, fit_logistic_regression
 from .methods import Batch, Method, ShallowMethod, get_method
 from .proxies import Evaluation, compute_proxies, oracle_accuracy
 
@@ -302,6 +302,18 @@ def _evaluation_metrics(classifier: Classifier, data: Task, spec: TrialSpec, dev
     return metrics, evaluation
 
 
+def fit_head(classifier: Classifier, method: Method, data: Task, l2: float) -> LinearFit:
+    """Fit ``classifier``'s head to the (transformed) source split as a logistic regression to convergence, with the
+    method's source weights where it has them, and load it into the head; returns the fit."""
+    weights = method.source_weights() if isinstance(method, ShallowMethod) else None
+    fit = fit_logistic_regression(data.source_train.x, data.source_train.y, data.num_classes, l2=l2,
+                                  sample_weight=weights)
+    with torch.no_grad():
+        classifier.head.weight.copy_(fit.weight)
+        classifier.head.bias.copy_(fit.bias)
+    return fit
+
+
 def _closed_form_trial(data: Task, spec: TrialSpec, classifier: Classifier, method: Method, hparams: dict[str, Any],
                        report: ReportFn, device: torch.device) -> dict[str, Any]:
     """Feature extraction: the head is a logistic regression fitted to convergence, reported once as final.
@@ -309,12 +321,7 @@ def _closed_form_trial(data: Task, spec: TrialSpec, classifier: Classifier, meth
     The trial counts as complete (``epoch = spec.epochs``); its ``steps`` are the L-BFGS iterations.
     """
     fit_start = time.perf_counter()
-    weights = method.source_weights() if isinstance(method, ShallowMethod) else None
-    fit = fit_logistic_regression(data.source_train.x, data.source_train.y, data.num_classes,
-                                  l2=float(hparams["head_l2"]), sample_weight=weights)
-    with torch.no_grad():
-        classifier.head.weight.copy_(fit.weight)
-        classifier.head.bias.copy_(fit.bias)
+    fit = fit_head(classifier, method, data, float(hparams["head_l2"]))
     classifier.to(device)
     train_s = time.perf_counter() - fit_start
     metrics, evaluation = _evaluation_metrics(classifier, data, spec, device, final=True, epoch=spec.epochs,
