@@ -44,6 +44,16 @@ from benchmarks.smoothing import KIND
 SHIPPED_SMOOTHING = AUTO_SMOOTHING[KIND]
 RANKING = AUTO_RANKING_PROXY[KIND]
 ROWS = os.path.join(RESULTS, "raw", "ensemble-settings.jsonl")
+# What each committed set of re-ranked searches is, by its rows file.
+SEARCH_SETS = {
+    "ensemble-settings.jsonl": "the searches checkpoint_proxy.md re-ranks",
+    "ensemble-settings-later.jsonl": (
+        "searches run after these settings were chosen (the later searches of first_rung.md; their own ensemble rows "
+        "held back trials stopped at ASHA's first rung, which no setting here does)"),
+    "ensemble-settings-head-l2.jsonl": (
+        "one search per task of the whole suite, run after the closed-form heads' penalty became `head_l2` = 0.3 "
+        "(search_suite_seed0.md)"),
+}
 
 
 @dataclass(frozen=True)
@@ -139,9 +149,7 @@ def page(rows: list[dict], path: str = ROWS, name: str = "ensemble_settings.md")
              f"`{' '.join(['python -m benchmarks.ensemble_settings --runs DIR/*', *own])}`\n\n"
              "Each search is `adaptune search --task T --seed S` at its defaults (`python -m benchmarks.skeleton "
              "--tasks ... --seed S --out DIR`), "
-             + ("the searches checkpoint_proxy.md re-ranks" if committed else
-                "searches run after these settings were chosen (the later searches of first_rung.md; their own "
-                "ensemble rows held back trials stopped at ASHA's first rung, which no setting here does)")
+             + SEARCH_SETS.get(os.path.basename(path), "searches given with --runs")
              + ": Tune's sampler, ASHA "
              "and each trial's kept epoch follow `im`, so the finished trials are the same whichever way they are "
              f"ranked. Here they are ranked by `{RANKING}` at their kept epochs, as `proxy: auto` ranks a feature "

@@ -36,8 +36,11 @@ def test_the_page_keeps_the_shipped_setting_unless_the_held_out_groups_gain():
     assert "keeps its settings" in keep and "A majority vote of the members loses more" in keep
     change = page(_rows({group: {SHIPPED: 2.0, "top 10": 0.5} for group in "abc"}))
     assert "should follow them" in change
-    later = page(_rows({"a": {}, "b": {}}), "benchmarks/results/raw/later.jsonl", "later.md")
-    assert "--rows benchmarks/results/raw/later.jsonl --page later.md" in later and "run after these settings" in later
+    later = page(_rows({"a": {}, "b": {}}), "benchmarks/results/raw/ensemble-settings-later.jsonl", "later.md")
+    assert "--rows benchmarks/results/raw/ensemble-settings-later.jsonl --page later.md" in later
+    assert "run after these settings" in later  # each committed set of searches is described by its rows file
+    other = page(_rows({"a": {}, "b": {}}), "benchmarks/results/raw/other.jsonl", "other.md")
+    assert "searches given with --runs" in other
     assert "checkpoint_proxy.md re-ranks" in keep and "--rows" not in keep
 
 
