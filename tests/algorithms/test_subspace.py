@@ -48,8 +48,8 @@ def _method(cls, **hparams):
 
 
 def _coral_map(method):
-    """CORAL's source map as a dense ``D x D`` matrix: the transform of the identity's rows."""
-    return method.transform_source(torch.eye(method.whiten_vectors.shape[0], dtype=torch.float64))
+    """CORAL's linear source map as a dense ``D x D`` matrix: the map of the identity's rows."""
+    return method.source_map(torch.eye(method.whiten_vectors.shape[0], dtype=torch.float64))
 
 
 def test_methods_are_registered_with_family_summary_and_defaults():
@@ -82,6 +82,8 @@ def test_coral_gives_source_the_target_covariance(reg):
     assert torch.allclose(moved + reg * a.T @ a, covariance(xt) + reg * eye, rtol=1e-5, atol=1e-4)
     if reg < 1e-3:
         assert torch.allclose(moved, covariance(xt), rtol=1e-4, atol=1e-4)
+    # the source also lands on the target's mean (each domain centred on its own, as z-scored features are)
+    assert torch.allclose(method.transform_source(xs).mean(0), xt.mean(0), atol=1e-8)
     # and a source that already has the target's covariance is (nearly) left alone
     method.fit(xt, xt)
     assert torch.allclose(_coral_map(method), eye, atol=1e-5)
