@@ -21,11 +21,12 @@ import sys
 import pandas as pd
 
 from adaptune.algorithms.ensemble import AUTO_SMOOTHING
-from adaptune.algorithms.proxies import AUTO_SOURCE_GAP, DEFAULT_PROXY
+from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_RANKING_PROXY, AUTO_SOURCE_GAP, DEFAULT_PROXY
 from adaptune.reports.leaderboard import selection_order
 from adaptune.reports.proxy_quality import proxy_quality
 from benchmarks._common import (
     INPUT_KIND,
+    MIN_GAIN,
     group_of,
     header,
     md_table,
@@ -171,9 +172,15 @@ def single_picks(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def auto_rule(recommended: pd.DataFrame, singles: pd.DataFrame) -> dict[str, str]:
+def auto_rule(recommended: pd.DataFrame, singles: pd.DataFrame,
+              incumbent: dict[str, str] | None = None) -> dict[str, str]:
     """Per input kind, the candidate proxy whose recommended selection (``recommended``: the top-5 ensemble, as a
     search ships it: :func:`as_shipped`) has the least mean top-1 regret over that kind's tasks.
+
+    With ``incumbent`` (the rule a search ships now), a kind keeps its incumbent while that is still a candidate,
+    unless the best one gains at least MIN_GAIN points in the mean of the kind's groups' mean regrets and gains with
+    each of those groups left out: a pool of one trial per method cannot show how TPE and ASHA follow a proxy
+    through a whole search, so a small edge on pools does not move a default that whole searches were run with.
 
     Candidates exclude the opt-in and final-only proxies, and any proxy whose single pick among every trial
     (``singles``) loses more than :data:`CATASTROPHIC` points on average on some benchmark, and any measured on only
@@ -197,16 +204,44 @@ def auto_rule(recommended: pd.DataFrame, singles: pd.DataFrame) -> dict[str, str
     candidates = recommended[recommended["proxy"].isin(trusted(recommended).intersection(trusted(singles)))].copy()
     candidates["kind"] = candidates["group"].map(INPUT_KIND)
     regret = candidates.groupby(["kind", "proxy"])["top1_regret"].mean()
-    return {kind: regret[kind].idxmin() for kind in sorted(candidates["kind"].unique())}
+    by_group = candidates.groupby(["kind", "proxy", "group"])["top1_regret"].mean()
+    rule = {}
+    for kind in sorted(candidates["kind"].unique()):
+        best, kept = regret[kind].idxmin(), (incumbent or {}).get(kind)
+        if kept is not None and kept != best and kept in regret[kind].index:
+            gain = 100 * (by_group[kind][kept] - by_group[kind][best])  # per group, paired by group
+            held_out = [gain.drop(group).mean() for group in gain.index] if len(gain) > 1 else []
+            if gain.mean() < MIN_GAIN or any(g <= 0 for g in held_out):
+                best = kept
+        rule[kind] = best
+    return rule
 
 
-def leave_one_group_out(recommended: pd.DataFrame, singles: pd.DataFrame) -> dict[str, float]:
+def pool_edge(recommended: pd.DataFrame, singles: pd.DataFrame, rule: dict[str, str]) -> str:
+    """Where the pools' least regret names another proxy than ``rule`` keeps: each with its mean regret per group
+    against the kept one's (points), as a clause for the page; empty where they agree."""
+    best = auto_rule(recommended, singles)
+    per_group = recommended.groupby(["proxy", "group"])["top1_regret"].mean()
+    clauses = []
+    for kind, proxy in sorted(best.items()):
+        if proxy != rule[kind]:
+            groups = [g for g, k in INPUT_KIND.items() if k == kind and g in set(recommended["group"])]
+            spread = {name: 100 * per_group[name][groups].mean() for name in (proxy, rule[kind])}
+            clauses.append(f"on {kind} the pools' least mean regret over the tasks is `{proxy}`'s (per group "
+                           f"{spread[proxy]:.2f} points, against {spread[rule[kind]]:.2f} for `{rule[kind]}`), so "
+                           f"`{rule[kind]}` stays")
+    return "; " + "; ".join(clauses) if clauses else ""
+
+
+def leave_one_group_out(recommended: pd.DataFrame, singles: pd.DataFrame,
+                        incumbent: dict[str, str] | None = None) -> dict[str, float]:
     """The auto rule's regret out of sample: for each benchmark group, the rule derived from every other group
     picks the proxy, scored on the held-out group's tasks; the mean per group (in points). A kind whose only
     group is held out falls back to the product's DEFAULT_PROXY, as a kind without evidence would."""
     regrets = {}
     for group, held_out in recommended.groupby("group"):
-        rule = auto_rule(recommended[recommended["group"] != group], singles[singles["group"] != group])
+        rule = auto_rule(recommended[recommended["group"] != group], singles[singles["group"] != group],
+                         incumbent)
         proxy = rule.get(INPUT_KIND[group], DEFAULT_PROXY)
         regrets[group] = 100 * held_out[held_out["proxy"] == proxy]["top1_regret"].mean()
     return regrets
@@ -291,7 +326,7 @@ def main(paths: list[str]) -> None:
     # The proxy is derived on the selection a search ships with it (the kind's source gap and smoothing, themselves
     # derived with the proxy before: source_gap.md, smoothing.md), so a proxy is judged on what its users get.
     shipped, shipped_singles = as_shipped(recommended), as_shipped(singles)
-    rule = auto_rule(shipped, at_gap(singles, None))
+    rule = auto_rule(shipped, at_gap(singles, None), AUTO_PROXY)
     update_auto_rule(rule=rule, criterion="least mean regret of the recommended selection as a search ships it (the "
                      "ensemble of the top 5 trials by the proxy within the kind's source gap, smoothed over target "
                      "neighbourhoods where the kind's rule does) over the kind's tasks, among proxies whose single "
@@ -367,13 +402,17 @@ def main(paths: list[str]) -> None:
                   ("single best trial within the gap (`recommend: single`)", "auto", regret_of(shipped_singles, rule)),
                   ("single best trial within the gap", f"`{DEFAULT_PROXY}`", regret_of(shipped_singles, default_rule))]
     rows = [[label, proxy, *regrets.values(), mean(regrets)] for label, proxy, regrets in selections]
-    held_out = leave_one_group_out(shipped, at_gap(singles, None))
+    held_out = leave_one_group_out(shipped, at_gap(singles, None), AUTO_PROXY)
     text += ("\n\n## The default selection against the oracle\n\nPoints of target accuracy lost against the oracle's "
              "best (trial, epoch) of the same search; negative where the ensemble beats every single candidate. "
              f"`auto` = {', '.join(f'{k}: `{v}`' for k, v in rule.items())}. As shipped: "
              + "; ".join(f"{kind}: {shipped_name(kind)}" for kind in sorted(set(INPUT_KIND.values())))
              + " (a trial outside the source gap, at its best epoch by the proxy, ranks after every trial within "
-             "it).\n\n")
+             "it). Each trial is ranked here by the proxy that keeps its epoch; "
+             + "; ".join(f"on {kind} a search then ranks the finished trials by `{ranking}` at those epochs"
+                         for kind, ranking in sorted(AUTO_RANKING_PROXY.items()) if ranking)
+             + " (derived in checkpoint_proxy.md, on pools of one trial per method and on whole default searches)."
+             "\n\n")
     text += md_table(rows, ["selection", "proxy", *groups, "average"])
     text += ("\n\n### The source gap\n\nThe selection by each kind's proxy with trials admitted within a gap of the "
              "best held-out source accuracy (each trial at its best epoch by the proxy); points lost against the "
@@ -431,7 +470,11 @@ def main(paths: list[str]) -> None:
              "family, as the single pick shows and the pool's ensemble hides (whole default searches with the rule "
              "before and after this screen: `benchmarks/results/proxy_searches.md`). It is chosen on these same runs "
              "(in-sample); the leave-one-group-out figure above is the "
-             "honest estimate. `benchmarks/results/proxy_auto.json` holds the rule `adaptune` ships (a test keeps "
+             f"honest estimate. A kind keeps the proxy it ships unless the best candidate gains at least {MIN_GAIN} "
+             "points in the mean of the kind's groups and gains with each of them left out: a pool cannot show how "
+             "TPE and ASHA follow a proxy through a whole search, so a small edge here does not move a default that "
+             "whole searches were run with" + pool_edge(shipped, at_gap(singles, None), rule) + ". "
+             "`benchmarks/results/proxy_auto.json` holds the rule `adaptune` ships (a test keeps "
              "`AUTO_PROXY` equal to it). The default source gap is derived on whole searches instead "
              "(`benchmarks/results/source_gap.md`): a pool of one trial per method cannot show TPE filling the "
              "top 5 with the family a proxy over-rates; the smoothing on whole searches and pools "

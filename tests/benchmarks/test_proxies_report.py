@@ -70,3 +70,19 @@ def test_a_proxy_that_one_kind_cannot_have_is_a_candidate_for_the_other_but_not_
     late = recommended[~((recommended["proxy"] == "neighbours") & (recommended["group"] == "surf"))]
     assert proxies_report.auto_rule(late, late) == {"features": "plain", "images": "plain"}
 
+
+
+def test_the_shipped_proxy_stays_unless_another_gains_enough_on_every_group_left_out():
+    tasks = [("amazon:B->D", "amazon"), ("office-surf:D->W", "surf"), ("amazon-5000:B->D", "amazon-5000")]
+    small_edge = _regrets([(t, g, "new", 0.010) for t, g in tasks] + [(t, g, "old", 0.011) for t, g in tasks])
+    assert proxies_report.auto_rule(small_edge, small_edge) == {"features": "new"}
+    assert proxies_report.auto_rule(small_edge, small_edge, {"features": "old"}) == {"features": "old"}
+    # A clear edge on two groups, a loss on the third: it does not hold with every group left out.
+    one_sided = _regrets([(t, g, "new", 0.0) for t, g in tasks] + [(t, g, "old", r) for (t, g), r in
+                                                                   zip(tasks, (0.03, 0.03, -0.03))])
+    assert proxies_report.auto_rule(one_sided, one_sided, {"features": "old"}) == {"features": "old"}
+    clear = _regrets([(t, g, "new", 0.0) for t, g in tasks] + [(t, g, "old", 0.01) for t, g in tasks])
+    assert proxies_report.auto_rule(clear, clear, {"features": "old"}) == {"features": "new"}
+    # An incumbent that is no longer a candidate (its single pick failed somewhere) gives way.
+    failed = clear.assign(top1_regret=[0.0, 0.0, 0.0, 0.2, 0.01, 0.01])
+    assert proxies_report.auto_rule(clear, failed, {"features": "old"}) == {"features": "new"}
