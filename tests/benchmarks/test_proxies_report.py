@@ -71,7 +71,6 @@ def test_a_proxy_that_one_kind_cannot_have_is_a_candidate_for_the_other_but_not_
     assert proxies_report.auto_rule(late, late) == {"features": "plain", "images": "plain"}
 
 
-
 def test_the_shipped_proxy_stays_unless_another_gains_enough_on_every_group_left_out():
     tasks = [("amazon:B->D", "amazon"), ("office-surf:D->W", "surf"), ("amazon-5000:B->D", "amazon-5000")]
     small_edge = _regrets([(t, g, "new", 0.010) for t, g in tasks] + [(t, g, "old", 0.011) for t, g in tasks])
