@@ -279,6 +279,12 @@ def parameter_groups(step_module: TrainStep, hparams: dict[str, Any]) -> list[di
     return groups
 
 
+def uses_channels_last(input_shape: tuple[int, ...]) -> bool:
+    """Whether a trial keeps image batches and convolutions channels last (NHWC): on a GPU (under bf16 autocast
+    most) and on the CPU alike, convolutions run faster that way (benchmarks/results/channels_last_cpu.md)."""
+    return len(input_shape) == 3
+
+
 def bf16_autocast(device: torch.device, enabled: bool = True) -> torch.autocast:
     """bf16 autocast on CUDA only: on the CPU a trial stays in float32 (``amp`` is a GPU option)."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
@@ -399,8 +405,7 @@ def run_trial(
     if spec.warm_start == "source" and resume_state is None:
         _warm_start(task, spec, int(hparams.get("freeze_depth", 0)), classifier, data.source_train, features, device)
     step_module = TrainStep(classifier, method).to(device)
-    # On a GPU, convolutions over image batches run fastest with channels last (NHWC), under bf16 autocast most.
-    channels_last = device.type == "cuda" and len(data.input_shape) == 3
+    channels_last = uses_channels_last(data.input_shape)
     if channels_last:
         step_module = step_module.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(parameter_groups(step_module, hparams), lr=hparams["lr"], momentum=spec.momentum,

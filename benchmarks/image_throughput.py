@@ -158,12 +158,12 @@ def trial_speed(task: Task, spec: TrialSpec, device: torch.device) -> Speed:
 def _model(task: Task, spec: TrialSpec, device: torch.device) -> tuple[Backbone, Classifier]:
     """The trial's classifier for freeze_depth 0, initialised from the trial's seed."""
     from adaptune.algorithms.backbones import build_backbone
-    from adaptune.algorithms.loop import Classifier
+    from adaptune.algorithms.loop import Classifier, uses_channels_last
 
     torch.manual_seed(spec.seed)
     backbone = build_backbone(spec.backbone, task.input_shape, weights=spec.weights)
     model = Classifier(backbone.blocks, backbone.out_features, task.num_classes, spec.bottleneck_dim).to(device)
-    if device.type == "cuda":  # as the trial loop does for image batches on a GPU
+    if uses_channels_last(task.input_shape):  # as the trial loop keeps image batches
         model = model.to(memory_format=torch.channels_last)
     return backbone, model
 
@@ -180,7 +180,7 @@ def bare_speed(task: Task, spec: TrialSpec, device: torch.device, uses_target: b
     loops decode the same files with the same crops; each pass starts a fresh DataLoader, as a trial epoch does.
     """
     from adaptune.algorithms.images import input_batches
-    from adaptune.algorithms.loop import _batches, _loading, bf16_autocast
+    from adaptune.algorithms.loop import _batches, _loading, bf16_autocast, uses_channels_last
 
     _fresh(device)
     backbone, model = _model(task, spec, device)
@@ -189,7 +189,7 @@ def bare_speed(task: Task, spec: TrialSpec, device: torch.device, uses_target: b
     xt_all = task.target_train.x.normalised(backbone.mean, backbone.std)
     ys_all = task.source_train.y.to(device)
     loading = _loading(spec, device)  # the trial's Loading: workers, augmentation, pinned memory on CUDA
-    channels_last = device.type == "cuda"
+    channels_last = uses_channels_last(task.input_shape)
     seconds, cpu_seconds = [], []
     for epoch in range(spec.epochs):
         synchronize(device)
@@ -223,7 +223,7 @@ def bare_speed(task: Task, spec: TrialSpec, device: torch.device, uses_target: b
 def model_speed(task: Task, spec: TrialSpec, device: torch.device, uses_target: bool, warmup: int = 3) -> Speed:
     """Images/s of the bare loop's steps on one decoded batch held on the device: the network alone."""
     from adaptune.algorithms.images import eval_batches
-    from adaptune.algorithms.loop import bf16_autocast
+    from adaptune.algorithms.loop import bf16_autocast, uses_channels_last
 
     _fresh(device)
     backbone, model = _model(task, spec, device)
@@ -232,7 +232,7 @@ def model_speed(task: Task, spec: TrialSpec, device: torch.device, uses_target: 
     xs_all = task.source_train.x.normalised(backbone.mean, backbone.std)
     batch = next(iter(eval_batches(xs_all[: spec.batch_size], spec.batch_size, device)))
     x = batch.repeat(-(-images // len(batch)), 1, 1, 1)[:images]  # a folder smaller than a batch: repeat it
-    if device.type == "cuda":
+    if uses_channels_last(task.input_shape):
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.arange(spec.batch_size, device=device) % task.num_classes
 
@@ -308,7 +308,7 @@ def conclusion(rows: list[Row], device: torch.device) -> str:
     else:
         verdict += "; the bare loop runs within 0.8x of the network alone, so the network, not decoding, sets the pace"
     if device.type == "cpu":
-        verdict += ". A CPU run: no autocast, channels_last or pinned memory, and the loader shares the cores with " \
+        verdict += ". A CPU run: no autocast or pinned memory, and the loader shares the cores with " \
                    "the network"
     return verdict + "."
 
@@ -328,7 +328,7 @@ def page(args: argparse.Namespace, command: str, device: torch.device, rows: lis
         + (", pinned memory" if on_gpu else ""),
         f"- model: {args.backbone}, random init, freeze_depth 0 (every layer trains), 256-d bottleneck + head; batch "
         f"{args.batch_size} source (+ {args.batch_size} target for methods that read it); "
-        + ("bf16 autocast + channels_last" if on_gpu else "float32 (autocast and channels_last are CUDA-only)"),
+        + ("bf16 autocast + channels_last" if on_gpu else "float32 + channels_last (autocast is CUDA-only)"),
         f"- timing: {args.epochs} epochs of {args.steps} steps, the fastest after the first kept (an epoch includes "
         "starting its DataLoader, as every trial epoch does); images/s counts source + target images through the "
         "network; network alone = the bare loop's step on one decoded batch held on the device; CPU s/step = CPU "

@@ -153,6 +153,9 @@ def test_trials_train_on_streamed_folders(folders, resnet_weights, method, hpara
     metrics = run_trial(task, spec, lambda m, state: reports.append((m, state())), store=store)
     assert 0.0 <= metrics["target_acc"] <= 1.0 and np.isfinite(metrics["proxy_source_acc"])
     assert reports[-1][1]["target_probs"].shape == (len(task.target_val), 2)
+    if features is None:  # trained image networks run channels last on the CPU too (channels_last_cpu.md)
+        kernels = [v for v in reports[-1][1]["model"].values() if v.dim() == 4 and v.shape[1] > 1]
+        assert kernels and all(v.is_contiguous(memory_format=torch.channels_last) for v in kernels)
     cached = [tuple(v.shape) for v in store._items.values()]
     # One entry per distinct content: the transductive target (target_train = target_val) is encoded once.
     assert sorted(cached) == (sorted({(n, features) for n in task.sizes().values()}) if features else [])
