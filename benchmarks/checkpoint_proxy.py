@@ -252,6 +252,7 @@ def read_ranked_run(run: str) -> RankedRun:
     facts = {"seed": config.get("seed", 0), "task": config["task"], "group": group_of(config["task"]),
              "ranked_by": summary["proxy"],  # the proxy the run itself ranked by, whose row must match ``recorded``
              "best": 100 * max(r["target_acc"] for r in trials),
+             "source_val": len(task.source_val),  # held-out source samples, which a source gap can be widened by
              "baseline": saved_baseline(config["task"], summary["preprocess"])["best"],
              "recorded": 100 * board.loc[board["status"] == "ensemble", "target_acc"].item()}
     return RankedRun(config, summary, task.target_oracle, task.target_val.x, trials, probs, facts)

@@ -25,7 +25,13 @@ import torch
 
 from adaptune.algorithms.ensemble import AUTO_SMOOTHING, average_predictions, mix_with_neighbours
 from adaptune.algorithms.neighbours import nearest_neighbours
-from adaptune.algorithms.proxies import AUTO_RANKING_PROXY, AUTO_SOURCE_GAP, oracle_accuracy
+from adaptune.algorithms.proxies import (
+    AUTO_RANKING_PROXY,
+    AUTO_SOURCE_GAP,
+    AUTO_SOURCE_GAP_STANDARD_ERRORS,
+    oracle_accuracy,
+    widened_source_gap,
+)
 from adaptune.search.config import DEFAULT_ENSEMBLE_K, DEFAULT_ENSEMBLE_PER_METHOD
 from benchmarks._common import (
     MIN_GAIN,
@@ -53,6 +59,9 @@ SEARCH_SETS = {
     "ensemble-settings-head-l2.jsonl": (
         "one search per task of the whole suite, run after the closed-form heads' penalty became `head_l2` = 0.3 "
         "(search_suite_seed0.md)"),
+    "ensemble-settings-seeds.jsonl": (
+        "one search per task of the suite outside Amazon-5000 at each of seeds 0 and 1, at one commit "
+        "(search_suite_seed0_30.md, search_suite_seed1.md)"),
 }
 
 
@@ -61,6 +70,7 @@ class Setting:
     """How an ensemble row is built from trials ranked by the shipped ranking proxy."""
 
     source_gap: float | None = AUTO_SOURCE_GAP[KIND]
+    standard_errors: float = AUTO_SOURCE_GAP_STANDARD_ERRORS[KIND]  # the gap's widening on a small held-out source
     per_method: int | None = DEFAULT_ENSEMBLE_PER_METHOD
     k: int = DEFAULT_ENSEMBLE_K
     neighbours: int = SHIPPED_SMOOTHING.neighbours  # 0: no smoothing
@@ -82,6 +92,12 @@ SETTINGS: dict[str, Setting] = {
     "no source gap": Setting(source_gap=None),
     "source gap 2 points": Setting(source_gap=0.02),
     "source gap 10 points": Setting(source_gap=0.10),
+    "gap widened to 1 standard error": Setting(standard_errors=1.0),
+    "gap widened to 2 standard errors": Setting(standard_errors=2.0),
+    # the gap in standard errors alone: it scales with every source's size, so every group tests it
+    "gap of 1 standard error": Setting(source_gap=0.0, standard_errors=1.0),
+    "gap of 2 standard errors": Setting(source_gap=0.0, standard_errors=2.0),
+    "gap of 3 standard errors": Setting(source_gap=0.0, standard_errors=3.0),
     "single best trial": Setting(k=1),
     "top 3": Setting(k=3),
     "top 10": Setting(k=10),
@@ -103,7 +119,8 @@ def measure_run(run: str) -> dict:
     neighbours = nearest_neighbours(ranked.target_features, max(s.neighbours for s in SETTINGS.values()))
     accuracy = {}
     for name, setting in SETTINGS.items():
-        members = ranked.members(RANKING, setting.source_gap, setting.per_method, setting.k)
+        gap = widened_source_gap(setting.source_gap, setting.standard_errors, ranked.facts["source_val"])
+        members = ranked.members(RANKING, gap, setting.per_method, setting.k)
         scores = setting.combine([ranked.probs[m["trial_id"]] for m in members])
         if setting.neighbours:
             scores = mix_with_neighbours(scores, neighbours[:, :setting.neighbours], setting.weight)
@@ -117,20 +134,41 @@ def collect(runs: list[str], path: str = ROWS) -> None:
     merge_searches(path, [measure_run(run) for run in runs])
 
 
+def measured_settings(rows: list[dict]) -> list[str]:
+    """The settings of :data:`SETTINGS` that every row measured (rows re-ranked before a setting existed lack it)."""
+    return [name for name in SETTINGS if all(name in row["accuracy"] for row in rows)]
+
+
 def losses(rows: list[dict]) -> pd.DataFrame:
     """Mean loss (points below each search's best trial) per group (rows) and setting (columns)."""
-    frame = pd.DataFrame([{"group": row["group"], "setting": name, "loss": row["best"] - accuracy}
-                          for row in rows for name, accuracy in row["accuracy"].items()])
-    return frame.pivot_table(index="group", columns="setting", values="loss", aggfunc="mean")[list(SETTINGS)]
+    names = measured_settings(rows)
+    frame = pd.DataFrame([{"group": row["group"], "setting": name, "loss": row["best"] - row["accuracy"][name]}
+                          for row in rows for name in names])
+    return frame.pivot_table(index="group", columns="setting", values="loss", aggfunc="mean")[names]
 
 
 def differs(name: str) -> str:
     """What the setting ``name`` changes from the shipped one."""
     setting, shipped = SETTINGS[name], SETTINGS[SHIPPED]
     changed = ["majority vote" if field == "vote" else f"{field} {'none' if value is None else value}"
-               for field in ("source_gap", "per_method", "k", "neighbours", "weight", "vote")
+               for field in ("source_gap", "standard_errors", "per_method", "k", "neighbours", "weight", "vote")
                for value in [getattr(setting, field)] if value != getattr(shipped, field)]
     return ", ".join(changed) or "-"
+
+
+def seeds_section(rows: list[dict], names: list[str]) -> str:
+    """The loss per group of the settings ``names`` at each seed apart, where the rows hold several seeds: a default
+    should hold on each, not on their mean only."""
+    seeds = sorted({row["seed"] for row in rows})
+    if len(seeds) < 2:
+        return ""
+    per_seed = {seed: losses([row for row in rows if row["seed"] == seed]) for seed in seeds}
+    groups = list(per_seed[seeds[0]].index)
+    text = "\n\n## The source gap at each seed (loss per group, points)\n\n"
+    return text + md_table([[name, seed, *[per_seed[seed].loc[g, name] if g in per_seed[seed].index else "-"
+                                           for g in groups], per_seed[seed][name].mean()]
+                            for name in names for seed in seeds],
+                           ["setting", "seed", *groups, "mean over groups"])
 
 
 def page(rows: list[dict], path: str = ROWS, name: str = "ensemble_settings.md") -> str:
@@ -154,14 +192,18 @@ def page(rows: list[dict], path: str = ROWS, name: str = "ensemble_settings.md")
              "and each trial's kept epoch follow `im`, so the finished trials are the same whichever way they are "
              f"ranked. Here they are ranked by `{RANKING}` at their kept epochs, as `proxy: auto` ranks a feature "
              f"table, and the ensemble row is rebuilt under each setting. Shipped: the top {shipped.k} trials within "
-             f"{100 * shipped.source_gap:g} points of the best held-out source accuracy, at most {shipped.per_method} "
+             f"{100 * shipped.source_gap:g} points of the best held-out source accuracy"
+             + (f" (widened to {shipped.standard_errors:g} standard errors of that accuracy, 1 / (2 sqrt(n)) each on "
+                "n held-out source samples)" if shipped.standard_errors else "")
+             + f", at most {shipped.per_method} "
              f"of one method, probabilities averaged, {SHIPPED_SMOOTHING.describe()}. Every other setting changes "
              "one of these. Loss: points of target accuracy below the search's best trial (oracle labels, "
              "reporting only), the mean over each group's searches.\n\n## Loss per group (points)\n\n")
     text += md_table([[name, differs(name), *per_group[name], per_group[name].mean(),
-                       sum(row["accuracy"][name] >= row["baseline"] for row in rows)] for name in SETTINGS],
+                       sum(row["accuracy"][name] >= row["baseline"] for row in rows)] for name in per_group.columns],
                      ["setting", "changes", *[f"{g} ({counts[g]})" for g in per_group.index], "mean over groups",
                       f"at or above max(LR, 1-NN) (of {len(rows)})"])
+    text += seeds_section(rows, [name for name in per_group.columns if name == SHIPPED or "gap" in name])
     text += "\n\n## Leave one group out\n\n"
     text += md_table([[group, held[group], per_group.loc[group, held[group]], per_group.loc[group, SHIPPED]]
                       for group in per_group.index],

@@ -334,7 +334,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     from adaptune.algorithms.hparams import default_ranges
     from adaptune.algorithms.methods import METHODS
-    from adaptune.algorithms.proxies import AUTO_SOURCE_GAP, PROXIES, auto_rule_words
+    from adaptune.algorithms.proxies import AUTO_SOURCE_GAP, PROXIES, auto_gap_words, auto_rule_words
 
     from .config import DEFAULT_ENSEMBLE_PER_METHOD
     from .space import method_params
@@ -349,7 +349,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
         print(f"    {name:<11} {proxy.summary}")
     print(f"    {'auto':<11} by input kind, the rule with the least regret in our benchmark among proxies that never "
           f"over-rated one family ({auto_rule_words()})  (default)")
-    gaps = ", ".join(f"{kind}: {'none' if gap is None else f'{gap:g}'}" for kind, gap in AUTO_SOURCE_GAP.items())
+    gaps = ", ".join(f"{kind}: {auto_gap_words(kind)}" for kind in AUTO_SOURCE_GAP)
     print(f"\nsource_gap auto: trials further below the best held-out source accuracy are not recommended ({gaps})")
     smoothing = ", ".join(f"{kind}: {'none' if rule is None else rule.describe()}" for kind, rule in
                           AUTO_SMOOTHING.items())

@@ -95,7 +95,7 @@ class SearchConfig:
     recommend: str | None = None
     # Trials whose held-out source accuracy lies further than this (a fraction of accuracy) below the best trial's on
     # the same preprocessing rank after the others and are never recommended; auto: derived with the proxy
-    # (AUTO_SOURCE_GAP); none: off.
+    # (AUTO_SOURCE_GAP, widened on a small held-out source by AUTO_SOURCE_GAP_STANDARD_ERRORS); none: off.
     source_gap: float | str | None = AUTO_GAP
     # The ensemble row's predictions mixed with those of each target sample's nearest target neighbours (feature
     # tables): auto (AUTO_SMOOTHING, by input kind), none, or a number of neighbours, mixed in at smoothing_weight.

@@ -325,14 +325,44 @@ def test_auto_proxy_without_a_rule_or_an_input_kind(monkeypatch):
     assert proxies.auto_proxy() == proxies.DEFAULT_PROXY
 
 
+def test_the_source_gap_widens_to_the_standard_error_of_a_small_held_out_source():
+    from adaptune.algorithms.proxies import widened_source_gap
+
+    # 16 held-out samples: the widest standard error of their accuracy is 1 / (2 * 4) = 0.125 (two samples).
+    assert widened_source_gap(0.05, 1.0, 16) == 0.125
+    assert widened_source_gap(0.05, 2.0, 16) == 0.25
+    assert widened_source_gap(0.05, 1.0, 400) == 0.05  # 0.025 < the gap: a large split keeps it
+    assert widened_source_gap(0.05, 0.0, 16) == 0.05
+    assert widened_source_gap(None, 1.0, 16) is None  # no gap stays no gap
+
+
+def test_auto_source_gap_reads_the_tasks_held_out_source(blobs_task, monkeypatch):
+    from adaptune.algorithms import proxies
+
+    monkeypatch.setattr(proxies, "AUTO_SOURCE_GAP", {"features": 0.05, "images": None})
+    monkeypatch.setattr(proxies, "AUTO_SOURCE_GAP_STANDARD_ERRORS", {"features": 1.0, "images": 0.0})
+    held_out = len(blobs_task.source_val)
+    assert proxies.resolve_source_gap("auto", blobs_task) == max(0.05, 1 / (2 * math.sqrt(held_out)))
+    assert proxies.resolve_source_gap(0.02, blobs_task) == 0.02  # a gap the user names is taken as it is
+    assert proxies.resolve_source_gap("none", blobs_task) is None
+    assert "widened to 1 standard error" in proxies.auto_gap_words("features")
+    assert proxies.auto_gap_words("images") == "none"
+
+
 def test_auto_rule_is_the_one_our_benchmark_derived():
     import json
     from pathlib import Path
 
-    from adaptune.algorithms.proxies import AUTO_PROXY, AUTO_RANKING_PROXY, AUTO_SOURCE_GAP
+    from adaptune.algorithms.proxies import (
+        AUTO_PROXY,
+        AUTO_RANKING_PROXY,
+        AUTO_SOURCE_GAP,
+        AUTO_SOURCE_GAP_STANDARD_ERRORS,
+    )
 
     measured = json.loads((Path(__file__).resolve().parents[2] / "benchmarks/results/proxy_auto.json").read_text())
     assert AUTO_PROXY == measured["rule"] and AUTO_SOURCE_GAP == measured["source_gap"]
+    assert AUTO_SOURCE_GAP_STANDARD_ERRORS == measured["source_gap_standard_errors"]
     assert AUTO_RANKING_PROXY == measured["ranking_rule"]
     from adaptune.search.config import DEFAULT_ENSEMBLE_PER_METHOD
 

@@ -53,3 +53,22 @@ def test_fresh_rows_replace_their_search_and_one_search_given_twice_is_kept_once
                           {"task": "a:t", "seed": 1, "value": 4}])
     assert [(r["task"], r["seed"], r["value"]) for r in read_jsonl(path)] == [("a:t", 0, 3), ("b:t", 0, 1),
                                                                               ("a:t", 1, 4)]
+
+
+def test_rows_from_before_a_setting_existed_leave_it_off_the_page():
+    rows = _rows({"a": {}, "b": {}})
+    for row in rows:
+        del row["accuracy"]["gap of 1 standard error"]
+    text = page(rows)
+    assert "gap of 1 standard error" not in text and "gap of 2 standard errors" in text
+
+
+def test_several_seeds_show_the_source_gap_at_each_seed():
+    one_seed = _rows({"a": {"gap of 1 standard error": 0.0}, "b": {}})
+    assert "at each seed" not in page(one_seed)
+    other_seed = [{**row, "seed": 1} for row in _rows({"a": {"gap of 1 standard error": 2.0}, "b": {}})]
+    text = page(one_seed + other_seed)
+    section = text.split("## The source gap at each seed")[1].split("##")[0]
+    assert "| gap of 1 standard error | 0 | 0.0 | 1.0 | 0.5 |" in section
+    assert "| gap of 1 standard error | 1 | 2.0 | 1.0 | 1.5 |" in section
+    assert "| 5 neighbours |" not in section  # only the source-gap settings
