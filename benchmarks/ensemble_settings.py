@@ -61,7 +61,8 @@ SEARCH_SETS = {
         "(search_suite_seed0.md)"),
     "ensemble-settings-seeds.jsonl": (
         "one search per task of the suite outside Amazon-5000 at each of seeds 0 and 1, at one commit "
-        "(search_suite_seed0_30.md, search_suite_seed1.md)"),
+        "(search_suite_seed0_30.md, search_suite_seed1.md), and of its SURF and digit tasks at seed 2 "
+        "(search_suite_seed2_16.md)"),
 }
 
 
