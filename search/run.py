@@ -195,19 +195,35 @@ def _init_ray(address: str | None) -> None:
         # "local": always a new single-node Ray, never a cluster that `ray start` left on this host.
         ray.init(address="local", dashboard_host="127.0.0.1", **kwargs)
         return
-    # Over Ray Client the head starts a server process per client; on a loaded head that start can fail
-    # ("Starting Ray client server failed"), and a new connection gets a new server.
+    # Over Ray Client the head starts a server process per client; on a loaded head that start can fail, or the
+    # server may not answer within the head's channel timeout (30 s), and a new connection gets a new server.
     attempts = CLIENT_CONNECT_ATTEMPTS if address.startswith("ray://") else 1
     for attempt in range(attempts):
         try:
             ray.init(address=address, **kwargs)
             return
         except (ConnectionError, RuntimeError) as error:
-            if "client server" not in str(error).lower() or attempt == attempts - 1:
-                raise InputError("address", f"could not join the Ray cluster at {address} "
-                                 f"({first_line(error)[:160]})") from None
-            print(f"adaptune: {address}: {first_line(error)}; connecting again", file=sys.stderr)
+            reason = client_failure_reason(error)
+            if not client_server_failed(reason) or attempt == attempts - 1:
+                raise InputError("address", f"could not join the Ray cluster at {address} ({reason[:160]})") from None
+            print(f"adaptune: {address}: {reason[:160]}; connecting again", file=sys.stderr)
             time.sleep(5)
+
+
+def client_failure_reason(error: BaseException) -> str:
+    """The line that says why ``ray.init`` failed. A Ray Client head that could not serve the client answers
+    "Initialization failure from server:" followed by its own traceback, whose last line holds the reason."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Initialization failure from server"):
+        return lines[-1]
+    return first_line(error)
+
+
+def client_server_failed(reason: str) -> bool:
+    """Whether the head failed to start or reach the server process of this one client (a new connection gets a
+    new one), rather than refusing the client or not being there."""
+    reason = reason.lower()
+    return "client server" in reason or "failed to connect to backend" in reason
 
 
 def _max_concurrent(c: SearchConfig, trials: int, per_trial_cpu: float) -> int:

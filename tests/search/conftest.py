@@ -89,7 +89,13 @@ class RayNode:
     node_id: str | None = None
 
     def processes(self) -> list[psutil.Process]:
-        return processes_naming(self.temp_dir)
+        """The node's processes. A head's Ray Client server outlives the `ray start` that spawned it and names
+        only the node id, not the temp dir."""
+        found = processes_naming(self.temp_dir)
+        if self.node_id:
+            known = {proc.pid for proc in found}
+            found += [proc for proc in processes_naming(f"--node-id={self.node_id}") if proc.pid not in known]
+        return found
 
     def kill(self) -> None:
         """SIGKILL the raylet, its workers and agents (and on a head, the GCS and dashboard): a node lost."""
@@ -99,7 +105,7 @@ class RayNode:
     def stop(self) -> None:
         processes = self.processes()
         kill_all(processes, signal.SIGTERM, timeout_s=5)
-        # The same list again: a child whose parent died first (a Ray Client server) no longer names the temp dir.
+        # The same list again: a child whose parent died first no longer names the node.
         kill_all(processes)
         self.kill()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
@@ -207,8 +213,10 @@ def start_worker(head: RayNode, num_cpus: int = 2, **env_extra: str) -> RayNode:
 # leaks the worker group's placement group, starving later trials.
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[RayNode]:
-    """One head (2 CPUs, token auth, dashboard, venv on PATH) for the cluster tests of one module."""
-    head = start_head(num_cpus=2)
+    """One head (2 CPUs, token auth, dashboard, venv on PATH) for the cluster tests of one module. Its Ray
+    Client server waits 120 s rather than 30 s for the server process it starts per client: on a busy 2-core
+    host that start has taken longer than 30 s."""
+    head = start_head(num_cpus=2, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="120")
     try:
         yield head
     finally:

@@ -38,3 +38,19 @@ def test_an_address_where_nothing_listens_is_one_line(tmp_path, address):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("adaptune: error: address:"), lines
     assert not out.exists()
+
+
+def test_a_client_server_that_did_not_answer_is_named_and_retried():
+    """Ray Client's "Initialization failure from server:" carries the head's traceback: the line that says why
+    is its last one, and a server that did not answer in time is worth a new connection (a new server)."""
+    from adaptune.search.run import client_failure_reason, client_server_failed
+
+    head_traceback = ("Initialization failure from server:\nTraceback (most recent call last):\n"
+                      '  File "proxier.py", line 778, in Datapath\n    raise RuntimeError(\n'
+                      "RuntimeError: Proxy failed to Connect to backend! Check `ray_client_server.err`\n")
+    reason = client_failure_reason(ConnectionAbortedError(head_traceback))
+    assert reason.startswith("RuntimeError: Proxy failed to Connect to backend!")
+    assert client_server_failed(reason)
+    assert client_server_failed(client_failure_reason(RuntimeError("Starting Ray client server failed. See x")))
+    refused = client_failure_reason(ConnectionError("ray client connection timeout\nmore"))
+    assert refused == "ray client connection timeout" and not client_server_failed(refused)
