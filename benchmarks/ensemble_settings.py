@@ -60,9 +60,10 @@ SEARCH_SETS = {
         "one search per task of the whole suite, run after the closed-form heads' penalty became `head_l2` = 0.3 "
         "(search_suite_seed0.md)"),
     "ensemble-settings-seeds.jsonl": (
-        "one search per task of the suite outside Amazon-5000 at each of seeds 0 and 1 "
-        "(search_suite_seed0_30.md, search_suite_seed1.md), and of its SURF and digit tasks at seed 2 "
-        "(search_suite_seed2_16.md), with the same training code (their commits differ in benchmarks and pages)"),
+        "one search per task of the suite outside Amazon-5000 at each of seeds 0, 1 and 2 "
+        "(search_suite_seed0_30.md, search_suite_seed1.md; search_suite_seed2_16.md for SURF and the digits, "
+        "search_suite_seed2_14.md for DeCAF and Amazon), with the same training code (their commits differ in "
+        "benchmarks and pages)"),
 }
 
 
