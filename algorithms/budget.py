@@ -77,7 +77,8 @@ class Plan:
 
     def describe(self) -> str:
         stopping = f"ASHA rungs at {', '.join(map(str, self.rungs))} steps" if self.rungs else "no early stopping"
-        trials = f"up to {self.trials} trials" if self.capped else f"{self.trials} trials"
+        count = f"{self.trials} trial{'' if self.trials == 1 else 's'}"
+        trials = f"up to {count}" if self.capped else count
         spend = (f"no trial starts once {self.budget:,} steps are spent" if self.capped else
                  f"~{max(self.trials - self.closed_form, 0) * self.expected_trial_steps:,.0f} steps expected")
         return f"{trials}, up to {self.epochs} epochs x {self.steps_per_epoch} steps, {stopping}; {spend}"

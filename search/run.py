@@ -19,6 +19,7 @@ import platform
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import warnings
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ HEAD_NODE_RESOURCE = "node:__internal_head__"  # every Ray head node has it
 DRIVER_CPU = 0.25  # a Tune trial that only drives a Ray Train run needs CPU > 0
 LOST_RETRY_ROUNDS = 3  # reruns of trials that Tune errored when their node died (a safety bound)
 CLIENT_CONNECT_ATTEMPTS = 3  # connections to a ray:// address whose head failed to start its client server
+CLIENT_REASON_CHARS = 240  # Ray's reasons name the head's log files near their end; whole words, one line
 # A trial whose reports all got lost on the way (Ray Train forwards a Train run's reports to Tune through a queue)
 # ends with a result that lacks the proxy, and Tune's strict metric check would then end the whole search with a
 # traceback. Without it, the recorder records that one trial as an error (Recorder.on_trial_complete).
@@ -205,8 +207,8 @@ def _init_ray(address: str | None) -> None:
         except (ConnectionError, RuntimeError) as error:
             reason = client_failure_reason(error)
             if not client_server_failed(reason) or attempt == attempts - 1:
-                raise InputError("address", f"could not join the Ray cluster at {address} ({reason[:160]})") from None
-            print(f"adaptune: {address}: {reason[:160]}; connecting again", file=sys.stderr)
+                raise InputError("address", f"could not join the Ray cluster at {address} ({reason})") from None
+            print(f"adaptune: {address}: {reason}; connecting again", file=sys.stderr)
             time.sleep(5)
 
 
@@ -214,9 +216,9 @@ def client_failure_reason(error: BaseException) -> str:
     """The line that says why ``ray.init`` failed. A Ray Client head that could not serve the client answers
     "Initialization failure from server:" followed by its own traceback, whose last line holds the reason."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].startswith("Initialization failure from server"):
-        return lines[-1]
-    return first_line(error)
+    from_head = len(lines) > 1 and lines[0].startswith("Initialization failure from server")
+    reason = lines[-1] if from_head else first_line(error)
+    return textwrap.shorten(reason, CLIENT_REASON_CHARS, placeholder=" ...")
 
 
 def client_server_failed(reason: str) -> bool:

@@ -41,6 +41,7 @@ def test_the_plan_affords_more_trials_with_more_budget_and_fewer_on_bigger_data(
     fixed = plan_search(budget=12_000, n_source=648, trials=5, **base)
     assert fixed.trials == 5 and not fixed.capped  # an explicit count wins, and the budget stops nothing
     assert fixed.describe().startswith("5 trials,") and "steps expected" in fixed.describe()
+    assert plan_search(budget=12_000, n_source=648, trials=1, **base).describe().startswith("1 trial,")
 
 
 def test_without_early_stopping_a_trial_costs_its_full_length():

@@ -52,5 +52,7 @@ def test_a_client_server_that_did_not_answer_is_named_and_retried():
     assert reason.startswith("RuntimeError: Proxy failed to Connect to backend!")
     assert client_server_failed(reason)
     assert client_server_failed(client_failure_reason(RuntimeError("Starting Ray client server failed. See x")))
+    long = client_failure_reason(ConnectionAbortedError(head_traceback.replace("`ray_client_server.err`", "x " * 200)))
+    assert len(long) <= 240 and long.endswith(" ...") and "\n" not in long  # whole words, one line
     refused = client_failure_reason(ConnectionError("ray client connection timeout\nmore"))
     assert refused == "ray client connection timeout" and not client_server_failed(refused)
