@@ -57,12 +57,13 @@ def read_token() -> str:
         return handle.read().strip()
 
 
-def processes_naming(marker: str) -> list[psutil.Process]:
-    """Processes whose command line contains ``marker`` (a node's temp dir), with all their descendants."""
+def processes_naming(*markers: str) -> list[psutil.Process]:
+    """Processes whose command line contains any of ``markers`` (a node's temp dir, its node id), with all their
+    descendants."""
     found: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if any(marker in part for part in proc.info["cmdline"] or ()):
+            if any(marker in part for part in proc.info["cmdline"] or () for marker in markers):
                 for member in [proc, *proc.children(recursive=True)]:
                     found[member.pid] = member
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -91,11 +92,7 @@ class RayNode:
     def processes(self) -> list[psutil.Process]:
         """The node's processes. A head's Ray Client server outlives the `ray start` that spawned it and names
         only the node id, not the temp dir."""
-        found = processes_naming(self.temp_dir)
-        if self.node_id:
-            known = {proc.pid for proc in found}
-            found += [proc for proc in processes_naming(f"--node-id={self.node_id}") if proc.pid not in known]
-        return found
+        return processes_naming(self.temp_dir, *([f"--node-id={self.node_id}"] if self.node_id else []))
 
     def kill(self) -> None:
         """SIGKILL the raylet, its workers and agents (and on a head, the GCS and dashboard): a node lost."""
