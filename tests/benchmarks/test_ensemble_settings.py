@@ -72,3 +72,12 @@ def test_several_seeds_show_the_source_gap_at_each_seed():
     assert "| gap of 1 standard error | 0 | 0.0 | 1.0 | 0.5 |" in section
     assert "| gap of 1 standard error | 1 | 2.0 | 1.0 | 1.5 |" in section
     assert "| 5 neighbours |" not in section  # only the source-gap settings
+
+
+def test_a_group_searched_at_one_seed_only_stays_out_of_the_means_per_seed():
+    both = _rows({"a": {"gap of 1 standard error": 0.0}, "b": {}})
+    later = [{**row, "seed": 1} for row in _rows({"a": {"gap of 1 standard error": 2.0}, "b": {}, "c": {}})]
+    section = page(both + later).split("## The source gap at each seed")[1].split("##")[0]
+    assert "| setting | seed | a | b | c | mean over groups at every seed |" in section
+    assert "| gap of 1 standard error | 0 | 0.0 | 1.0 | - | 0.5 |" in section
+    assert "| gap of 1 standard error | 1 | 2.0 | 1.0 | 1.0 | 1.5 |" in section
