@@ -41,7 +41,7 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from .errors import InputError, first_line
+from .errors import InputError, counted, first_line
 from .images import IMAGENET_MEAN, IMAGENET_STD
 
 TIMM_PREFIX = "timm:"
@@ -220,10 +220,6 @@ def _weights_path(weights: str, backbone: str, cached: Callable[[str], str] | No
     return cached(weights)
 
 
-def _count(items: Sequence[object], noun: str) -> str:
-    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
-
-
 def _some(keys: Sequence[str]) -> str:
     return ", ".join(keys[:SHOWN_KEYS]) + (", ..." if len(keys) > SHOWN_KEYS else "")
 
@@ -246,12 +242,12 @@ def _load_weights(model: nn.Module, backbone: str, path: str, classifier: Sequen
         first = wrong[0]
         raise InputError("weights", f"weights in {path} do not fit {backbone}: {first} has shape "
                          f"{tuple(body[first].shape)}, expected {tuple(own[first].shape)} "
-                         f"({_count(wrong, 'tensor')} of the wrong shape)")
+                         f"({counted(len(wrong), 'tensor')} of the wrong shape)")
     # torch's own rules of what may be missing: BatchNorm's num_batches_tracked is absent from older checkpoints,
     # torchvision's published ones included.
     result = model.load_state_dict(body, strict=False)
     missing, unexpected = result.missing_keys, result.unexpected_keys
-    problems = ([f"{_count(missing, 'tensor')} missing ({_some(missing)})"] if missing else []) + (
+    problems = ([f"{counted(len(missing), 'tensor')} missing ({_some(missing)})"] if missing else []) + (
         [f"{len(unexpected)} unexpected ({_some(unexpected)})"] if unexpected else [])
     if problems:
         raise InputError("weights", f"weights in {path} do not fit {backbone}: {'; '.join(problems)}")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from .errors import counted
+
 MIN_STEPS_PER_EPOCH = 100  # see benchmarks/results/source_curves.md
 DEFAULT_GRACE_EPOCHS = 2  # ASHA's first rung, in epochs: most source curves have plateaued by then (same page)
 DEFAULT_BUDGET = 10_000  # optimizer steps over all trials of a search; see benchmarks/results/search_budget.md
@@ -77,7 +79,7 @@ class Plan:
 
     def describe(self) -> str:
         stopping = f"ASHA rungs at {', '.join(map(str, self.rungs))} steps" if self.rungs else "no early stopping"
-        count = f"{self.trials} trial{'' if self.trials == 1 else 's'}"
+        count = counted(self.trials, "trial")
         trials = f"up to {count}" if self.capped else count
         spend = (f"no trial starts once {self.budget:,} steps are spent" if self.capped else
                  f"~{max(self.trials - self.closed_form, 0) * self.expected_trial_steps:,.0f} steps expected")

@@ -1,4 +1,5 @@
-"""The one error type for bad user input, so every entry point can report it the same way."""
+"""The one error type for bad user input, so every entry point can report it the same way, and the wording of the
+one-line messages users read."""
 
 
 def first_line(error: BaseException | str) -> str:
@@ -8,6 +9,11 @@ def first_line(error: BaseException | str) -> str:
     if lines:
         return lines[0]
     return type(error).__name__ if isinstance(error, BaseException) else ""
+
+
+def counted(number: int, noun: str) -> str:
+    """``number`` and ``noun``, plural unless one: "1 trial", "3 trials"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 class InputError(ValueError):

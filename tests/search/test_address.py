@@ -43,7 +43,7 @@ def test_an_address_where_nothing_listens_is_one_line(tmp_path, address):
 def test_a_client_server_that_did_not_answer_is_named_and_retried():
     """Ray Client's "Initialization failure from server:" carries the head's traceback: the line that says why
     is its last one, and a server that did not answer in time is worth a new connection (a new server)."""
-    from adaptune.search.run import client_failure_reason, client_server_failed
+    from adaptune.search.run import CLIENT_REASON_CHARS, client_failure_reason, client_server_failed
 
     head_traceback = ("Initialization failure from server:\nTraceback (most recent call last):\n"
                       '  File "proxier.py", line 778, in Datapath\n    raise RuntimeError(\n'
@@ -53,6 +53,6 @@ def test_a_client_server_that_did_not_answer_is_named_and_retried():
     assert client_server_failed(reason)
     assert client_server_failed(client_failure_reason(RuntimeError("Starting Ray client server failed. See x")))
     long = client_failure_reason(ConnectionAbortedError(head_traceback.replace("`ray_client_server.err`", "x " * 200)))
-    assert len(long) <= 240 and long.endswith(" ...") and "\n" not in long  # whole words, one line
+    assert len(long) <= CLIENT_REASON_CHARS and long.endswith(" ...") and "\n" not in long  # whole words, one line
     refused = client_failure_reason(ConnectionError("ray client connection timeout\nmore"))
     assert refused == "ray client connection timeout" and not client_server_failed(refused)
