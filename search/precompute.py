@@ -4,8 +4,9 @@ A search whose trials freeze the whole backbone (feature-extraction methods, or 
 reaches it) trains them on the backbone's outputs. On a small folder the first trial computes those outputs and
 every other reads them from the feature cache (``algorithms.features``). On a large one that first trial would
 encode every image on its own few CPUs while the rest of the cluster waits, so the driver hands the work to Ray
-Data instead: a dataset of image positions, ``map_batches`` with the frozen backbone in actors over the cluster's
-CPUs (or GPUs), results written to the same cache under the key the trials compute, so they find it there.
+Data instead: one dataset of the image positions of every domain, ``map_batches`` with the frozen backbone in
+actors over the cluster's CPUs (or GPUs), results written to the same cache under the key the trials compute, so
+they find it there.
 """
 
 from __future__ import annotations
@@ -59,16 +60,24 @@ def precompute_features(prepared: Prepared, settings: TrialSettings) -> str | No
     # (the process's shared store would hold every image's features for the whole search).
     store = DiskStore(settings.feature_cache, settings.feature_cache_max_bytes)
     started = time.perf_counter()
+    domains = distinct_domains(task)
+    encoded: dict[int, torch.Tensor] = {}
     computed = 0
-    for domain in distinct_domains(task):
+
+    def encode(index: int) -> torch.Tensor:
+        # The first domain missing from the cache is encoded with every domain after it in one Ray Data pass: one
+        # pool of encoder actors (each importing torch and building the backbone) rather than one per domain.
+        nonlocal computed
+        if index not in encoded:
+            rest = range(index, len(domains))
+            encoded.update(zip(rest, encode_with_ray_data(frozen, [domains[i].x for i in rest],
+                                                          settings.cpus_per_trial, settings.gpus_per_trial)))
+        computed += 1
+        return encoded.pop(index)
+
+    for index, domain in enumerate(domains):
         key = prefix_key(settings.backbone, weights, backbone.depth, domain)
-
-        def encode(domain=domain) -> torch.Tensor:  # noqa: ANN001 - bound per domain
-            nonlocal computed
-            computed += 1
-            return encode_with_ray_data(frozen, domain.x, settings.cpus_per_trial, settings.gpus_per_trial)
-
-        store.get_or_compute(key, encode)
+        store.get_or_compute(key, lambda index=index: encode(index))
     if not computed:
         return f"frozen {settings.backbone} features of {images:,} images: already in the feature cache"
     return (f"frozen {settings.backbone} features of {images:,} images computed with Ray Data in "
@@ -76,34 +85,42 @@ def precompute_features(prepared: Prepared, settings: TrialSettings) -> str | No
 
 
 class _Encoder:
-    """A Ray Data actor: decodes a batch of image positions and runs the frozen backbone on them."""
+    """A Ray Data actor: decodes a batch of image positions (numbered across the domains, one after the other) and
+    runs the frozen backbone on them."""
 
-    def __init__(self, frozen: nn.Module, images: ImageFiles, threads: int, use_gpu: bool):
+    def __init__(self, frozen: nn.Module, domains: list[ImageFiles], threads: int, use_gpu: bool):
         torch.set_num_threads(threads)
         self.device = torch.device("cuda" if use_gpu else "cpu")
         self.frozen = frozen.to(self.device).eval()
-        self.images = images
+        self.domains = domains
+        self.starts = np.cumsum([0] + [len(images) for images in domains])
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         positions = batch["id"]
+        which = np.searchsorted(self.starts, positions, side="right") - 1
+        groups = [positions[which == d] for d in np.unique(which)]  # a batch may span two domains
+        images = torch.cat([self.domains[d].load((group - self.starts[d]).tolist())
+                            for d, group in zip(np.unique(which), groups)])
         with torch.no_grad():
-            features = self.frozen(self.images.load(positions.tolist()).to(self.device)).float().cpu().numpy()
-        return {"id": positions, "features": features}
+            features = self.frozen(images.to(self.device)).float().cpu().numpy()
+        return {"id": np.concatenate(groups), "features": features}
 
 
-def encode_with_ray_data(frozen: nn.Module, images: ImageFiles, cpus: float, gpus: float) -> torch.Tensor:
-    """``frozen`` over every image, in as many Ray Data actors as the cluster has room for, in position order."""
+def encode_with_ray_data(frozen: nn.Module, domains: list[ImageFiles], cpus: float, gpus: float) -> list[torch.Tensor]:
+    """``frozen`` over every image of ``domains`` in one Ray Data pass, in as many actors as the cluster has room for;
+    each domain's features in position order."""
     import ray
 
     per_actor = {"num_gpus": gpus} if gpus > 0 else {}
     slots = max(1, int(ray.cluster_resources().get("GPU" if gpus > 0 else "CPU", 1) // (gpus if gpus > 0 else cpus)))
-    dataset = ray.data.range(len(images)).map_batches(
-        _Encoder, fn_constructor_kwargs={"frozen": frozen, "images": images, "threads": max(1, int(cpus)),
+    starts = np.cumsum([0] + [len(images) for images in domains])
+    dataset = ray.data.range(int(starts[-1])).map_batches(
+        _Encoder, fn_constructor_kwargs={"frozen": frozen, "domains": domains, "threads": max(1, int(cpus)),
                                          "use_gpu": gpus > 0},
         batch_size=BATCH_SIZE, batch_format="numpy", num_cpus=cpus, concurrency=(1, slots), **per_actor)
     positions, features = [], []
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
         positions.append(batch["id"])
         features.append(batch["features"])
-    order = np.argsort(np.concatenate(positions), kind="stable")
-    return torch.from_numpy(np.ascontiguousarray(np.concatenate(features)[order]))
+    ordered = np.concatenate(features)[np.argsort(np.concatenate(positions), kind="stable")]
+    return [torch.from_numpy(np.ascontiguousarray(ordered[start:end])) for start, end in zip(starts[:-1], starts[1:])]
