@@ -101,7 +101,9 @@ class RayNode:
 
     def stop(self) -> None:
         processes = self.processes()
-        kill_all(processes, signal.SIGTERM, timeout_s=5)
+        # A second for the workers and agents to exit on SIGTERM; the GCS and the raylet outlast 5 s of it, so
+        # waiting longer only delays their SIGKILL.
+        kill_all(processes, signal.SIGTERM, timeout_s=1)
         # The same list again: a child whose parent died first no longer names the node.
         kill_all(processes)
         self.kill()
@@ -212,8 +214,11 @@ def start_worker(head: RayNode, num_cpus: int = 2, **env_extra: str) -> RayNode:
 def ray_head() -> Iterator[RayNode]:
     """One head (2 CPUs, token auth, dashboard, venv on PATH) for the cluster tests of one module. Its Ray
     Client server waits 120 s rather than 30 s for the server process it starts per client: on a busy 2-core
-    host that start has taken longer than 30 s."""
-    head = start_head(num_cpus=2, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="120")
+    host that start has taken longer than 30 s. Its GCS declares a killed node dead after 3 failed health checks
+    1 s apart rather than 5 checks 3 s apart, so the node-loss tests wait ~3 s for it, not ~15 s; each check
+    still has Ray's 10 s to answer, so a busy node is not taken for a lost one."""
+    head = start_head(num_cpus=2, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="120",
+                      RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3")
     try:
         yield head
     finally:

@@ -103,17 +103,17 @@ def tune_results(out: Path) -> dict[str, list[dict[str, Any]]]:
 
 def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(ray_head, worker_nodes, ray_tools, tmp_path):
     # ADAPTUNE_FAULT=raise@2 in the environment of one node's processes only: every trial placed there raises
-    # at epoch 2 (max_failures 0: no retry). A trial takes a whole node (2 CPUs), so the first two trials, which
-    # start together, run one on each node: at least one fails and at least one completes.
+    # at epoch 2 (max_failures 0: no retry). A trial takes a whole node (2 CPUs), so the two trials, which start
+    # together, run one on each node: one fails and one completes.
     faulty = worker_nodes(ADAPTUNE_FAULT="raise@2")
     out = tmp_path / "faults"
-    config = write_config(tmp_path, max_failures=0, resources={"cpus_per_trial": 2})
+    config = write_config(tmp_path, trials=2, max_failures=0, resources={"cpus_per_trial": 2})
     result = adaptune("search", config, "--address", ray_head.address, "--out", out, env=ray_tools.env())
     assert result.returncode == 0, result.stderr[-3000:]
     board = finished(out)
-    assert len(board) == 4 and board["trial_id"].is_unique
+    assert len(board) == 2 and board["trial_id"].is_unique
     failed, done = board[board["status"] == "error"], board[board["status"].isin(FINISHED)]
-    assert len(failed) >= 1 and len(done) >= 1 and len(failed) + len(done) == 4, board[["status", "node_id"]]
+    assert len(failed) == 1 and len(done) == 1, board[["status", "node_id"]]
     assert failed["error"].str.contains("RuntimeError: injected fault at epoch 2").all(), failed["error"].tolist()
     assert (failed["node_id"] == faulty.node_id).all() and (failed["epochs"] == 1).all()
     assert failed["rank"].isna().all()
@@ -130,16 +130,16 @@ def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(ray_he
     result = adaptune("resume", out, "--retry-errors", "--address", ray_head.address, env=ray_tools.env())
     assert result.returncode == 0, result.stderr[-3000:]
     board = finished(out)
-    assert len(board) == 4 and board["trial_id"].is_unique and board["status"].eq("completed").all(), board
+    assert len(board) == 2 and board["trial_id"].is_unique and board["status"].eq("completed").all(), board
     assert board["error"].isna().all() and (board["epochs"] == 3).all()
     retried = board.set_index("trial_id").loc[failed["trial_id"]]
     assert (retried["node_id"] == ray_head.node_id).all()
     history = read_parquet_once(out / "history.parquet").to_pandas()
-    assert not history.duplicated(["trial_id", "epoch"]).any() and len(history) == 4 * 3
+    assert not history.duplicated(["trial_id", "epoch"]).any() and len(history) == 2 * 3
     results = tune_results(out)
     for trial_id in failed["trial_id"]:  # restored from its checkpoint: epoch 1 is not trained again
         assert [r["epoch"] for r in results[trial_id]] == [1, 2, 3], results[trial_id]
-    assert json.loads((out / "summary.json").read_text())["statuses"] == {"completed": 4}
+    assert json.loads((out / "summary.json").read_text())["statuses"] == {"completed": 2}
 
 
 def test_trials_spread_over_two_nodes_and_survive_losing_one(ray_head, worker_nodes, ray_tools, tmp_path):
@@ -347,6 +347,8 @@ def test_token_auth_refuses_clients_without_the_token(ray_head, ray_tools, tmp_p
     client = [sys.executable, "-c", CLIENT.format(address=ray_head.address)]
     cases = {"no token": {**base, "HOME": str(empty_home)},
              "wrong token": {**base, "HOME": str(empty_home), "RAY_AUTH_TOKEN": "0" * 32}}
+    # A refused GCS connection is retried once a second for 20 s by default; two tries show the refusal as well.
+    cases = {name: {**env, "RAY_gcs_server_port_wait_time_s": "2"} for name, env in cases.items()}
     for name, env in cases.items():
         result = subprocess.run(client, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode != 0 and "CPU" not in result.stdout, name

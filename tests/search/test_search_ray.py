@@ -198,20 +198,6 @@ def test_one_trial_at_a_time_the_same_seed_repeats_the_search_exactly(ray_local,
     pd.testing.assert_frame_equal(boards[0], boards[1])
 
 
-def test_train_runner_runs_each_trial_as_a_data_parallel_ray_train_run(ray_local, tmp_path):
-    """Ray Train with two workers per trial: DDP over gloo, each rank on its shard of every epoch, and the
-    trial's Train checkpoint (reported by path) reaches the ensemble."""
-    out = tmp_path / "run"
-    summary = _search(out, trials=1, epochs=2, methods=["dann"], ensemble_k=1,
-                      resources={"workers": 2, "cpus_per_trial": 0.75, "max_concurrent": 1})
-    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
-    assert summary["runner"] == "train"  # auto picks Ray Train for workers > 1
-    trial = board[board["status"] != "ensemble"]
-    assert trial["status"].tolist() == ["completed"] and math.isfinite(trial["score"].item())
-    assert any((out / "ray").glob("train-*"))
-    assert board.loc[board["status"] == "ensemble", "members"].item() == trial["trial_id"].item()
-
-
 def test_every_train_report_reaches_the_trial_even_one_put_as_the_run_ends(ray_local):
     """The relay hands on every report in order, those put while the run goes on and the one put just before it
     returns, then raises what the run raised."""
@@ -234,21 +220,27 @@ def test_every_train_report_reaches_the_trial_even_one_put_as_the_run_ends(ray_l
     reports.shutdown()
 
 
-def test_a_train_runner_search_goes_on_after_asha_stops_a_trial(ray_local, tmp_path):
-    """A stopped trial's actor is still inside its Train run; reusing it for the next trial failed, erred that trial
-    and held the search until Tune's forced cleanup, ten minutes later (past the suite's 300 s timeout).
+def test_train_runner_trials_are_data_parallel_train_runs_and_go_on_after_asha_stops_one(ray_local, tmp_path):
+    """Ray Train with two workers per trial: DDP over gloo, each rank on its shard of every epoch, and a trial's
+    Train checkpoint (reported by path) reaches the ensemble.
 
-    Each trial is a Train run of one worker, which trains without a process group."""
+    A stopped trial's actor is still inside its Train run; reusing it for the next trial failed, erred that trial
+    and held the search until Tune's forced cleanup, ten minutes later (past the suite's 300 s timeout)."""
     out = tmp_path / "run"
     # One trial at a time (a Train run costs ~25 s here, so three is the least that shows it): dann's defaults
     # set the rung, source_only's defaults score far below them there and ASHA stops it, and a third trial follows.
-    summary = _search(out, trials=3, epochs=3, steps_per_epoch=50, batch_size=64, ensemble_k=0,
-                      methods=["dann", "source_only"], resources={"runner": "train", "cpus_per_trial": 1})
+    summary = _search(out, trials=3, epochs=3, steps_per_epoch=50, batch_size=64, ensemble_k=1,
+                      methods=["dann", "source_only"], resources={"workers": 2, "cpus_per_trial": 0.75})
+    assert summary["runner"] == "train" and summary["max_concurrent"] == 1  # auto picks Ray Train for workers > 1
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
-    ended = board.sort_values("ended_at")["status"].tolist()
+    trials = board[board["status"] != "ensemble"]
+    ended = trials.sort_values("ended_at")["status"].tolist()
     assert "stopped" in ended[:-1], ended  # a trial ran after one that ASHA stopped
     assert set(ended) <= {"completed", "stopped"} and summary["trials"] == 3
-    assert summary["runner"] == "train" and any((out / "ray").glob("train-*"))
+    assert trials["score"].map(math.isfinite).all() and any((out / "ray").glob("train-*"))
+    ensemble = board[board["status"] == "ensemble"]
+    assert ensemble["members"].item() == trials.loc[trials["score"].idxmax(), "trial_id"]
+    assert 0 <= ensemble["target_acc"].item() <= 1
 
 
 def test_a_stopped_trial_stays_with_its_train_run_so_tune_cannot_reuse_the_actor_under_it(ray_local):
@@ -300,39 +292,32 @@ def test_a_trial_whose_results_never_arrive_is_recorded_as_an_error_and_the_sear
     assert statuses == [(0, "completed", None), (1, "error", NO_RESULT)]
 
 
-def test_a_checkpoint_proxy_keeps_its_best_epoch_and_the_selecting_proxy_ranks_the_trials_there(ray_local, tmp_path):
+def test_a_checkpoint_proxy_keeps_its_best_epoch_and_a_re_ranking_gives_back_the_ensemble(ray_local, tmp_path):
+    """Each trial keeps its best epoch by the checkpoint proxy (im) and is ranked there by the selecting proxy;
+    benchmarks.checkpoint_proxy re-ranks the search's trials at their kept epochs as the search itself does."""
     from adaptune.search.trial import resolve_task
     from benchmarks._common import kept_predictions
+    from benchmarks.checkpoint_proxy import IM, SPLIT, rerank_run
 
-    out = tmp_path / "run"
-    summary = _search(out, trials=2, epochs=4, proxy="neighbour_agreement", checkpoint_proxy="im", ensemble_k=0,
-                      scheduler={"kind": "none"})
+    out, task_name = tmp_path / "run", "office-surf:W->D"
+    summary = _search(out, task=task_name, trials=3, epochs=3, proxy="neighbour_agreement", checkpoint_proxy="im",
+                      ensemble_k=1, scheduler={"kind": "none"})
     assert (summary["proxy"], summary["checkpoint_proxy"]) == ("neighbour_agreement", "im")
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    trials = board[board["status"] != "ensemble"]
     history = pq.read_table(out / "history.parquet").to_pandas()
-    task = resolve_task("synthetic:blobs", None, None, 0, 0, summary["preprocess"])
-    for row in board.itertuples():
+    task = resolve_task(task_name, None, None, 0, 0, summary["preprocess"])
+    for row in trials.itertuples():
         epochs = history[history["trial_id"] == row.trial_id].sort_values("epoch")
         best = epochs.loc[epochs["proxy_im"].idxmax()]
         assert (row.best_epoch, row.score) == (best["epoch"], best["proxy_neighbour_agreement"])
         # The kept checkpoint is im's best epoch: its predictions score that epoch's target accuracy.
         kept = kept_predictions(str(out), row.trial_id, "proxy_im").float()
         assert math.isclose(float((kept.argmax(1) == task.target_oracle).float().mean()), row.target_acc)
-    recommended = summary["recommendation"]
-    assert recommended["trial_id"] == board.loc[board["score"].idxmax(), "trial_id"]
+    assert summary["recommendation"]["members"] == [trials.loc[trials["score"].idxmax(), "trial_id"]]
 
-
-def test_a_search_re_ranked_by_its_own_rule_gives_back_its_ensemble_row(ray_local, tmp_path):
-    """benchmarks.checkpoint_proxy re-ranks a search's trials at their kept epochs as the search itself does."""
-    from benchmarks.checkpoint_proxy import IM, SPLIT, rerank_run
-
-    out = tmp_path / "run"
-    _search(out, task="office-surf:W->D", trials=3, epochs=2, proxy="neighbour_agreement", checkpoint_proxy="im",
-            ensemble_k=1, scheduler={"kind": "none"})
     rows = {row["rule"]: row for row in rerank_run(str(out))}
     assert math.isclose(rows[SPLIT]["recommended"], rows[SPLIT]["recorded"], abs_tol=1e-6)
-    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
-    trials = board[board["status"] != "ensemble"]
     assert rows[IM]["members"] == trials.loc[trials["proxy_im"].idxmax(), "method"]
     assert rows[SPLIT]["members"] == trials.loc[trials["proxy_neighbour_agreement"].idxmax(), "method"]
 
@@ -440,6 +425,30 @@ def test_a_search_whose_every_trial_fails_says_so(ray_local, tmp_path):
     failed = summary["all_failed"]
     assert failed and "InputError: source: path does not exist" in failed["message"], failed
     assert failed["traceback"].endswith("error.txt") and "source.npz" in open(failed["traceback"]).read()
+
+
+def test_one_encoder_batch_may_span_two_domains_and_keeps_each_image_with_its_features(tmp_path):
+    """The Ray Data pass numbers the images of every domain one after the other; a batch across a boundary is
+    decoded from both domains, and each image's features come back under its own number."""
+    import numpy as np
+    from PIL import Image
+
+    from adaptune.algorithms.images import ImageFiles
+    from adaptune.search.precompute import _Encoder
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(7):
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(files[-1])
+    domains = [ImageFiles(tuple(files[:3]), size=8), ImageFiles(tuple(files[3:]), size=8)]
+    frozen = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
+    encoder = _Encoder(frozen, domains, threads=1, use_gpu=False)
+    batch = encoder({"id": np.array([1, 2, 3, 4])})
+    with torch.no_grad():
+        expected = torch.cat([frozen(domains[0].load([1, 2])), frozen(domains[1].load([0, 1]))]).numpy()
+    assert batch["id"].tolist() == [1, 2, 3, 4]
+    np.testing.assert_allclose(batch["features"], expected, rtol=1e-6)
 
 
 def test_ray_data_computes_the_frozen_features_of_an_image_folder_once(ray_local, tmp_path, capsys):
