@@ -62,9 +62,10 @@ SEARCH_SETS = {
     "ensemble-settings-seeds.jsonl": (
         "one search per task of the suite outside Amazon-5000 at each of seeds 0, 1 and 2 "
         "(search_suite_seed0_30.md, search_suite_seed1.md; search_suite_seed2_16.md for SURF and the digits, "
-        "search_suite_seed2_14.md for DeCAF and Amazon), and one per Amazon-5000 task at seed 1 "
-        "(search_suite_seed1_amazon5000.md; its seed-0 searches, search_suite_seed0.md, were not kept), with the "
-        "same training code (their commits differ in benchmarks and pages)"),
+        "search_suite_seed2_14.md for DeCAF and Amazon), and one per Amazon-5000 task at seeds 1 and 2 "
+        "(search_suite_seed1_amazon5000.md, search_suite_seed2_amazon5000.md; its seed-0 searches, "
+        "search_suite_seed0.md, were not kept), with the same training code (their commits differ in benchmarks, "
+        "tests and pages)"),
 }
 
 
