@@ -93,17 +93,24 @@ class _Encoder:
         self.device = torch.device("cuda" if use_gpu else "cpu")
         self.frozen = frozen.to(self.device).eval()
         self.domains = domains
-        self.starts = np.cumsum([0] + [len(images) for images in domains])
+        self.starts = domain_starts(domains)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         positions = batch["id"]
         which = np.searchsorted(self.starts, positions, side="right") - 1
-        groups = [positions[which == d] for d in np.unique(which)]  # a batch may span two domains
+        present = np.unique(which)  # a batch may span two domains
+        groups = [positions[which == d] for d in present]
         images = torch.cat([self.domains[d].load((group - self.starts[d]).tolist())
-                            for d, group in zip(np.unique(which), groups)])
+                            for d, group in zip(present, groups)])
         with torch.no_grad():
             features = self.frozen(images.to(self.device)).float().cpu().numpy()
         return {"id": np.concatenate(groups), "features": features}
+
+
+def domain_starts(domains: list[ImageFiles]) -> np.ndarray:
+    """Where each domain's images begin when the images of ``domains`` are numbered one after the other, and the
+    total last."""
+    return np.cumsum([0] + [len(images) for images in domains])
 
 
 def encode_with_ray_data(frozen: nn.Module, domains: list[ImageFiles], cpus: float, gpus: float) -> list[torch.Tensor]:
@@ -113,7 +120,7 @@ def encode_with_ray_data(frozen: nn.Module, domains: list[ImageFiles], cpus: flo
 
     per_actor = {"num_gpus": gpus} if gpus > 0 else {}
     slots = max(1, int(ray.cluster_resources().get("GPU" if gpus > 0 else "CPU", 1) // (gpus if gpus > 0 else cpus)))
-    starts = np.cumsum([0] + [len(images) for images in domains])
+    starts = domain_starts(domains)
     dataset = ray.data.range(int(starts[-1])).map_batches(
         _Encoder, fn_constructor_kwargs={"frozen": frozen, "domains": domains, "threads": max(1, int(cpus)),
                                          "use_gpu": gpus > 0},
