@@ -30,9 +30,10 @@ $(CHROMIUM):
 demo: $(STAMP)
 	$(BIN)/adaptune search
 
+# The Ray tests one after another and the others beside them at a lower priority (see tests/run-suite).
 test: $(STAMP) | $(CHROMIUM)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	tests/run-suite $(BIN)/python
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

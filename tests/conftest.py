@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 
@@ -13,6 +14,19 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
+
+
+@pytest.fixture(autouse=True)
+def _ray_starts_only_in_tests_marked_ray(request):
+    """`make test` runs the tests marked ``ray`` one after another, and every other test beside them: a second Ray
+    runtime on the host makes Ray's state API ambiguous (Ray Train's placement-group cleaner then leaks a worker
+    group), so a test that starts Ray in process must say so."""
+    ray = sys.modules.get("ray")
+    running_before = ray is not None and ray.is_initialized()
+    yield
+    ray = sys.modules.get("ray")
+    if not running_before and ray is not None and ray.is_initialized() and not request.node.get_closest_marker("ray"):
+        pytest.fail("this test started Ray: mark it @pytest.mark.ray (see tests/run-suite)")
 
 
 @pytest.fixture

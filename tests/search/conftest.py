@@ -207,22 +207,45 @@ def start_worker(head: RayNode, num_cpus: int = 2, **env_extra: str) -> RayNode:
     return node
 
 
-# Module scope: a second Ray instance on the host while another test module runs its own local Ray makes
-# Ray's state API ambiguous ("multiple active Ray instances"), and Ray Train's placement-group cleaner then
-# leaks the worker group's placement group, starving later trials.
-@pytest.fixture(scope="module")
-def ray_head() -> Iterator[RayNode]:
-    """One head (2 CPUs, token auth, dashboard, venv on PATH) for the cluster tests of one module. Its Ray
-    Client server waits 120 s rather than 30 s for the server process it starts per client: on a busy 2-core
-    host that start has taken longer than 30 s. Its GCS declares a killed node dead after 3 failed health checks
-    1 s apart rather than 5 checks 3 s apart, so the node-loss tests wait ~3 s for it, not ~15 s; each check
+_HEAD: list[RayNode] = []  # the cluster head, while the tests that use it run
+_HEAD_MODULES: set[str] = set()  # the test files with a test that uses it
+
+
+def _test_file(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _HEAD_MODULES.update(_test_file(item) for item in session.items if "ray_head" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture
+def ray_head() -> RayNode:
+    """One head (2 CPUs, token auth, dashboard, venv on PATH) for the cluster tests, started by the first test that
+    asks for it and kept while the next test is in a file that uses it too (the cluster test files run one after
+    another under `make test`). It is stopped before any other test: a second Ray instance on the host while a test
+    runs its own local Ray makes Ray's state API ambiguous ("multiple active Ray instances"), and Ray Train's
+    placement-group cleaner then leaks the worker group's placement group, starving later trials.
+
+    Its Ray Client server waits 120 s rather than 30 s for the server process it starts per client: on a busy
+    2-core host that start has taken longer than 30 s. Its GCS declares a killed node dead after 3 failed health
+    checks 1 s apart rather than 5 checks 3 s apart, so the node-loss tests wait ~3 s for it, not ~15 s; each check
     still has Ray's 10 s to answer, so a busy node is not taken for a lost one."""
-    head = start_head(num_cpus=2, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="120",
-                      RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3")
-    try:
-        yield head
-    finally:
-        head.stop()
+    if not _HEAD:
+        _HEAD.append(start_head(num_cpus=2, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="120",
+                                RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3"))
+    return _HEAD[0]
+
+
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures, which may still talk to the head
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if _HEAD and (nextitem is None or _test_file(nextitem) not in _HEAD_MODULES):
+        _HEAD.pop().stop()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    while _HEAD:
+        _HEAD.pop().stop()
 
 
 @pytest.fixture

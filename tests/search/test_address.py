@@ -7,9 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from cli_helpers import adaptune  # tests/search/cli_helpers.py
 
-pytestmark = pytest.mark.ray
 
-
+@pytest.mark.ray
 @pytest.mark.parametrize("kind", ["gcs", "client"])
 def test_search_joins_an_existing_cluster(ray_head, tmp_path, kind):
     """By the GCS address (HOST:PORT) and through Ray Client (ray://HOST:PORT). The budget plans the two trials

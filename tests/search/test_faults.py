@@ -1,9 +1,9 @@
 """Fault tolerance on real Ray (no mocks): failing trials, a lost node, a killed driver, Ctrl-C,
 a writer killed mid-write, and token authentication.
 
-The cluster is ``ray start`` nodes on 127.0.0.1 (see conftest.py): a session head with 2 CPUs and token auth,
-plus worker nodes started per test. Searches run as ``adaptune`` subprocesses on ``synthetic:blobs`` with a
-few short epochs (``steps_per_epoch``), so a trial takes seconds.
+The cluster is ``ray start`` nodes on 127.0.0.1 (see conftest.py): a head with 2 CPUs and token auth (shared
+with the other cluster test files), plus worker nodes started per test. Searches run as ``adaptune`` subprocesses
+on ``synthetic:blobs`` with a few short epochs (``steps_per_epoch``), so a trial takes seconds.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from cli_helpers import BIN, adaptune, one_line_error
 from adaptune.reports.leaderboard import FINISHED
 from adaptune.reports.run_dir import RunDir, read_parquet_once
 from adaptune.search.cli import main
-
-pytestmark = pytest.mark.ray
 
 BASE = {"task": "synthetic:blobs", "methods": ["source_only", "dann"], "trials": 4, "epochs": 3,
         "steps_per_epoch": 40, "batch_size": 16, "seed": 0, "quiet": True,
@@ -101,6 +99,7 @@ def tune_results(out: Path) -> dict[str, list[dict[str, Any]]]:
     return results
 
 
+@pytest.mark.ray
 def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(ray_head, worker_nodes, ray_tools, tmp_path):
     # ADAPTUNE_FAULT=raise@2 in the environment of one node's processes only: every trial placed there raises
     # at epoch 2 (max_failures 0: no retry). A trial takes a whole node (2 CPUs), so the two trials, which start
@@ -142,6 +141,7 @@ def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(ray_he
     assert json.loads((out / "summary.json").read_text())["statuses"] == {"completed": 2}
 
 
+@pytest.mark.ray
 def test_trials_spread_over_two_nodes_and_survive_losing_one(ray_head, worker_nodes, ray_tools, tmp_path):
     worker = worker_nodes()
     out, log = tmp_path / "run", tmp_path / "search.log"
@@ -192,6 +192,7 @@ def test_trials_spread_over_two_nodes_and_survive_losing_one(ray_head, worker_no
     assert computed.sum() == 3 and len(list((out / "features").glob("*.pt"))) == 3, computed
 
 
+@pytest.mark.ray
 def test_losing_a_node_while_a_trial_starts_loses_no_trial(ray_head, worker_nodes, ray_tools, tmp_path):
     """The worker dies while a trial is starting there (started, no result yet): the window where Ray Tune 2.60
     can take two failures of one lost actor and error a trial it has just requeued. The search reruns such a
@@ -239,6 +240,7 @@ def _check_resumed(out: Path, before: pd.DataFrame, result: subprocess.Completed
     assert summary["state"] == "finished" and summary["trials"] == 4
 
 
+@pytest.mark.ray
 def test_resume_after_killing_a_driver_that_started_its_own_ray(ray_tools, tmp_path):
     # No --address: the driver starts a local Ray (under its own RAY_TMPDIR here, to find its processes).
     # Ray starts them with PR_SET_PDEATHSIG (kernel fate sharing), so they die with a SIGKILLed driver.
@@ -261,6 +263,7 @@ def test_resume_after_killing_a_driver_that_started_its_own_ray(ray_tools, tmp_p
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
+@pytest.mark.ray
 def test_ctrl_c_keeps_finished_trials_and_resume_completes_the_search(ray_head, ray_tools, tmp_path, capsys):
     out, log = tmp_path / "run", tmp_path / "search.log"
     # The budget plans the 4 trials (300 steps each without early stopping); its count of spent steps is saved with
@@ -340,6 +343,7 @@ def test_the_leaderboard_is_never_half_written(tmp_path):
 CLIENT = "import ray; ray.init(address={address!r}, log_to_driver=False); print('CPU', ray.cluster_resources()['CPU'])"
 
 
+@pytest.mark.ray
 def test_token_auth_refuses_clients_without_the_token(ray_head, ray_tools, tmp_path):
     empty_home = tmp_path / "home"
     empty_home.mkdir()

@@ -1,6 +1,6 @@
 """`adaptune submit` (a Ray Job on a real head), `adaptune status`, and where `storage:` puts the Tune experiment.
 
-The head is the session's ``ray start`` node from conftest.py (token auth on, the venv's bin on its PATH so the
+The head is the cluster tests' ``ray start`` node from conftest.py (token auth on, the venv's bin on its PATH so the
 job's driver finds ``adaptune``). Searches are a few short trials on ``synthetic:blobs``.
 """
 

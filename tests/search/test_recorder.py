@@ -82,6 +82,7 @@ def _failed_trial(tmp_path, name: str, error: Exception, max_failures: int, fail
     return trial
 
 
+@pytest.mark.ray
 def test_a_trial_errored_by_its_lost_node_with_retries_left_is_marked_lost(local_ray, tmp_path):
     from ray.exceptions import ActorDiedError, RayTaskError
 
@@ -109,6 +110,7 @@ def test_a_trial_errored_by_its_lost_node_with_retries_left_is_marked_lost(local
     assert not recorder.errors_all_lost()
 
 
+@pytest.mark.ray
 def test_a_trial_that_returned_without_any_result_is_an_error_not_a_stopped_trial(local_ray, tmp_path):
     from ray.train._internal.storage import StorageContext
     from ray.tune.experiment import Trial
