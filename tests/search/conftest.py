@@ -227,12 +227,15 @@ def ray_head() -> RayNode:
     runs its own local Ray makes Ray's state API ambiguous ("multiple active Ray instances"), and Ray Train's
     placement-group cleaner then leaks the worker group's placement group, starving later trials.
 
-    Its Ray Client server waits 120 s rather than 30 s for the server process it starts per client: on a busy
-    2-core host that start has taken longer than 30 s. Its GCS declares a killed node dead after 3 failed health
-    checks 1 s apart rather than 5 checks 3 s apart, so the node-loss tests wait ~3 s for it, not ~15 s; each check
-    still has Ray's 10 s to answer, so a busy node is not taken for a lost one."""
+    Its Ray Client server waits 60 s rather than 30 s for the server process it starts per client: on a busy 2-core
+    host that start has taken longer than 30 s; and a few starts never answered at all (2 of 16 client tests here
+    took 165-170 s instead of ~35 s while the head waited 120 s before the search connected again).
+
+    Its GCS declares a killed node dead after 3 failed health checks 1 s apart rather than 5 checks 3 s apart, so
+    the node-loss tests wait ~3 s for it, not ~15 s; each check still has Ray's 10 s to answer, so a busy node is
+    not taken for a lost one."""
     if not _HEAD:
-        _HEAD.append(start_head(num_cpus=2, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="120",
+        _HEAD.append(start_head(num_cpus=2, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="60",
                                 RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3"))
     return _HEAD[0]
 
