@@ -220,7 +220,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture
-def ray_head() -> RayNode:
+def ray_head(request: pytest.FixtureRequest) -> RayNode:
     """One head (2 CPUs, token auth, dashboard, venv on PATH) for the cluster tests, started by the first test that
     asks for it and kept while the next test is in a file that uses it too (the cluster test files run one after
     another under `make test`). It is stopped before any other test: a second Ray instance on the host while a test
@@ -234,6 +234,8 @@ def ray_head() -> RayNode:
     Its GCS declares a killed node dead after 3 failed health checks 1 s apart rather than 5 checks 3 s apart, so
     the node-loss tests wait ~3 s for it, not ~15 s; each check still has Ray's 10 s to answer, so a busy node is
     not taken for a lost one."""
+    if not request.node.get_closest_marker("ray"):  # it would run beside the Ray tests (tests/run-suite)
+        pytest.fail("this test uses the cluster head: mark it @pytest.mark.ray")
     if not _HEAD:
         _HEAD.append(start_head(num_cpus=2, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="60",
                                 RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3"))
